@@ -1,0 +1,172 @@
+"""The record cache: RRsets and negative answers with absolute expiry times and trust ranks.
+
+Expiry is stored as an absolute wall-clock time (from the injected clock), as Unbound does, so a
+cached entry keeps its meaning in a dump or across a restart, and tests run hours of TTL with a
+fake clock. cachetools' TLRUCache bounds the number of entries (least recently used goes first)
+and drops each entry when its own TTL runs out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from enum import IntEnum
+
+import dns.name
+import dns.rcode
+import dns.rdatatype
+import dns.rrset
+from cachetools import TLRUCache
+
+from resolver.config import CacheConfig
+
+Clock = Callable[[], float]
+
+
+class Rank(IntEnum):
+    """How far a record can be trusted (RFC 2181 section 5.4.1); higher replaces lower, never back.
+
+    Only ANSWER data is ever returned to a client: glue and referral NS sets only steer the
+    iterator towards the servers that are authoritative for the data.
+    """
+
+    GLUE = 1
+    REFERRAL = 2
+    AUTHORITY = 3
+    ANSWER = 4
+
+
+@dataclass(frozen=True, slots=True)
+class _Entry:
+    rrset: dns.rrset.RRset
+    expires: float
+    rank: Rank
+
+
+@dataclass(frozen=True, slots=True)
+class CachedNegative:
+    """An NXDOMAIN (rdtype None: the whole name) or NODATA (for one rdtype), with its SOA."""
+
+    rcode: dns.rcode.Rcode
+    soa: dns.rrset.RRset
+    expires: float
+
+
+# The kind tags keep positive and negative entries for the same name apart in one cache, so a
+# single size bound (and a single LRU order) covers everything the resolver remembers.
+_RRSET = 0
+_NEGATIVE = 1
+_Key = tuple[int, dns.name.Name, int | None]
+
+
+def with_ttl(rrset: dns.rrset.RRset, ttl: int) -> dns.rrset.RRset:
+    """A copy with another TTL (the original may be shared with the cache or a message)."""
+    if rrset.ttl == ttl:
+        return rrset
+    copy = rrset.copy()
+    copy.ttl = ttl
+    return copy
+
+
+class RecordCache:
+    """RRsets keyed by (name, type), and negative answers, bounded in entries."""
+
+    def __init__(self, config: CacheConfig, clock: Clock) -> None:
+        self._config = config
+        self._clock = clock
+        self._entries: TLRUCache[_Key, _Entry | CachedNegative] = TLRUCache(
+            maxsize=config.max_entries, ttu=lambda _key, entry, _now: entry.expires, timer=clock
+        )
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def clamp_ttl(self, ttl: int, *, delegation: bool = False) -> int:
+        """The TTL the cache would keep for a record: cache-min-ttl, cache-max-ttl, the NS cap."""
+        ceiling = self._config.max_delegation_ttl if delegation else self._config.max_ttl
+        return max(self._config.min_ttl, min(ttl, ceiling))
+
+    def negative_ttl(self, soa: dns.rrset.RRset) -> int:
+        """min(SOA TTL, SOA MINIMUM) (RFC 2308 section 5), within the configured bounds."""
+        ttl = min(soa.ttl, soa[0].minimum, self._config.max_negative_ttl)
+        return max(self._config.min_ttl, ttl)
+
+    def remaining(self, expires: float) -> int:
+        return max(0, int(expires - self._clock()))
+
+    def put_rrset(self, rrset: dns.rrset.RRset, rank: Rank, *, delegation: bool = False) -> bool:
+        """Store an RRset unless a more trusted copy is still held; True if it was stored."""
+        key = (_RRSET, rrset.name, rrset.rdtype)
+        held = self._entries.get(key)
+        if isinstance(held, _Entry) and held.rank > rank:
+            return False
+        ttl = self.clamp_ttl(rrset.ttl, delegation=delegation)
+        if ttl <= 0:
+            return False
+        self._entries[key] = _Entry(with_ttl(rrset, ttl), self._clock() + ttl, rank)
+        if rank >= Rank.AUTHORITY:
+            # Fresh authoritative data supersedes what we believed about its absence.
+            self._entries.pop((_NEGATIVE, rrset.name, rrset.rdtype), None)
+            self._entries.pop((_NEGATIVE, rrset.name, None), None)
+        return True
+
+    def get_rrset(
+        self, name: dns.name.Name, rdtype: int, *, min_rank: Rank = Rank.GLUE
+    ) -> dns.rrset.RRset | None:
+        """The RRset with its TTL reduced by the time it has spent here, if trusted enough."""
+        entry = self._entries.get((_RRSET, name, rdtype))
+        if not isinstance(entry, _Entry) or entry.rank < min_rank:
+            return None
+        ttl = self.remaining(entry.expires)
+        return with_ttl(entry.rrset, ttl) if ttl > 0 else None
+
+    def rank_of(self, name: dns.name.Name, rdtype: int) -> Rank | None:
+        entry = self._entries.get((_RRSET, name, rdtype))
+        return entry.rank if isinstance(entry, _Entry) else None
+
+    def put_negative(
+        self, name: dns.name.Name, rdtype: int | None, rcode: dns.rcode.Rcode, soa: dns.rrset.RRset
+    ) -> bool:
+        """Cache NXDOMAIN (rdtype None) or NODATA for min(SOA TTL, SOA MINIMUM) (RFC 2308)."""
+        ttl = self.negative_ttl(soa)
+        if ttl <= 0:
+            return False
+        entry = CachedNegative(rcode, with_ttl(soa, ttl), self._clock() + ttl)
+        self._entries[(_NEGATIVE, name, rdtype)] = entry
+        return True
+
+    def get_negative(self, name: dns.name.Name, rdtype: int) -> CachedNegative | None:
+        """A cached NXDOMAIN for the name, else a cached NODATA for (name, rdtype); SOA TTL aged."""
+        for key in ((_NEGATIVE, name, None), (_NEGATIVE, name, rdtype)):
+            entry = self._entries.get(key)
+            if isinstance(entry, CachedNegative):
+                ttl = self.remaining(entry.expires)
+                if ttl > 0:
+                    return CachedNegative(entry.rcode, with_ttl(entry.soa, ttl), entry.expires)
+        return None
+
+    def closest_delegation(self, name: dns.name.Name) -> dns.rrset.RRset | None:
+        """The NS set of the deepest cached zone cut at or above `name` (root excluded)."""
+        while name != dns.name.root:
+            ns = self.get_rrset(name, dns.rdatatype.NS)
+            if ns is not None:
+                return ns
+            name = name.parent()
+        return None
+
+    def flush(self, name: dns.name.Name | None = None, *, subtree: bool = False) -> int:
+        """Forget everything (no name), one name, or a name and everything below it."""
+        doomed = [key for key in self._entries if _matches(key, name, subtree)]
+        for key in doomed:
+            self._entries.pop(key, None)
+        return len(doomed)
+
+    def keys(self) -> Iterator[_Key]:
+        return iter(list(self._entries))
+
+
+def _matches(key: _Key, name: dns.name.Name | None, subtree: bool) -> bool:
+    if name is None:
+        return True
+    owner = key[1]
+    return owner.is_subdomain(name) if subtree else owner == name

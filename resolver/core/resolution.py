@@ -1,0 +1,391 @@
+"""One client question's state machine: it says whom to ask, is told what they said, and decides.
+
+`next_action()` returns `SendQuery(...)` or `Done(answer)`; `receive(outcome)` feeds back the
+response, timeout or error and returns the next action. Internally the walk is written as a
+generator (each `yield` is one upstream query), so sub-questions such as the addresses of glueless
+name servers are plain nested calls instead of an explicit stack of states.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Generator
+from dataclasses import dataclass
+
+import dns.flags
+import dns.message
+import dns.name
+import dns.rcode
+import dns.rdatatype
+import dns.rrset
+
+from resolver.cache.records import Rank, RecordCache, with_ttl
+from resolver.cache.servers import ServerTable
+from resolver.config import Config
+from resolver.core.actions import (
+    Action,
+    Answer,
+    Done,
+    NetworkError,
+    Outcome,
+    Response,
+    SendQuery,
+    Server,
+    Timeout,
+)
+from resolver.core.hints import RootHints
+from resolver.core.iterate import Classified, Kind, classify
+from resolver.core.reasons import ResolutionFailed, ServfailReason
+from resolver.core.scrub import answers_question
+from resolver.core.selection import choose_server, usable_address
+from resolver.core.zonecut import Delegation
+
+Tracer = Callable[[str], None]
+Steps = Generator[SendQuery, Outcome, "Step"]
+
+# Failures that end the whole client question, not just one glueless side-lookup.
+_FATAL = frozenset({ServfailReason.TOO_MANY_QUERIES, ServfailReason.TIMEOUT})
+
+
+@dataclass(frozen=True)
+class Step:
+    """What one name in a CNAME chain resolved to; `next_name` is set when the chain goes on."""
+
+    rcode: dns.rcode.Rcode
+    records: tuple[dns.rrset.RRset, ...] = ()
+    soa: dns.rrset.RRset | None = None
+    next_name: dns.name.Name | None = None
+
+
+@dataclass(frozen=True)
+class Context:
+    """What every resolution shares: the cache, server data, hints, settings, randomness."""
+
+    cache: RecordCache
+    servers: ServerTable
+    hints: RootHints
+    config: Config
+    rng: random.Random
+
+
+class Resolution:
+    """Resolve (qname, qtype) iteratively; each instance answers exactly one question."""
+
+    def __init__(
+        self,
+        qname: dns.name.Name,
+        qtype: int,
+        context: Context,
+        trace: Tracer | None = None,
+    ) -> None:
+        self.qname = qname
+        self.qtype = qtype
+        self.queries_sent = 0
+        self._ctx = context
+        self._limits = context.config.limits
+        self._trace = trace
+        self._in_progress: set[tuple[dns.name.Name, int]] = set()
+        self._steps = self._run()
+        self._done: Done | None = None
+
+    # -- the driver's interface ---------------------------------------------------------------
+
+    def next_action(self) -> Action:
+        """The first action; call once, then feed every outcome to `receive`."""
+        return self._advance(None)
+
+    def receive(self, outcome: Outcome) -> Action:
+        return self._advance(outcome)
+
+    def _advance(self, outcome: Outcome | None) -> Action:
+        if self._done is not None:
+            return self._done
+        try:
+            return self._steps.send(outcome)  # type: ignore[arg-type]
+        except StopIteration as finished:
+            self._done = Done(finished.value)
+            return self._done
+
+    def _say(self, depth: int, text: str) -> None:
+        if self._trace is not None:
+            self._trace("  " * depth + text)
+
+    # -- the walk -----------------------------------------------------------------------------
+
+    def _run(self) -> Generator[SendQuery, Outcome, Answer]:
+        try:
+            return (yield from self._resolve(self.qname, self.qtype, 0))
+        except ResolutionFailed as failure:
+            self._say(0, f"SERVFAIL: {failure.reason.text}")
+            return Answer.servfail(failure.reason)
+
+    def _resolve(
+        self, qname: dns.name.Name, qtype: int, depth: int
+    ) -> Generator[SendQuery, Outcome, Answer]:
+        """Follow the CNAME chain from qname, each link from the cache or by iteration."""
+        records: list[dns.rrset.RRset] = []
+        name, visited = qname, {qname}
+        while True:
+            step = self._from_cache(name, qtype, depth)
+            if step is None:
+                step = yield from self._iterate(name, qtype, depth)
+            records.extend(step.records)
+            if step.next_name is None:
+                authority = (step.soa,) if step.soa is not None else ()
+                return Answer(step.rcode, tuple(records), authority)
+            name = step.next_name
+            if name in visited:
+                raise ResolutionFailed(ServfailReason.CNAME_LOOP)
+            visited.add(name)
+            if len(visited) > self._limits.max_cname_chain:
+                raise ResolutionFailed(ServfailReason.CNAME_CHAIN_TOO_LONG)
+
+    def _from_cache(self, name: dns.name.Name, qtype: int, depth: int) -> Step | None:
+        cache = self._ctx.cache
+        found = cache.get_rrset(name, qtype, min_rank=Rank.ANSWER)
+        if found is not None:
+            self._say(depth, f"cache: {name} {dns.rdatatype.to_text(qtype)} answered")
+            return Step(dns.rcode.NOERROR, (found,))
+        if qtype != dns.rdatatype.CNAME:
+            cname = cache.get_rrset(name, dns.rdatatype.CNAME, min_rank=Rank.ANSWER)
+            if cname is not None:
+                self._say(depth, f"cache: {name} is an alias for {cname[0].target}")
+                return Step(dns.rcode.NOERROR, (cname,), next_name=cname[0].target)
+        negative = cache.get_negative(name, qtype)
+        if negative is not None:
+            self._say(depth, f"cache: {name} {dns.rcode.to_text(negative.rcode)} (negative)")
+            return Step(negative.rcode, soa=negative.soa)
+        return None
+
+    def _iterate(self, name: dns.name.Name, qtype: int, depth: int) -> Steps:
+        """Walk down from the closest known zone cut until a server answers for `name`."""
+        # DS lives in the parent zone, so it is asked of the servers above the cut.
+        start = name.parent() if qtype == dns.rdatatype.DS and name != dns.name.root else name
+        delegation = yield from self._closest_delegation(start, depth)
+        referrals = 0
+        while True:
+            verdict = yield from self._ask_zone(delegation, name, qtype, depth)
+            if verdict.kind is not Kind.REFERRAL:
+                return self._conclude(verdict, qtype, depth)
+            referrals += 1
+            if referrals > self._limits.max_referrals:
+                raise ResolutionFailed(ServfailReason.REFERRAL_DEPTH)
+            assert verdict.delegation is not None
+            delegation = self._follow_referral(verdict, delegation.zone)
+            self._say(depth, f"  referral to {delegation.describe()}")
+
+    def _closest_delegation(
+        self, name: dns.name.Name, depth: int
+    ) -> Generator[SendQuery, Outcome, Delegation]:
+        cache = self._ctx.cache
+        ns = cache.closest_delegation(name)
+        if ns is not None:
+            self._say(depth, f"cache: closest delegation is {ns.name}")
+            return Delegation.from_ns(ns, cache)
+        root_ns = cache.get_rrset(dns.name.root, dns.rdatatype.NS)
+        if root_ns is None:
+            yield from self._prime(depth)
+            root_ns = cache.get_rrset(dns.name.root, dns.rdatatype.NS)
+        if root_ns is not None:
+            primed = Delegation.from_ns(root_ns, cache)
+            if any(primed.addresses.values()):
+                return primed
+        return Delegation.from_hints(self._ctx.hints)
+
+    def _prime(self, depth: int) -> Generator[SendQuery, Outcome, None]:
+        """Ask a root server for the current root NS set (RFC 8109); the hints may be stale."""
+        self._say(depth, "priming the root name servers")
+        hints = Delegation.from_hints(self._ctx.hints)
+        try:
+            verdict = yield from self._ask_zone(hints, dns.name.root, dns.rdatatype.NS, depth)
+        except ResolutionFailed as failure:
+            if failure.reason in _FATAL:
+                raise
+            self._say(depth, "priming failed; using the hints as they are")
+            return
+        if verdict.kind is Kind.ANSWER:
+            self._cache_verdict(verdict)
+
+    def _ask_zone(
+        self, delegation: Delegation, name: dns.name.Name, qtype: int, depth: int
+    ) -> Generator[SendQuery, Outcome, Classified]:
+        """Ask the zone's servers in turn until one gives a usable (non-lame) response."""
+        tried: set[str] = set()
+        looked_up: set[dns.name.Name] = set()
+        upstream = self._ctx.config.upstream
+        while True:
+            candidates = [
+                Server(address, upstream.port, ns_name)
+                for ns_name, addresses in delegation.addresses.items()
+                for address in addresses
+                if address not in tried and usable_address(address, upstream)
+            ]
+            if not candidates:
+                yield from self._find_glueless_address(delegation, looked_up, tried, depth)
+                continue
+            server = choose_server(candidates, self._ctx.servers, self._ctx.rng)
+            tried.add(server.address)
+            verdict = yield from self._exchange(server, name, qtype, delegation.zone, depth)
+            if verdict is not None:
+                return verdict
+
+    def _find_glueless_address(
+        self,
+        delegation: Delegation,
+        looked_up: set[dns.name.Name],
+        tried: set[str],
+        depth: int,
+    ) -> Generator[SendQuery, Outcome, None]:
+        """Resolve the address of one more NS name that came without glue, or give up."""
+        missing = [
+            n for n in delegation.ns_names if n not in looked_up and not delegation.addresses.get(n)
+        ]
+        if not missing:
+            reason = (
+                ServfailReason.NO_REACHABLE_AUTHORITY
+                if tried
+                else ServfailReason.NO_USABLE_SERVER_ADDRESS
+            )
+            raise ResolutionFailed(reason)
+        if (
+            len(looked_up) >= self._limits.max_glueless_per_delegation
+            or depth >= self._limits.max_glueless_depth
+        ):
+            raise ResolutionFailed(ServfailReason.GLUELESS_LIMIT)
+        ns_name = missing[0]
+        looked_up.add(ns_name)
+        self._say(depth, f"  looking up the address of name server {ns_name}")
+        delegation.addresses[ns_name] = yield from self._lookup_addresses(ns_name, depth + 1)
+
+    def _lookup_addresses(
+        self, ns_name: dns.name.Name, depth: int
+    ) -> Generator[SendQuery, Outcome, tuple[str, ...]]:
+        upstream = self._ctx.config.upstream
+        families = {dns.rdatatype.A: upstream.do_ip4, dns.rdatatype.AAAA: upstream.do_ip6}
+        wanted = [rdtype for rdtype, enabled in families.items() if enabled]
+        found: list[str] = []
+        for rdtype in wanted:
+            key = (ns_name, rdtype)
+            if key in self._in_progress:
+                continue  # a glueless cycle: this very lookup is already under way
+            self._in_progress.add(key)
+            try:
+                answer = yield from self._resolve(ns_name, rdtype, depth)
+            except ResolutionFailed as failure:
+                if failure.reason in _FATAL:
+                    raise
+                continue
+            finally:
+                self._in_progress.discard(key)
+            for rrset in answer.answer:
+                if rrset.rdtype == rdtype:
+                    found.extend(rdata.address for rdata in rrset)
+            if found:
+                break
+        return tuple(found)
+
+    def _exchange(
+        self, server: Server, name: dns.name.Name, qtype: int, zone: dns.name.Name, depth: int
+    ) -> Generator[SendQuery, Outcome, Classified | None]:
+        """One server, one question: retry over TCP on TC=1 and without EDNS on FORMERR.
+
+        Returns None when this server is of no use for the question (timeout, error, refusal,
+        lameness), so the caller moves on to the next one.
+        """
+        table, upstream = self._ctx.servers, self._ctx.config.upstream
+        use_edns, tcp = not table.no_edns(server.address), False
+        label = f"{server.name} [{server.address}]" if server.name else server.address
+        while True:
+            query = self._make_query(name, qtype, use_edns)
+            transport = "TCP" if tcp else "UDP"
+            self._say(
+                depth, f"ask {label} for {name} {dns.rdatatype.to_text(qtype)} over {transport}"
+            )
+            outcome = yield SendQuery(server, query, tcp, upstream.timeout)
+            if isinstance(outcome, Timeout | NetworkError):
+                table.record_failure(server.address, upstream.timeout)
+                why = "timed out" if isinstance(outcome, Timeout) else outcome.reason
+                self._say(depth, f"  {why}")
+                return None
+            assert isinstance(outcome, Response)
+            table.record_rtt(server.address, outcome.rtt)
+            response = outcome.message
+            if not answers_question(query, response):
+                self._say(depth, "  response does not match the question; ignored")
+                return None
+            if response.flags & dns.flags.TC and not tcp:
+                self._say(depth, "  truncated; retrying over TCP")
+                tcp = True
+                continue
+            rcode = response.rcode()
+            if rcode == dns.rcode.FORMERR and use_edns:
+                self._say(depth, "  FORMERR to EDNS; retrying without EDNS")
+                table.set_no_edns(server.address)
+                use_edns = False
+                continue
+            if rcode not in (dns.rcode.NOERROR, dns.rcode.NXDOMAIN):
+                self._say(depth, f"  {dns.rcode.to_text(rcode)}; trying another server")
+                return None
+            verdict = classify(response, name, qtype, zone)
+            if verdict.kind is Kind.LAME:
+                self._say(depth, f"  lame for {zone}; trying another server")
+                return None
+            return verdict
+
+    def _make_query(self, name: dns.name.Name, qtype: int, use_edns: bool) -> dns.message.Message:
+        self.queries_sent += 1
+        if self.queries_sent > self._limits.max_upstream_queries:
+            raise ResolutionFailed(ServfailReason.TOO_MANY_QUERIES)
+        return dns.message.make_query(
+            name,
+            qtype,
+            use_edns=0 if use_edns else False,
+            payload=self._ctx.config.upstream.edns_payload,
+            flags=0,
+            id=0,
+        )
+
+    # -- learning from verdicts ---------------------------------------------------------------
+
+    def _follow_referral(self, verdict: Classified, parent: dns.name.Name) -> Delegation:
+        cache = self._ctx.cache
+        assert verdict.delegation is not None
+        cache.put_rrset(verdict.delegation, Rank.REFERRAL, delegation=True)
+        for glue in verdict.glue:
+            cache.put_rrset(glue, Rank.GLUE, delegation=True)
+        return Delegation.from_ns(verdict.delegation, cache, verdict.glue)
+
+    def _cache_verdict(self, verdict: Classified) -> None:
+        cache = self._ctx.cache
+        for rrset in verdict.chain:
+            cache.put_rrset(rrset, Rank.ANSWER)
+        for glue in verdict.glue:
+            cache.put_rrset(glue, Rank.GLUE)
+
+    def _conclude(self, verdict: Classified, qtype: int, depth: int) -> Step:
+        """Cache what the authoritative server said and turn it into a chain step."""
+        cache = self._ctx.cache
+        self._cache_verdict(verdict)
+        records = tuple(with_ttl(r, cache.clamp_ttl(r.ttl)) for r in verdict.chain)
+        if verdict.kind is Kind.ANSWER:
+            self._say(depth, f"  answer: {', '.join(_short(r) for r in verdict.chain)}")
+            return Step(dns.rcode.NOERROR, records)
+        if verdict.kind is Kind.CNAME:
+            self._say(depth, f"  alias: {', '.join(_short(r) for r in verdict.chain)}")
+            return Step(dns.rcode.NOERROR, records, next_name=verdict.final_name)
+        rcode = dns.rcode.NXDOMAIN if verdict.kind is Kind.NXDOMAIN else dns.rcode.NOERROR
+        soa = None
+        if verdict.soa is not None:
+            negative_type = None if rcode == dns.rcode.NXDOMAIN else qtype
+            cache.put_negative(verdict.final_name, negative_type, rcode, verdict.soa)
+            soa = with_ttl(verdict.soa, cache.negative_ttl(verdict.soa))
+        label = "NXDOMAIN" if rcode == dns.rcode.NXDOMAIN else "NODATA"
+        self._say(depth, f"  {label} for {verdict.final_name}")
+        return Step(rcode, records, soa)
+
+
+def _short(rrset: dns.rrset.RRset) -> str:
+    if len(rrset) > 3:
+        kind = dns.rdatatype.to_text(rrset.rdtype)
+        return f"{rrset.name} {rrset.ttl} {kind} ({len(rrset)} records)"
+    return "; ".join(rrset.to_text().splitlines())

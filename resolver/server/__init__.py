@@ -1,0 +1,1 @@
+"""The only trio code: listeners, the upstream transport, and the driver of resolutions."""

@@ -1,0 +1,117 @@
+"""Turn one client datagram or TCP message into the bytes to send back (or None: drop it).
+
+Everything a hostile client can send ends here as FORMERR, REFUSED, NOTIMP or silence; nothing
+it sends may raise out of `handle`.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import struct
+
+import dns.edns
+import dns.exception
+import dns.flags
+import dns.message
+import dns.opcode
+import dns.rcode
+import dns.rdataclass
+import dns.rdatatype
+
+from resolver.config import Config
+from resolver.core.actions import Answer
+from resolver.server.service import ResolverService
+from resolver.server.wire import MAX_MESSAGE, parse
+
+HEADER = struct.Struct("!HHHHHH")
+_QR = 0x8000
+_REFUSED_TYPES = frozenset({dns.rdatatype.AXFR, dns.rdatatype.IXFR})
+MIN_UDP_PAYLOAD = 512
+
+
+def _header_only(wire: bytes, rcode: dns.rcode.Rcode) -> bytes:
+    """A reply carrying just the client's ID, opcode and RD, for queries we could not parse."""
+    query_id, flags = struct.unpack_from("!HH", wire)
+    flags = (flags & 0x7900) | _QR | dns.flags.RA | rcode
+    return HEADER.pack(query_id, flags, 0, 0, 0, 0)
+
+
+def _allowed(address: str, config: Config) -> bool:
+    try:
+        ip = ipaddress.ip_address(address.split("%", 1)[0])
+    except ValueError:
+        return False
+    if ip.version == 6 and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return any(ip in network for network in config.allow)
+
+
+class QueryHandler:
+    """The client-facing protocol: validation, access control, answer rendering, truncation."""
+
+    def __init__(self, service: ResolverService) -> None:
+        self.service = service
+        self.config = service.config
+
+    async def handle(self, wire: bytes, client_address: str, tcp: bool) -> bytes | None:
+        if len(wire) < HEADER.size:
+            return None
+        if wire[2] & 0x80:
+            return None  # QR=1: a response, perhaps reflected at us; never answer it
+        if not _allowed(client_address, self.config):
+            return _header_only(wire, dns.rcode.REFUSED)
+        query = parse(wire)
+        if query is None:
+            return _header_only(wire, dns.rcode.FORMERR)
+        refusal = self._refusal(query)
+        if refusal is not None:
+            return self._render(self._empty_response(query, refusal), query, tcp)
+        question = query.question[0]
+        answer = await self.service.resolve(question.name, question.rdtype)
+        return self._render(self._response(query, answer), query, tcp)
+
+    def _refusal(self, query: dns.message.Message) -> dns.rcode.Rcode | None:
+        """The rcode for a query we will not resolve, or None if it is a fine question."""
+        if query.opcode() != dns.opcode.QUERY:
+            return dns.rcode.NOTIMP
+        if len(query.question) != 1:
+            return dns.rcode.FORMERR
+        question = query.question[0]
+        if question.rdclass != dns.rdataclass.IN:
+            return dns.rcode.REFUSED
+        if question.rdtype in _REFUSED_TYPES:
+            return dns.rcode.REFUSED
+        if dns.rdatatype.is_metatype(question.rdtype) and question.rdtype != dns.rdatatype.ANY:
+            return dns.rcode.FORMERR
+        return None
+
+    def _empty_response(
+        self, query: dns.message.Message, rcode: dns.rcode.Rcode
+    ) -> dns.message.Message:
+        response = dns.message.make_response(
+            query, recursion_available=True, our_payload=self.config.edns_payload
+        )
+        response.set_rcode(rcode)
+        return response
+
+    def _response(self, query: dns.message.Message, answer: Answer) -> dns.message.Message:
+        response = self._empty_response(query, answer.rcode)
+        response.answer = list(answer.answer)
+        response.authority = list(answer.authority)
+        return response
+
+    def _render(
+        self, response: dns.message.Message, query: dns.message.Message, tcp: bool
+    ) -> bytes:
+        """Wire bytes; over UDP, TC=1 with no records if it exceeds what the client accepts."""
+        if tcp:
+            return response.to_wire(max_size=MAX_MESSAGE)
+        limit = MIN_UDP_PAYLOAD
+        if query.edns >= 0:
+            limit = max(MIN_UDP_PAYLOAD, min(query.payload, self.config.edns_payload))
+        try:
+            return response.to_wire(max_size=limit)
+        except dns.exception.TooBig:
+            response.answer, response.authority, response.additional = [], [], []
+            response.flags |= dns.flags.TC
+            return response.to_wire()

@@ -1,0 +1,128 @@
+"""The client-facing sockets: UDP datagrams and TCP streams with 2-byte framing (RFC 7766)."""
+
+from __future__ import annotations
+
+import logging
+import socket
+
+import trio
+
+from resolver.config import Limits
+from resolver.server.handler import QueryHandler
+from resolver.server.wire import MAX_MESSAGE, family_of, framed, receive_framed
+
+log = logging.getLogger(__name__)
+
+# Queries one TCP connection may have in progress at once (RFC 7766 6.2.1.1 pipelining).
+_TCP_PIPELINE = 16
+
+
+class StartupError(Exception):
+    """The server cannot start; the message is the one line shown to the operator."""
+
+
+def bind_socket(address: str, port: int, kind: socket.SocketKind) -> trio.socket.SocketType:
+    """A bound socket, or a StartupError saying plainly why not."""
+    sock = socket.socket(family_of(address), kind)
+    try:
+        if kind == socket.SOCK_STREAM:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if sock.family == socket.AF_INET6:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        sock.bind((address, port))
+    except OSError as error:
+        sock.close()
+        proto = "tcp" if kind == socket.SOCK_STREAM else "udp"
+        where = f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
+        hint = ""
+        if error.errno == 13:
+            hint = " (ports below 1024 need root or CAP_NET_BIND_SERVICE)"
+        elif error.errno == 98:
+            hint = " (another program is listening there)"
+        elif error.errno == 99:
+            hint = " (no such local address)"
+        raise StartupError(f"cannot listen on {proto} {where}: {error.strerror}{hint}") from None
+    sock.setblocking(False)
+    return trio.socket.from_stdlib_socket(sock)
+
+
+class UdpListener:
+    """Answers datagrams; each query runs in its own task, with a bound on how many at once."""
+
+    def __init__(self, sock: trio.socket.SocketType, handler: QueryHandler, limits: Limits) -> None:
+        self.sock = sock
+        self.handler = handler
+        self._capacity = limits.max_in_flight
+
+    async def run(self) -> None:
+        pending = 0
+
+        async def answer(data: bytes, peer: tuple) -> None:
+            nonlocal pending
+            try:
+                reply = await self.handler.handle(data, peer[0], tcp=False)
+                if reply is not None:
+                    await self.sock.sendto(reply, peer)
+            except OSError as error:
+                log.debug("udp reply to %s failed: %s", peer, error)
+            finally:
+                pending -= 1
+
+        async with trio.open_nursery() as nursery:
+            while True:
+                data, peer = await self.sock.recvfrom(MAX_MESSAGE)
+                if pending >= self._capacity:
+                    continue  # overloaded: dropping lets the client retry, memory stays bounded
+                pending += 1
+                nursery.start_soon(answer, data, peer)
+
+
+class TcpListener:
+    """Serves TCP clients: several queries per connection, idle timeout, bounded connections."""
+
+    def __init__(self, sock: trio.socket.SocketType, handler: QueryHandler, limits: Limits) -> None:
+        sock.listen(128)
+        self.listener = trio.SocketListener(sock)
+        self.handler = handler
+        self.limits = limits
+        self.connections = 0
+
+    async def run(self) -> None:
+        async with trio.open_nursery() as nursery:
+            while True:
+                stream = await self.listener.accept()
+                if self.connections >= self.limits.max_tcp_clients:
+                    await stream.aclose()
+                    continue
+                self.connections += 1
+                nursery.start_soon(self._serve, stream)
+
+    async def _serve(self, stream: trio.SocketStream) -> None:
+        peer = stream.socket.getpeername()[0]
+        send_lock = trio.Lock()
+        slots = trio.Semaphore(_TCP_PIPELINE)
+
+        async def answer(wire: bytes) -> None:
+            try:
+                reply = await self.handler.handle(wire, peer, tcp=True)
+                if reply is not None:
+                    async with send_lock:
+                        await stream.send_all(framed(reply))
+            except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+                pass
+            finally:
+                slots.release()
+
+        try:
+            async with stream, trio.open_nursery() as nursery:
+                while True:
+                    with trio.move_on_after(self.limits.tcp_idle_timeout) as idle:
+                        wire = await receive_framed(stream)
+                    if idle.cancelled_caught or wire is None:
+                        break
+                    await slots.acquire()
+                    nursery.start_soon(answer, wire)
+        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as error:
+            log.debug("tcp client %s: %s", peer, error)
+        finally:
+            self.connections -= 1

@@ -1,0 +1,70 @@
+"""Carry the iterator's queries to authoritative servers over UDP and TCP (RFC 5452 hygiene).
+
+Each query gets an unpredictable 16-bit ID from `secrets` and a socket of its own, bound to a
+kernel-chosen ephemeral port (Linux picks it at random) and connected to the server, so the
+kernel drops datagrams from any other address or port. A datagram is accepted only when its ID and
+question match too; anything else is ignored and the wait goes on, so a forged packet can neither
+poison the answer nor cut the real one short.
+"""
+
+from __future__ import annotations
+
+import errno
+import secrets
+
+import dns.message
+import trio
+
+from resolver.core.actions import NetworkError, Outcome, Response, SendQuery, Timeout
+from resolver.server.wire import MAX_MESSAGE, family_of, framed, parse, receive_framed
+
+
+class Upstream:
+    """Performs `SendQuery` actions; counts what it sends so stats and tests can see it."""
+
+    def __init__(self) -> None:
+        self.sent = 0
+
+    async def perform(self, action: SendQuery) -> Outcome:
+        action.query.id = secrets.randbits(16)
+        wire = action.query.to_wire()
+        self.sent += 1
+        started = trio.current_time()
+        try:
+            with trio.move_on_after(action.timeout):
+                if action.tcp:
+                    message = await self._over_tcp(action, wire)
+                else:
+                    message = await self._over_udp(action, wire)
+                if message is None:
+                    return NetworkError("connection closed or malformed response")
+                return Response(message, trio.current_time() - started)
+        except OSError as error:
+            return NetworkError(errno.errorcode.get(error.errno or 0, str(error)))
+        return Timeout()
+
+    async def _over_udp(self, action: SendQuery, wire: bytes) -> dns.message.Message | None:
+        server = action.server
+        with trio.socket.socket(family_of(server.address), trio.socket.SOCK_DGRAM) as sock:
+            await sock.connect((server.address, server.port))
+            await sock.send(wire)
+            while True:
+                data = await sock.recv(MAX_MESSAGE)
+                if data[:2] != wire[:2]:
+                    continue
+                message = parse(data)
+                if message is not None and action.query.is_response(message):
+                    return message
+
+    async def _over_tcp(self, action: SendQuery, wire: bytes) -> dns.message.Message | None:
+        server = action.server
+        stream = await trio.open_tcp_stream(server.address, server.port)
+        async with stream:
+            await stream.send_all(framed(wire))
+            data = await receive_framed(stream)
+        if data is None:
+            return None
+        message = parse(data)
+        if message is None or not action.query.is_response(message):
+            return None
+        return message

@@ -1,0 +1,50 @@
+"""Helpers for DNS over byte streams and for hostile bytes, shared by both sides of the server."""
+
+from __future__ import annotations
+
+import socket
+import struct
+
+import dns.exception
+import dns.message
+import trio
+
+MAX_MESSAGE = 65_535
+
+
+def parse(wire: bytes) -> dns.message.Message | None:
+    """The message, or None for bytes that are not one; hostile input never raises out of here."""
+    try:
+        return dns.message.from_wire(wire)
+    except (dns.exception.DNSException, ValueError, UnicodeError, IndexError, KeyError):
+        return None
+
+
+async def receive_exactly(stream: trio.abc.ReceiveStream, size: int) -> bytes | None:
+    """Exactly `size` bytes, or None if the peer closed first."""
+    chunks: list[bytes] = []
+    missing = size
+    while missing:
+        chunk = await stream.receive_some(missing)
+        if not chunk:
+            return None
+        chunks.append(chunk)
+        missing -= len(chunk)
+    return b"".join(chunks)
+
+
+async def receive_framed(stream: trio.abc.ReceiveStream) -> bytes | None:
+    """One length-prefixed DNS message (RFC 1035 4.2.2), or None at end of stream."""
+    header = await receive_exactly(stream, 2)
+    if header is None:
+        return None
+    (length,) = struct.unpack("!H", header)
+    return await receive_exactly(stream, length)
+
+
+def framed(wire: bytes) -> bytes:
+    return struct.pack("!H", len(wire)) + wire
+
+
+def family_of(address: str) -> socket.AddressFamily:
+    return socket.AF_INET6 if ":" in address else socket.AF_INET
