@@ -93,7 +93,8 @@ def test_nxdomain_carries_the_soa_with_the_negative_ttl(world: ScriptedWorld) ->
     assert answer.answer == ()
     # min(SOA TTL 3600, SOA MINIMUM 300)
     assert texts(answer.authority) == [
-        "example.test. 300 IN SOA ns1.example.test. hostmaster.example.test. 1 7200 3600 1209600 300"
+        "example.test. 300 IN SOA ns1.example.test. hostmaster.example.test."
+        " 1 7200 3600 1209600 300"
     ]
 
 
@@ -222,7 +223,9 @@ def test_queries_carry_edns_with_our_payload(world: ScriptedWorld) -> None:
 
 
 def test_loopback_servers_are_not_queried_by_default(internet: TestInternet) -> None:
-    world = ScriptedWorld(internet, dataclasses.replace(loopback_config(), upstream=UpstreamConfig()))
+    world = ScriptedWorld(
+        internet, dataclasses.replace(loopback_config(), upstream=UpstreamConfig())
+    )
     answer = world.resolve("www.example.test.")
     assert answer.rcode == dns.rcode.SERVFAIL
     assert internet.total_queries() == 0
