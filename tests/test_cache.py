@@ -1,0 +1,159 @@
+"""The record cache on its own: trust ranks, TTL ageing and clamps, negative entries, the bound."""
+
+from __future__ import annotations
+
+import dns.name
+import dns.rcode
+import dns.rdatatype
+import dns.rrset
+
+from resolver.cache.records import Rank, RecordCache
+from resolver.cache.servers import ServerTable
+from resolver.config import CacheConfig
+from resolver.testing.scripted import FakeClock
+
+
+def rrset(text: str) -> dns.rrset.RRset:
+    name, ttl, rdtype, *data = text.split()
+    return dns.rrset.from_text(name, int(ttl), "IN", rdtype, " ".join(data))
+
+
+def make(clock: FakeClock, **changes: int) -> RecordCache:
+    return RecordCache(CacheConfig(**changes), clock)
+
+
+def delegate(cache: RecordCache, text: str) -> None:
+    cache.put_rrset(rrset(text), Rank.REFERRAL, delegation=True)
+
+
+WWW = dns.name.from_text("www.example.test.")
+SOA = rrset("example.test. 3600 SOA ns1.example.test. h.example.test. 1 7200 3600 1209600 300")
+
+
+def test_ttl_counts_down_with_the_clock_and_then_the_entry_is_gone() -> None:
+    clock = FakeClock()
+    cache = make(clock)
+    cache.put_rrset(rrset("www.example.test. 300 A 192.0.2.1"), Rank.ANSWER)
+    clock.advance(299.5)
+    held = cache.get_rrset(WWW, dns.rdatatype.A)
+    assert (held is not None and held.ttl == 0) or held is None
+    clock.advance(0.5)
+    assert cache.get_rrset(WWW, dns.rdatatype.A) is None
+
+
+def test_lookup_is_case_insensitive() -> None:
+    cache = make(FakeClock())
+    cache.put_rrset(rrset("WWW.Example.TEST. 300 A 192.0.2.1"), Rank.ANSWER)
+    assert cache.get_rrset(WWW, dns.rdatatype.A) is not None
+
+
+def test_more_trusted_data_is_never_replaced_by_less_trusted() -> None:
+    cache = make(FakeClock())
+    assert cache.put_rrset(rrset("www.example.test. 300 A 192.0.2.1"), Rank.ANSWER)
+    assert not cache.put_rrset(rrset("www.example.test. 300 A 203.0.113.66"), Rank.GLUE)
+    held = cache.get_rrset(WWW, dns.rdatatype.A)
+    assert held is not None and held[0].address == "192.0.2.1"
+
+
+def test_authoritative_data_replaces_glue() -> None:
+    cache = make(FakeClock())
+    cache.put_rrset(rrset("www.example.test. 300 A 203.0.113.66"), Rank.GLUE)
+    assert cache.get_rrset(WWW, dns.rdatatype.A, min_rank=Rank.ANSWER) is None
+    assert cache.put_rrset(rrset("www.example.test. 300 A 192.0.2.1"), Rank.ANSWER)
+    held = cache.get_rrset(WWW, dns.rdatatype.A, min_rank=Rank.ANSWER)
+    assert held is not None and held[0].address == "192.0.2.1"
+
+
+def test_ttls_are_clamped_to_the_configured_bounds() -> None:
+    cache = make(FakeClock(), max_ttl=3600, min_ttl=60, max_delegation_ttl=172_800)
+    cache.put_rrset(rrset("www.example.test. 999999 A 192.0.2.1"), Rank.ANSWER)
+    cache.put_rrset(rrset("mail.example.test. 5 A 192.0.2.2"), Rank.ANSWER)
+    cache.put_rrset(
+        rrset("example.test. 604800 NS ns1.example.test."), Rank.REFERRAL, delegation=True
+    )
+    assert cache.get_rrset(WWW, dns.rdatatype.A).ttl == 3600  # type: ignore[union-attr]
+    mail = dns.name.from_text("mail.example.test.")
+    assert cache.get_rrset(mail, dns.rdatatype.A).ttl == 60  # type: ignore[union-attr]
+    zone = dns.name.from_text("example.test.")
+    assert cache.get_rrset(zone, dns.rdatatype.NS).ttl == 172_800  # type: ignore[union-attr]
+
+
+def test_zero_ttl_records_are_not_kept() -> None:
+    cache = make(FakeClock())
+    assert not cache.put_rrset(rrset("www.example.test. 0 A 192.0.2.1"), Rank.ANSWER)
+    assert len(cache) == 0
+
+
+def test_nxdomain_covers_every_type_and_nodata_only_its_own() -> None:
+    clock = FakeClock()
+    cache = make(clock)
+    gone = dns.name.from_text("gone.example.test.")
+    cache.put_negative(gone, None, dns.rcode.NXDOMAIN, SOA)
+    cache.put_negative(WWW, dns.rdatatype.TXT, dns.rcode.NOERROR, SOA)
+    for rdtype in (dns.rdatatype.A, dns.rdatatype.MX):
+        negative = cache.get_negative(gone, rdtype)
+        assert negative is not None and negative.rcode == dns.rcode.NXDOMAIN
+    assert cache.get_negative(WWW, dns.rdatatype.TXT) is not None
+    assert cache.get_negative(WWW, dns.rdatatype.A) is None
+    clock.advance(100)
+    negative = cache.get_negative(gone, dns.rdatatype.A)
+    assert negative is not None and negative.soa.ttl == 200  # min(3600, 300) - 100
+
+
+def test_negative_ttl_is_capped() -> None:
+    cache = make(FakeClock(), max_negative_ttl=60)
+    cache.put_negative(WWW, None, dns.rcode.NXDOMAIN, SOA)
+    negative = cache.get_negative(WWW, dns.rdatatype.A)
+    assert negative is not None and negative.soa.ttl == 60
+
+
+def test_authoritative_data_clears_a_stale_negative_entry() -> None:
+    cache = make(FakeClock())
+    cache.put_negative(WWW, dns.rdatatype.A, dns.rcode.NOERROR, SOA)
+    cache.put_rrset(rrset("www.example.test. 300 A 192.0.2.1"), Rank.ANSWER)
+    assert cache.get_negative(WWW, dns.rdatatype.A) is None
+
+
+def test_size_bound_evicts_the_least_recently_used() -> None:
+    cache = make(FakeClock(), max_entries=3)
+    for index in range(3):
+        cache.put_rrset(rrset(f"h{index}.example.test. 300 A 192.0.2.{index}"), Rank.ANSWER)
+    cache.get_rrset(dns.name.from_text("h0.example.test."), dns.rdatatype.A)  # h0 is now recent
+    cache.put_rrset(rrset("h3.example.test. 300 A 192.0.2.3"), Rank.ANSWER)
+    assert len(cache) == 3
+    assert cache.get_rrset(dns.name.from_text("h1.example.test."), dns.rdatatype.A) is None
+    assert cache.get_rrset(dns.name.from_text("h0.example.test."), dns.rdatatype.A) is not None
+
+
+def test_closest_delegation_is_the_deepest_cached_cut() -> None:
+    cache = make(FakeClock())
+    cache.put_rrset(rrset("test. 3600 NS ns1.nic.test."), Rank.REFERRAL, delegation=True)
+    cache.put_rrset(
+        rrset("example.test. 3600 NS ns1.example.test."), Rank.REFERRAL, delegation=True
+    )
+    found = cache.closest_delegation(dns.name.from_text("a.b.www.example.test."))
+    assert found is not None and found.name == dns.name.from_text("example.test.")
+    found = cache.closest_delegation(dns.name.from_text("www.other.test."))
+    assert found is not None and found.name == dns.name.from_text("test.")
+
+
+def test_flush_one_name_or_a_subtree() -> None:
+    cache = make(FakeClock())
+    for text in ("www.example.test. 300 A 192.0.2.1", "a.www.example.test. 300 A 192.0.2.2"):
+        cache.put_rrset(rrset(text), Rank.ANSWER)
+    cache.put_rrset(rrset("www.other.test. 300 A 192.0.2.3"), Rank.ANSWER)
+    assert cache.flush(WWW) == 1
+    assert cache.flush(dns.name.from_text("example.test."), subtree=True) == 1
+    assert len(cache) == 1
+    assert cache.flush() == 1 and len(cache) == 0
+
+
+def test_server_table_prefers_measured_fast_servers_and_penalises_timeouts() -> None:
+    table = ServerTable(size=2)
+    table.record_rtt("127.53.0.1", 0.010)
+    table.record_failure("127.53.0.2", timeout=1.0)
+    assert table.score("127.53.0.1") < table.score("127.53.0.2")
+    table.record_failure("127.53.0.2", timeout=1.0)
+    assert table.score("127.53.0.2") == 2.0
+    table.record_rtt("127.53.0.3", 0.5)  # a third server evicts the least recently used
+    assert len(table) == 2
