@@ -48,6 +48,11 @@ class CacheConfig:
     min_ttl: int = 0
     max_negative_ttl: int = 3_600
     max_delegation_ttl: int = 172_800
+    # RFC 8767 serve-stale: when every authority fails, answer from data expired no longer
+    # ago than this (RFC 8767 suggests 1 to 3 days), with a short TTL so clients ask again soon.
+    serve_stale: bool = True
+    max_stale: int = 86_400
+    stale_answer_ttl: int = 30
 
 
 @dataclass(frozen=True)
@@ -61,6 +66,9 @@ class UpstreamConfig:
     do_ip4: bool = True
     do_ip6: bool = True
     server_table_size: int = 10_000
+    # 0x20: randomise the letter case of query names and insist on it in responses. Off by
+    # default, as in Unbound: a few authoritative servers do not echo the case they were sent.
+    use_0x20: bool = False
 
 
 @dataclass(frozen=True)

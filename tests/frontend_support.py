@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from pathlib import Path
 
+import dns.message
+import pytest
 import trio
 
 from resolver.config import Config
@@ -11,7 +14,7 @@ from resolver.server.daemon import serve
 from resolver.server.service import ResolverService
 from resolver.server.wire import framed, receive_framed
 from resolver.testing import TestInternet
-from tests.conftest import loopback_config
+from tests.helpers import loopback_config
 
 #: Where in-process tests run the resolver: apart from the test internet and from port 53 on
 #: 127.0.0.1, which the daemon tests use.
@@ -51,3 +54,26 @@ async def tcp_exchange(wires: list[bytes], timeout: float = 3.0) -> list[bytes]:
                 assert reply is not None
                 replies.append(reply)
     return replies
+
+
+@pytest.fixture
+async def live_internet(internet: TestInternet) -> AsyncIterator[TestInternet]:
+    async with internet.running():
+        yield internet
+
+
+@pytest.fixture
+async def resolver(
+    nursery: trio.Nursery, live_internet: TestInternet, tmp_path: Path
+) -> ResolverService:
+    return await start_resolver(nursery, live_internet, tmp_path)
+
+
+def query(name: str, rdtype: str = "A", **options: object) -> dns.message.Message:
+    return dns.message.make_query(name, rdtype, **options)  # type: ignore[arg-type]
+
+
+async def ask(message: dns.message.Message, **options: object) -> dns.message.Message:
+    reply = await udp_exchange(message.to_wire(), **options)  # type: ignore[arg-type]
+    assert reply is not None, "no reply"
+    return dns.message.from_wire(reply)

@@ -16,31 +16,8 @@ import trio
 
 from resolver.server.service import ResolverService
 from resolver.testing import TestInternet
-from tests.conftest import texts
-from tests.frontend_support import start_resolver, tcp_exchange, udp_exchange
-
-
-@pytest.fixture
-async def live_internet(internet: TestInternet):
-    async with internet.running():
-        yield internet
-
-
-@pytest.fixture
-async def resolver(
-    nursery: trio.Nursery, live_internet: TestInternet, tmp_path: Path
-) -> ResolverService:
-    return await start_resolver(nursery, live_internet, tmp_path)
-
-
-def query(name: str, rdtype: str = "A", **options: object) -> dns.message.Message:
-    return dns.message.make_query(name, rdtype, **options)  # type: ignore[arg-type]
-
-
-async def ask(message: dns.message.Message, **options: object) -> dns.message.Message:
-    reply = await udp_exchange(message.to_wire(), **options)  # type: ignore[arg-type]
-    assert reply is not None, "no reply"
-    return dns.message.from_wire(reply)
+from tests.frontend_support import ask, query, start_resolver, tcp_exchange, udp_exchange
+from tests.helpers import texts
 
 
 async def test_answer_has_qr_rd_ra_never_aa_and_minimal_sections(

@@ -12,7 +12,7 @@ from resolver.cache.records import Rank
 from resolver.config import Limits, UpstreamConfig
 from resolver.testing import Fault, TestInternet
 from resolver.testing.scripted import ScriptedWorld
-from tests.conftest import loopback_config, texts
+from tests.helpers import loopback_config, texts
 
 ROOTS = ("a.root-servers.test.", "b.root-servers.test.")
 TLDS = ("ns1.nic.test.", "ns2.nic.test.")

@@ -74,8 +74,12 @@ class RecordCache:
     def __init__(self, config: CacheConfig, clock: Clock) -> None:
         self._config = config
         self._clock = clock
+        # Expired entries are kept for the serve-stale window, then dropped by the TLRU cache.
+        keep_stale = config.max_stale if config.serve_stale else 0
         self._entries: TLRUCache[_Key, _Entry | CachedNegative] = TLRUCache(
-            maxsize=config.max_entries, ttu=lambda _key, entry, _now: entry.expires, timer=clock
+            maxsize=config.max_entries,
+            ttu=lambda _key, entry, _now: entry.expires + keep_stale,
+            timer=clock,
         )
 
     def __len__(self) -> int:
@@ -98,7 +102,7 @@ class RecordCache:
         """Store an RRset unless a more trusted copy is still held; True if it was stored."""
         key = (_RRSET, rrset.name, rrset.rdtype)
         held = self._entries.get(key)
-        if isinstance(held, _Entry) and held.rank > rank:
+        if isinstance(held, _Entry) and held.rank > rank and held.expires > self._clock():
             return False
         ttl = self.clamp_ttl(rrset.ttl, delegation=delegation)
         if ttl <= 0:
@@ -110,19 +114,29 @@ class RecordCache:
             self._entries.pop((_NEGATIVE, rrset.name, None), None)
         return True
 
+    def _aged_ttl(self, expires: float, stale: bool) -> int | None:
+        """The TTL to hand out: what is left, or the stale-answer TTL for expired data if asked."""
+        ttl = self.remaining(expires)
+        if ttl > 0:
+            return ttl
+        return self._config.stale_answer_ttl if stale else None
+
     def get_rrset(
-        self, name: dns.name.Name, rdtype: int, *, min_rank: Rank = Rank.GLUE
+        self, name: dns.name.Name, rdtype: int, *, min_rank: Rank = Rank.GLUE, stale: bool = False
     ) -> dns.rrset.RRset | None:
-        """The RRset with its TTL reduced by the time it has spent here, if trusted enough."""
+        """The RRset with its TTL reduced by the time it has spent here, if trusted enough.
+
+        With `stale`, an expired RRset still inside the serve-stale window is returned too.
+        """
         entry = self._entries.get((_RRSET, name, rdtype))
         if not isinstance(entry, _Entry) or entry.rank < min_rank:
             return None
-        ttl = self.remaining(entry.expires)
-        return with_ttl(entry.rrset, ttl) if ttl > 0 else None
+        ttl = self._aged_ttl(entry.expires, stale)
+        return None if ttl is None else with_ttl(entry.rrset, ttl)
 
     def rank_of(self, name: dns.name.Name, rdtype: int) -> Rank | None:
         entry = self._entries.get((_RRSET, name, rdtype))
-        return entry.rank if isinstance(entry, _Entry) else None
+        return entry.rank if isinstance(entry, _Entry) and entry.expires > self._clock() else None
 
     def put_negative(
         self, name: dns.name.Name, rdtype: int | None, rcode: dns.rcode.Rcode, soa: dns.rrset.RRset
@@ -135,13 +149,15 @@ class RecordCache:
         self._entries[(_NEGATIVE, name, rdtype)] = entry
         return True
 
-    def get_negative(self, name: dns.name.Name, rdtype: int) -> CachedNegative | None:
+    def get_negative(
+        self, name: dns.name.Name, rdtype: int, *, stale: bool = False
+    ) -> CachedNegative | None:
         """A cached NXDOMAIN for the name, else a cached NODATA for (name, rdtype); SOA TTL aged."""
         for key in ((_NEGATIVE, name, None), (_NEGATIVE, name, rdtype)):
             entry = self._entries.get(key)
             if isinstance(entry, CachedNegative):
-                ttl = self.remaining(entry.expires)
-                if ttl > 0:
+                ttl = self._aged_ttl(entry.expires, stale)
+                if ttl is not None:
                     return CachedNegative(entry.rcode, with_ttl(entry.soa, ttl), entry.expires)
         return None
 

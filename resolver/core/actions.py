@@ -27,12 +27,16 @@ class Server:
 
 @dataclass(frozen=True, slots=True)
 class SendQuery:
-    """Send `query` to `server` and report back; the carrier chooses the ID and source port."""
+    """Send `query` to `server` and report back; the carrier chooses the ID and source port.
+
+    `exact_case` says the query name's letter case was randomised (0x20) and must match.
+    """
 
     server: Server
-    query: dns.message.QueryMessage
+    query: dns.message.Message
     tcp: bool
     timeout: float
+    exact_case: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +68,7 @@ class Answer:
     answer: tuple[dns.rrset.RRset, ...] = ()
     authority: tuple[dns.rrset.RRset, ...] = ()
     failure: ServfailReason | None = field(default=None)
+    stale: bool = False
 
     @classmethod
     def servfail(cls, reason: ServfailReason) -> Answer:

@@ -36,7 +36,7 @@ from resolver.core.actions import (
 from resolver.core.hints import RootHints
 from resolver.core.iterate import Classified, Kind, classify
 from resolver.core.reasons import ResolutionFailed, ServfailReason
-from resolver.core.scrub import answers_question
+from resolver.core.scrub import is_response_to, randomize_case
 from resolver.core.selection import choose_server, usable_address
 from resolver.core.zonecut import Delegation
 
@@ -84,7 +84,7 @@ class Resolution:
         self._ctx = context
         self._limits = context.config.limits
         self._trace = trace
-        self._in_progress: set[tuple[dns.name.Name, int]] = set()
+        self._in_progress: set[dns.name.Name] = set()
         self._steps = self._run()
         self._done: Done | None = None
 
@@ -112,12 +112,39 @@ class Resolution:
 
     # -- the walk -----------------------------------------------------------------------------
 
+    def give_up(self, reason: ServfailReason) -> Answer:
+        """The answer when resolution cannot go on: stale data if allowed and held, else SERVFAIL.
+
+        Also called by the driver when the time allowed for the whole question runs out.
+        """
+        stale = self._stale_answer() if self._ctx.config.cache.serve_stale else None
+        if stale is not None:
+            self._say(0, f"{reason.text}; answering with stale data (RFC 8767)")
+            return stale
+        self._say(0, f"SERVFAIL: {reason.text}")
+        return Answer.servfail(reason)
+
     def _run(self) -> Generator[SendQuery, Outcome, Answer]:
         try:
             return (yield from self._resolve(self.qname, self.qtype, 0))
         except ResolutionFailed as failure:
-            self._say(0, f"SERVFAIL: {failure.reason.text}")
-            return Answer.servfail(failure.reason)
+            return self.give_up(failure.reason)
+
+    def _stale_answer(self) -> Answer | None:
+        """The whole CNAME chain from the cache, expired links included, or None if incomplete."""
+        records: list[dns.rrset.RRset] = []
+        name, visited = self.qname, set()
+        while name not in visited and len(visited) <= self._limits.max_cname_chain:
+            visited.add(name)
+            step = self._from_cache(name, self.qtype, 0, stale=True)
+            if step is None:
+                return None
+            records.extend(step.records)
+            if step.next_name is None:
+                authority = (step.soa,) if step.soa is not None else ()
+                return Answer(step.rcode, tuple(records), authority, stale=True)
+            name = step.next_name
+        return None
 
     def _resolve(
         self, qname: dns.name.Name, qtype: int, depth: int
@@ -140,18 +167,20 @@ class Resolution:
             if len(visited) > self._limits.max_cname_chain:
                 raise ResolutionFailed(ServfailReason.CNAME_CHAIN_TOO_LONG)
 
-    def _from_cache(self, name: dns.name.Name, qtype: int, depth: int) -> Step | None:
+    def _from_cache(
+        self, name: dns.name.Name, qtype: int, depth: int, stale: bool = False
+    ) -> Step | None:
         cache = self._ctx.cache
-        found = cache.get_rrset(name, qtype, min_rank=Rank.ANSWER)
+        found = cache.get_rrset(name, qtype, min_rank=Rank.ANSWER, stale=stale)
         if found is not None:
             self._say(depth, f"cache: {name} {dns.rdatatype.to_text(qtype)} answered")
             return Step(dns.rcode.NOERROR, (found,))
         if qtype != dns.rdatatype.CNAME:
-            cname = cache.get_rrset(name, dns.rdatatype.CNAME, min_rank=Rank.ANSWER)
+            cname = cache.get_rrset(name, dns.rdatatype.CNAME, min_rank=Rank.ANSWER, stale=stale)
             if cname is not None:
                 self._say(depth, f"cache: {name} is an alias for {cname[0].target}")
                 return Step(dns.rcode.NOERROR, (cname,), next_name=cname[0].target)
-        negative = cache.get_negative(name, qtype)
+        negative = cache.get_negative(name, qtype, stale=stale)
         if negative is not None:
             self._say(depth, f"cache: {name} {dns.rcode.to_text(negative.rcode)} (negative)")
             return Step(negative.rcode, soa=negative.soa)
@@ -260,28 +289,27 @@ class Resolution:
     def _lookup_addresses(
         self, ns_name: dns.name.Name, depth: int
     ) -> Generator[SendQuery, Outcome, tuple[str, ...]]:
+        if ns_name in self._in_progress:
+            return ()  # a glueless cycle: this very name is already being looked up
         upstream = self._ctx.config.upstream
         families = {dns.rdatatype.A: upstream.do_ip4, dns.rdatatype.AAAA: upstream.do_ip6}
-        wanted = [rdtype for rdtype, enabled in families.items() if enabled]
         found: list[str] = []
-        for rdtype in wanted:
-            key = (ns_name, rdtype)
-            if key in self._in_progress:
-                continue  # a glueless cycle: this very lookup is already under way
-            self._in_progress.add(key)
-            try:
-                answer = yield from self._resolve(ns_name, rdtype, depth)
-            except ResolutionFailed as failure:
-                if failure.reason in _FATAL:
-                    raise
-                continue
-            finally:
-                self._in_progress.discard(key)
-            for rrset in answer.answer:
-                if rrset.rdtype == rdtype:
-                    found.extend(rdata.address for rdata in rrset)
-            if found:
-                break
+        self._in_progress.add(ns_name)
+        try:
+            for rdtype in (rdtype for rdtype, enabled in families.items() if enabled):
+                try:
+                    answer = yield from self._resolve(ns_name, rdtype, depth)
+                except ResolutionFailed as failure:
+                    if failure.reason in _FATAL:
+                        raise
+                    continue
+                for rrset in answer.answer:
+                    if rrset.rdtype == rdtype:
+                        found.extend(rdata.address for rdata in rrset)
+                if found:
+                    break
+        finally:
+            self._in_progress.discard(ns_name)
         return tuple(found)
 
     def _exchange(
@@ -301,7 +329,7 @@ class Resolution:
             self._say(
                 depth, f"ask {label} for {name} {dns.rdatatype.to_text(qtype)} over {transport}"
             )
-            outcome = yield SendQuery(server, query, tcp, upstream.timeout)
+            outcome = yield SendQuery(server, query, tcp, upstream.timeout, upstream.use_0x20)
             if isinstance(outcome, Timeout | NetworkError):
                 table.record_failure(server.address, upstream.timeout)
                 why = "timed out" if isinstance(outcome, Timeout) else outcome.reason
@@ -310,7 +338,7 @@ class Resolution:
             assert isinstance(outcome, Response)
             table.record_rtt(server.address, outcome.rtt)
             response = outcome.message
-            if not answers_question(query, response):
+            if not is_response_to(query, response, exact_case=upstream.use_0x20):
                 self._say(depth, "  response does not match the question; ignored")
                 return None
             if response.flags & dns.flags.TC and not tcp:
@@ -336,11 +364,14 @@ class Resolution:
         self.queries_sent += 1
         if self.queries_sent > self._limits.max_upstream_queries:
             raise ResolutionFailed(ServfailReason.TOO_MANY_QUERIES)
+        upstream = self._ctx.config.upstream
+        if upstream.use_0x20:
+            name = randomize_case(name, self._ctx.rng)
         return dns.message.make_query(
             name,
             qtype,
             use_edns=0 if use_edns else False,
-            payload=self._ctx.config.upstream.edns_payload,
+            payload=upstream.edns_payload,
             flags=0,
             id=0,
         )

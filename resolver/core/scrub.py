@@ -7,24 +7,46 @@ poisoning).
 
 from __future__ import annotations
 
+import random
 from collections.abc import Iterable
 
+import dns.flags
 import dns.message
 import dns.name
 import dns.rdataclass
 import dns.rrset
 
 
-def answers_question(query: dns.message.Message, response: dns.message.Message) -> bool:
-    """The response echoes exactly our question (name compared case-insensitively)."""
+def is_response_to(
+    query: dns.message.Message, response: dns.message.Message, *, exact_case: bool = False
+) -> bool:
+    """The response carries our ID and echoes our question (RFC 5452 section 3).
+
+    With `exact_case` (0x20 randomisation), the name must come back with the very letter case
+    we sent: a blind spoofer has to guess one more bit per letter.
+    """
+    if response.id != query.id or not response.flags & dns.flags.QR:
+        return False
     if len(response.question) != 1 or len(query.question) != 1:
         return False
     asked, echoed = query.question[0], response.question[0]
-    return (asked.name, asked.rdtype, asked.rdclass) == (
-        echoed.name,
-        echoed.rdtype,
-        echoed.rdclass,
-    )
+    if (asked.rdtype, asked.rdclass) != (echoed.rdtype, echoed.rdclass):
+        return False
+    return asked.name.labels == echoed.name.labels if exact_case else asked.name == echoed.name
+
+
+def randomize_case(name: dns.name.Name, rng: random.Random) -> dns.name.Name:
+    """The name with each ASCII letter's case flipped at random (draft-vixie-dnsext-dns0x20)."""
+    labels = []
+    for label in name.labels:
+        bits = rng.getrandbits(len(label)) if label else 0
+        labels.append(
+            bytes(
+                byte ^ 0x20 if 0x61 <= byte | 0x20 <= 0x7A and bits >> index & 1 else byte
+                for index, byte in enumerate(label)
+            )
+        )
+    return dns.name.Name(labels)
 
 
 def in_bailiwick(section: Iterable[dns.rrset.RRset], zone: dns.name.Name) -> list[dns.rrset.RRset]:

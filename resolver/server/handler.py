@@ -13,10 +13,12 @@ import dns.edns
 import dns.exception
 import dns.flags
 import dns.message
+import dns.name
 import dns.opcode
 import dns.rcode
 import dns.rdataclass
 import dns.rdatatype
+import dns.rrset
 
 from resolver.config import Config
 from resolver.core.actions import Answer
@@ -31,7 +33,7 @@ MIN_UDP_PAYLOAD = 512
 
 def _header_only(wire: bytes, rcode: dns.rcode.Rcode) -> bytes:
     """A reply carrying just the client's ID, opcode and RD, for queries we could not parse."""
-    query_id, flags = struct.unpack_from("!HH", wire)
+    query_id, flags = struct.unpack_from("!HH", wire.ljust(4, b"\0"))
     flags = (flags & 0x7900) | _QR | dns.flags.RA | rcode
     return HEADER.pack(query_id, flags, 0, 0, 0, 0)
 
@@ -46,6 +48,19 @@ def _allowed(address: str, config: Config) -> bool:
     return any(ip in network for network in config.allow)
 
 
+def minimal_any(qname: dns.name.Name, answer: Answer) -> Answer:
+    """RFC 8482 answer to ANY: the name's A records, or a synthesised HINFO if it has none.
+
+    ANY is a favourite of amplification attacks and no client needs its full answer; resolving
+    a single type keeps the work and the response small while still telling NXDOMAIN apart.
+    """
+    if answer.rcode != dns.rcode.NOERROR or answer.answer:
+        return answer
+    ttl = answer.authority[0].ttl if answer.authority else 0
+    hinfo = dns.rrset.from_text(qname, ttl, "IN", "HINFO", '"RFC8482" ""')
+    return Answer(dns.rcode.NOERROR, (hinfo,))
+
+
 class QueryHandler:
     """The client-facing protocol: validation, access control, answer rendering, truncation."""
 
@@ -54,26 +69,30 @@ class QueryHandler:
         self.config = service.config
 
     async def handle(self, wire: bytes, client_address: str, tcp: bool) -> bytes | None:
-        if len(wire) < HEADER.size:
-            return None
-        if wire[2] & 0x80:
-            return None  # QR=1: a response, perhaps reflected at us; never answer it
+        if len(wire) < 3 or wire[2] & 0x80:
+            return None  # no ID to answer to, or QR=1: a response, perhaps reflected at us
         if not _allowed(client_address, self.config):
             return _header_only(wire, dns.rcode.REFUSED)
-        query = parse(wire)
+        query = parse(wire) if len(wire) >= HEADER.size else None
         if query is None:
             return _header_only(wire, dns.rcode.FORMERR)
         refusal = self._refusal(query)
         if refusal is not None:
             return self._render(self._empty_response(query, refusal), query, tcp)
         question = query.question[0]
-        answer = await self.service.resolve(question.name, question.rdtype)
+        if question.rdtype == dns.rdatatype.ANY:
+            a_answer = await self.service.resolve(question.name, dns.rdatatype.A)
+            answer = minimal_any(question.name, a_answer)
+        else:
+            answer = await self.service.resolve(question.name, question.rdtype)
         return self._render(self._response(query, answer), query, tcp)
 
     def _refusal(self, query: dns.message.Message) -> dns.rcode.Rcode | None:
         """The rcode for a query we will not resolve, or None if it is a fine question."""
         if query.opcode() != dns.opcode.QUERY:
             return dns.rcode.NOTIMP
+        if query.edns > 0:
+            return dns.rcode.BADVERS  # RFC 6891 6.1.3: we speak EDNS version 0 only
         if len(query.question) != 1:
             return dns.rcode.FORMERR
         question = query.question[0]
@@ -98,6 +117,14 @@ class QueryHandler:
         response = self._empty_response(query, answer.rcode)
         response.answer = list(answer.answer)
         response.authority = list(answer.authority)
+        # Extended DNS Errors (RFC 8914) tell an EDNS client why, in the words of our logs.
+        error = None
+        if answer.failure is not None:
+            error = dns.edns.EDEOption(answer.failure.ede_code, answer.failure.text)
+        elif answer.stale:
+            error = dns.edns.EDEOption(dns.edns.EDECode.STALE_ANSWER)
+        if error is not None and response.edns >= 0:
+            response.use_edns(0, payload=response.payload, options=[error])
         return response
 
     def _render(

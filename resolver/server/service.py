@@ -85,4 +85,4 @@ class ResolverService:
                 action = resolution.receive(await self.upstream.perform(action))
             assert isinstance(action, Done)
             return action.answer
-        return Answer.servfail(ServfailReason.TIMEOUT)
+        return resolution.give_up(ServfailReason.TIMEOUT)

@@ -16,6 +16,7 @@ import dns.message
 import trio
 
 from resolver.core.actions import NetworkError, Outcome, Response, SendQuery, Timeout
+from resolver.core.scrub import is_response_to
 from resolver.server.wire import MAX_MESSAGE, family_of, framed, parse, receive_framed
 
 
@@ -53,7 +54,9 @@ class Upstream:
                 if data[:2] != wire[:2]:
                     continue
                 message = parse(data)
-                if message is not None and action.query.is_response(message):
+                if message is not None and is_response_to(
+                    action.query, message, exact_case=action.exact_case
+                ):
                     return message
 
     async def _over_tcp(self, action: SendQuery, wire: bytes) -> dns.message.Message | None:
@@ -65,6 +68,8 @@ class Upstream:
         if data is None:
             return None
         message = parse(data)
-        if message is None or not action.query.is_response(message):
+        if message is None or not is_response_to(
+            action.query, message, exact_case=action.exact_case
+        ):
             return None
         return message

@@ -21,6 +21,7 @@ from resolver.config import Config
 from resolver.core.actions import Answer, Done, Outcome, Response, SendQuery, Timeout
 from resolver.core.hints import parse_root_hints
 from resolver.core.resolution import Context, Resolution, Tracer
+from resolver.core.scrub import is_response_to
 from resolver.testing.internet import TestInternet
 
 
@@ -45,7 +46,7 @@ def perform(internet: TestInternet, action: SendQuery, rtt: float = 0.01) -> Out
     if not isinstance(reply, dns.message.Message):
         return Timeout()
     message = dns.message.from_wire(reply.to_wire(max_size=65535))
-    if not action.query.is_response(message):
+    if not is_response_to(action.query, message, exact_case=action.exact_case):
         return Timeout()  # the real transport ignores a wrong ID or question and waits on
     return Response(message, rtt)
 
