@@ -33,17 +33,21 @@ class Endpoint(click.ParamType):
         text = str(value)
         host, port = text, "53"
         if text.startswith("["):
-            host, _, rest = text[1:].partition("]")
+            # "[::1" would otherwise parse as ::1 port 53 and start listening on a typo.
+            host, bracket, rest = text[1:].partition("]")
+            if not bracket or (rest and not rest.startswith(":")):
+                self.fail(f"{text!r} is not ADDR:PORT or [IPv6]:PORT", param, ctx)
             if rest:
-                if not rest.startswith(":"):
-                    self.fail(f"{text!r} is not ADDR:PORT", param, ctx)
                 port = rest[1:]
         elif text.count(":") == 1:
             host, port = text.split(":")
         try:
-            address = str(ipaddress.ip_address(host))
+            parsed = ipaddress.ip_address(host)
         except ValueError:
             self.fail(f"{host!r} is not an IP address", param, ctx)
+        if text.startswith("[") and parsed.version != 6:
+            self.fail(f"{text!r}: brackets are only for IPv6 addresses", param, ctx)
+        address = str(parsed)
         if not port.isdigit() or not 0 < int(port) < 65536:
             self.fail(f"{port!r} is not a port number (1-65535)", param, ctx)
         return address, int(port)
@@ -156,11 +160,23 @@ def query(
     name: str, rdtype: str, root_hints: Path | None, query_loopback: bool, trace: bool
 ) -> None:
     """Resolve NAME once, in this process, and print the answer."""
+    # Name the offending argument: dnspython's messages alone ("A DNS label is empty.") do not.
     try:
         qname = dns.name.from_text(name)
-        qtype = dns.rdatatype.from_text(rdtype)
     except (dns.exception.DNSException, ValueError) as error:
-        raise click.BadParameter(str(error)) from None
+        raise click.BadParameter(
+            f"{name!r} is not a domain name: {error}", param_hint="NAME"
+        ) from None
+    try:
+        qtype = dns.rdatatype.from_text(rdtype)
+    except (dns.exception.DNSException, ValueError):
+        raise click.BadParameter(
+            f"{rdtype!r} is not a record type (A, AAAA, MX, TXT, ... or TYPEnnn)", param_hint="TYPE"
+        ) from None
+    if dns.rdatatype.is_metatype(qtype) and qtype != dns.rdatatype.ANY:
+        # OPT, TSIG, AXFR, IXFR...: no authoritative server answers these in a normal query, so
+        # sending them upstream would only end in a confusing SERVFAIL.
+        raise click.BadParameter(f"{rdtype!r} cannot be queried for", param_hint="TYPE")
     config = build_config(root_hints, query_loopback)
     service = ResolverService(config, load_root_hints(config.root_hints))
     tracer = click.echo if trace else None
