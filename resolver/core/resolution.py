@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable, Generator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import dns.flags
 import dns.message
@@ -55,6 +55,30 @@ class Step:
     records: tuple[dns.rrset.RRset, ...] = ()
     soa: dns.rrset.RRset | None = None
     next_name: dns.name.Name | None = None
+
+
+class _Chain:
+    """The CNAME chain being followed for one question: its records so far and where it is."""
+
+    def __init__(self, qname: dns.name.Name, limit: int) -> None:
+        self.name = qname
+        self.records: list[dns.rrset.RRset] = []
+        self._visited = {qname}
+        self._limit = limit
+
+    def extend(self, step: Step) -> Answer | None:
+        """Add one link; the finished answer, or None while the chain goes on."""
+        self.records.extend(step.records)
+        if step.next_name is None:
+            authority = (step.soa,) if step.soa is not None else ()
+            return Answer(step.rcode, tuple(self.records), authority)
+        self.name = step.next_name
+        if self.name in self._visited:
+            raise ResolutionFailed(ServfailReason.CNAME_LOOP)
+        self._visited.add(self.name)
+        if len(self._visited) > self._limit:
+            raise ResolutionFailed(ServfailReason.CNAME_CHAIN_TOO_LONG)
+        return None
 
 
 @dataclass(frozen=True)
@@ -132,40 +156,30 @@ class Resolution:
 
     def _stale_answer(self) -> Answer | None:
         """The whole CNAME chain from the cache, expired links included, or None if incomplete."""
-        records: list[dns.rrset.RRset] = []
-        name, visited = self.qname, set()
-        while name not in visited and len(visited) <= self._limits.max_cname_chain:
-            visited.add(name)
-            step = self._from_cache(name, self.qtype, 0, stale=True)
-            if step is None:
-                return None
-            records.extend(step.records)
-            if step.next_name is None:
-                authority = (step.soa,) if step.soa is not None else ()
-                return Answer(step.rcode, tuple(records), authority, stale=True)
-            name = step.next_name
-        return None
+        chain = _Chain(self.qname, self._limits.max_cname_chain)
+        try:
+            while True:
+                step = self._from_cache(chain.name, self.qtype, 0, stale=True)
+                if step is None:
+                    return None
+                answer = chain.extend(step)
+                if answer is not None:
+                    return replace(answer, stale=True)
+        except ResolutionFailed:
+            return None
 
     def _resolve(
         self, qname: dns.name.Name, qtype: int, depth: int
     ) -> Generator[SendQuery, Outcome, Answer]:
         """Follow the CNAME chain from qname, each link from the cache or by iteration."""
-        records: list[dns.rrset.RRset] = []
-        name, visited = qname, {qname}
+        chain = _Chain(qname, self._limits.max_cname_chain)
         while True:
-            step = self._from_cache(name, qtype, depth)
+            step = self._from_cache(chain.name, qtype, depth)
             if step is None:
-                step = yield from self._iterate(name, qtype, depth)
-            records.extend(step.records)
-            if step.next_name is None:
-                authority = (step.soa,) if step.soa is not None else ()
-                return Answer(step.rcode, tuple(records), authority)
-            name = step.next_name
-            if name in visited:
-                raise ResolutionFailed(ServfailReason.CNAME_LOOP)
-            visited.add(name)
-            if len(visited) > self._limits.max_cname_chain:
-                raise ResolutionFailed(ServfailReason.CNAME_CHAIN_TOO_LONG)
+                step = yield from self._iterate(chain.name, qtype, depth)
+            answer = chain.extend(step)
+            if answer is not None:
+                return answer
 
     def _from_cache(
         self, name: dns.name.Name, qtype: int, depth: int, stale: bool = False

@@ -20,8 +20,8 @@ import dns.rdatatype
 import dns.zone
 import trio
 
-from resolver.testing.faults import Fault, Reply
-from resolver.testing.server import DEFAULT_DELAY, AuthServer
+from resolver.testing.faults import Reply
+from resolver.testing.server import AuthServer
 from resolver.testing.topology import DEFAULT_SERVERS, DEFAULT_ZONES, ServerSpec
 from resolver.testing.transport import BoundSockets
 
@@ -98,8 +98,10 @@ class TestInternet:
     def respond(self, address: str, query: dns.message.Message, tcp: bool = False) -> Reply:
         """What the server at `address` sends back for `query`, without sockets.
 
-        Faults, UDP truncation and counting apply exactly as over the network; only the DELAY
-        wait is skipped. None means no reply (a timeout); bytes means an unparsable reply.
+        Faults, UDP truncation, injection and counting apply exactly as over the network; only
+        the DELAY wait and SPOOF's forged datagrams (a socket-level attack) are absent. None means
+        no reply (a timeout, or a refused TCP connection under NO_TCP); bytes means an unparsable
+        reply.
         """
         return self.server_at(address).respond(query, tcp)
 
@@ -108,15 +110,14 @@ class TestInternet:
         return sum(server.query_count for server in self.servers.values())
 
     def reset_counters(self) -> None:
-        """Forget every server's query log, e.g. between a cold and a warm cache measurement."""
+        """Forget every server's query log and counts, e.g. between a cold and a warm cache."""
         for server in self.servers.values():
             server.reset()
 
     def reset_faults(self) -> None:
-        """Make every server healthy again (fault NONE, default delay)."""
+        """Make every server healthy again: fault NONE, default delays, nothing injected."""
         for server in self.servers.values():
-            server.fault = Fault.NONE
-            server.delay = DEFAULT_DELAY
+            server.reset_faults()
 
     @asynccontextmanager
     async def running(self) -> AsyncIterator[TestInternet]:

@@ -1,7 +1,8 @@
 """UDP and TCP loops that carry DNS messages for a test server, with trio.
 
 They know nothing about DNS beyond TCP's 2-byte length framing: a `WireHandler` decides what to
-send back and how long to wait first, so every decision stays in the pure modules.
+send back, how long to wait first, which forged datagrams go out before it and whether a TCP
+connection is served at all, so every decision stays in the pure modules.
 """
 
 from __future__ import annotations
@@ -9,10 +10,9 @@ from __future__ import annotations
 import ipaddress
 import logging
 import socket
-from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
-from typing import NamedTuple
+from typing import NamedTuple, Protocol
 
 import trio
 
@@ -26,15 +26,40 @@ TCP_IDLE_TIMEOUT = 10.0
 _MAX_DATAGRAM = 65535
 
 
+class Forged(NamedTuple):
+    """A datagram sent to the querier before the real answer, as a spoofing attacker would.
+
+    `source` None sends it from the server's own socket; an (address, port) sends it from a
+    fresh socket bound there (port 0: an ephemeral one) and closed right after, so the querier
+    sees the wrong source address or port.
+    """
+
+    payload: bytes
+    source: tuple[str, int] | None = None
+
+
 class Outgoing(NamedTuple):
-    """What to send back for one received message, and after how many seconds."""
+    """What to send back for one received message, after how many seconds, and what goes first.
+
+    `forged` is only honoured over UDP: each is sent at once, in order, and `payload` follows
+    `delay` seconds after the last one.
+    """
 
     payload: bytes | None
     delay: float = 0.0
+    forged: tuple[Forged, ...] = ()
 
 
-#: Called with the received wire message and whether it came over TCP.
-WireHandler = Callable[[bytes, bool], Outgoing]
+class WireHandler(Protocol):
+    """The DNS side of a server, as the socket loops see it (`AuthServer` is one)."""
+
+    def handle_wire(self, wire: bytes, tcp: bool, source_port: int | None = None) -> Outgoing:
+        """What to send back for `wire`, received over TCP or UDP from `source_port`."""
+        ...
+
+    def accepts_tcp(self) -> bool:
+        """False to close a new TCP connection at once, without reading from it."""
+        ...
 
 
 @dataclass
@@ -68,21 +93,21 @@ class BoundSockets:
             listener.socket.close()
 
 
-async def serve_sockets(sockets: BoundSockets, handle: WireHandler) -> None:
+async def serve_sockets(sockets: BoundSockets, handler: WireHandler) -> None:
     """Serve UDP and TCP on `sockets` until cancelled, then close them."""
     try:
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(serve_udp, sockets.udp, handle)
-            nursery.start_soon(serve_tcp, sockets.listeners, handle)
+            nursery.start_soon(serve_udp, sockets.udp, handler)
+            nursery.start_soon(serve_tcp, sockets.listeners, handler)
     finally:
         sockets.close()
 
 
-async def serve_udp(sock: trio.socket.SocketType, handle: WireHandler) -> None:
+async def serve_udp(sock: trio.socket.SocketType, handler: WireHandler) -> None:
     """Answer datagrams on the bound `sock` until cancelled.
 
-    Delayed replies are sent from their own tasks so that one slow answer does not hold back the
-    queries behind it, as with a real server.
+    Delayed and spoofed replies are sent from their own tasks so that one slow answer does not
+    hold back the queries behind it, as with a real server.
     """
     async with trio.open_nursery() as nursery:
         while True:
@@ -93,10 +118,12 @@ async def serve_udp(sock: trio.socket.SocketType, handle: WireHandler) -> None:
                 continue
             if not _is_loopback(peer[0]):
                 continue
-            outgoing = handle(wire, False)
+            outgoing = handler.handle_wire(wire, False, peer[1])
             if outgoing.payload is None:
                 continue
-            if outgoing.delay > 0:
+            if outgoing.forged:
+                nursery.start_soon(_send_spoofed, sock, outgoing, peer)
+            elif outgoing.delay > 0:
                 nursery.start_soon(_send_later, sock, outgoing.payload, peer, outgoing.delay)
             else:
                 await _send(sock, outgoing.payload, peer)
@@ -104,27 +131,34 @@ async def serve_udp(sock: trio.socket.SocketType, handle: WireHandler) -> None:
 
 async def serve_tcp(
     listeners: list[trio.SocketListener],
-    handle: WireHandler,
+    handler: WireHandler,
     *,
     task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Accept connections on `listeners` and answer each framed query in order until cancelled."""
     await trio.serve_listeners(
-        partial(_serve_connection, handle=handle), listeners, task_status=task_status
+        partial(_serve_connection, handler=handler), listeners, task_status=task_status
     )
 
 
-async def _serve_connection(stream: trio.SocketStream, handle: WireHandler) -> None:
-    """Answer the queries of one connection one after the other (no reordering needed)."""
+async def _serve_connection(stream: trio.SocketStream, handler: WireHandler) -> None:
+    """Answer the queries of one connection one after the other (no reordering needed).
+
+    A refused connection is closed before anything is read, so the client sees its connection
+    reset or ended without an answer, as with a server whose TCP service is broken.
+    """
     frames = _FrameReader(stream)
     async with stream:
+        if not handler.accepts_tcp():
+            return
+        source_port = _peer_port(stream)
         try:
             while True:
                 with trio.move_on_after(TCP_IDLE_TIMEOUT) as idle:
                     wire = await frames.next()
                 if idle.cancelled_caught or wire is None:
                     return
-                outgoing = handle(wire, True)
+                outgoing = handler.handle_wire(wire, True, source_port)
                 if outgoing.payload is None:
                     continue
                 if outgoing.delay > 0:
@@ -157,6 +191,52 @@ class _FrameReader:
         data = bytes(self._buffer[:size])
         del self._buffer[:size]
         return data
+
+
+def _peer_port(stream: trio.SocketStream) -> int | None:
+    """The client's TCP port, for the query log; None if the connection is already gone."""
+    try:
+        return int(stream.socket.getpeername()[1])
+    except OSError:
+        return None
+
+
+async def _send_spoofed(
+    sock: trio.socket.SocketType, outgoing: Outgoing, peer: tuple[str, int]
+) -> None:
+    """Send every forgery, then the genuine answer `outgoing.delay` seconds later.
+
+    The forgeries always arrive first, so a client that accepts the first datagram that looks
+    like an answer is poisoned, and only one that checks every field gets the genuine answer.
+    """
+    for forged in outgoing.forged:
+        if forged.source is None:
+            await _send(sock, forged.payload, peer)
+        else:
+            await _send_from(forged.source, forged.payload, peer)
+    if outgoing.payload is not None:
+        await _send_later(sock, outgoing.payload, peer, outgoing.delay)
+
+
+async def _send_from(source: tuple[str, int], payload: bytes, peer: tuple[str, int]) -> None:
+    """Send one datagram from a fresh socket bound to `source`.
+
+    SO_REUSEADDR lets concurrent forgeries share a fixed source port (Linux allows this for UDP
+    when every socket sets it); the socket only sends, so sharing it steals no traffic. Only
+    loopback sources are used, so the datagram cannot leave the machine either way; a failure is
+    logged and ignored like any other send failure.
+    """
+    address, port = source
+    if not _is_loopback(address):
+        raise ValueError(f"refusing to send from non-loopback address {address}")
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    try:
+        with trio.socket.socket(family, socket.SOCK_DGRAM) as other:
+            other.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            await other.bind((address, port))
+            await other.sendto(payload, peer)
+    except OSError as error:
+        logger.debug("UDP send from %s to %s failed: %r", source, peer, error)
 
 
 async def _send_later(
