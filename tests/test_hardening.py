@@ -22,6 +22,7 @@ from resolver.testing.scripted import ScriptedWorld
 from tests.helpers import loopback_config, texts
 
 EXAMPLE_SERVERS = ("ns1.example.test.", "ns2.example.test.")
+TLDS = ("ns1.nic.test.", "ns2.nic.test.")
 
 
 def world_with(internet: TestInternet, **changes: object) -> ScriptedWorld:
@@ -130,3 +131,100 @@ def test_fresh_data_is_preferred_over_stale(world: ScriptedWorld) -> None:
     answer = world.resolve("www.example.test.")
     assert not answer.stale
     assert answer.answer[0].ttl == 300
+
+
+def rr(text: str) -> dns.rrset.RRset:
+    name, ttl, rdtype, *data = text.split()
+    return dns.rrset.from_text(name, int(ttl), "IN", rdtype, " ".join(data))
+
+
+def test_a_server_cannot_plant_records_outside_its_zone(world: ScriptedWorld) -> None:
+    planted = [
+        ("answer", rr("www.other.test. 86400 A 6.6.6.6")),
+        ("authority", rr("other.test. 86400 NS ns.evil.example.test.")),
+        ("additional", rr("ns1.other.test. 86400 A 6.6.6.6")),
+        ("additional", rr("a.root-servers.test. 86400 A 6.6.6.6")),
+    ]
+    for name in EXAMPLE_SERVERS:
+        world.internet.servers[name].inject = list(planted)
+    assert texts(world.resolve("www.example.test.").answer) == [
+        "www.example.test. 300 IN A 192.0.2.1"
+    ]
+    cache = world.cache
+    other = dns.name.from_text("other.test.")
+    for name, rdtype in [
+        ("www.other.test.", dns.rdatatype.A),
+        ("ns1.other.test.", dns.rdatatype.A),
+        ("a.root-servers.test.", dns.rdatatype.A),
+    ]:
+        held = cache.get_rrset(dns.name.from_text(name), rdtype)
+        assert held is None or "6.6.6.6" not in held.to_text(), name
+    assert cache.get_rrset(other, dns.rdatatype.NS) is None
+    assert texts(world.resolve("www.other.test.").answer) == [
+        "www.other.test. 120 IN A 198.51.100.1"
+    ]
+
+
+def test_glue_for_names_outside_the_delegating_zone_is_ignored(world: ScriptedWorld) -> None:
+    # The TLD may give glue for names under test., but never for names under another TLD.
+    for name in ("ns1.nic.test.", "ns2.nic.test."):
+        world.internet.servers[name].inject = [
+            ("additional", rr("ns1.example.invalid. 60 A 6.6.6.6"))
+        ]
+    world.resolve("www.example.test.")
+    assert (
+        world.cache.get_rrset(dns.name.from_text("ns1.example.invalid."), dns.rdatatype.A) is None
+    )
+
+
+def test_cname_chain_longer_than_the_cap_gives_servfail(world: ScriptedWorld) -> None:
+    answer = world.resolve("c0.cnames.test.")
+    assert answer.rcode == dns.rcode.SERVFAIL
+    assert answer.failure is ServfailReason.CNAME_CHAIN_TOO_LONG
+
+
+def test_cname_chain_across_zones_within_the_cap_is_followed(world: ScriptedWorld) -> None:
+    answer = world.resolve("hop0.cnames.test.")
+    assert len(answer.answer) == 9
+    assert texts(answer.answer)[-1] == "hop8.cnames.test. 3600 IN A 192.0.2.28"
+
+
+def test_delegation_cycle_between_two_zones_ends_in_servfail(world: ScriptedWorld) -> None:
+    answer = world.resolve("www.loopa.test.")
+    assert answer.rcode == dns.rcode.SERVFAIL
+    assert world.last_queries < 20
+
+
+def test_nxns_style_delegation_chases_a_bounded_number_of_names(world: ScriptedWorld) -> None:
+    answer = world.resolve("www.manyns.test.")
+    assert answer.rcode == dns.rcode.SERVFAIL
+    assert answer.failure is ServfailReason.GLUELESS_LIMIT
+    nowhere = [
+        q
+        for name in TLDS
+        for q in world.internet.servers[name].queries
+        if q.qname.is_subdomain(dns.name.from_text("nowhere.test."))
+    ]
+    # each of the 4 names chased costs an A and an AAAA lookup at most, never 10 names
+    assert len({q.qname for q in nowhere}) == Limits().max_glueless_per_delegation
+    assert len(nowhere) <= 2 * Limits().max_glueless_per_delegation
+
+
+def test_deep_delegation_chain_is_walked(world: ScriptedWorld) -> None:
+    answer = world.resolve("www.d2.d1.deep.test.")
+    assert texts(answer.answer) == ["www.d2.d1.deep.test. 3600 IN A 192.0.2.77"]
+
+
+def test_truncating_server_without_tcp_is_skipped(world: ScriptedWorld) -> None:
+    broken = world.internet.servers["ns1.example.test."]
+    broken.fault = Fault.NO_TCP
+    for name in ("www", "mail", "alias"):
+        assert world.resolve(f"{name}.example.test.").answer
+    answer = world.resolve("big.example.test.", "TXT")
+    assert len(answer.answer[0]) == 40
+
+
+def test_no_server_with_tcp_gives_servfail_for_a_big_answer(world: ScriptedWorld) -> None:
+    for name in EXAMPLE_SERVERS:
+        world.internet.servers[name].fault = Fault.NO_TCP
+    assert world.resolve("big.example.test.", "TXT").rcode == dns.rcode.SERVFAIL

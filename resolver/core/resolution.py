@@ -63,21 +63,23 @@ class _Chain:
     def __init__(self, qname: dns.name.Name, limit: int) -> None:
         self.name = qname
         self.records: list[dns.rrset.RRset] = []
-        self._visited = {qname}
+        self._aliases: set[dns.name.Name] = set()
         self._limit = limit
 
     def extend(self, step: Step) -> Answer | None:
-        """Add one link; the finished answer, or None while the chain goes on."""
+        """Add one link (which may hold several CNAMEs); the answer, or None while it goes on."""
         self.records.extend(step.records)
+        for rrset in step.records:
+            if rrset.rdtype == dns.rdatatype.CNAME:
+                self._aliases.add(rrset.name)
+        if len(self._aliases) > self._limit:
+            raise ResolutionFailed(ServfailReason.CNAME_CHAIN_TOO_LONG)
         if step.next_name is None:
             authority = (step.soa,) if step.soa is not None else ()
             return Answer(step.rcode, tuple(self.records), authority)
-        self.name = step.next_name
-        if self.name in self._visited:
+        if step.next_name in self._aliases:
             raise ResolutionFailed(ServfailReason.CNAME_LOOP)
-        self._visited.add(self.name)
-        if len(self._visited) > self._limit:
-            raise ResolutionFailed(ServfailReason.CNAME_CHAIN_TOO_LONG)
+        self.name = step.next_name
         return None
 
 
