@@ -228,3 +228,15 @@ def test_no_server_with_tcp_gives_servfail_for_a_big_answer(world: ScriptedWorld
     for name in EXAMPLE_SERVERS:
         world.internet.servers[name].fault = Fault.NO_TCP
     assert world.resolve("big.example.test.", "TXT").rcode == dns.rcode.SERVFAIL
+
+
+def test_a_flood_of_unique_names_stays_within_the_cache_bound(internet: TestInternet) -> None:
+    world = world_with(internet, cache=CacheConfig(max_entries=50))
+    for index in range(400):
+        answer = world.resolve(f"random-{index}.example.test.")
+        assert answer.rcode == dns.rcode.NXDOMAIN
+        assert len(world.cache) <= 50
+    # the delegations were evicted like everything else, and the walk still works
+    assert texts(world.resolve("www.example.test.").answer) == [
+        "www.example.test. 300 IN A 192.0.2.1"
+    ]
