@@ -95,7 +95,11 @@ def main(quick: bool, names: int | None, cache_size: int | None, concurrency: in
             print(f"upstream queries counted by the test internet: {internet.total_queries()}")
         finally:
             daemon.terminate()
-            daemon.wait(timeout=30)
+            try:
+                daemon.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                daemon.kill()
+                daemon.wait()
 
 
 if __name__ == "__main__":

@@ -132,9 +132,10 @@ class Resolution:
             self._done = Done(finished.value)
             return self._done
 
-    def _say(self, depth: int, text: str) -> None:
+    def _say(self, depth: int, template: str, *args: object) -> None:
+        """Report a step to the tracer; the text is only built when someone is listening."""
         if self._trace is not None:
-            self._trace("  " * depth + text)
+            self._trace("  " * depth + template.format(*args))
 
     # -- the walk -----------------------------------------------------------------------------
 
@@ -145,9 +146,9 @@ class Resolution:
         """
         stale = self._stale_answer() if self._ctx.config.cache.serve_stale else None
         if stale is not None:
-            self._say(0, f"{reason.text}; answering with stale data (RFC 8767)")
+            self._say(0, "{}; answering with stale data (RFC 8767)", reason.text)
             return stale
-        self._say(0, f"SERVFAIL: {reason.text}")
+        self._say(0, "SERVFAIL: {}", reason.text)
         return Answer.servfail(reason)
 
     def _run(self) -> Generator[SendQuery, Outcome, Answer]:
@@ -189,16 +190,16 @@ class Resolution:
         cache = self._ctx.cache
         found = cache.get_rrset(name, qtype, min_rank=Rank.ANSWER, stale=stale)
         if found is not None:
-            self._say(depth, f"cache: {name} {dns.rdatatype.to_text(qtype)} answered")
+            self._say(depth, "cache: {} {} answered", name, dns.rdatatype.to_text(qtype))
             return Step(dns.rcode.NOERROR, (found,))
         if qtype != dns.rdatatype.CNAME:
             cname = cache.get_rrset(name, dns.rdatatype.CNAME, min_rank=Rank.ANSWER, stale=stale)
             if cname is not None:
-                self._say(depth, f"cache: {name} is an alias for {cname[0].target}")
+                self._say(depth, "cache: {} is an alias for {}", name, cname[0].target)
                 return Step(dns.rcode.NOERROR, (cname,), next_name=cname[0].target)
         negative = cache.get_negative(name, qtype, stale=stale)
         if negative is not None:
-            self._say(depth, f"cache: {name} {dns.rcode.to_text(negative.rcode)} (negative)")
+            self._say(depth, "cache: {} {} (negative)", name, dns.rcode.to_text(negative.rcode))
             return Step(negative.rcode, soa=negative.soa)
         return None
 
@@ -217,7 +218,7 @@ class Resolution:
                 raise ResolutionFailed(ServfailReason.REFERRAL_DEPTH)
             assert verdict.delegation is not None
             delegation = self._follow_referral(verdict, delegation.zone)
-            self._say(depth, f"  referral to {delegation.describe()}")
+            self._say(depth, "  referral to {}", delegation.describe())
 
     def _closest_delegation(
         self, name: dns.name.Name, depth: int
@@ -225,7 +226,7 @@ class Resolution:
         cache = self._ctx.cache
         ns = cache.closest_delegation(name)
         if ns is not None:
-            self._say(depth, f"cache: closest delegation is {ns.name}")
+            self._say(depth, "cache: closest delegation is {}", ns.name)
             return Delegation.from_ns(ns, cache)
         root_ns = cache.get_rrset(dns.name.root, dns.rdatatype.NS)
         if root_ns is None:
@@ -299,7 +300,7 @@ class Resolution:
             raise ResolutionFailed(ServfailReason.GLUELESS_LIMIT)
         ns_name = missing[0]
         looked_up.add(ns_name)
-        self._say(depth, f"  looking up the address of name server {ns_name}")
+        self._say(depth, "  looking up the address of name server {}", ns_name)
         delegation.addresses[ns_name] = yield from self._lookup_addresses(ns_name, depth + 1)
 
     def _lookup_addresses(
@@ -339,17 +340,16 @@ class Resolution:
         table, upstream = self._ctx.servers, self._ctx.config.upstream
         use_edns, tcp = not table.no_edns(server.address), False
         label = f"{server.name} [{server.address}]" if server.name else server.address
+        rdtype_text = dns.rdatatype.to_text(qtype)
         while True:
             query = self._make_query(name, qtype, use_edns)
             transport = "TCP" if tcp else "UDP"
-            self._say(
-                depth, f"ask {label} for {name} {dns.rdatatype.to_text(qtype)} over {transport}"
-            )
+            self._say(depth, "ask {} for {} {} over {}", label, name, rdtype_text, transport)
             outcome = yield SendQuery(server, query, tcp, upstream.timeout, upstream.use_0x20)
             if isinstance(outcome, Timeout | NetworkError):
                 table.record_failure(server.address, upstream.timeout)
                 why = "timed out" if isinstance(outcome, Timeout) else outcome.reason
-                self._say(depth, f"  {why}")
+                self._say(depth, "  {}", why)
                 return None
             assert isinstance(outcome, Response)
             table.record_rtt(server.address, outcome.rtt)
@@ -368,11 +368,11 @@ class Resolution:
                 use_edns = False
                 continue
             if rcode not in (dns.rcode.NOERROR, dns.rcode.NXDOMAIN):
-                self._say(depth, f"  {dns.rcode.to_text(rcode)}; trying another server")
+                self._say(depth, "  {}; trying another server", dns.rcode.to_text(rcode))
                 return None
             verdict = classify(response, name, qtype, zone)
             if verdict.kind is Kind.LAME:
-                self._say(depth, f"  lame for {zone}; trying another server")
+                self._say(depth, "  lame for {}; trying another server", zone)
                 return None
             return verdict
 
@@ -415,10 +415,10 @@ class Resolution:
         self._cache_verdict(verdict)
         records = tuple(with_ttl(r, cache.clamp_ttl(r.ttl)) for r in verdict.chain)
         if verdict.kind is Kind.ANSWER:
-            self._say(depth, f"  answer: {', '.join(_short(r) for r in verdict.chain)}")
+            self._say(depth, "  answer: {}", ", ".join(_short(r) for r in verdict.chain))
             return Step(dns.rcode.NOERROR, records)
         if verdict.kind is Kind.CNAME:
-            self._say(depth, f"  alias: {', '.join(_short(r) for r in verdict.chain)}")
+            self._say(depth, "  alias: {}", ", ".join(_short(r) for r in verdict.chain))
             return Step(dns.rcode.NOERROR, records, next_name=verdict.final_name)
         rcode = dns.rcode.NXDOMAIN if verdict.kind is Kind.NXDOMAIN else dns.rcode.NOERROR
         soa = None
@@ -427,7 +427,7 @@ class Resolution:
             cache.put_negative(verdict.final_name, negative_type, rcode, verdict.soa)
             soa = with_ttl(verdict.soa, cache.negative_ttl(verdict.soa))
         label = "NXDOMAIN" if rcode == dns.rcode.NXDOMAIN else "NODATA"
-        self._say(depth, f"  {label} for {verdict.final_name}")
+        self._say(depth, "  {} for {}", label, verdict.final_name)
         return Step(rcode, records, soa)
 
 

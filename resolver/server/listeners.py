@@ -13,6 +13,8 @@ from resolver.server.wire import MAX_MESSAGE, family_of, framed, receive_framed
 
 log = logging.getLogger(__name__)
 
+UDP_RECEIVE_BUFFER = 4 * 1024 * 1024
+
 # Queries one TCP connection may have in progress at once (RFC 7766 6.2.1.1 pipelining).
 _TCP_PIPELINE = 16
 
@@ -27,6 +29,10 @@ def bind_socket(address: str, port: int, kind: socket.SocketKind) -> trio.socket
     try:
         if kind == socket.SOCK_STREAM:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        else:
+            # A burst of queries must wait in the kernel rather than be dropped by it (Unbound's
+            # so-rcvbuf); the kernel caps the size at net.core.rmem_max.
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, UDP_RECEIVE_BUFFER)
         if sock.family == socket.AF_INET6:
             sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
         sock.bind((address, port))
