@@ -44,6 +44,8 @@ class CacheConfig:
     """Sizes and TTL bounds of the cache (names follow Unbound's cache-max-ttl and friends)."""
 
     max_entries: int = 100_000
+    # Rendered responses kept for the cache-hit fast path (one per question).
+    max_packets: int = 100_000
     max_ttl: int = 86_400
     min_ttl: int = 0
     max_negative_ttl: int = 3_600

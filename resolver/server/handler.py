@@ -20,6 +20,7 @@ import dns.rdataclass
 import dns.rdatatype
 import dns.rrset
 
+from resolver.cache.packets import PacketCache, parse_plain_query
 from resolver.config import Config
 from resolver.core.actions import Answer
 from resolver.server.service import ResolverService
@@ -29,6 +30,8 @@ HEADER = struct.Struct("!HHHHHH")
 _QR = 0x8000
 _REFUSED_TYPES = frozenset({dns.rdatatype.AXFR, dns.rdatatype.IXFR})
 MIN_UDP_PAYLOAD = 512
+# Client addresses whose access-list verdict is remembered; forgotten all at once when full.
+_ACCESS_MEMORY = 4096
 
 
 def _header_only(wire: bytes, rcode: dns.rcode.Rcode) -> bytes:
@@ -62,16 +65,58 @@ def minimal_any(qname: dns.name.Name, answer: Answer) -> Answer:
 
 
 class QueryHandler:
-    """The client-facing protocol: validation, access control, answer rendering, truncation."""
+    """The client-facing protocol: validation, access control, answer rendering, truncation.
+
+    `answer_from_cache` is the fast path (plain questions already in the packet cache, answered
+    synchronously from bytes); `handle` is the full path for everything else, and it fills the
+    packet cache for the next asker.
+    """
 
     def __init__(self, service: ResolverService) -> None:
         self.service = service
         self.config = service.config
+        self.stats = service.stats
+        self.packets = PacketCache(
+            service.config.cache.max_packets, service.clock, service.config.edns_payload
+        )
+        self._access: dict[str, bool] = {}
+
+    def allowed(self, client_address: str) -> bool:
+        """The access-list verdict, remembered per address (bounded) to keep hits cheap."""
+        verdict = self._access.get(client_address)
+        if verdict is None:
+            if len(self._access) >= _ACCESS_MEMORY:
+                self._access.clear()
+            verdict = self._access[client_address] = _allowed(client_address, self.config)
+        return verdict
+
+    def _udp_limit(self, client_payload: int | None) -> int:
+        if client_payload is None:
+            return MIN_UDP_PAYLOAD
+        return max(MIN_UDP_PAYLOAD, min(client_payload, self.config.edns_payload))
+
+    def answer_from_cache(self, wire: bytes, client_address: str, tcp: bool) -> bytes | None:
+        """The reply from the packet cache, or None to take the full path."""
+        question = parse_plain_query(wire)
+        if question is None or not self.allowed(client_address):
+            return None
+        limit = MAX_MESSAGE if tcp else self._udp_limit(question.edns_payload)
+        reply = self.packets.answer(wire, question, limit)
+        if reply is not None:
+            self.stats.queries += 1
+            self.stats.packet_hits += 1
+        return reply
+
+    async def respond(self, wire: bytes, client_address: str, tcp: bool) -> bytes | None:
+        """Fast path first, then the full path."""
+        reply = self.answer_from_cache(wire, client_address, tcp)
+        return reply if reply is not None else await self.handle(wire, client_address, tcp)
 
     async def handle(self, wire: bytes, client_address: str, tcp: bool) -> bytes | None:
         if len(wire) < 3 or wire[2] & 0x80:
             return None  # no ID to answer to, or QR=1: a response, perhaps reflected at us
-        if not _allowed(client_address, self.config):
+        self.stats.queries += 1
+        if not self.allowed(client_address):
             return _header_only(wire, dns.rcode.REFUSED)
         query = parse(wire) if len(wire) >= HEADER.size else None
         if query is None:
@@ -82,10 +127,28 @@ class QueryHandler:
         question = query.question[0]
         if question.rdtype == dns.rdatatype.ANY:
             a_answer = await self.service.resolve(question.name, dns.rdatatype.A)
-            answer = minimal_any(question.name, a_answer)
-        else:
-            answer = await self.service.resolve(question.name, question.rdtype)
+            return self._render(
+                self._response(query, minimal_any(question.name, a_answer)), query, tcp
+            )
+        answer = await self.service.resolve(question.name, question.rdtype)
+        self._remember(wire, query, answer)
         return self._render(self._response(query, answer), query, tcp)
+
+    def _remember(self, wire: bytes, query: dns.message.Message, answer: Answer) -> None:
+        """Put a fresh, complete answer to a plain question into the packet cache."""
+        if answer.failure is not None or answer.stale:
+            return
+        if answer.rcode not in (dns.rcode.NOERROR, dns.rcode.NXDOMAIN):
+            return
+        question = parse_plain_query(wire)
+        if question is None:
+            return
+        response = self._response(query, answer)
+        response.use_edns(False)
+        response.flags &= ~dns.flags.RD
+        stored = bytearray(response.to_wire(max_size=MAX_MESSAGE))
+        stored[12 : question.name_end] = stored[12 : question.name_end].lower()
+        self.packets.store(question.key, bytes(stored))
 
     def _refusal(self, query: dns.message.Message) -> dns.rcode.Rcode | None:
         """The rcode for a query we will not resolve, or None if it is a fine question."""
@@ -133,9 +196,7 @@ class QueryHandler:
         """Wire bytes; over UDP, TC=1 with no records if it exceeds what the client accepts."""
         if tcp:
             return response.to_wire(max_size=MAX_MESSAGE)
-        limit = MIN_UDP_PAYLOAD
-        if query.edns >= 0:
-            limit = max(MIN_UDP_PAYLOAD, min(query.payload, self.config.edns_payload))
+        limit = self._udp_limit(query.payload if query.edns >= 0 else None)
         try:
             return response.to_wire(max_size=limit)
         except dns.exception.TooBig:

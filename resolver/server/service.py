@@ -9,6 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import dns.name
+import dns.rcode
 import trio
 
 from resolver.cache.records import RecordCache
@@ -18,6 +19,7 @@ from resolver.core.actions import Answer, Done, SendQuery
 from resolver.core.hints import RootHints
 from resolver.core.reasons import ServfailReason
 from resolver.core.resolution import Context, Resolution, Tracer
+from resolver.server.stats import Stats
 from resolver.server.upstream import Upstream
 
 
@@ -39,6 +41,8 @@ class ResolverService:
         upstream: Upstream | None = None,
     ) -> None:
         self.config = config
+        self.clock = clock
+        self.stats = Stats()
         self.cache = RecordCache(config.cache, clock)
         self.upstream = upstream or Upstream()
         self.context = Context(
@@ -79,10 +83,22 @@ class ResolverService:
         return pending.answer
 
     async def _drive(self, resolution: Resolution) -> Answer:
+        answer: Answer | None = None
         with trio.move_on_after(self.config.limits.max_resolution_time):
             action = resolution.next_action()
             while isinstance(action, SendQuery):
                 action = resolution.receive(await self.upstream.perform(action))
             assert isinstance(action, Done)
-            return action.answer
-        return resolution.give_up(ServfailReason.TIMEOUT)
+            answer = action.answer
+        if answer is None:
+            answer = resolution.give_up(ServfailReason.TIMEOUT)
+        self._count(resolution, answer)
+        return answer
+
+    def _count(self, resolution: Resolution, answer: Answer) -> None:
+        stats = self.stats
+        stats.resolutions += 1
+        if resolution.queries_sent == 0:
+            stats.cache_answers += 1
+        if answer.rcode == dns.rcode.SERVFAIL:
+            stats.servfails += 1

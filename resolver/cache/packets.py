@@ -1,0 +1,155 @@
+"""The packet cache: rendered responses, served to the next asker without building DNS objects.
+
+A cache hit is the common case of a resolver, and dnspython costs tens of microseconds to parse
+and render a message. Here a hit is a dictionary lookup on the question's bytes plus a handful
+of byte patches: the client's ID, RD bit and letter case, the TTLs aged by the time the response
+has spent here, and an OPT record if the client sent one. Everything unusual (a malformed or
+exotic query, an answer too large for the client's UDP size) is left to the slow path, which
+treats it exactly as before; only well-formed, plain questions are served from here.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from cachetools import TLRUCache
+
+_HEADER = struct.Struct("!HHHHHH")
+_TTL = struct.Struct("!I")
+_OPT_TYPE = 41
+_MIN_UDP = 512
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedQuestion:
+    """Where the question sits in a client's query, and what the client can receive."""
+
+    key: bytes
+    name_end: int
+    edns_payload: int | None
+
+
+@dataclass(slots=True)
+class _Packet:
+    wire: bytes
+    ttl_offsets: tuple[int, ...]
+    ttls: tuple[int, ...]
+    stored_at: float
+    expires: float
+
+
+def parse_plain_query(wire: bytes) -> ParsedQuestion | None:
+    """The question of a plain standard query, or None for anything the slow path should see.
+
+    Plain means: QR=0, opcode QUERY, exactly one question with an uncompressed name, no answer
+    or authority records, and at most one additional record which is a version-0 OPT (its
+    options, such as a cookie, are ignored as the slow path ignores them). The key is the
+    lowercased name plus type and class.
+    """
+    if len(wire) < 17:
+        return None
+    _id, flags, qdcount, ancount, nscount, arcount = _HEADER.unpack_from(wire)
+    if flags & 0xF800 or qdcount != 1 or ancount or nscount or arcount > 1:
+        return None
+    position = 12
+    while True:
+        if position >= len(wire):
+            return None
+        length = wire[position]
+        if length == 0:
+            break
+        if length > 63:
+            return None  # a compression pointer or an invalid label: not plain
+        position += length + 1
+    name_end = position + 1
+    question_end = name_end + 4
+    if question_end > len(wire) or name_end - 12 > 255:
+        return None
+    payload = None
+    if arcount:
+        # name ".", TYPE OPT, CLASS = UDP payload, extended RCODE 0, version 0, flags, options
+        opt = wire[question_end:]
+        if len(opt) < 11 or opt[0] != 0 or opt[1:3] != b"\x00\x29" or opt[5:7] != b"\x00\x00":
+            return None
+        if struct.unpack_from("!H", opt, 9)[0] != len(opt) - 11:
+            return None
+        payload = max(_MIN_UDP, struct.unpack_from("!H", opt, 3)[0])
+    elif question_end != len(wire):
+        return None
+    key = wire[12:name_end].lower() + wire[name_end:question_end]
+    return ParsedQuestion(key, name_end, payload)
+
+
+def _skip_name(wire: bytes, position: int) -> int:
+    while True:
+        length = wire[position]
+        if length == 0:
+            return position + 1
+        if length >= 0xC0:
+            return position + 2
+        position += length + 1
+
+
+def ttl_offsets(wire: bytes) -> tuple[int, ...]:
+    """Where the TTL of each answer and authority record is, in a response we rendered."""
+    _id, _flags, qdcount, ancount, nscount, _arcount = _HEADER.unpack_from(wire)
+    position = 12
+    for _ in range(qdcount):
+        position = _skip_name(wire, position) + 4
+    offsets = []
+    for _ in range(ancount + nscount):
+        position = _skip_name(wire, position)
+        offsets.append(position + 4)
+        (rdlength,) = struct.unpack_from("!H", wire, position + 8)
+        position += 10 + rdlength
+    return tuple(offsets)
+
+
+class PacketCache:
+    """Rendered responses keyed by question; each lives as long as its shortest TTL."""
+
+    def __init__(self, max_entries: int, clock: Callable[[], float], our_payload: int) -> None:
+        self._clock = clock
+        self._opt = b"\x00" + struct.pack("!HHIH", _OPT_TYPE, our_payload, 0, 0)
+        self._entries: TLRUCache[bytes, _Packet] = TLRUCache(
+            maxsize=max_entries, ttu=lambda _key, packet, _now: packet.expires, timer=clock
+        )
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def clear(self) -> None:
+        self._entries.clear()
+
+    def store(self, key: bytes, wire: bytes) -> None:
+        """Keep a response rendered without OPT, its question in lowercase, RD clear."""
+        offsets = ttl_offsets(wire)
+        if not offsets:
+            return  # nothing tells how long it may be kept (e.g. NODATA without SOA)
+        ttls = tuple(_TTL.unpack_from(wire, offset)[0] for offset in offsets)
+        now = self._clock()
+        lifetime = min(ttls)
+        if lifetime <= 0:
+            return
+        self._entries[key] = _Packet(wire, offsets, ttls, now, now + lifetime)
+
+    def answer(self, query: bytes, question: ParsedQuestion, limit: int) -> bytes | None:
+        """The stored response made the client's own; None on a miss or above `limit` bytes."""
+        packet = self._entries.get(question.key)
+        if packet is None:
+            return None
+        if len(packet.wire) + (len(self._opt) if question.edns_payload else 0) > limit:
+            return None  # the full path truncates it
+        reply = bytearray(packet.wire)
+        reply[0:2] = query[0:2]
+        reply[2] |= query[2] & 0x01  # RD, copied from the query
+        reply[12 : question.name_end] = query[12 : question.name_end]  # the client's case
+        age = int(self._clock() - packet.stored_at)
+        for offset, ttl in zip(packet.ttl_offsets, packet.ttls, strict=True):
+            _TTL.pack_into(reply, offset, max(0, ttl - age))
+        if question.edns_payload:
+            reply += self._opt
+            reply[10:12] = b"\x00\x01"
+        return bytes(reply)

@@ -1,0 +1,19 @@
+"""Counters of what the resolver has done, shared by the front end, the driver and reporting."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+
+@dataclass
+class Stats:
+    """Plain integer counters: cheap enough to bump on the cache-hit path."""
+
+    queries: int = 0
+    packet_hits: int = 0
+    resolutions: int = 0
+    cache_answers: int = 0
+    servfails: int = 0
+
+    def snapshot(self) -> dict[str, int]:
+        return asdict(self)
