@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import errno
 import secrets
+from dataclasses import dataclass, field
 
 import dns.message
 import trio
@@ -20,13 +21,46 @@ from resolver.core.scrub import is_response_to
 from resolver.server.wire import MAX_MESSAGE, family_of, framed, parse, receive_framed
 
 
+@dataclass
+class _Pending:
+    """One query on the wire that other resolutions may be waiting on too."""
+
+    done: trio.Event = field(default_factory=trio.Event)
+    outcome: Outcome = field(default_factory=Timeout)
+    query_id: int = 0
+
+
 class Upstream:
-    """Performs `SendQuery` actions; counts what it sends so stats and tests can see it."""
+    """Performs `SendQuery` actions; counts what it sends so stats and tests can see it.
+
+    Identical queries to the same server at the same time (the same name, type, transport and
+    EDNS use) share one packet, as Unbound's serviced queries do: with QNAME minimisation, a
+    burst of cold names in one zone would otherwise ask the root and the TLD once per name.
+    """
 
     def __init__(self) -> None:
         self.sent = 0
+        self._pending: dict[tuple[object, ...], _Pending] = {}
 
     async def perform(self, action: SendQuery) -> Outcome:
+        question = action.query.question[0]
+        name: object = question.name.labels if action.exact_case else question.name
+        key = (action.server, name, question.rdtype, action.tcp, action.query.edns)
+        pending = self._pending.get(key)
+        if pending is not None:
+            await pending.done.wait()
+            action.query.id = pending.query_id  # the response answers the query that was sent
+            return pending.outcome
+        pending = self._pending[key] = _Pending()
+        try:
+            pending.outcome = await self._send(action)
+            pending.query_id = action.query.id
+        finally:
+            pending.done.set()
+            del self._pending[key]
+        return pending.outcome
+
+    async def _send(self, action: SendQuery) -> Outcome:
         action.query.id = secrets.randbits(16)
         wire = action.query.to_wire()
         self.sent += 1
