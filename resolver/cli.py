@@ -5,7 +5,6 @@ from __future__ import annotations
 import ipaddress
 import logging
 import sys
-from dataclasses import replace
 from pathlib import Path
 
 import click
@@ -14,12 +13,16 @@ import dns.name
 import dns.rcode
 import dns.rdatatype
 import trio
+from click.core import ParameterSource
 
-from resolver.config import LOOPBACK_NETWORKS, CacheConfig, Config
+from resolver.config import CacheConfig, Config
+from resolver.configfile import ConfigError, build, parse_endpoint, parse_network
 from resolver.core.hints import HintsError, load_root_hints
+from resolver.server.daemon import format_endpoint
 from resolver.server.daemon import serve as serve_forever
 from resolver.server.listeners import StartupError
 from resolver.server.service import ResolverService
+from resolver.server.workers import Supervisor, WorkerFailed
 
 
 class Endpoint(click.ParamType):
@@ -30,27 +33,11 @@ class Endpoint(click.ParamType):
     def convert(self, value: object, param: click.Parameter | None, ctx: click.Context | None):
         if isinstance(value, tuple):
             return value
-        text = str(value)
-        host, port = text, "53"
-        if text.startswith("["):
-            # "[::1" would otherwise parse as ::1 port 53 and start listening on a typo.
-            host, bracket, rest = text[1:].partition("]")
-            if not bracket or (rest and not rest.startswith(":")):
-                self.fail(f"{text!r} is not ADDR:PORT or [IPv6]:PORT", param, ctx)
-            if rest:
-                port = rest[1:]
-        elif text.count(":") == 1:
-            host, port = text.split(":")
+        # The same parser reads endpoints in the config file, so both accept the same spellings.
         try:
-            parsed = ipaddress.ip_address(host)
-        except ValueError:
-            self.fail(f"{host!r} is not an IP address", param, ctx)
-        if text.startswith("[") and parsed.version != 6:
-            self.fail(f"{text!r}: brackets are only for IPv6 addresses", param, ctx)
-        address = str(parsed)
-        if not port.isdigit() or not 0 < int(port) < 65536:
-            self.fail(f"{port!r} is not a port number (1-65535)", param, ctx)
-        return address, int(port)
+            return parse_endpoint(str(value))
+        except ValueError as error:
+            self.fail(str(error), param, ctx)
 
 
 class Network(click.ParamType):
@@ -60,9 +47,9 @@ class Network(click.ParamType):
         if isinstance(value, ipaddress.IPv4Network | ipaddress.IPv6Network):
             return value
         try:
-            return ipaddress.ip_network(str(value), strict=False)
-        except ValueError:
-            self.fail(f"{value!r} is not an address or network like 10.0.0.0/8", param, ctx)
+            return parse_network(str(value))
+        except ValueError as error:
+            self.fail(str(error), param, ctx)
 
 
 root_hints_option = click.option(
@@ -77,16 +64,36 @@ query_loopback_option = click.option(
     help="Allow upstream queries to 127.0.0.0/8 and ::1 (for a test internet on loopback).",
 )
 
+config_option = click.option(
+    "--config",
+    "config_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="TOML configuration file (see docs/configuration.md); flags given here override it.",
+)
 
-def build_config(
-    root_hints: Path | None,
-    query_loopback: bool,
-    **changes: object,
-) -> Config:
-    config = Config(**changes)  # type: ignore[arg-type]
-    if root_hints is not None:
-        config = replace(config, root_hints=root_hints)
-    return replace(config, upstream=replace(config.upstream, query_loopback=query_loopback))
+
+def load_settings(config_file: Path | None, **flags: str) -> Config:
+    """The defaults, then `config_file`, then the flags actually typed; logging set to match.
+
+    `flags` maps this command's parameter names to the config keys they set
+    (`cache_size="cache.max_entries"`). Only flags whose value came from the command line (or
+    the environment) override the file: a flag's own default must not undo a file's setting,
+    which is why this asks click where each value came from instead of comparing with defaults.
+    """
+    ctx = click.get_current_context()
+    given = {ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT}
+    changes = {
+        key: ctx.params[name]
+        for name, key in flags.items()
+        if ctx.get_parameter_source(name) in given
+    }
+    root = ctx.find_root()
+    if root.get_parameter_source("log_level") in given:
+        changes["log_level"] = root.params["log_level"]
+    config = build(config_file, changes)
+    logging.getLogger().setLevel(config.log_level.upper())
+    return config
 
 
 @click.group()
@@ -104,6 +111,7 @@ def cli(log_level: str) -> None:
 
 
 @cli.command()
+@config_option
 @click.option(
     "--listen",
     "listen",
@@ -126,38 +134,61 @@ def cli(log_level: str) -> None:
     show_default=True,
     help="Maximum number of cache entries.",
 )
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1, max=256),
+    default=1,
+    show_default=True,
+    help="Processes sharing the listening addresses (SO_REUSEPORT), each with its own cache.",
+)
 def serve(
+    config_file: Path | None,
     listen: tuple[tuple[str, int], ...],
     root_hints: Path | None,
     allow: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...],
     query_loopback: bool,
     cache_size: int,
+    workers: int,
 ) -> None:
     """Answer stub resolvers over UDP and TCP until SIGINT or SIGTERM."""
-    config = build_config(
-        root_hints,
-        query_loopback,
-        listen=listen or Config.listen,
-        allow=allow or LOOPBACK_NETWORKS,
-        cache=CacheConfig(max_entries=cache_size),
+    config = load_settings(
+        config_file,
+        listen="listen",
+        root_hints="root_hints",
+        allow="allow",
+        query_loopback="upstream.query_loopback",
+        cache_size="cache.max_entries",
+        workers="workers",
     )
+    endpoints = ", ".join(f"udp+tcp {format_endpoint(a, p)}" for a, p in config.listen)
 
-    def ready(endpoints: list[str]) -> None:
-        click.echo(f"resolver listening on {', '.join(endpoints)}", err=False)
+    def ready(detail: object) -> None:
+        suffix = f" ({detail} workers)" if config.workers > 1 else ""
+        click.echo(f"resolver listening on {endpoints}{suffix}")
         sys.stdout.flush()
 
-    trio.run(serve_forever, config, ready)
+    if config.workers > 1:
+        load_root_hints(config.root_hints)  # a bad hints file is one error, not one per worker
+        Supervisor(config).run(ready)
+    else:
+        trio.run(serve_forever, config, ready)
     click.echo("resolver stopped")
 
 
 @cli.command()
+@config_option
 @click.argument("name")
 @click.argument("rdtype", metavar="[TYPE]", default="A")
 @root_hints_option
 @query_loopback_option
 @click.option("--trace", is_flag=True, help="Print every step of the walk from the root.")
 def query(
-    name: str, rdtype: str, root_hints: Path | None, query_loopback: bool, trace: bool
+    config_file: Path | None,
+    name: str,
+    rdtype: str,
+    root_hints: Path | None,
+    query_loopback: bool,
+    trace: bool,
 ) -> None:
     """Resolve NAME once, in this process, and print the answer."""
     # Name the offending argument: dnspython's messages alone ("A DNS label is empty.") do not.
@@ -177,7 +208,9 @@ def query(
         # OPT, TSIG, AXFR, IXFR...: no authoritative server answers these in a normal query, so
         # sending them upstream would only end in a confusing SERVFAIL.
         raise click.BadParameter(f"{rdtype!r} cannot be queried for", param_hint="TYPE")
-    config = build_config(root_hints, query_loopback)
+    config = load_settings(
+        config_file, root_hints="root_hints", query_loopback="upstream.query_loopback"
+    )
     service = ResolverService(config, load_root_hints(config.root_hints))
     tracer = click.echo if trace else None
     answer = trio.run(service.resolve, qname, qtype, tracer)
@@ -200,7 +233,7 @@ def main() -> None:
     except click.ClickException as error:
         click.echo(f"resolver: error: {error.format_message()}", err=True)
         sys.exit(error.exit_code)
-    except (HintsError, StartupError) as error:
+    except (HintsError, StartupError, WorkerFailed, ConfigError) as error:
         click.echo(f"resolver: error: {error}", err=True)
         sys.exit(1)
     except KeyboardInterrupt:

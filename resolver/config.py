@@ -2,14 +2,23 @@
 
 The logic reads numbers from here rather than embedding them, so that an operator can find (and a
 test can shrink) any bound without reading the algorithm.
+
+Every field is also a key of the TOML configuration file: `resolver/configfile.py` reads the
+fields and their type hints generically (a nested dataclass is a table), so a new field needs no
+loader code, only a row in docs/configuration.md (a test fails until it has one).
 """
 
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import MISSING, dataclass, field
 from importlib import resources
 from pathlib import Path
+from typing import Any, Literal
+
+import dns.exception
+import dns.name
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -24,63 +33,198 @@ def bundled_root_hints() -> Path:
     return Path(str(resources.files("resolver") / "root.hints"))
 
 
+#: The longest TTL DNS can express (RFC 2181 section 8); a longer cache bound means nothing.
+MAX_TTL = 2**31 - 1
+
+#: The log levels `--log-level` and the `log_level` key accept.
+LogLevel = Literal["debug", "info", "warning", "error"]
+
+
+def setting(
+    default: Any = MISSING,
+    *,
+    default_factory: Callable[[], Any] | Any = MISSING,
+    unbound: str | None = None,
+    unit: str | None = None,
+    ge: float | None = None,
+    le: float | None = None,
+    gt: float | None = None,
+    min_items: int | None = None,
+) -> Any:
+    """A field default plus what the config file loader and docs/configuration.md need.
+
+    Numbers default to `>= 0` in the config file (no negative sizes or timeouts), so only other
+    bounds need saying: `ge`/`le`/`gt` bound numbers, `min_items` arrays, `unit` words the error
+    messages, and `unbound` names the Unbound option the setting corresponds to (the docs test
+    checks the docs name it). A plain `x: int = 5` field is fine too: the loader needs nothing.
+    """
+    given = {"unbound": unbound, "unit": unit, "ge": ge, "le": le, "gt": gt}
+    given["min_items"] = min_items
+    metadata = {name: value for name, value in given.items() if value is not None}
+    if default_factory is not MISSING:
+        return field(default_factory=default_factory, metadata=metadata)
+    return field(default=default, metadata=metadata)
+
+
 @dataclass(frozen=True)
 class Limits:
     """Caps on the work one client question may cause (no hangs, no amplification)."""
 
-    max_cname_chain: int = 12
-    max_referrals: int = 30
-    max_upstream_queries: int = 48
+    max_cname_chain: int = setting(12, unbound="max-query-restarts")
+    max_referrals: int = setting(30, ge=1)
+    max_upstream_queries: int = setting(48, ge=1)
     max_glueless_depth: int = 3
     max_glueless_per_delegation: int = 4
-    max_in_flight: int = 1000
-    max_resolution_time: float = 8.0
-    max_tcp_clients: int = 256
-    tcp_idle_timeout: float = 10.0
+    max_in_flight: int = setting(1000, ge=1, unbound="num-queries-per-thread")
+    max_resolution_time: float = setting(8.0, gt=0, unit="seconds")
+    max_tcp_clients: int = setting(256, ge=1, unbound="incoming-num-tcp")
+    tcp_idle_timeout: float = setting(10.0, gt=0, unit="seconds", unbound="tcp-idle-timeout")
 
 
 @dataclass(frozen=True)
 class CacheConfig:
     """Sizes and TTL bounds of the cache (names follow Unbound's cache-max-ttl and friends)."""
 
-    max_entries: int = 100_000
+    max_entries: int = setting(100_000, ge=1, unit="entries", unbound="rrset-cache-size")
     # Rendered responses kept for the cache-hit fast path (one per question).
-    max_packets: int = 100_000
-    max_ttl: int = 86_400
-    min_ttl: int = 0
-    max_negative_ttl: int = 3_600
-    max_delegation_ttl: int = 172_800
+    max_packets: int = setting(100_000, ge=1, unit="entries", unbound="msg-cache-size")
+    max_ttl: int = setting(86_400, unit="seconds", le=MAX_TTL, unbound="cache-max-ttl")
+    min_ttl: int = setting(0, unit="seconds", le=MAX_TTL, unbound="cache-min-ttl")
+    max_negative_ttl: int = setting(
+        3_600, unit="seconds", le=MAX_TTL, unbound="cache-max-negative-ttl"
+    )
+    max_delegation_ttl: int = setting(172_800, unit="seconds", le=MAX_TTL)
     # RFC 8767 serve-stale: when every authority fails, answer from data expired no longer
     # ago than this (RFC 8767 suggests 1 to 3 days), with a short TTL so clients ask again soon.
-    serve_stale: bool = True
-    max_stale: int = 86_400
-    stale_answer_ttl: int = 30
+    serve_stale: bool = setting(True, unbound="serve-expired")
+    max_stale: int = setting(86_400, unit="seconds", le=MAX_TTL, unbound="serve-expired-ttl")
+    stale_answer_ttl: int = setting(
+        30, unit="seconds", le=MAX_TTL, unbound="serve-expired-reply-ttl"
+    )
 
 
 @dataclass(frozen=True)
 class UpstreamConfig:
     """How the iterator talks to authoritative servers."""
 
-    timeout: float = 1.0
-    port: int = 53
-    edns_payload: int = 1232
-    query_loopback: bool = False
-    do_ip4: bool = True
-    do_ip6: bool = True
-    server_table_size: int = 10_000
+    timeout: float = setting(1.0, gt=0, unit="seconds")
+    port: int = setting(53, ge=1, le=65535)
+    edns_payload: int = setting(1232, ge=512, le=65535, unit="bytes", unbound="edns-buffer-size")
+    query_loopback: bool = setting(False, unbound="do-not-query-localhost")
+    do_ip4: bool = setting(True, unbound="do-ip4")
+    do_ip6: bool = setting(True, unbound="do-ip6")
+    server_table_size: int = setting(10_000, ge=1, unbound="infra-cache-numhosts")
     # 0x20: randomise the letter case of query names and insist on it in responses. Off by
     # default, as in Unbound: a few authoritative servers do not echo the case they were sent.
-    use_0x20: bool = False
+    use_0x20: bool = setting(False, unbound="use-caps-for-id")
+    # RFC 9156 QNAME minimisation, relaxed (Unbound's qname-minimisation with
+    # qname-minimisation-strict: no): a server above the zone of a name is asked for one more
+    # label than it has to know, with type A, and the full name goes only to the name's zone.
+    qname_minimisation: bool = setting(True, unbound="qname-minimisation")
+    # RFC 9156 section 2.3: at most this many minimised steps per name (MAX_MINIMISE_COUNT)...
+    max_minimise_count: int = setting(10, ge=1)
+    # ...the first this many adding one label each (MINIMISE_ONE_LAB), the rest spread evenly.
+    minimise_one_label: int = setting(4)
+    # How long to wait for a forwarder (`forward_zones`): it recurses for us, so a cold answer
+    # can take it several round trips to authorities, more than one authority's `timeout`.
+    forward_timeout: float = setting(3.0, gt=0, unit="seconds")
 
 
 @dataclass(frozen=True)
 class Config:
     """The whole configuration of one resolver instance."""
 
-    listen: tuple[tuple[str, int], ...] = (("127.0.0.1", 53), ("::1", 53))
-    root_hints: Path = field(default_factory=bundled_root_hints)
-    allow: tuple[IPNetwork, ...] = LOOPBACK_NETWORKS
-    edns_payload: int = 1232
+    listen: tuple[tuple[str, int], ...] = setting(
+        (("127.0.0.1", 53), ("::1", 53)), min_items=1, unbound="interface, port"
+    )
+    root_hints: Path = setting(default_factory=bundled_root_hints, unbound="root-hints")
+    allow: tuple[IPNetwork, ...] = setting(LOOPBACK_NETWORKS, unbound="access-control")
+    # What we advertise to clients and the largest UDP response we send them.
+    edns_payload: int = setting(1232, ge=512, le=65535, unit="bytes", unbound="max-udp-size")
+    log_level: LogLevel = setting("info", unbound="verbosity")
+    # Processes answering on the same addresses (SO_REUSEPORT), each with its own cache.
+    workers: int = setting(1, ge=1, le=256, unbound="num-threads")
     limits: Limits = field(default_factory=Limits)
     cache: CacheConfig = field(default_factory=CacheConfig)
     upstream: UpstreamConfig = field(default_factory=UpstreamConfig)
+    # Zones sent with RD=1 to upstream resolvers instead of being iterated ("." for everything);
+    # the most specific of these and `stub_zones` wins for a name.
+    forward_zones: tuple[ForwardZone, ...] = setting((), unbound="forward-zone")
+    # Zones whose authoritative servers are named here: iteration starts at them (RD=0)
+    # instead of at the root, and follows referrals below them as usual.
+    stub_zones: tuple[StubZone, ...] = setting((), unbound="stub-zone")
+    # Records the resolver answers itself, overriding the internet, one presentation-format
+    # line each ("router.lan. 3600 IN A 192.168.1.1"; TTL 3600 and class IN if left out).
+    # Only the exact names are local: other types there get NODATA, names below them resolve
+    # as usual (Unbound's local-data in a "transparent" local-zone).
+    local_data: tuple[str, ...] = setting((), unbound="local-data")
+
+
+def parse_server_address(text: str) -> tuple[str, int | None]:
+    """A forwarder or stub server: `ADDR`, `ADDR:PORT`, bare IPv6 or `[IPv6]:PORT`.
+
+    The port is None when not given, so the caller can apply `upstream.port`. ValueError says
+    what is wrong in words an operator can act on.
+    """
+    host, port = text, None
+    if text.startswith("["):
+        host, bracket, rest = text[1:].partition("]")
+        if not bracket or (rest and not rest.startswith(":")):
+            raise ValueError(f"{text!r} is not ADDR, ADDR:PORT or [IPv6]:PORT")
+        port = rest[1:] if rest else None
+    elif text.count(":") == 1:
+        host, port = text.split(":")
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        raise ValueError(f"{host!r} is not an IP address") from None
+    if text.startswith("[") and address.version != 6:
+        raise ValueError(f"{text!r}: brackets are only for IPv6 addresses")
+    if port is None:
+        return str(address), None
+    if not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"{port!r} is not a port number (1-65535)")
+    return str(address), int(port)
+
+
+@dataclass(frozen=True)
+class ZoneServers:
+    """A zone and the servers to ask for it: the shape shared by forward and stub zones.
+
+    Checked when built, so a typo fails at start (naming the zone or server) rather than as
+    SERVFAILs later. Servers are IP addresses, optionally with a port (see
+    `parse_server_address`); names of hosts are not accepted, since resolving them would need
+    the very resolution being configured.
+    """
+
+    name: str
+    servers: tuple[str, ...] = setting(min_items=1)
+
+    def __post_init__(self) -> None:
+        try:
+            dns.name.from_text(self.name)
+        except (dns.exception.DNSException, ValueError) as error:
+            raise ValueError(f"name: {self.name!r} is not a domain name: {error}") from None
+        if not self.servers:
+            raise ValueError(f"servers: zone {self.name!r} needs at least one server")
+        for index, server in enumerate(self.servers):
+            try:
+                parse_server_address(server)
+            except ValueError as error:
+                raise ValueError(f"servers[{index}]: {error}") from None
+
+
+@dataclass(frozen=True)
+class ForwardZone(ZoneServers):
+    """Names at or below `name` go with RD=1 to these recursive resolvers (Unbound's
+    forward-zone); their answers are cached like any other. Listed order is the preference until
+    round-trip times are measured; a silent, SERVFAIL or REFUSED forwarder passes the question
+    to the next. Loopback forwarders need `upstream.query_loopback`, like any upstream server.
+    """
+
+
+@dataclass(frozen=True)
+class StubZone(ZoneServers):
+    """Names at or below `name` are resolved by iteration starting at these authoritative
+    servers (RD=0) instead of at the root (Unbound's stub-zone); referrals below are followed.
+    """

@@ -38,9 +38,14 @@ async def serve(
     handler = QueryHandler(service)
     with contextlib.ExitStack() as sockets:
         listeners: list[UdpListener | TcpListener] = []
+        shared = config.workers > 1
         for address, port in config.listen:
-            udp = sockets.enter_context(bind_socket(address, port, socket.SOCK_DGRAM))
-            tcp = sockets.enter_context(bind_socket(address, port, socket.SOCK_STREAM))
+            udp = sockets.enter_context(
+                bind_socket(address, port, socket.SOCK_DGRAM, reuse_port=shared)
+            )
+            tcp = sockets.enter_context(
+                bind_socket(address, port, socket.SOCK_STREAM, reuse_port=shared)
+            )
             listeners += [
                 UdpListener(udp, handler, config.limits),
                 TcpListener(tcp, handler, config.limits),

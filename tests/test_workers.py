@@ -1,0 +1,88 @@
+"""`resolver serve --workers N`: several processes on one address, kept alive by the parent."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import dns.message
+import dns.query
+import pytest
+from daemon_support import free_port, run_resolver, running_daemon
+
+from resolver.testing import TestInternet
+
+
+@pytest.fixture
+def hints(internet: TestInternet, tmp_path: Path) -> Iterator[Path]:
+    with internet.in_thread():
+        yield internet.write_hints(tmp_path / "test.hints")
+
+
+def children(pid: int) -> set[int]:
+    found = set()
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                found.add(int(entry.name))
+    return found
+
+
+def wait_for(condition, timeout: float = 30.0) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not reached in time"
+        time.sleep(0.05)
+
+
+def ask(port: int, name: str) -> dns.message.Message:
+    return dns.query.udp(dns.message.make_query(name, "A"), "127.0.0.1", port=port, timeout=5)
+
+
+def test_workers_share_the_address_and_a_dead_one_is_replaced(
+    hints: Path, internet: TestInternet
+) -> None:
+    port = free_port()
+    with running_daemon(hints, [f"127.0.0.1:{port}"], ["--workers", "2"]) as daemon:
+        assert "(2 workers)" in daemon.banner
+        workers = children(daemon.pid)
+        assert len(workers) == 2
+        # each worker has a cache of its own: the same name asked from many source ports
+        # reaches both, and each resolves it once
+        for _ in range(40):
+            assert ask(port, "www.example.test.").answer[0][0].address == "192.0.2.1"
+        example = sum(
+            internet.servers[n].query_count for n in ("ns1.example.test.", "ns2.example.test.")
+        )
+        assert example == 2
+
+        victim = min(workers)
+        os.kill(victim, signal.SIGKILL)
+        wait_for(lambda: len(children(daemon.pid) - {victim}) == 2)
+        for _ in range(10):
+            assert ask(port, "mail.example.test.").answer
+    wait_for(lambda: not children(daemon.pid), timeout=5)
+
+
+def test_a_worker_that_cannot_bind_is_one_clear_error(hints: Path) -> None:
+    finished = run_resolver(
+        "serve",
+        "--root-hints",
+        str(hints),
+        "--query-loopback",
+        "--workers",
+        "2",
+        "--listen",
+        "192.0.2.1:5300",
+    )
+    assert finished.returncode != 0
+    lines = finished.stderr.strip().splitlines()
+    assert lines == [lines[0]] and lines[0].startswith("resolver: error: cannot listen on udp")
+    assert "Traceback" not in finished.stderr
