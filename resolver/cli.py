@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import ipaddress
+import json
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -15,12 +17,17 @@ import dns.rdatatype
 import trio
 from click.core import ParameterSource
 
-from resolver.config import CacheConfig, Config
+from resolver.config import CacheConfig, Config, parse_metrics_endpoint
 from resolver.configfile import ConfigError, build, parse_endpoint, parse_network
 from resolver.core.hints import HintsError, load_root_hints
+from resolver.server.control import ControlError
+from resolver.server.control import request as control_request
 from resolver.server.daemon import format_endpoint
 from resolver.server.daemon import serve as serve_forever
-from resolver.server.listeners import StartupError
+from resolver.server.errors import StartupError
+from resolver.server.notify import notify
+from resolver.server.operations import SupervisorOperations
+from resolver.server.report import format_text
 from resolver.server.service import ResolverService
 from resolver.server.workers import Supervisor, WorkerFailed
 
@@ -62,6 +69,28 @@ query_loopback_option = click.option(
     "--query-loopback",
     is_flag=True,
     help="Allow upstream queries to 127.0.0.0/8 and ::1 (for a test internet on loopback).",
+)
+
+
+class MetricsEndpoint(click.ParamType):
+    """ADDR:PORT or [IPv6]:PORT, the port required (the same parser as the `metrics` key)."""
+
+    name = "ADDR:PORT"
+
+    def convert(self, value: object, param: click.Parameter | None, ctx: click.Context | None):
+        if isinstance(value, tuple):
+            return value
+        try:
+            return parse_metrics_endpoint(str(value))
+        except ValueError as error:
+            self.fail(str(error), param, ctx)
+
+
+control_socket_option = click.option(
+    "--control-socket",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Unix socket of the daemon's control channel (key control_socket; off unless set).",
 )
 
 config_option = click.option(
@@ -141,6 +170,19 @@ def cli(log_level: str) -> None:
     show_default=True,
     help="Processes sharing the listening addresses (SO_REUSEPORT), each with its own cache.",
 )
+@click.option("--user", help="Become this user once the sockets are bound (needs root).")
+@click.option(
+    "--query-log",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Append one line per client query to this file.",
+)
+@control_socket_option
+@click.option(
+    "--metrics",
+    type=MetricsEndpoint(),
+    default=None,
+    help="Serve Prometheus metrics at http://ADDR:PORT/metrics (off unless set).",
+)
 def serve(
     config_file: Path | None,
     listen: tuple[tuple[str, int], ...],
@@ -149,6 +191,10 @@ def serve(
     query_loopback: bool,
     cache_size: int,
     workers: int,
+    user: str | None,
+    query_log: Path | None,
+    control_socket: Path | None,
+    metrics: tuple[str, int] | None,
 ) -> None:
     """Answer stub resolvers over UDP and TCP until SIGINT or SIGTERM."""
     config = load_settings(
@@ -159,6 +205,10 @@ def serve(
         query_loopback="upstream.query_loopback",
         cache_size="cache.max_entries",
         workers="workers",
+        user="user",
+        query_log="query_log",
+        control_socket="control_socket",
+        metrics="metrics",
     )
     endpoints = ", ".join(f"udp+tcp {format_endpoint(a, p)}" for a, p in config.listen)
 
@@ -166,10 +216,12 @@ def serve(
         suffix = f" ({detail} workers)" if config.workers > 1 else ""
         click.echo(f"resolver listening on {endpoints}{suffix}")
         sys.stdout.flush()
+        notify("READY=1")
 
     if config.workers > 1:
         load_root_hints(config.root_hints)  # a bad hints file is one error, not one per worker
-        Supervisor(config).run(ready)
+        with SupervisorOperations(config) as operations:  # one control socket for all workers
+            Supervisor(config, operations.worker_config).run(ready)
     else:
         trio.run(serve_forever, config, ready)
     click.echo("resolver stopped")
@@ -222,6 +274,93 @@ def query(
         click.echo(rrset.to_text())
     if answer.rcode == dns.rcode.SERVFAIL:
         sys.exit(1)
+
+
+def _control(config_file: Path | None, command: str, **arguments: object) -> dict:
+    """Send `command` to the daemon's control socket (from the flag or the config file)."""
+    config = load_settings(config_file, control_socket="control_socket")
+    if config.control_socket is None:
+        raise click.UsageError(
+            "no control socket: give --control-socket PATH, or --config FILE that sets "
+            "control_socket (the daemon must have been started with the same)"
+        )
+    try:
+        return control_request(config.control_socket, command, **arguments)
+    except ControlError as error:
+        raise click.ClickException(str(error)) from None
+
+
+def _absolute(path: Path) -> str:
+    """The daemon opens the file itself, from its own working directory: send it absolute."""
+    return os.path.abspath(path.expanduser())
+
+
+@cli.command()
+@config_option
+@control_socket_option
+@click.option("--json", "as_json", is_flag=True, help="One flat JSON object, for scripts.")
+def stats(config_file: Path | None, control_socket: Path | None, as_json: bool) -> None:
+    """Print the running daemon's counters (docs/operations.md, "Reading stats")."""
+    summary = _control(config_file, "stats")
+    click.echo(json.dumps(summary, indent=2) if as_json else format_text(summary))
+
+
+@cli.group()
+def cache() -> None:
+    """Flush, dump or load the running daemon's cache."""
+
+
+@cache.command()
+@config_option
+@control_socket_option
+@click.argument("name", required=False)
+@click.option("--subtree", is_flag=True, help="Also every name below NAME.")
+def flush(
+    config_file: Path | None, control_socket: Path | None, name: str | None, subtree: bool
+) -> None:
+    """Forget NAME (or everything) in the record cache; the packet cache is cleared whole."""
+    if subtree and name is None:
+        raise click.UsageError("--subtree needs a NAME")
+    if name is not None:
+        try:
+            name = dns.name.from_text(name).to_text()
+        except (dns.exception.DNSException, ValueError) as error:
+            raise click.BadParameter(
+                f"{name!r} is not a domain name: {error}", param_hint="NAME"
+            ) from None
+    result = _control(config_file, "flush", name=name, subtree=subtree)
+    what = "everything" if name is None else f"{name} and below" if subtree else name
+    click.echo(
+        f"flushed {what}: {result['removed']} cache entries, "
+        f"{result['packets_cleared']} packet-cache responses"
+    )
+
+
+@cache.command()
+@config_option
+@control_socket_option
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+def dump(config_file: Path | None, control_socket: Path | None, file: Path) -> None:
+    """Write the cache to FILE (written by the daemon, on its machine), one record per line."""
+    result = _control(config_file, "dump", path=_absolute(file))
+    click.echo(
+        f"dumped {result['entries']} entries ({result['records']} records) to {result['path']}"
+    )
+
+
+@cache.command()
+@config_option
+@control_socket_option
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+def load(config_file: Path | None, control_socket: Path | None, file: Path) -> None:
+    """Put the entries of a dump into the cache, their TTLs reduced by the time since."""
+    result = _control(config_file, "load", path=_absolute(file))
+    workers = result.get("workers", 1)
+    into = f" into {workers} workers' caches together" if workers > 1 else ""
+    click.echo(
+        f"loaded {result['loaded']} entries{into}; {result['expired']} expired since the dump, "
+        f"{result['kept']} kept out by a more trusted cached copy"
+    )
 
 
 def main() -> None:

@@ -40,6 +40,14 @@ MAX_TTL = 2**31 - 1
 LogLevel = Literal["debug", "info", "warning", "error"]
 
 
+class ConfigError(Exception):
+    """A configuration problem, worded as the one line the operator will read.
+
+    The CLI prints it after `resolver: error:`; the text already starts with the file name and
+    the dotted key, so nothing else needs to know where it came from.
+    """
+
+
 def setting(
     default: Any = MISSING,
     *,
@@ -101,6 +109,9 @@ class CacheConfig:
     stale_answer_ttl: int = setting(
         30, unit="seconds", le=MAX_TTL, unbound="serve-expired-reply-ttl"
     )
+    # Refresh an answer in the background when a client asks for it in the last 10% of its
+    # TTL, so that popular names never expire (off by default, as in Unbound).
+    prefetch: bool = setting(False, unbound="prefetch")
 
 
 @dataclass(frozen=True)
@@ -130,6 +141,14 @@ class UpstreamConfig:
     forward_timeout: float = setting(3.0, gt=0, unit="seconds")
 
 
+def parse_metrics_endpoint(text: str) -> tuple[str, int]:
+    """`ADDR:PORT` of the metrics endpoint: unlike a DNS address, it has no default port."""
+    address, port = parse_server_address(text)
+    if port is None:
+        raise ValueError(f"{text!r} has no port (write ADDR:PORT, e.g. 127.0.0.1:9153)")
+    return address, port
+
+
 @dataclass(frozen=True)
 class Config:
     """The whole configuration of one resolver instance."""
@@ -144,6 +163,18 @@ class Config:
     log_level: LogLevel = setting("info", unbound="verbosity")
     # Processes answering on the same addresses (SO_REUSEPORT), each with its own cache.
     workers: int = setting(1, ge=1, le=256, unbound="num-threads")
+    # Become this user once every socket is bound (port 53 needs root only to bind).
+    user: str | None = setting(None, unbound="username")
+    # Append one line per client query (time, client, name, type, rcode, source, milliseconds).
+    query_log: Path | None = setting(None, unbound="log-queries, log-replies")
+    # The Unix socket that `resolver stats` and `resolver cache` talk to (created mode 0600);
+    # off when unset, since there is no directory every installation may create it in.
+    control_socket: Path | None = setting(None, unbound="control-enable, control-interface")
+    # Serve Prometheus metrics at http://ADDR:PORT/metrics; off when unset.
+    metrics: tuple[str, int] | None = field(
+        default=None,
+        metadata={"parse": parse_metrics_endpoint, "expects": '"ADDR:PORT" or "[IPv6]:PORT"'},
+    )
     limits: Limits = field(default_factory=Limits)
     cache: CacheConfig = field(default_factory=CacheConfig)
     upstream: UpstreamConfig = field(default_factory=UpstreamConfig)

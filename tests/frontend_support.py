@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable
+from functools import partial
 from pathlib import Path
 
 import dns.message
@@ -22,11 +24,16 @@ RESOLVER = ("127.54.0.1", 53)
 
 
 async def start_resolver(
-    nursery: trio.Nursery, internet: TestInternet, tmp_path: Path, **changes: object
+    nursery: trio.Nursery,
+    internet: TestInternet,
+    tmp_path: Path,
+    *,
+    clock: Callable[[], float] = time.time,
+    **changes: object,
 ) -> ResolverService:
     hints = internet.write_hints(tmp_path / "test.hints")
     config: Config = loopback_config(listen=(RESOLVER,), root_hints=hints, **changes)
-    return await nursery.start(serve, config, lambda _endpoints: None)
+    return await nursery.start(partial(serve, clock=clock), config, lambda _endpoints: None)
 
 
 async def udp_exchange(

@@ -68,13 +68,20 @@ def test_a_hit_takes_the_clients_id_rd_case_and_aged_ttl() -> None:
     request = query("WwW.eXaMpLe.TeSt.", use_edns=0, payload=4096)
     question = parse_plain_query(request.to_wire())
     assert question is not None
-    reply = dns.message.from_wire(packets.answer(request.to_wire(), question, 1232))  # type: ignore[arg-type]
+    hit = packets.answer(request.to_wire(), question, 1232)
+    assert hit is not None
+    wire, expiring = hit
+    assert not expiring
+    reply = dns.message.from_wire(wire)
     assert reply.id == request.id
     assert reply.flags & dns.flags.RD and reply.flags & dns.flags.QR and reply.flags & dns.flags.RA
     assert reply.question[0].name.to_text() == "WwW.eXaMpLe.TeSt."
     assert reply.answer[0].ttl == 200
     assert reply.edns == 0 and reply.payload == 1232
-    clock.advance(200)
+    clock.advance(170)  # 270 s of 300: the last 10% of its life, time to prefetch
+    hit = packets.answer(request.to_wire(), question, 1232)
+    assert hit is not None and hit[1]
+    clock.advance(30)
     assert packets.answer(request.to_wire(), question, 1232) is None  # expired
 
 

@@ -135,8 +135,11 @@ class PacketCache:
             return
         self._entries[key] = _Packet(wire, offsets, ttls, now, now + lifetime)
 
-    def answer(self, query: bytes, question: ParsedQuestion, limit: int) -> bytes | None:
-        """The stored response made the client's own; None on a miss or above `limit` bytes."""
+    def answer(
+        self, query: bytes, question: ParsedQuestion, limit: int
+    ) -> tuple[bytes, bool] | None:
+        """The stored response made the client's own, and whether it is in the last 10% of its
+        life (time to prefetch); None on a miss or if it is larger than `limit` bytes."""
         packet = self._entries.get(question.key)
         if packet is None:
             return None
@@ -146,10 +149,12 @@ class PacketCache:
         reply[0:2] = query[0:2]
         reply[2] |= query[2] & 0x01  # RD, copied from the query
         reply[12 : question.name_end] = query[12 : question.name_end]  # the client's case
-        age = int(self._clock() - packet.stored_at)
+        elapsed = self._clock() - packet.stored_at
+        age = int(elapsed)
         for offset, ttl in zip(packet.ttl_offsets, packet.ttls, strict=True):
             _TTL.pack_into(reply, offset, max(0, ttl - age))
         if question.edns_payload:
             reply += self._opt
             reply[10:12] = b"\x00\x01"
-        return bytes(reply)
+        expiring = elapsed * 10 >= (packet.expires - packet.stored_at) * 9
+        return bytes(reply), expiring

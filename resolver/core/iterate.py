@@ -1,6 +1,7 @@
 """Classify one upstream response: answer, CNAME to follow, referral, NXDOMAIN, NODATA, or lame.
 
 Pure functions over dnspython messages; the resolution decides what to do with the verdict.
+`classify` judges authoritative servers, `classify_recursive` the forwarders of forward zones.
 """
 
 from __future__ import annotations
@@ -129,3 +130,30 @@ def classify(
     if authoritative or soa is not None:
         return Classified(Kind.NODATA, final_name, soa=soa)
     return Classified(Kind.LAME, final_name)
+
+
+def classify_recursive(
+    response: dns.message.Message, qname: dns.name.Name, qtype: int
+) -> Classified:
+    """Judge a NOERROR/NXDOMAIN response from a forwarder (a resolver asked with RD=1).
+
+    A forwarder answers from its own recursion, so nothing carries AA and a CNAME chain may run
+    through zones it resolved for us: there is no zone to hold it to. It is trusted as the
+    resolver the operator chose, but only for the chain that starts at our question (and the SOA
+    of a negative answer); its authority NS and additional records are never taken. A response
+    with neither data nor SOA from a server that does not offer recursion (RA=0) is a referral
+    or an empty reply from something that is not a resolver: lame, so the next one is asked.
+    """
+    answer = in_bailiwick(response.answer, dns.name.root)
+    authority = in_bailiwick(response.authority, dns.name.root)
+    chain, final_name, answered = _follow_chain(answer, qname, qtype)
+    soa = _negative_soa(authority, final_name)
+    if response.rcode() == dns.rcode.NXDOMAIN:
+        return Classified(Kind.NXDOMAIN, final_name, tuple(chain), soa=soa)
+    if answered:
+        return Classified(Kind.ANSWER, final_name, tuple(chain))
+    if chain:
+        return Classified(Kind.CNAME, final_name, tuple(chain))
+    if soa is None and not response.flags & dns.flags.RA:
+        return Classified(Kind.LAME, final_name)
+    return Classified(Kind.NODATA, final_name, soa=soa)

@@ -16,6 +16,7 @@ class ServfailReason(Enum):
     CNAME_LOOP = ("CNAME loop", 0)
     GLUELESS_LIMIT = ("too many glueless name server lookups", 0)
     TIMEOUT = ("resolution took too long", 0)
+    NO_FORWARDER_ANSWERED = ("no forwarder answered", 22)
 
     @property
     def text(self) -> str:

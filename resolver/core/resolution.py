@@ -4,13 +4,19 @@
 response, timeout or error and returns the next action. Internally the walk is written as a
 generator (each `yield` is one upstream query), so sub-questions such as the addresses of glueless
 name servers are plain nested calls instead of an explicit stack of states.
+
+Each name of a CNAME chain is answered, in this order, from the operator's local data, from the
+cache, by forwarding (if a forward zone holds it) or by iteration, which starts at a stub zone's
+servers if one holds it and otherwise at the closest cached delegation or the root. Iteration
+minimises the names it shows servers above the name's zone (RFC 9156, see `_iterate`).
 """
 
 from __future__ import annotations
 
 import random
 from collections.abc import Callable, Generator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
+from enum import Enum, auto
 
 import dns.flags
 import dns.message
@@ -34,10 +40,12 @@ from resolver.core.actions import (
     Timeout,
 )
 from resolver.core.hints import RootHints
-from resolver.core.iterate import Classified, Kind, classify
+from resolver.core.iterate import Classified, Kind, classify, classify_recursive
+from resolver.core.minimise import Minimiser
+from resolver.core.overrides import LocalData, Route, Routes
 from resolver.core.reasons import ResolutionFailed, ServfailReason
 from resolver.core.scrub import is_response_to, randomize_case
-from resolver.core.selection import choose_server, usable_address
+from resolver.core.selection import choose_in_order, choose_server, usable_address
 from resolver.core.zonecut import Delegation
 
 Tracer = Callable[[str], None]
@@ -45,6 +53,27 @@ Steps = Generator[SendQuery, Outcome, "Step"]
 
 # Failures that end the whole client question, not just one glueless side-lookup.
 _FATAL = frozenset({ServfailReason.TOO_MANY_QUERIES, ServfailReason.TIMEOUT})
+
+#: The type of minimised queries. RFC 9156 section 2.1 leaves the choice open; NS probes trip up
+#: servers that mishandle NS below the apex, while A is the most common type of all, so it hides
+#: the real question best and its answer is ordinary data (Unbound and PowerDNS use A as well).
+MINIMISED_TYPE = dns.rdatatype.A
+
+
+@dataclass(frozen=True)
+class Question:
+    """A name and type as sent upstream (the client's own, or a minimised one on the way)."""
+
+    name: dns.name.Name
+    rdtype: int
+
+
+class _Miss(Enum):
+    """Why one server gave no verdict, so the caller can try another (or another question)."""
+
+    SILENT = auto()  # no answer, a network error, or a response to some other question
+    REJECTED = auto()  # an error rcode (REFUSED, SERVFAIL, FORMERR...) for this question
+    LAME = auto()  # it does not serve the zone it was asked as
 
 
 @dataclass(frozen=True)
@@ -85,13 +114,23 @@ class _Chain:
 
 @dataclass(frozen=True)
 class Context:
-    """What every resolution shares: the cache, server data, hints, settings, randomness."""
+    """What every resolution shares: the cache, server data, hints, settings, randomness.
+
+    The local data and the forward/stub routes are parsed from `config` here, once, so a bad
+    line fails when the resolver starts (OverrideError naming it), not at the first query.
+    """
 
     cache: RecordCache
     servers: ServerTable
     hints: RootHints
     config: Config
     rng: random.Random
+    local: LocalData = field(init=False, repr=False)
+    routes: Routes = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "local", LocalData.parse(self.config.local_data))
+        object.__setattr__(self, "routes", Routes.from_config(self.config))
 
 
 class Resolution:
@@ -103,9 +142,13 @@ class Resolution:
         qtype: int,
         context: Context,
         trace: Tracer | None = None,
+        *,
+        refresh: bool = False,
     ) -> None:
         self.qname = qname
         self.qtype = qtype
+        # Prefetch: ask upstream for the question itself even though the cache still has it.
+        self._refresh = refresh
         self.queries_sent = 0
         self._ctx = context
         self._limits = context.config.limits
@@ -162,7 +205,9 @@ class Resolution:
         chain = _Chain(self.qname, self._limits.max_cname_chain)
         try:
             while True:
-                step = self._from_cache(chain.name, self.qtype, 0, stale=True)
+                step = self._from_local(chain.name, self.qtype, 0)
+                if step is None:
+                    step = self._from_cache(chain.name, self.qtype, 0, stale=True)
                 if step is None:
                     return None
                 answer = chain.extend(step)
@@ -174,15 +219,42 @@ class Resolution:
     def _resolve(
         self, qname: dns.name.Name, qtype: int, depth: int
     ) -> Generator[SendQuery, Outcome, Answer]:
-        """Follow the CNAME chain from qname, each link from the cache or by iteration."""
+        """Follow the CNAME chain from qname, each link from local data, the cache or upstream."""
         chain = _Chain(qname, self._limits.max_cname_chain)
         while True:
-            step = self._from_cache(chain.name, qtype, depth)
+            step = self._from_local(chain.name, qtype, depth)
+            refreshing = self._refresh and depth == 0 and chain.name == self.qname
+            if step is None and not refreshing:
+                step = self._from_cache(chain.name, qtype, depth)
             if step is None:
                 step = yield from self._iterate(chain.name, qtype, depth)
             answer = chain.extend(step)
             if answer is not None:
                 return answer
+
+    def _from_local(self, name: dns.name.Name, qtype: int, depth: int) -> Step | None:
+        """The operator's own records for `name`: they override the cache and the internet.
+
+        A local name answers every type itself: the type asked for, else a local CNAME to
+        follow, else NODATA (without SOA: the resolver holds no zone to quote one from).
+        """
+        local = self._ctx.local.lookup(name) if self._ctx.local else None
+        if local is None:
+            return None
+        if qtype == dns.rdatatype.ANY:
+            records = tuple(local.values())
+        else:
+            found = local.get(qtype)
+            records = (found,) if found is not None else ()
+        if records:
+            self._say(depth, "local data: {} {}", name, dns.rdatatype.to_text(qtype))
+            return Step(dns.rcode.NOERROR, records)
+        cname = local.get(dns.rdatatype.CNAME) if qtype != dns.rdatatype.CNAME else None
+        if cname is not None:
+            self._say(depth, "local data: {} is an alias for {}", name, cname[0].target)
+            return Step(dns.rcode.NOERROR, (cname,), next_name=cname[0].target)
+        self._say(depth, "local data: {} has no {} (NODATA)", name, dns.rdatatype.to_text(qtype))
+        return Step(dns.rcode.NOERROR)
 
     def _from_cache(
         self, name: dns.name.Name, qtype: int, depth: int, stale: bool = False
@@ -204,14 +276,58 @@ class Resolution:
         return None
 
     def _iterate(self, name: dns.name.Name, qtype: int, depth: int) -> Steps:
-        """Walk down from the closest known zone cut until a server answers for `name`."""
+        """Walk down from the closest known zone cut until a server answers for `name`.
+
+        With QNAME minimisation (RFC 9156, relaxed mode as Unbound's default), the servers of
+        each zone on the way are asked for one more label below what is known (type A) rather
+        than for the whole name, until the name's own zone is reached or the labels run out;
+        then the full question goes to the zone known last. What each answer means:
+        - a referral: follow it, and minimise again from the new zone;
+        - NOERROR (data, an alias or NODATA: an empty non-terminal or a name with data but no
+          cut): no cut there, so add labels and ask the same zone again;
+        - NXDOMAIN: RFC 8020 says nothing exists below, but some servers still deny empty
+          non-terminals, and without DNSSEC we cannot tell; relaxed mode asks the same zone
+          for the full name instead of concluding (Unbound with qname-minimisation-strict: no);
+        - an error rcode (REFUSED, SERVFAIL, FORMERR): the server chokes on the minimised
+          question; the same server is asked the full question (see `_ask_zone`).
+        """
         # DS lives in the parent zone, so it is asked of the servers above the cut.
         start = name.parent() if qtype == dns.rdatatype.DS and name != dns.name.root else name
-        delegation = yield from self._closest_delegation(start, depth)
+        route = self._ctx.routes.find(start) if self._ctx.routes else None
+        if route is not None and route.recursive:
+            verdict = yield from self._forward(route, Question(name, qtype), depth)
+            return self._conclude(verdict, qtype, depth)
+        delegation = yield from self._closest_delegation(start, depth, route)
+        target = Question(name, qtype)
+        upstream = self._ctx.config.upstream
+        minimiser = None
+        if upstream.qname_minimisation:
+            minimiser = Minimiser(name, upstream.max_minimise_count, upstream.minimise_one_label)
+        minimising, known = minimiser is not None, delegation.zone
         referrals = 0
         while True:
-            verdict = yield from self._ask_zone(delegation, name, qtype, depth)
-            if verdict.kind is not Kind.REFERRAL:
+            question = target
+            if minimiser is not None and minimising:
+                known, child = self._skip_known(minimiser, known, depth)
+                if child is None:
+                    minimising = False  # the cache holds an NXDOMAIN on the way: relaxed mode
+                elif child != name:
+                    question = Question(child, MINIMISED_TYPE)
+            fallback = target if question != target else None
+            asked, verdict = yield from self._ask_zone(delegation, question, depth, fallback)
+            if asked != target:
+                if verdict.kind is Kind.NXDOMAIN:
+                    self._cache_negative(verdict, asked.rdtype)
+                    self._say(depth, "  NXDOMAIN for {}; asking for the full name", asked.name)
+                    minimising = False
+                    continue
+                if verdict.kind is not Kind.REFERRAL:
+                    self._cache_verdict(verdict)
+                    self._cache_negative(verdict, asked.rdtype)
+                    self._say(depth, "  {} exists, no zone cut there", asked.name)
+                    known = asked.name
+                    continue
+            elif verdict.kind is not Kind.REFERRAL:
                 return self._conclude(verdict, qtype, depth)
             referrals += 1
             if referrals > self._limits.max_referrals:
@@ -219,12 +335,80 @@ class Resolution:
             assert verdict.delegation is not None
             delegation = self._follow_referral(verdict, delegation.zone)
             self._say(depth, "  referral to {}", delegation.describe())
+            minimising, known = minimiser is not None, delegation.zone
+
+    def _skip_known(
+        self, minimiser: Minimiser, known: dns.name.Name, depth: int
+    ) -> tuple[dns.name.Name, dns.name.Name | None]:
+        """Step past names the cache already knows to exist (RFC 9156 section 3, step 5).
+
+        Returns the deepest name known to exist and the next name to ask (the qname itself when
+        no step is left), or None as the next name if the cache holds an NXDOMAIN on the way.
+        """
+        cache = self._ctx.cache
+        child = minimiser.next_name(known)
+        while child != minimiser.qname:
+            negative = cache.get_negative(child, MINIMISED_TYPE)
+            if negative is not None and negative.rcode == dns.rcode.NXDOMAIN:
+                self._say(depth, "cache: {} NXDOMAIN; asking for the full name", child)
+                return known, None
+            exists = negative is not None or any(
+                cache.get_rrset(child, rdtype, min_rank=Rank.ANSWER) is not None
+                for rdtype in (MINIMISED_TYPE, dns.rdatatype.CNAME)
+            )
+            if not exists:
+                break
+            self._say(depth, "cache: {} exists, no need to ask", child)
+            known, child = child, minimiser.next_name(child)
+        return known, child
+
+    def _forward(
+        self, route: Route, question: Question, depth: int
+    ) -> Generator[SendQuery, Outcome, Classified]:
+        """Ask the forwarders of `route` in turn (RD=1) until one gives a usable answer.
+
+        No minimisation: the forwarder needs the whole name to recurse on it (RFC 9156 section
+        2.4: minimising towards a forwarder protects nothing). A forwarder that is silent, says
+        SERVFAIL or REFUSED, or does not recurse, passes the question to the next one.
+        """
+        self._say(depth, "forward zone {}: forwarding", route.zone)
+        upstream, table = self._ctx.config.upstream, self._ctx.servers
+        tried: set[tuple[str, int]] = set()
+        while True:
+            candidates = [
+                server
+                for server in route.servers
+                if (server.address, server.port) not in tried
+                and usable_address(server.address, upstream)
+            ]
+            if not candidates:
+                raise ResolutionFailed(
+                    ServfailReason.NO_FORWARDER_ANSWERED
+                    if tried
+                    else ServfailReason.NO_USABLE_SERVER_ADDRESS
+                )
+            server = choose_in_order(candidates, table)
+            tried.add((server.address, server.port))
+            verdict = yield from self._exchange(server, question, route.zone, depth, recursive=True)
+            if isinstance(verdict, Classified):
+                return verdict
 
     def _closest_delegation(
-        self, name: dns.name.Name, depth: int
+        self, name: dns.name.Name, depth: int, stub: Route | None = None
     ) -> Generator[SendQuery, Outcome, Delegation]:
+        """Where iteration for `name` starts: the deepest cut we know, else a stub zone or root.
+
+        A stub zone's configured servers replace whatever NS set the cache holds for the zone
+        itself or above it; only a cut cached below the stub zone (learnt by following the stub
+        servers' referrals) is closer.
+        """
         cache = self._ctx.cache
         ns = cache.closest_delegation(name)
+        if stub is not None and (
+            ns is None or ns.name == stub.zone or not ns.name.is_subdomain(stub.zone)
+        ):
+            self._say(depth, "stub zone {}: asking its configured servers", stub.zone)
+            return Delegation.from_servers(stub.zone, stub.servers)
         if ns is not None:
             self._say(depth, "cache: closest delegation is {}", ns.name)
             return Delegation.from_ns(ns, cache)
@@ -243,7 +427,9 @@ class Resolution:
         self._say(depth, "priming the root name servers")
         hints = Delegation.from_hints(self._ctx.hints)
         try:
-            verdict = yield from self._ask_zone(hints, dns.name.root, dns.rdatatype.NS, depth)
+            _, verdict = yield from self._ask_zone(
+                hints, Question(dns.name.root, dns.rdatatype.NS), depth
+            )
         except ResolutionFailed as failure:
             if failure.reason in _FATAL:
                 raise
@@ -253,33 +439,52 @@ class Resolution:
             self._cache_verdict(verdict)
 
     def _ask_zone(
-        self, delegation: Delegation, name: dns.name.Name, qtype: int, depth: int
-    ) -> Generator[SendQuery, Outcome, Classified]:
-        """Ask the zone's servers in turn until one gives a usable (non-lame) response."""
-        tried: set[str] = set()
+        self,
+        delegation: Delegation,
+        question: Question,
+        depth: int,
+        fallback: Question | None = None,
+    ) -> Generator[SendQuery, Outcome, tuple[Question, Classified]]:
+        """Ask the zone's servers in turn until one gives a usable (non-lame) response.
+
+        `fallback` is the full question behind a minimised one: a server that rejects the
+        minimised question with an error rcode is asked it at once, and so is every server
+        after it (RFC 9156 relaxed mode; such servers exist, and failing the name would be
+        worse than showing it). Returns the question that was answered with the verdict.
+        """
+        tried: set[tuple[str, int]] = set()
         looked_up: set[dns.name.Name] = set()
         upstream = self._ctx.config.upstream
         while True:
             candidates = [
+                server
+                for server in delegation.fixed
+                if (server.address, server.port) not in tried
+                and usable_address(server.address, upstream)
+            ] + [
                 Server(address, upstream.port, ns_name)
                 for ns_name, addresses in delegation.addresses.items()
                 for address in addresses
-                if address not in tried and usable_address(address, upstream)
+                if (address, upstream.port) not in tried and usable_address(address, upstream)
             ]
             if not candidates:
                 yield from self._find_glueless_address(delegation, looked_up, tried, depth)
                 continue
             server = choose_server(candidates, self._ctx.servers, self._ctx.rng)
-            tried.add(server.address)
-            verdict = yield from self._exchange(server, name, qtype, delegation.zone, depth)
-            if verdict is not None:
-                return verdict
+            tried.add((server.address, server.port))
+            verdict = yield from self._exchange(server, question, delegation.zone, depth)
+            if verdict is _Miss.REJECTED and fallback is not None:
+                self._say(depth, "  minimised question rejected; asking for the full name")
+                question, fallback = fallback, None
+                verdict = yield from self._exchange(server, question, delegation.zone, depth)
+            if isinstance(verdict, Classified):
+                return question, verdict
 
     def _find_glueless_address(
         self,
         delegation: Delegation,
         looked_up: set[dns.name.Name],
-        tried: set[str],
+        tried: set[tuple[str, int]],
         depth: int,
     ) -> Generator[SendQuery, Outcome, None]:
         """Resolve the address of one more NS name that came without glue, or give up."""
@@ -330,33 +535,44 @@ class Resolution:
         return tuple(found)
 
     def _exchange(
-        self, server: Server, name: dns.name.Name, qtype: int, zone: dns.name.Name, depth: int
-    ) -> Generator[SendQuery, Outcome, Classified | None]:
+        self,
+        server: Server,
+        question: Question,
+        zone: dns.name.Name,
+        depth: int,
+        *,
+        recursive: bool = False,
+    ) -> Generator[SendQuery, Outcome, Classified | _Miss]:
         """One server, one question: retry over TCP on TC=1 and without EDNS on FORMERR.
 
-        Returns None when this server is of no use for the question (timeout, error, refusal,
-        lameness), so the caller moves on to the next one.
+        `recursive` asks a forwarder (RD=1, its own timeout, judged by `classify_recursive`)
+        instead of an authoritative server of `zone`. Returns why not when this server is of no
+        use for the question, so the caller moves on to the next one or another question.
         """
         table, upstream = self._ctx.servers, self._ctx.config.upstream
+        timeout = upstream.forward_timeout if recursive else upstream.timeout
         use_edns, tcp = not table.no_edns(server.address), False
         label = f"{server.name} [{server.address}]" if server.name else server.address
-        rdtype_text = dns.rdatatype.to_text(qtype)
+        if server.port != upstream.port:
+            label += f" port {server.port}"
+        rdtype_text = dns.rdatatype.to_text(question.rdtype)
+        name = question.name
         while True:
-            query = self._make_query(name, qtype, use_edns)
+            query = self._make_query(name, question.rdtype, use_edns, recursive)
             transport = "TCP" if tcp else "UDP"
             self._say(depth, "ask {} for {} {} over {}", label, name, rdtype_text, transport)
-            outcome = yield SendQuery(server, query, tcp, upstream.timeout, upstream.use_0x20)
+            outcome = yield SendQuery(server, query, tcp, timeout, upstream.use_0x20)
             if isinstance(outcome, Timeout | NetworkError):
-                table.record_failure(server.address, upstream.timeout)
+                table.record_failure(server.address, timeout)
                 why = "timed out" if isinstance(outcome, Timeout) else outcome.reason
                 self._say(depth, "  {}", why)
-                return None
+                return _Miss.SILENT
             assert isinstance(outcome, Response)
             table.record_rtt(server.address, outcome.rtt)
             response = outcome.message
             if not is_response_to(query, response, exact_case=upstream.use_0x20):
                 self._say(depth, "  response does not match the question; ignored")
-                return None
+                return _Miss.SILENT
             if response.flags & dns.flags.TC and not tcp:
                 self._say(depth, "  truncated; retrying over TCP")
                 tcp = True
@@ -369,14 +585,19 @@ class Resolution:
                 continue
             if rcode not in (dns.rcode.NOERROR, dns.rcode.NXDOMAIN):
                 self._say(depth, "  {}; trying another server", dns.rcode.to_text(rcode))
-                return None
-            verdict = classify(response, name, qtype, zone)
+                return _Miss.REJECTED
+            if recursive:
+                verdict = classify_recursive(response, name, question.rdtype)
+            else:
+                verdict = classify(response, name, question.rdtype, zone)
             if verdict.kind is Kind.LAME:
                 self._say(depth, "  lame for {}; trying another server", zone)
-                return None
+                return _Miss.LAME
             return verdict
 
-    def _make_query(self, name: dns.name.Name, qtype: int, use_edns: bool) -> dns.message.Message:
+    def _make_query(
+        self, name: dns.name.Name, qtype: int, use_edns: bool, recursive: bool = False
+    ) -> dns.message.Message:
         self.queries_sent += 1
         if self.queries_sent > self._limits.max_upstream_queries:
             raise ResolutionFailed(ServfailReason.TOO_MANY_QUERIES)
@@ -388,7 +609,7 @@ class Resolution:
             qtype,
             use_edns=0 if use_edns else False,
             payload=upstream.edns_payload,
-            flags=0,
+            flags=dns.flags.RD if recursive else 0,
             id=0,
         )
 
@@ -409,8 +630,19 @@ class Resolution:
         for glue in verdict.glue:
             cache.put_rrset(glue, Rank.GLUE)
 
+    def _cache_negative(self, verdict: Classified, qtype: int) -> dns.rrset.RRset | None:
+        """Remember an NXDOMAIN or NODATA verdict (RFC 2308); the SOA to hand out, if any."""
+        if verdict.kind not in (Kind.NXDOMAIN, Kind.NODATA) or verdict.soa is None:
+            return None
+        cache = self._ctx.cache
+        if verdict.kind is Kind.NXDOMAIN:
+            cache.put_negative(verdict.final_name, None, dns.rcode.NXDOMAIN, verdict.soa)
+        else:
+            cache.put_negative(verdict.final_name, qtype, dns.rcode.NOERROR, verdict.soa)
+        return with_ttl(verdict.soa, cache.negative_ttl(verdict.soa))
+
     def _conclude(self, verdict: Classified, qtype: int, depth: int) -> Step:
-        """Cache what the authoritative server said and turn it into a chain step."""
+        """Cache what the server (or forwarder) said and turn it into a chain step."""
         cache = self._ctx.cache
         self._cache_verdict(verdict)
         records = tuple(with_ttl(r, cache.clamp_ttl(r.ttl)) for r in verdict.chain)
@@ -421,11 +653,7 @@ class Resolution:
             self._say(depth, "  alias: {}", ", ".join(_short(r) for r in verdict.chain))
             return Step(dns.rcode.NOERROR, records, next_name=verdict.final_name)
         rcode = dns.rcode.NXDOMAIN if verdict.kind is Kind.NXDOMAIN else dns.rcode.NOERROR
-        soa = None
-        if verdict.soa is not None:
-            negative_type = None if rcode == dns.rcode.NXDOMAIN else qtype
-            cache.put_negative(verdict.final_name, negative_type, rcode, verdict.soa)
-            soa = with_ttl(verdict.soa, cache.negative_ttl(verdict.soa))
+        soa = self._cache_negative(verdict, qtype)
         label = "NXDOMAIN" if rcode == dns.rcode.NXDOMAIN else "NODATA"
         self._say(depth, "  {} for {}", label, verdict.final_name)
         return Step(rcode, records, soa)

@@ -32,3 +32,13 @@ def choose_server(candidates: list[Server], table: ServerTable, rng: random.Rand
     shuffled = list(candidates)
     rng.shuffle(shuffled)
     return min(shuffled, key=lambda server: table.score(server.address))
+
+
+def choose_in_order(candidates: list[Server], table: ServerTable) -> Server:
+    """The candidate with the lowest smoothed RTT, ties going to the one listed first.
+
+    For forwarders the operator's list is the order of preference: unmeasured servers all score
+    0, so the first listed is asked first, and one that times out is penalised so that the next
+    takes over; once measured, the fastest is used, as for authoritative servers.
+    """
+    return min(candidates, key=lambda server: table.score(server.address))

@@ -1,4 +1,8 @@
-"""Delegations: a zone, its name servers and whatever addresses we know for them."""
+"""Delegations: a zone, its name servers and whatever addresses we know for them.
+
+A stub zone's delegation is configured instead: fixed server addresses (with ports) and no
+NS names at all.
+"""
 
 from __future__ import annotations
 
@@ -10,17 +14,23 @@ import dns.rdatatype
 import dns.rrset
 
 from resolver.cache.records import RecordCache
+from resolver.core.actions import Server
 from resolver.core.hints import RootHints
 from resolver.core.iterate import ADDRESS_TYPES
 
 
 @dataclass
 class Delegation:
-    """A zone cut being worked on; `addresses` grows as glueless NS names get resolved."""
+    """A zone cut being worked on; `addresses` grows as glueless NS names get resolved.
+
+    `fixed` are servers configured for a stub zone, asked besides (in practice: instead of)
+    any NS names' addresses; they may listen on another port than `upstream.port`.
+    """
 
     zone: dns.name.Name
     ns_names: tuple[dns.name.Name, ...]
     addresses: dict[dns.name.Name, tuple[str, ...]] = field(default_factory=dict)
+    fixed: tuple[Server, ...] = ()
 
     @classmethod
     def from_hints(cls, hints: RootHints) -> Delegation:
@@ -47,5 +57,11 @@ class Delegation:
                         addresses[name].extend(rdata.address for rdata in cached)
         return cls(ns.name, names, {name: tuple(found) for name, found in addresses.items()})
 
+    @classmethod
+    def from_servers(cls, zone: dns.name.Name, servers: tuple[Server, ...]) -> Delegation:
+        """A stub zone: the operator named the servers, so there is nothing to look up."""
+        return cls(zone, (), {}, servers)
+
     def describe(self) -> str:
-        return f"{self.zone} ({', '.join(str(n) for n in self.ns_names)})"
+        names = [str(n) for n in self.ns_names] + [s.address for s in self.fixed]
+        return f"{self.zone} ({', '.join(names)})"

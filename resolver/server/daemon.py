@@ -6,6 +6,7 @@ import contextlib
 import logging
 import signal
 import socket
+import time
 from collections.abc import Callable
 
 import trio
@@ -14,6 +15,9 @@ from resolver.config import Config
 from resolver.core.hints import load_root_hints
 from resolver.server.handler import QueryHandler
 from resolver.server.listeners import TcpListener, UdpListener, bind_socket
+from resolver.server.notify import notify
+from resolver.server.privileges import drop_privileges
+from resolver.server.querylog import QueryLog
 from resolver.server.service import ResolverService
 
 log = logging.getLogger(__name__)
@@ -27,35 +31,39 @@ async def serve(
     config: Config,
     ready: Callable[[list[str]], None],
     *,
+    clock: Callable[[], float] = time.time,
     task_status: trio.TaskStatus[ResolverService] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Run the resolver until cancelled or signalled; `ready` gets the bound endpoints.
 
-    Everything that can fail at start (hints, sockets) fails before `ready` is called, so a
-    process supervisor sees either a working server or an error, never something in between.
+    Everything that can fail at start (hints, sockets, the user to become) fails before `ready`
+    is called, so a process supervisor sees either a working server or an error, never
+    something in between.
     """
-    service = ResolverService(config, load_root_hints(config.root_hints))
-    handler = QueryHandler(service)
-    with contextlib.ExitStack() as sockets:
-        listeners: list[UdpListener | TcpListener] = []
+    service = ResolverService(config, load_root_hints(config.root_hints), clock=clock)
+    with contextlib.ExitStack() as resources:
         shared = config.workers > 1
-        for address, port in config.listen:
-            udp = sockets.enter_context(
-                bind_socket(address, port, socket.SOCK_DGRAM, reuse_port=shared)
+        bound = [
+            (
+                resources.enter_context(bind_socket(address, port, socket.SOCK_DGRAM, shared)),
+                resources.enter_context(bind_socket(address, port, socket.SOCK_STREAM, shared)),
             )
-            tcp = sockets.enter_context(
-                bind_socket(address, port, socket.SOCK_STREAM, reuse_port=shared)
-            )
-            listeners += [
-                UdpListener(udp, handler, config.limits),
-                TcpListener(tcp, handler, config.limits),
-            ]
+            for address, port in config.listen
+        ]
+        query_log = None
+        if config.query_log is not None:
+            query_log = resources.enter_context(contextlib.closing(QueryLog(config.query_log)))
+        if config.user is not None:
+            drop_privileges(config.user)
         with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
             async with trio.open_nursery() as nursery:
-                for listener in listeners:
-                    nursery.start_soon(listener.run)
+                handler = QueryHandler(service, background=nursery, query_log=query_log)
+                for udp, tcp in bound:
+                    nursery.start_soon(UdpListener(udp, handler, config.limits).run)
+                    nursery.start_soon(TcpListener(tcp, handler, config.limits).run)
                 ready([f"udp+tcp {format_endpoint(a, p)}" for a, p in config.listen])
                 task_status.started(service)
                 async for signum in signals:
                     log.info("received %s, stopping", signal.Signals(signum).name)
+                    notify("STOPPING=1")
                     nursery.cancel_scope.cancel()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import struct
+import time
 
 import dns.edns
 import dns.exception
@@ -19,10 +20,12 @@ import dns.rcode
 import dns.rdataclass
 import dns.rdatatype
 import dns.rrset
+import trio
 
 from resolver.cache.packets import PacketCache, parse_plain_query
 from resolver.config import Config
 from resolver.core.actions import Answer
+from resolver.server.querylog import QueryLog
 from resolver.server.service import ResolverService
 from resolver.server.wire import MAX_MESSAGE, parse
 
@@ -72,14 +75,23 @@ class QueryHandler:
     packet cache for the next asker.
     """
 
-    def __init__(self, service: ResolverService) -> None:
+    def __init__(
+        self,
+        service: ResolverService,
+        background: trio.Nursery | None = None,
+        query_log: QueryLog | None = None,
+    ) -> None:
         self.service = service
+        self._background = background
         self.config = service.config
         self.stats = service.stats
         self.packets = PacketCache(
             service.config.cache.max_packets, service.clock, service.config.edns_payload
         )
         self._access: dict[str, bool] = {}
+        self._prefetch = service.config.cache.prefetch
+        self.query_log = query_log
+        self._refreshing: set[bytes] = set()
 
     def allowed(self, client_address: str) -> bool:
         """The access-list verdict, remembered per address (bounded) to keep hits cheap."""
@@ -101,11 +113,38 @@ class QueryHandler:
         if question is None or not self.allowed(client_address):
             return None
         limit = MAX_MESSAGE if tcp else self._udp_limit(question.edns_payload)
-        reply = self.packets.answer(wire, question, limit)
-        if reply is not None:
-            self.stats.queries += 1
-            self.stats.packet_hits += 1
+        hit = self.packets.answer(wire, question, limit)
+        if hit is None:
+            return None
+        reply, expiring = hit
+        self.stats.queries += 1
+        self.stats.packet_hits += 1
+        if self.query_log is not None:
+            self.query_log.record(client_address, wire, reply, "packet-cache", 0.0)
+        if expiring and self._prefetch:
+            self._refresh_later(question.key, wire)
         return reply
+
+    def _refresh_later(self, key: bytes, wire: bytes) -> None:
+        """Prefetch: resolve a popular answer again before it expires (Unbound's prefetch)."""
+        if self._background is None or key in self._refreshing:
+            return
+        if len(self._refreshing) >= self.config.limits.max_in_flight // 4:
+            return  # refreshing is a nicety: it never takes the place of client questions
+        self._refreshing.add(key)
+        self._background.start_soon(self._refresh, key, wire)
+
+    async def _refresh(self, key: bytes, wire: bytes) -> None:
+        try:
+            query = parse(wire)
+            if query is None:
+                return
+            question = query.question[0]
+            answer = await self.service.resolve(question.name, question.rdtype, refresh=True)
+            self.stats.prefetches += 1
+            self._remember(wire, query, answer)
+        finally:
+            self._refreshing.discard(key)
 
     async def respond(self, wire: bytes, client_address: str, tcp: bool) -> bytes | None:
         """Fast path first, then the full path."""
@@ -113,6 +152,16 @@ class QueryHandler:
         return reply if reply is not None else await self.handle(wire, client_address, tcp)
 
     async def handle(self, wire: bytes, client_address: str, tcp: bool) -> bytes | None:
+        """The full path: validation, resolution, rendering (and the query log, if kept)."""
+        if self.query_log is None:
+            return await self._handle(wire, client_address, tcp)
+        started = time.perf_counter()
+        reply = await self._handle(wire, client_address, tcp)
+        elapsed = time.perf_counter() - started
+        self.query_log.record(client_address, wire, reply, "tcp" if tcp else "udp", elapsed)
+        return reply
+
+    async def _handle(self, wire: bytes, client_address: str, tcp: bool) -> bytes | None:
         if len(wire) < 3 or wire[2] & 0x80:
             return None  # no ID to answer to, or QR=1: a response, perhaps reflected at us
         self.stats.queries += 1

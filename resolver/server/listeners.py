@@ -8,6 +8,7 @@ import socket
 import trio
 
 from resolver.config import Limits
+from resolver.server.errors import StartupError
 from resolver.server.handler import QueryHandler
 from resolver.server.wire import MAX_MESSAGE, family_of, framed, receive_framed
 
@@ -21,12 +22,8 @@ _UDP_BATCH = 64
 _TCP_PIPELINE = 16
 
 
-class StartupError(Exception):
-    """The server cannot start; the message is the one line shown to the operator."""
-
-
 def bind_socket(
-    address: str, port: int, kind: socket.SocketKind, *, reuse_port: bool = False
+    address: str, port: int, kind: socket.SocketKind, reuse_port: bool = False
 ) -> socket.socket:
     """A bound socket, or a StartupError saying plainly why not."""
     sock = socket.socket(family_of(address), kind)

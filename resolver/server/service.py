@@ -59,9 +59,17 @@ class ResolverService:
         return len(self._in_flight)
 
     async def resolve(
-        self, qname: dns.name.Name, qtype: int, trace: Tracer | None = None
+        self,
+        qname: dns.name.Name,
+        qtype: int,
+        trace: Tracer | None = None,
+        *,
+        refresh: bool = False,
     ) -> Answer:
-        """Answer one question; concurrent askers of the same question share one resolution."""
+        """Answer one question; concurrent askers of the same question share one resolution.
+
+        `refresh` (prefetch) asks the authorities again even if the answer is still cached.
+        """
         if trace is not None:
             return await self._drive(Resolution(qname, qtype, self.context, trace))
         key = (qname, qtype)
@@ -74,7 +82,8 @@ class ResolverService:
             return Answer.servfail(ServfailReason.TOO_MANY_QUERIES)
         pending = self._in_flight[key] = _InFlight()
         try:
-            pending.answer = await self._drive(Resolution(qname, qtype, self.context, trace))
+            resolution = Resolution(qname, qtype, self.context, trace, refresh=refresh)
+            pending.answer = await self._drive(resolution)
         finally:
             if pending.answer is None:
                 pending.answer = Answer.servfail(ServfailReason.TIMEOUT)

@@ -14,6 +14,7 @@ class Stats:
     resolutions: int = 0
     cache_answers: int = 0
     servfails: int = 0
+    prefetches: int = 0
 
     def snapshot(self) -> dict[str, int]:
         return asdict(self)

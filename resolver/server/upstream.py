@@ -45,7 +45,8 @@ class Upstream:
     async def perform(self, action: SendQuery) -> Outcome:
         question = action.query.question[0]
         name: object = question.name.labels if action.exact_case else question.name
-        key = (action.server, name, question.rdtype, action.tcp, action.query.edns)
+        flags = action.query.flags  # RD: a forwarder and an authority may share an address
+        key = (action.server, name, question.rdtype, action.tcp, action.query.edns, flags)
         pending = self._pending.get(key)
         if pending is not None:
             await pending.done.wait()

@@ -25,7 +25,8 @@ import trio
 from resolver.config import Config
 from resolver.core.hints import HintsError
 from resolver.server.daemon import serve
-from resolver.server.listeners import StartupError
+from resolver.server.errors import StartupError
+from resolver.server.notify import notify
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +53,7 @@ def _worker(config: Config, report: multiprocessing.connection.Connection) -> No
     """The body of one worker process: serve until signalled, telling the parent how it went."""
     signal.signal(signal.SIGINT, signal.SIG_DFL)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    os.environ.pop("NOTIFY_SOCKET", None)  # the supervisor speaks to systemd, not each worker
     _die_with_parent()
     try:
         trio.run(serve, config, lambda _endpoints: report.send(_READY))
@@ -91,9 +93,9 @@ class Supervisor:
             raise WorkerFailed(message)
 
     def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
-        log.info(
-            "received %s, stopping %d workers", signal.Signals(signum).name, len(self._workers)
-        )
+        log.info("received %s, stopping the workers", signal.Signals(signum).name)
+        if not self._stopping:
+            notify("STOPPING=1")
         self._stopping = True
 
     def run(self, ready: Callable[[int], None]) -> None:

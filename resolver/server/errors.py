@@ -1,0 +1,5 @@
+"""Errors the server reports to the operator as one line, without a traceback."""
+
+
+class StartupError(Exception):
+    """The server cannot start; the message is the one line shown to the operator."""
