@@ -647,10 +647,10 @@ class Resolution:
         self._cache_verdict(verdict)
         records = tuple(with_ttl(r, cache.clamp_ttl(r.ttl)) for r in verdict.chain)
         if verdict.kind is Kind.ANSWER:
-            self._say(depth, "  answer: {}", ", ".join(_short(r) for r in verdict.chain))
+            self._say(depth, "  answer: {}", _Records(verdict.chain))
             return Step(dns.rcode.NOERROR, records)
         if verdict.kind is Kind.CNAME:
-            self._say(depth, "  alias: {}", ", ".join(_short(r) for r in verdict.chain))
+            self._say(depth, "  alias: {}", _Records(verdict.chain))
             return Step(dns.rcode.NOERROR, records, next_name=verdict.final_name)
         rcode = dns.rcode.NXDOMAIN if verdict.kind is Kind.NXDOMAIN else dns.rcode.NOERROR
         soa = self._cache_negative(verdict, qtype)
@@ -659,8 +659,18 @@ class Resolution:
         return Step(rcode, records, soa)
 
 
-def _short(rrset: dns.rrset.RRset) -> str:
-    if len(rrset) > 3:
-        kind = dns.rdatatype.to_text(rrset.rdtype)
-        return f"{rrset.name} {rrset.ttl} {kind} ({len(rrset)} records)"
-    return "; ".join(rrset.to_text().splitlines())
+class _Records:
+    """RRsets as one short trace line, rendered only if a tracer formats it."""
+
+    def __init__(self, rrsets: tuple[dns.rrset.RRset, ...]) -> None:
+        self._rrsets = rrsets
+
+    def __str__(self) -> str:
+        return ", ".join(self._short(rrset) for rrset in self._rrsets)
+
+    @staticmethod
+    def _short(rrset: dns.rrset.RRset) -> str:
+        if len(rrset) > 3:
+            kind = dns.rdatatype.to_text(rrset.rdtype)
+            return f"{rrset.name} {rrset.ttl} {kind} ({len(rrset)} records)"
+        return "; ".join(rrset.to_text().splitlines())
