@@ -8,6 +8,7 @@ import logging
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 import dns.exception
@@ -276,7 +277,7 @@ def query(
         sys.exit(1)
 
 
-def _control(config_file: Path | None, command: str, **arguments: object) -> dict:
+def _control(config_file: Path | None, command: str, **arguments: object) -> Any:
     """Send `command` to the daemon's control socket (from the flag or the config file)."""
     config = load_settings(config_file, control_socket="control_socket")
     if config.control_socket is None:
@@ -285,7 +286,7 @@ def _control(config_file: Path | None, command: str, **arguments: object) -> dic
             "control_socket (the daemon must have been started with the same)"
         )
     try:
-        return control_request(config.control_socket, command, **arguments)
+        return control_request(config.control_socket, command, arguments)
     except ControlError as error:
         raise click.ClickException(str(error)) from None
 

@@ -16,7 +16,7 @@ import dns.name
 import dns.rcode
 import dns.rdatatype
 import dns.rrset
-from cachetools import TLRUCache
+from cachetools import Cache, TLRUCache
 
 from resolver.config import CacheConfig
 
@@ -41,6 +41,10 @@ class _Entry:
     rrset: dns.rrset.RRset
     expires: float
     rank: Rank
+
+
+#: An RRset entry as `export` hands it out (its records, absolute expiry time and rank).
+CachedRRset = _Entry
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,6 +183,46 @@ class RecordCache:
 
     def keys(self) -> Iterator[_Key]:
         return iter(list(self._entries))
+
+    def _held(self) -> Iterator[tuple[_Key, CachedRRset | CachedNegative]]:
+        """Every entry held, stale ones included, without touching the LRU order or expiring.
+
+        Reading through `TLRUCache.__getitem__` would move each entry to the recent end, so a
+        dump or a count would change what the cache evicts next; the base `Cache` accessors
+        read the stored values as they are.
+        """
+        for key in list(Cache.__iter__(self._entries)):
+            yield key, Cache.__getitem__(self._entries, key)
+
+    def export(self) -> Iterator[tuple[dns.name.Name, int | None, CachedRRset | CachedNegative]]:
+        """(owner, type, entry) of every unexpired entry, for `resolver cache dump`.
+
+        Negative entries come after every RRset: restoring in this order gives back the same
+        cache, since an RRset put after a negative entry for its name would replace it.
+        """
+        now = self._clock()
+        held = [(key, entry) for key, entry in self._held() if entry.expires > now]
+        for kind in (_RRSET, _NEGATIVE):
+            for key, entry in held:
+                if key[0] == kind:
+                    yield key[1], key[2], entry
+
+    def census(self) -> dict[str, int]:
+        """Entries held per kind, for stats: answers (`rrsets`), NS sets and glue learnt from
+        referrals (`delegations`), `negative` answers, and expired entries still kept for
+        serve-stale (`stale`). The four add up to len(self). O(entries), so for reporting only."""
+        counts = {"rrsets": 0, "delegations": 0, "negative": 0, "stale": 0}
+        now = self._clock()
+        for _key, entry in self._held():
+            if entry.expires <= now:
+                counts["stale"] += 1
+            elif isinstance(entry, CachedNegative):
+                counts["negative"] += 1
+            elif entry.rank <= Rank.REFERRAL:
+                counts["delegations"] += 1
+            else:
+                counts["rrsets"] += 1
+        return counts
 
 
 def _matches(key: _Key, name: dns.name.Name | None, subtree: bool) -> bool:

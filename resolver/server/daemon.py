@@ -16,6 +16,7 @@ from resolver.core.hints import load_root_hints
 from resolver.server.handler import QueryHandler
 from resolver.server.listeners import TcpListener, UdpListener, bind_socket
 from resolver.server.notify import notify
+from resolver.server.operations import Operations
 from resolver.server.privileges import drop_privileges
 from resolver.server.querylog import QueryLog
 from resolver.server.service import ResolverService
@@ -53,11 +54,14 @@ async def serve(
         query_log = None
         if config.query_log is not None:
             query_log = resources.enter_context(contextlib.closing(QueryLog(config.query_log)))
+        operations = Operations(config, service)
+        operations.open(resources)  # control socket and metrics port, bound before --user too
         if config.user is not None:
             drop_privileges(config.user)
         with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
             async with trio.open_nursery() as nursery:
                 handler = QueryHandler(service, background=nursery, query_log=query_log)
+                nursery.start_soon(operations.run, handler)
                 for udp, tcp in bound:
                     nursery.start_soon(UdpListener(udp, handler, config.limits).run)
                     nursery.start_soon(TcpListener(tcp, handler, config.limits).run)

@@ -25,6 +25,7 @@ import trio
 from resolver.cache.packets import PacketCache, parse_plain_query
 from resolver.config import Config
 from resolver.core.actions import Answer
+from resolver.server.latency import FAST_PATH_SAMPLING, LatencyHistogram
 from resolver.server.querylog import QueryLog
 from resolver.server.service import ResolverService
 from resolver.server.wire import MAX_MESSAGE, parse
@@ -92,6 +93,10 @@ class QueryHandler:
         self._prefetch = service.config.cache.prefetch
         self.query_log = query_log
         self._refreshing: set[bytes] = set()
+        # Client-query latencies for stats and metrics; fast-path calls are sampled.
+        self.latency = LatencyHistogram(time.monotonic())
+        self._untimed = 1
+        self._hits_timed = 0  # packet hits accounted for in `latency` so far
 
     def allowed(self, client_address: str) -> bool:
         """The access-list verdict, remembered per address (bounded) to keep hits cheap."""
@@ -109,6 +114,11 @@ class QueryHandler:
 
     def answer_from_cache(self, wire: bytes, client_address: str, tcp: bool) -> bytes | None:
         """The reply from the packet cache, or None to take the full path."""
+        self._untimed -= 1
+        started = 0.0
+        if not self._untimed:  # one call in FAST_PATH_SAMPLING is timed (latency.py says why)
+            self._untimed = FAST_PATH_SAMPLING
+            started = time.perf_counter()
         question = parse_plain_query(wire)
         if question is None or not self.allowed(client_address):
             return None
@@ -119,6 +129,10 @@ class QueryHandler:
         reply, expiring = hit
         self.stats.queries += 1
         self.stats.packet_hits += 1
+        if started:  # this hit stands for every hit since the last timed one
+            hits = self.stats.packet_hits
+            self.latency.observe(time.perf_counter() - started, hits - self._hits_timed)
+            self._hits_timed = hits
         if self.query_log is not None:
             self.query_log.record(client_address, wire, reply, "packet-cache", 0.0)
         if expiring and self._prefetch:
@@ -152,13 +166,14 @@ class QueryHandler:
         return reply if reply is not None else await self.handle(wire, client_address, tcp)
 
     async def handle(self, wire: bytes, client_address: str, tcp: bool) -> bytes | None:
-        """The full path: validation, resolution, rendering (and the query log, if kept)."""
-        if self.query_log is None:
-            return await self._handle(wire, client_address, tcp)
+        """The full path: validation, resolution, rendering (timed for stats; the query log)."""
         started = time.perf_counter()
         reply = await self._handle(wire, client_address, tcp)
         elapsed = time.perf_counter() - started
-        self.query_log.record(client_address, wire, reply, "tcp" if tcp else "udp", elapsed)
+        if reply is not None:
+            self.latency.observe(elapsed)
+        if self.query_log is not None:
+            self.query_log.record(client_address, wire, reply, "tcp" if tcp else "udp", elapsed)
         return reply
 
     async def _handle(self, wire: bytes, client_address: str, tcp: bool) -> bytes | None:

@@ -75,6 +75,8 @@ class ResolverService:
         key = (qname, qtype)
         pending = self._in_flight.get(key)
         if pending is not None:
+            if not refresh:  # only resolutions that ask upstream stay in flight long enough
+                self.stats.cache_misses += 1
             await pending.done.wait()
             assert pending.answer is not None
             return pending.answer
@@ -84,6 +86,8 @@ class ResolverService:
         try:
             resolution = Resolution(qname, qtype, self.context, trace, refresh=refresh)
             pending.answer = await self._drive(resolution)
+            if not refresh and resolution.queries_sent:
+                self.stats.cache_misses += 1
         finally:
             if pending.answer is None:
                 pending.answer = Answer.servfail(ServfailReason.TIMEOUT)

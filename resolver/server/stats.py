@@ -15,6 +15,8 @@ class Stats:
     cache_answers: int = 0
     servfails: int = 0
     prefetches: int = 0
+    # Client questions whose answer waited for upstream queries (report.py defines hits).
+    cache_misses: int = 0
 
     def snapshot(self) -> dict[str, int]:
         return asdict(self)

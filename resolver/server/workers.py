@@ -65,8 +65,12 @@ def _worker(config: Config, report: multiprocessing.connection.Connection) -> No
 class Supervisor:
     """Starts, watches and stops the worker processes."""
 
-    def __init__(self, config: Config) -> None:
+    def __init__(
+        self, config: Config, worker_config: Callable[[int], Config] | None = None
+    ) -> None:
         self.config = config
+        # The settings of worker N, if they differ (its own control socket: operations.py).
+        self._worker_config = worker_config or (lambda _slot: config)
         self._context = multiprocessing.get_context("fork")
         self._workers: dict[int, multiprocessing.process.BaseProcess] = {}
         self._restarts: deque[float] = deque()
@@ -75,7 +79,9 @@ class Supervisor:
     def _start_one(self, slot: int) -> multiprocessing.connection.Connection:
         receiver, sender = self._context.Pipe(duplex=False)
         process = self._context.Process(
-            target=_worker, args=(self.config, sender), name=f"resolver-worker-{slot}"
+            target=_worker,
+            args=(self._worker_config(slot), sender),
+            name=f"resolver-worker-{slot}",
         )
         process.start()
         sender.close()
