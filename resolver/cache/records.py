@@ -105,13 +105,14 @@ class RecordCache:
     def put_rrset(self, rrset: dns.rrset.RRset, rank: Rank, *, delegation: bool = False) -> bool:
         """Store an RRset unless a more trusted copy is still held; True if it was stored."""
         key = (_RRSET, rrset.name, rrset.rdtype)
+        now = self._clock()
         held = self._entries.get(key)
-        if isinstance(held, _Entry) and held.rank > rank and held.expires > self._clock():
+        if isinstance(held, _Entry) and held.rank > rank and held.expires > now:
             return False
         ttl = self.clamp_ttl(rrset.ttl, delegation=delegation)
         if ttl <= 0:
             return False
-        self._entries[key] = _Entry(with_ttl(rrset, ttl), self._clock() + ttl, rank)
+        self._entries[key] = _Entry(with_ttl(rrset, ttl), now + ttl, rank)
         if rank >= Rank.AUTHORITY:
             # Fresh authoritative data supersedes what we believed about its absence.
             self._entries.pop((_NEGATIVE, rrset.name, rrset.rdtype), None)
@@ -165,14 +166,31 @@ class RecordCache:
                     return CachedNegative(entry.rcode, with_ttl(entry.soa, ttl), entry.expires)
         return None
 
+    def _fresh(self, name: dns.name.Name, rdtype: int) -> dns.rrset.RRset | None:
+        """The stored RRset itself (TTL not aged, not copied) if unexpired: for the iterator's
+        own use on the miss path, where only names and addresses matter."""
+        entry = self._entries.get((_RRSET, name, rdtype))
+        if isinstance(entry, _Entry) and entry.expires > self._clock():
+            return entry.rrset
+        return None
+
     def closest_delegation(self, name: dns.name.Name) -> dns.rrset.RRset | None:
         """The NS set of the deepest cached zone cut at or above `name` (root excluded)."""
         while name != dns.name.root:
-            ns = self.get_rrset(name, dns.rdatatype.NS)
+            ns = self._fresh(name, dns.rdatatype.NS)
             if ns is not None:
                 return ns
             name = name.parent()
         return None
+
+    def addresses(self, name: dns.name.Name) -> list[str]:
+        """Every cached IPv4 and IPv6 address of `name`, whatever its rank (glue included)."""
+        found = []
+        for rdtype in (dns.rdatatype.A, dns.rdatatype.AAAA):
+            rrset = self._fresh(name, rdtype)
+            if rrset is not None:
+                found.extend(rdata.address for rdata in rrset)
+        return found
 
     def flush(self, name: dns.name.Name | None = None, *, subtree: bool = False) -> int:
         """Forget everything (no name), one name, or a name and everything below it."""

@@ -16,7 +16,6 @@ import dns.rrset
 from resolver.cache.records import RecordCache
 from resolver.core.actions import Server
 from resolver.core.hints import RootHints
-from resolver.core.iterate import ADDRESS_TYPES
 
 
 @dataclass
@@ -51,10 +50,7 @@ class Delegation:
             addresses.setdefault(rrset.name, []).extend(rdata.address for rdata in rrset)
         for name in names:
             if not addresses[name]:
-                for rdtype in ADDRESS_TYPES:
-                    cached = cache.get_rrset(name, rdtype)
-                    if cached is not None:
-                        addresses[name].extend(rdata.address for rdata in cached)
+                addresses[name] = cache.addresses(name)
         return cls(ns.name, names, {name: tuple(found) for name, found in addresses.items()})
 
     @classmethod
