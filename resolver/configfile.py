@@ -43,7 +43,7 @@ from typing import Any, Literal, NoReturn, TypeVar
 import dns.exception
 import dns.name
 
-from resolver.config import Config, ConfigError, IPNetwork
+from resolver.config import Config, ConfigError, IPNetwork, parse_server_address
 
 T = TypeVar("T")
 
@@ -68,28 +68,11 @@ class _Invalid(Exception):
 def parse_endpoint(text: str, default_port: int = 53) -> tuple[str, int]:
     """`ADDR`, `ADDR:PORT` or `[IPv6]:PORT` as (address, port); ValueError says what is wrong.
 
-    Shared by `--listen` and every endpoint key of the file, so both accept exactly the same
-    spellings and reject the same typos.
+    Shared by `--listen`, every endpoint key of the file and the forwarders' addresses, so all
+    accept exactly the same spellings and reject the same typos.
     """
-    host, port = text, str(default_port)
-    if text.startswith("["):
-        # "[::1" would otherwise parse as ::1 port 53 and start listening on a typo.
-        host, bracket, rest = text[1:].partition("]")
-        if not bracket or (rest and not rest.startswith(":")):
-            raise ValueError(f"{text!r} is not ADDR:PORT or [IPv6]:PORT")
-        if rest:
-            port = rest[1:]
-    elif text.count(":") == 1:
-        host, port = text.split(":")
-    try:
-        parsed = ipaddress.ip_address(host)
-    except ValueError:
-        raise ValueError(f"{host!r} is not an IP address") from None
-    if text.startswith("[") and parsed.version != 6:
-        raise ValueError(f"{text!r}: brackets are only for IPv6 addresses")
-    if not port.isdigit() or not 0 < int(port) < 65536:
-        raise ValueError(f"{port!r} is not a port number (1-65535)")
-    return str(parsed), int(port)
+    address, port = parse_server_address(text)
+    return address, default_port if port is None else port
 
 
 def parse_network(text: str) -> IPNetwork:
