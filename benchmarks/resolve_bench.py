@@ -1,41 +1,44 @@
-"""Cold-resolution and cache-hit benchmark of our resolver, side by side with Unbound.
+"""Cold resolution and cache hits: our resolver (1 worker, then N) side by side with Unbound.
 
-    python benchmarks/resolve_bench.py [--quick] [--profile FILE] [--json FILE]
+    python benchmarks/resolve_bench.py [--quick] [--workers N] [--profile FILE] [--json FILE]
 
 A loopback test internet (the standard topology of `resolver.testing` plus a `bench.test.` zone
 of many A records, delegated from `test.`) runs in a thread of this process; each resolver runs as
-a subprocess pointed at that internet's root hints, and `dnsperf` drives it. Per resolver:
+a subprocess pointed at that internet's root hints, and `dnsperf` drives it. The resolvers, in
+turn, each with an empty cache: ours with one worker, ours with N workers (`serve --workers N`,
+when this build has it), and Unbound with one thread. Per resolver:
 
 1. cold: every benchmark name once, from an empty cache, at a fixed number of queries in flight:
    wall time, SERVFAILs and lost queries, and upstream queries per name (the test internet's
-   counters, so both resolvers are charged exactly what the authoritative side saw);
+   counters, so every resolver is charged exactly what the authoritative side saw). With N
+   workers, whose caches are separate, this phase is replaced by warming every worker's cache
+   (passes over the names until one costs no upstream query);
 2. warm check: the same names again, which must cost no upstream query;
-3. cache hits: the names in a loop for a fixed time at saturation: qps, latency percentiles, and
-   the server's CPU time per query (steadier than qps on a shared machine);
-4. unloaded latency: one query at a time from a Python socket loop: the service time of a hit.
+3. cache hits at saturation: the names in a loop for a fixed time, many queries in flight: qps,
+   latency percentiles, and the server's CPU time per query (steadier than qps on a shared
+   machine);
+4. cache hits at a fixed rate (5,000 qps, `dnsperf -Q`): the latency an unsaturated resolver
+   gives, which is issue 4's p99 target;
+5. unloaded latency: one query at a time from a Python socket loop: the service time of a hit.
 
-Figures are printed, never asserted: on a shared two-core machine they drift from run to run, and
-the ratio ours/Unbound (both measured in the same run) is the figure that means something.
+Then issue 4's targets, each marked met or missed (by how much). Figures are printed, never
+asserted: on a shared two-core machine they drift from run to run, and the ratio to Unbound
+(measured in the same run) is the figure that means something.
 
 Needs `dnsperf` (Debian package dnsperf); Unbound (package unbound) is optional. When either is
 missing and this runs as root, it runs `apt-get install -y -q dnsperf unbound` first (disable with
 --no-install). Network traffic stays on 127.0.0.0/8: the test internet lives in a /16 of its own
 (127.153.0.0/16 by default, apart from the 127.53/16 and 127.54/16 the test suite binds, so the
-two can run at the same time), and both resolvers are only ever given its hints.
+two can run at the same time), and every resolver is only ever given its hints.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
-import datetime
 import json
 import math
 import os
-import platform
 import re
-import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -44,24 +47,13 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from types import FrameType
 
-import dns.exception
+import benchlib
 import dns.message
-import dns.query
 import dns.rcode
 
-REPO = Path(__file__).resolve().parent.parent
-if str(REPO) not in sys.path:
-    # Run from a plain checkout too, where `resolver` is not installed.
-    sys.path.insert(0, str(REPO))
+from resolver.testing import TestInternet
 
-from resolver.testing import ServerSpec, TestInternet  # noqa: E402
-from resolver.testing.topology import DEFAULT_SERVERS, DEFAULT_ZONES  # noqa: E402
-
-#: Where the standard topology lives; rewritten to `--block` so that a benchmark and the test
-#: suite (which binds 127.53.x.y:53 and 127.54.0.1:53) never fight over an address.
-TOPOLOGY_BLOCK = "127.53"
 DEFAULT_BLOCK = "127.153"
 
 #: TTL of the benchmark records: far longer than any run, so no hit turns into a miss midway.
@@ -71,21 +63,21 @@ BENCH_TTL = 3600
 #: a resolution that gives up shows as SERVFAIL rather than as a lost query.
 COLD_QUERY_TIMEOUT = 10.0
 
-#: How long a resolver may take to answer its first probe before the run is abandoned.
-STARTUP_TIMEOUT = 20.0
-
 #: Names per second below which a one-pass dnsperf run counts as hung (ours does ~1,000).
 MIN_COLD_RATE = 20
 
-APT_COMMAND = ("apt-get", "install", "-y", "-q", "dnsperf", "unbound")
+#: Warming N workers' separate caches: stop after this many passes per worker in a row that
+#: cost no upstream query, or after MAX_WARM_PASSES in all.
+WARM_QUIET_PASSES_PER_WORKER = 6
+MAX_WARM_PASSES = 100
 
+#: Issue 4's targets.
+TARGET_HIT_RATIO = 0.5  # cache-hit qps with one worker, as a fraction of Unbound's
+TARGET_RATE_P99_MS = 1.0  # p99 latency at the fixed rate of cache hits
+TARGET_COLD_WALL_RATIO = 2.0  # cold wall time, as a multiple of Unbound's
 
-class BenchError(Exception):
-    """The benchmark cannot go on; the message says why in one line."""
-
-
-class BenchTimeout(BenchError):
-    """The whole run overran its time budget (a hung resolver, dnsperf or test internet)."""
+UNBOUND = "unbound"
+OURS = "ours"
 
 
 @dataclass(frozen=True)
@@ -96,21 +88,46 @@ class Settings:
     cold_in_flight: int
     hit_seconds: float
     hit_in_flight: int
+    clients: int  # dnsperf -c: client sockets, so SO_REUSEPORT spreads them over the workers
+    rate: int  # queries per second of the fixed-rate phase
+    rate_seconds: float
     idle_seconds: float
+    hit_phases: bool = True  # False (--cold-only): the cold phase and the warm check only
 
     def budget(self, resolvers: int) -> int:
         """A generous wall-clock bound for the whole run, so that nothing can hang forever."""
+        one_pass = COLD_QUERY_TIMEOUT + self.names / MIN_COLD_RATE
         per_resolver = (
-            (STARTUP_TIMEOUT + 2 * (COLD_QUERY_TIMEOUT + self.names / MIN_COLD_RATE))
-            + 2 * (self.hit_seconds + self.idle_seconds)
-            + 30
+            benchlib.STARTUP_TIMEOUT
+            + 3 * one_pass
+            + self.hit_seconds
+            + self.rate_seconds
+            + self.idle_seconds
+            + 3 * 60  # dnsperf's own margin per phase, stopping, reading its output
         )
-        return math.ceil(30 + resolvers * per_resolver)
+        warm_passes = MAX_WARM_PASSES * (2 + self.names / 2000)  # passes of mostly hits
+        return math.ceil(60 + resolvers * per_resolver + warm_passes)
 
 
-QUICK = Settings(names=200, cold_in_flight=20, hit_seconds=3.0, hit_in_flight=100, idle_seconds=1.0)
+QUICK = Settings(
+    names=200,
+    cold_in_flight=20,
+    hit_seconds=3.0,
+    hit_in_flight=100,
+    clients=16,
+    rate=5000,
+    rate_seconds=2.0,
+    idle_seconds=1.0,
+)
 FULL = Settings(
-    names=1000, cold_in_flight=20, hit_seconds=10.0, hit_in_flight=100, idle_seconds=3.0
+    names=1000,
+    cold_in_flight=20,
+    hit_seconds=10.0,
+    hit_in_flight=100,
+    clients=16,
+    rate=5000,
+    rate_seconds=10.0,
+    idle_seconds=3.0,
 )
 
 
@@ -128,247 +145,13 @@ def build_internet(count: int, block: str) -> TestInternet:
     bench.test. gets two servers of its own (as most real zones have) and is delegated from
     test. with glue, so a cold name costs one query once the delegation is known.
     """
-    prefix = f"{block}."
-
-    def moved(text: str) -> str:
-        return text.replace(f"{TOPOLOGY_BLOCK}.", prefix)
-
-    servers = [ServerSpec(spec.name, moved(spec.address), spec.zones) for spec in DEFAULT_SERVERS]
-    # The standard topology grows with the test suite: take a /24 that none of its servers uses.
-    taken = {spec.address.split(".")[2] for spec in servers}
-    subnet = next(str(octet) for octet in range(200, 255) if str(octet) not in taken)
-    ns1, ns2 = f"{prefix}{subnet}.1", f"{prefix}{subnet}.2"
-    servers += [
-        ServerSpec("ns1.bench.test.", ns1, ("bench.test.",)),
-        ServerSpec("ns2.bench.test.", ns2, ("bench.test.",)),
-    ]
-    zones = {origin: moved(text) for origin, text in DEFAULT_ZONES.items()}
-    zones["test."] += (
-        "bench.test.       172800 NS ns1.bench.test.\n"
-        "bench.test.       172800 NS ns2.bench.test.\n"
-        f"ns1.bench.test.   172800 A  {ns1}\n"
-        f"ns2.bench.test.   172800 A  {ns2}\n"
-    )
+    topology = benchlib.Topology.standard(block)
     records = "".join(
         f"{name} {BENCH_TTL} A 192.0.2.{index % 254 + 1}\n"
         for index, name in enumerate(bench_names(count))
     )
-    zones["bench.test."] = (
-        f"$TTL {BENCH_TTL}\n"
-        "@    SOA ns1.bench.test. hostmaster.bench.test. 1 7200 3600 1209600 300\n"
-        "@    NS  ns1.bench.test.\n"
-        "@    NS  ns2.bench.test.\n"
-        f"ns1  A   {ns1}\n"
-        f"ns2  A   {ns2}\n" + records
-    )
-    return TestInternet(zones, servers)
-
-
-def queries_by_zone(internet: TestInternet) -> dict[str, int]:
-    """Upstream queries received so far, per zone served ('.', 'test.', 'bench.test.', ...)."""
-    counts: dict[str, int] = {}
-    for server in internet.servers.values():
-        zone = " ".join(zone.origin.to_text() for zone in server.zones)
-        counts[zone] = counts.get(zone, 0) + server.query_count
-    return counts
-
-
-def check_internet(internet: TestInternet, names: Sequence[str]) -> None:
-    """Ask a root server and every bench.test. server directly, so a dead or broken test internet
-    is reported as such instead of showing up as a resolver that answers nothing but SERVFAIL.
-    """
-    probes = [(internet.root_servers[0].address, ".", "NS")]
-    probes += [
-        (server.address, names[0], "A")
-        for server in internet.servers.values()
-        if any(zone.origin.to_text() == "bench.test." for zone in server.zones)
-    ]
-    for address, name, rdtype in probes:
-        query = dns.message.make_query(name, rdtype)
-        try:
-            response = dns.query.udp(query, address, timeout=2.0)
-        except (dns.exception.DNSException, OSError) as error:
-            raise BenchError(f"the test internet does not answer at {address}: {error!r}") from None
-        if response.rcode() != dns.rcode.NOERROR or not (response.answer or response.authority):
-            raise BenchError(f"the test internet at {address} answers {name} {rdtype} wrongly")
-    internet.reset_counters()
-
-
-# -- processes --------------------------------------------------------------------------------
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    """A port free for both UDP and TCP on `host` (both are bound by the resolvers)."""
-    for _ in range(100):
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
-            udp.bind((host, 0))
-            port: int = udp.getsockname()[1]
-            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
-                try:
-                    tcp.bind((host, port))
-                except OSError:
-                    continue
-                return port
-    raise BenchError(f"no port free for both UDP and TCP on {host}")
-
-
-@dataclass
-class Server:
-    """A resolver under test, running as a child process we started (and alone may stop)."""
-
-    label: str
-    process: subprocess.Popen[bytes]
-    port: int
-    log: Path
-
-    def log_tail(self, lines: int = 15) -> str:
-        """The end of the child's output, to say why it failed without a second command."""
-        try:
-            text = self.log.read_text(errors="replace").splitlines()
-        except OSError:
-            return ""
-        return "\n".join(text[-lines:])
-
-    def cpu_seconds(self) -> float | None:
-        """CPU time of the process so far, all its threads, in seconds; None without /proc.
-
-        From each thread's schedstat (nanoseconds) rather than stat's utime and stime, which
-        count 10 ms ticks: too coarse for a cold phase that costs Unbound a few milliseconds.
-        """
-        tasks = Path(f"/proc/{self.process.pid}/task")
-        total = 0
-        try:
-            for task in tasks.iterdir():
-                with contextlib.suppress(OSError):  # a thread that ended meanwhile
-                    total += int((task / "schedstat").read_text().split()[0])
-        except OSError:
-            return None
-        return total / 1e9
-
-    def rss_mb(self) -> float | None:
-        """Resident memory now (VmRSS), to compare what each resolver keeps per cached name."""
-        try:
-            status = Path(f"/proc/{self.process.pid}/status").read_text()
-        except OSError:
-            return None
-        match = re.search(r"^VmRSS:\s+(\d+) kB", status, re.MULTILINE)
-        return int(match.group(1)) / 1024 if match else None
-
-
-def wait_until_ready(server: Server, timeout: float = STARTUP_TIMEOUT) -> None:
-    """Wait for the first reply to a CHAOS version.bind query.
-
-    That question is answered (Unbound) or refused (ours) locally, so it proves the sockets are
-    served without sending anything upstream or putting anything in the cache.
-    """
-    probe = dns.message.make_query("version.bind.", "TXT", "CH")
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if server.process.poll() is not None:
-            raise BenchError(
-                f"{server.label} exited with status {server.process.returncode} before answering"
-                f"; its log ends with:\n{server.log_tail()}"
-            )
-        try:
-            dns.query.udp(probe, "127.0.0.1", port=server.port, timeout=0.25)
-            return
-        except (dns.exception.DNSException, OSError):
-            time.sleep(0.05)
-    raise BenchError(f"{server.label} did not answer within {timeout:g} s:\n{server.log_tail()}")
-
-
-@contextlib.contextmanager
-def running(label: str, command: Sequence[str], port: int, log: Path) -> Iterator[Server]:
-    """Start `command`, wait until it answers, and always stop it (by its PID) on the way out.
-
-    The child gets a session of its own, so a Ctrl-C in the terminal reaches only this script,
-    which then stops the child itself with SIGTERM (our resolver exits cleanly on it, which also
-    lets cProfile write its file), and SIGKILL if it does not go within ten seconds.
-    """
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH", "")]))
-    with log.open("wb") as log_file:
-        process = subprocess.Popen(
-            list(command),
-            stdin=subprocess.DEVNULL,
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-            env=env,
-            cwd=REPO,
-            start_new_session=True,
-        )
-    server = Server(label, process, port, log)
-    try:
-        wait_until_ready(server)
-        yield server
-    finally:
-        stop(process)
-
-
-def stop(process: subprocess.Popen[bytes]) -> None:
-    """SIGTERM, up to ten seconds' grace, then SIGKILL; nothing is left running whatever happens.
-
-    The kill sits in a `finally` so that even the run's alarm or a second Ctrl-C arriving during
-    the grace period cannot leave the child behind.
-    """
-    if process.poll() is not None:
-        return
-    process.terminate()
-    try:
-        process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        pass
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-
-
-def ours_command(port: int, hints: Path, profile: Path | None) -> list[str]:
-    """`resolver serve` on 127.0.0.1:port, resolving only inside the test internet."""
-    prefix = [sys.executable]
-    if profile is not None:
-        prefix += ["-m", "cProfile", "-o", str(profile)]
-    return [
-        *prefix,
-        *("-m", "resolver", "--log-level", "warning", "serve"),
-        *("--listen", f"127.0.0.1:{port}", "--root-hints", str(hints), "--query-loopback"),
-    ]
-
-
-def unbound_config(port: int, hints: Path, workdir: Path) -> str:
-    """An unbound.conf comparable with our resolver, confined to loopback and `workdir`.
-
-    One thread (ours is single-threaded); iterator only, no validator (ours does no DNSSEC);
-    no QNAME minimisation, referral-path hardening or prefetch, so both send the same kind and
-    number of upstream queries; no IPv6 (the test internet has no IPv6 server). `test.` is an
-    RFC 6761 special-use name that Unbound answers NXDOMAIN for itself unless told otherwise.
-    """
-    return f"""\
-server:
-    verbosity: 0
-    num-threads: 1
-    interface: 127.0.0.1
-    port: {port}
-    access-control: 127.0.0.0/8 allow
-    do-ip6: no
-    do-not-query-localhost: no
-    root-hints: "{hints}"
-    local-zone: "test." nodefault
-    module-config: "iterator"
-    qname-minimisation: no
-    harden-referral-path: no
-    prefetch: no
-    so-reuseport: no
-    chroot: ""
-    username: ""
-    directory: "{workdir}"
-    pidfile: "{workdir / "unbound.pid"}"
-    use-syslog: no
-    logfile: ""
-remote-control:
-    control-enable: no
-"""
+    topology.add_leaf_zone("bench.test.", records, ttl=BENCH_TTL)
+    return topology.build()
 
 
 # -- dnsperf ----------------------------------------------------------------------------------
@@ -426,7 +209,7 @@ def parse_dnsperf(lines: Iterator[str]) -> PerfRun:
         statistics.append(line)
     text = "\n".join(statistics)
     if "Statistics:" not in text:
-        raise BenchError(f"dnsperf printed no statistics:\n{text[-2000:]}")
+        raise benchlib.BenchError(f"dnsperf printed no statistics:\n{text[-2000:]}")
     for name, pattern in _FIELDS.items():
         match = pattern.search(text)
         if match:
@@ -446,8 +229,10 @@ def run_dnsperf(
     output: Path,
     *,
     in_flight: int,
+    clients: int = 1,
     runs: int | None = None,
     seconds: float | None = None,
+    rate: int | None = None,
     query_timeout: float = 5.0,
 ) -> PerfRun:
     """Run dnsperf against 127.0.0.1:port and parse what it printed (kept in `output`).
@@ -456,11 +241,13 @@ def run_dnsperf(
     slow dnsperf down; percentiles are computed from those lines afterwards.
     """
     command = [dnsperf, "-s", "127.0.0.1", "-p", str(port), "-d", str(names_file)]
-    command += ["-q", str(in_flight), "-t", f"{query_timeout:g}", "-v"]
+    command += ["-q", str(in_flight), "-c", str(clients), "-t", f"{query_timeout:g}", "-v"]
     if runs is not None:
         command += ["-n", str(runs)]
     if seconds is not None:
         command += ["-l", f"{seconds:g}"]
+    if rate is not None:
+        command += ["-Q", str(rate)]
     limit = (seconds or 0) + query_timeout + 60
     if runs is not None:
         with names_file.open() as names:
@@ -477,9 +264,12 @@ def run_dnsperf(
                 check=False,
             )
         except subprocess.TimeoutExpired:
-            raise BenchError(f"dnsperf did not finish within {limit:g} s") from None
+            # subprocess.run has killed dnsperf (its own child) before raising.
+            raise benchlib.BenchError(f"dnsperf did not finish within {limit:g} s") from None
     if finished.returncode != 0:
-        raise BenchError(f"dnsperf failed ({finished.returncode}): {finished.stderr.strip()}")
+        raise benchlib.BenchError(
+            f"dnsperf failed ({finished.returncode}): {finished.stderr.strip()}"
+        )
     with output.open() as lines:
         return parse_dnsperf(lines)
 
@@ -489,7 +279,7 @@ def ping_pong(port: int, names: Sequence[str], seconds: float) -> PerfRun:
 
     A plain blocking socket rather than dnsperf, whose sender thread sleeps between queries when
     only one may be outstanding (about 2,000 qps, and a few hundred with -v): far too few samples.
-    The client's own cost (a few microseconds of Python) is in every figure, for both resolvers.
+    The client's own cost (a few microseconds of Python) is in every figure, for every resolver.
     """
     wires = [dns.message.make_query(name, "A").to_wire() for name in names]
     run = PerfRun()
@@ -523,7 +313,7 @@ def ping_pong(port: int, names: Sequence[str], seconds: float) -> PerfRun:
     return run
 
 
-# -- one resolver, four phases ----------------------------------------------------------------
+# -- one resolver, five phases ----------------------------------------------------------------
 
 
 @dataclass
@@ -531,21 +321,27 @@ class Result:
     """Everything measured for one resolver."""
 
     label: str
-    cold: PerfRun
+    processes: int
+    cold: PerfRun | None  # None: warmed in passes instead (separate worker caches)
     cold_upstream: dict[str, int]
     cold_cpu: float | None
+    warm_passes: int
     warm_upstream: int
-    hits: PerfRun
-    hit_upstream: int
+    hits: PerfRun | None  # None: not measured (--cold-only), as for the next two
+    hit_upstream: int | None
     hit_cpu: float | None
-    idle: PerfRun
+    rate: PerfRun | None
+    rate_upstream: int | None
+    idle: PerfRun | None
     rss_mb: float | None
 
     def summary(self) -> dict[str, object]:
         data = {
             key: value for key, value in self.__dict__.items() if not isinstance(value, PerfRun)
         }
-        data.update(cold=self.cold.summary(), hits=self.hits.summary(), idle=self.idle.summary())
+        for name in ("cold", "hits", "rate", "idle"):
+            run = getattr(self, name)
+            data[name] = run.summary() if run is not None else None
         return data
 
 
@@ -554,76 +350,131 @@ def delta(after: float | None, before: float | None) -> float | None:
     return None if after is None or before is None else after - before
 
 
-def measure(
-    server: Server,
-    internet: TestInternet,
-    dnsperf: str,
-    names_file: Path,
-    workdir: Path,
-    settings: Settings,
-) -> Result:
-    """The four phases against one running resolver whose cache starts empty."""
-    out = workdir / f"dnsperf-{server.label}"
+@dataclass
+class Context:
+    """What every phase needs besides the server."""
+
+    internet: TestInternet
+    dnsperf: str
+    names_file: Path
+    workdir: Path
+    settings: Settings
+
+
+def server_workers(server: benchlib.Server) -> int:
+    """How many processes answer queries: the children of a supervisor, or the process itself."""
+    return max(1, server.processes() - 1)
+
+
+def measure(server: benchlib.Server, ctx: Context, *, cold: bool) -> Result:
+    """The phases against one running resolver whose cache starts empty."""
+    settings, internet = ctx.settings, ctx.internet
+    out = ctx.workdir / f"dnsperf-{server.label.replace(' ', '')}"
 
     def say(what: str) -> None:
         print(f"  {server.label}: {what}", file=sys.stderr, flush=True)
 
-    say(f"cold: {settings.names} names, {settings.cold_in_flight} in flight")
+    def one_pass(suffix: str, clients: int) -> PerfRun:
+        return run_dnsperf(
+            ctx.dnsperf,
+            server.port,
+            ctx.names_file,
+            out.with_suffix(suffix),
+            in_flight=settings.cold_in_flight,
+            clients=clients,
+            runs=1,
+            query_timeout=COLD_QUERY_TIMEOUT,
+        )
+
+    cold_run: PerfRun | None = None
+    cold_upstream: dict[str, int] = {}
+    cold_cpu = None
+    passes = 0
     internet.reset_counters()
-    cpu = server.cpu_seconds()
-    cold = run_dnsperf(
-        dnsperf,
-        server.port,
-        names_file,
-        out.with_suffix(".cold"),
-        in_flight=settings.cold_in_flight,
-        runs=1,
-        query_timeout=COLD_QUERY_TIMEOUT,
-    )
-    cold_cpu = delta(server.cpu_seconds(), cpu)
-    cold_upstream = queries_by_zone(internet)
+    if cold:
+        say(f"cold: {settings.names} names, {settings.cold_in_flight} in flight")
+        cpu = server.cpu_seconds()
+        cold_run = one_pass(".cold", 1)
+        cold_cpu = delta(server.cpu_seconds(), cpu)
+        cold_upstream = benchlib.queries_by_zone(internet)
+    else:
+        # Each worker has a cache of its own, and the kernel picks the worker from the client's
+        # address and port. A pass over every name from one fresh socket therefore warms one
+        # worker completely, and costs nothing upstream if that worker was warm already: once
+        # enough passes in a row cost nothing, no worker can be cold but by a tiny chance
+        # ((1 - 1/N) ** passes: 0.02% for 2 workers).
+        say(f"warming every worker's cache: passes of {settings.names} names, one socket each")
+        wires = [
+            dns.message.make_query(name, "A").to_wire() for name in bench_names(settings.names)
+        ]
+        quiet_needed = WARM_QUIET_PASSES_PER_WORKER * server_workers(server)
+        quiet = 0
+        while quiet < quiet_needed and passes < MAX_WARM_PASSES:
+            internet.reset_counters()
+            benchlib.flood(server.port, wires, settings.cold_in_flight, COLD_QUERY_TIMEOUT)
+            passes += 1
+            quiet = quiet + 1 if internet.total_queries() == 0 else 0
 
     say("warm check: the same names again")
     internet.reset_counters()
-    run_dnsperf(
-        dnsperf,
-        server.port,
-        names_file,
-        out.with_suffix(".warm"),
-        in_flight=settings.cold_in_flight,
-        runs=1,
-        query_timeout=COLD_QUERY_TIMEOUT,
-    )
+    one_pass(".warm", settings.clients)
     warm_upstream = internet.total_queries()
+    result = Result(
+        label=server.label,
+        processes=server.processes(),
+        cold=cold_run,
+        cold_upstream=cold_upstream,
+        cold_cpu=cold_cpu,
+        warm_passes=passes,
+        warm_upstream=warm_upstream,
+        hits=None,
+        hit_upstream=None,
+        hit_cpu=None,
+        rate=None,
+        rate_upstream=None,
+        idle=None,
+        rss_mb=None,
+    )
+    if not settings.hit_phases:
+        result.rss_mb = server.rss_mb()
+        return result
 
     say(f"cache hits: {settings.hit_seconds:g} s, {settings.hit_in_flight} in flight")
     internet.reset_counters()
     cpu = server.cpu_seconds()
     hits = run_dnsperf(
-        dnsperf,
+        ctx.dnsperf,
         server.port,
-        names_file,
+        ctx.names_file,
         out.with_suffix(".hits"),
         in_flight=settings.hit_in_flight,
+        clients=settings.clients,
         seconds=settings.hit_seconds,
     )
     hit_cpu = delta(server.cpu_seconds(), cpu)
     hit_upstream = internet.total_queries()
 
+    say(f"cache hits at {settings.rate:,} qps: {settings.rate_seconds:g} s")
+    internet.reset_counters()
+    rate = run_dnsperf(
+        ctx.dnsperf,
+        server.port,
+        ctx.names_file,
+        out.with_suffix(".rate"),
+        in_flight=settings.hit_in_flight,
+        clients=settings.clients,
+        seconds=settings.rate_seconds,
+        rate=settings.rate,
+    )
+    rate_upstream = internet.total_queries()
+
     say(f"unloaded latency: {settings.idle_seconds:g} s, one query at a time")
     idle = ping_pong(server.port, bench_names(settings.names), settings.idle_seconds)
-    return Result(
-        label=server.label,
-        cold=cold,
-        cold_upstream=cold_upstream,
-        cold_cpu=cold_cpu,
-        warm_upstream=warm_upstream,
-        hits=hits,
-        hit_upstream=hit_upstream,
-        hit_cpu=hit_cpu,
-        idle=idle,
-        rss_mb=server.rss_mb(),
-    )
+    result.hits, result.hit_upstream, result.hit_cpu = hits, hit_upstream, hit_cpu
+    result.rate, result.rate_upstream = rate, rate_upstream
+    result.idle = idle
+    result.rss_mb = server.rss_mb()
+    return result
 
 
 # -- the report -------------------------------------------------------------------------------
@@ -653,71 +504,120 @@ def per_query_us(cpu: float | None, queries: int) -> float | None:
 Getter = Callable[[Result], float | str | None]
 
 
+def failures(run: PerfRun | None) -> str | None:
+    if run is None:
+        return None
+    return f"{run.rcodes.get('SERVFAIL', 0)} / {run.lost}"
+
+
 def rows_for(results: Sequence[Result], settings: Settings) -> list[Row | str]:
     """The table, section by section (a str is a section heading)."""
 
     def row(label: str, get: Getter, fmt: str = "{:,.0f}", ratio: bool = True) -> Row:
         return Row(label, tuple(get(result) for result in results), fmt, ratio)
 
-    def upstream_split(result: Result) -> str:
+    def upstream_split(result: Result) -> str | None:
+        if result.cold is None:
+            return None
         zones = result.cold_upstream
         bench = zones.get("bench.test.", 0)
         return f"{zones.get('.', 0)} / {zones.get('test.', 0)} / {bench}"
 
-    def failures(run: PerfRun) -> str:
-        return f"{run.rcodes.get('SERVFAIL', 0)} / {run.lost}"
+    def cold_upstream(result: Result) -> float | None:
+        return None if result.cold is None else sum(result.cold_upstream.values()) / n
+
+    def on(phase: str, get: Callable[[PerfRun], float | str | None]) -> Getter:
+        """A getter for a figure of one phase, None where the phase was not measured."""
+
+        def getter(result: Result) -> float | str | None:
+            run = getattr(result, phase)
+            return None if run is None else get(run)
+
+        return getter
+
+    def percentiles(phase: str, which: Sequence[tuple[str, float]]) -> list[Row]:
+        return [
+            row(
+                f"latency {name} (ms)",
+                on(phase, lambda run, f=fraction: ms(run.percentile(f))),
+                "{:.3f}",
+            )
+            for name, fraction in which
+        ]
+
+    def latency_max(phase: str) -> Row:
+        return row(
+            "latency max (ms)",
+            on(phase, lambda run: ms(run.latencies[-1] if run.latencies else None)),
+            "{:.3f}",
+        )
 
     n = settings.names
-    return [
+    hit_percentiles = (("p50", 0.5), ("p90", 0.9), ("p99", 0.99))
+    cold_rows: list[Row | str] = [
         f"cold: {n} distinct names from an empty cache, {settings.cold_in_flight} in flight",
-        row("wall time (s)", lambda r: r.cold.run_time, "{:.2f}"),
-        row("names per second", lambda r: r.cold.qps),
+        row("wall time (s)", on("cold", lambda c: c.run_time), "{:.2f}"),
+        row("names per second", on("cold", lambda c: c.qps)),
         row("SERVFAIL / lost", lambda r: failures(r.cold), ratio=False),
         row(
             "non-NOERROR answers",
-            lambda r: r.cold.completed - r.cold.rcodes.get("NOERROR", 0),
+            on("cold", lambda c: c.completed - c.rcodes.get("NOERROR", 0)),
             ratio=False,
         ),
-        row("upstream queries per name", lambda r: sum(r.cold_upstream.values()) / n, "{:.3f}"),
+        row("upstream queries per name", cold_upstream, "{:.3f}"),
         row("  to . / test. / bench.test.", upstream_split, ratio=False),
-        row("latency p50 (ms)", lambda r: ms(r.cold.percentile(0.5)), "{:.2f}"),
-        row("latency p99 (ms)", lambda r: ms(r.cold.percentile(0.99)), "{:.2f}"),
-        row("server CPU per name (us)", lambda r: per_query_us(r.cold_cpu, n), "{:,.0f}"),
-        row("upstream queries, warm re-run", lambda r: r.warm_upstream, ratio=False),
-        f"cache hits: {settings.hit_seconds:g} s at {settings.hit_in_flight} in flight",
-        row("queries per second", lambda r: r.hits.qps),
-        row("latency p50 (ms)", lambda r: ms(r.hits.percentile(0.5)), "{:.3f}"),
-        row("latency p90 (ms)", lambda r: ms(r.hits.percentile(0.9)), "{:.3f}"),
-        row("latency p99 (ms)", lambda r: ms(r.hits.percentile(0.99)), "{:.3f}"),
+        row("latency p50 (ms)", on("cold", lambda c: ms(c.percentile(0.5))), "{:.2f}"),
+        row("latency p99 (ms)", on("cold", lambda c: ms(c.percentile(0.99))), "{:.2f}"),
         row(
-            "latency max (ms)",
-            lambda r: ms(r.hits.latencies[-1] if r.hits.latencies else None),
-            "{:.3f}",
+            "server CPU per name (us)",
+            lambda r: None if r.cold is None else per_query_us(r.cold_cpu, n),
+            "{:,.0f}",
         ),
+        row("passes to warm every worker", lambda r: r.warm_passes or None, ratio=False),
+        row("upstream queries, warm re-run", lambda r: r.warm_upstream, ratio=False),
+    ]
+    process_rows: list[Row | str] = [
+        "process",
+        row("processes", lambda r: r.processes, ratio=False),
+        row("resident memory at end (MB)", lambda r: r.rss_mb, "{:.1f}"),
+    ]
+    if not settings.hit_phases:
+        return cold_rows + process_rows
+    return [
+        *cold_rows,
+        f"cache hits: {settings.hit_seconds:g} s at {settings.hit_in_flight} in flight, "
+        f"{settings.clients} client sockets",
+        row("queries per second", on("hits", lambda h: h.qps)),
+        *percentiles("hits", hit_percentiles),
+        latency_max("hits"),
         row(
             "server CPU per query (us)",
-            lambda r: per_query_us(r.hit_cpu, r.hits.completed),
+            lambda r: None if r.hits is None else per_query_us(r.hit_cpu, r.hits.completed),
             "{:,.1f}",
         ),
         row("SERVFAIL / lost", lambda r: failures(r.hits), ratio=False),
         row("upstream queries", lambda r: r.hit_upstream, ratio=False),
+        f"cache hits at a fixed {settings.rate:,} qps: {settings.rate_seconds:g} s (dnsperf -Q)",
+        row("queries per second", on("rate", lambda h: h.qps)),
+        *percentiles("rate", (*hit_percentiles, ("p99.9", 0.999))),
+        latency_max("rate"),
+        row("SERVFAIL / lost", lambda r: failures(r.rate), ratio=False),
+        row("upstream queries", lambda r: r.rate_upstream, ratio=False),
         f"cache hits, unloaded: {settings.idle_seconds:g} s, one query at a time (Python client)",
-        row("queries answered", lambda r: r.idle.completed),
-        row("latency p50 (ms)", lambda r: ms(r.idle.percentile(0.5)), "{:.3f}"),
-        row("latency p90 (ms)", lambda r: ms(r.idle.percentile(0.9)), "{:.3f}"),
-        row("latency p99 (ms)", lambda r: ms(r.idle.percentile(0.99)), "{:.3f}"),
+        row("queries answered", on("idle", lambda h: h.completed)),
+        *percentiles("idle", hit_percentiles),
         row("SERVFAIL / lost", lambda r: failures(r.idle), ratio=False),
-        "process",
-        row("resident memory at end (MB)", lambda r: r.rss_mb, "{:.1f}"),
+        *process_rows,
     ]
 
 
 def render_table(results: Sequence[Result], settings: Settings) -> str:
-    """A fixed-width table, one column per resolver, plus ours/Unbound when both ran."""
+    """A fixed-width table, one column per resolver, then each of ours divided by Unbound's."""
     labels = [r.label for r in results]
-    with_ratio = len(results) == 2
-    header = ["", *labels] + (["ours/unbound"] if with_ratio else [])
-    width = [32] + [14] * (len(header) - 1)
+    reference = labels.index(UNBOUND) if UNBOUND in labels else None
+    compared = [i for i, label in enumerate(labels) if reference is not None and i != reference]
+    header = ["", *labels] + [f"{labels[i]}/unbound" for i in compared]
+    width = [32] + [max(14, len(h) + 2) for h in header[1:]]
     lines = [
         "".join(
             h.rjust(w) if i else h.ljust(w)
@@ -730,86 +630,82 @@ def render_table(results: Sequence[Result], settings: Settings) -> str:
             lines.append(item)
             continue
         cells = [_cell(v, item.fmt) for v in item.values]
-        if with_ratio:
-            cells.append(_ratio(item) if item.ratio else "")
+        if reference is not None:
+            cells += [
+                _ratio(item.values[i], item.values[reference]) if item.ratio else ""
+                for i in compared
+            ]
         text = ("  " + item.label).ljust(width[0])
         lines.append(text + "".join(c.rjust(w) for c, w in zip(cells, width[1:], strict=False)))
     return "\n".join(lines)
 
 
 def _cell(value: float | str | None, fmt: str) -> str:
-    """One figure as text; n/a where it could not be measured (no /proc, no sample)."""
+    """One figure as text; '-' where the phase did not apply or could not be measured."""
     if value is None:
-        return "n/a"
+        return "-"
     if isinstance(value, str):
         return value
     return fmt.format(value)
 
 
-def _ratio(row: Row) -> str:
+def _ratio(ours: float | str | None, theirs: float | str | None) -> str:
     """ours / unbound, left empty where it means nothing (text, or dividing by zero)."""
-    ours, theirs = row.values
     if not isinstance(ours, int | float) or not isinstance(theirs, int | float) or theirs == 0:
         return ""
     return f"{ours / theirs:.2f}"
 
 
-# -- tools, signals, main ---------------------------------------------------------------------
+def target_lines(results: Sequence[Result], settings: Settings) -> list[str]:
+    """Issue 4's targets, each met or missed, with the margin."""
+    by_label = {r.label: r for r in results}
+    ours, unbound = by_label.get(OURS), by_label.get(UNBOUND)
+    lines = ["targets (issue 4)"]
 
+    def verdict(met: bool, missed_by: str) -> str:
+        return "met" if met else f"MISSED by {missed_by}"
 
-def find_tool(name: str) -> str | None:
-    """The tool's path; sbin directories too, where Debian puts unbound for non-root PATHs."""
-    path = os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin", "/sbin"])
-    return shutil.which(name, path=path)
-
-
-def ensure_tools(install: bool) -> tuple[str, str | None]:
-    """dnsperf (required) and unbound (optional), installing both with apt-get if root may."""
-    if (find_tool("dnsperf") is None or find_tool("unbound") is None) and install:
-        can_install = hasattr(os, "geteuid") and os.geteuid() == 0 and shutil.which("apt-get")
-        if can_install:
-            print(f"installing: {' '.join(APT_COMMAND)}", file=sys.stderr, flush=True)
-            if not _apt(APT_COMMAND):
-                # A fresh machine may have no package lists yet.
-                _apt(("apt-get", "update", "-q"))
-                _apt(APT_COMMAND)
-    dnsperf = find_tool("dnsperf")
-    if dnsperf is None:
-        raise BenchError(
-            "dnsperf is required and not installed: run `apt-get install -y -q dnsperf unbound` "
-            "as root (Debian/Ubuntu), or run this script as root to have it do so"
+    if ours is None:
+        return lines
+    if ours.hits is not None and unbound is not None and unbound.hits and unbound.hits.qps:
+        ratio = ours.hits.qps / unbound.hits.qps
+        lines.append(
+            f"  cache-hit throughput, 1 worker >= {TARGET_HIT_RATIO:g} x Unbound: "
+            f"{ours.hits.qps:,.0f} vs {unbound.hits.qps:,.0f} qps = {ratio:.2f} x: "
+            + verdict(ratio >= TARGET_HIT_RATIO, f"{TARGET_HIT_RATIO - ratio:.2f} x")
         )
-    return dnsperf, find_tool("unbound")
-
-
-def _apt(command: Sequence[str]) -> bool:
-    """Run one apt-get command non-interactively (bounded in time); True if it succeeded."""
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    try:
-        done = subprocess.run(
-            command, env=env, stdout=subprocess.DEVNULL, stdin=subprocess.DEVNULL, timeout=900
+    for result in results:
+        if result.label == UNBOUND or result.rate is None:
+            continue
+        p99 = ms(result.rate.percentile(0.99))
+        if p99 is None:
+            continue
+        lines.append(
+            f"  p99 < {TARGET_RATE_P99_MS:g} ms at {settings.rate:,} qps of hits, "
+            f"{result.label}: {p99:.3f} ms (at {result.rate.qps:,.0f} qps achieved): "
+            + verdict(p99 < TARGET_RATE_P99_MS, f"{p99 - TARGET_RATE_P99_MS:.3f} ms")
         )
-    except (OSError, subprocess.TimeoutExpired):
-        return False
-    return done.returncode == 0
+    if unbound is not None and ours.cold is not None and unbound.cold is not None:
+        n = settings.names
+        mine = sum(ours.cold_upstream.values()) / n
+        theirs = sum(unbound.cold_upstream.values()) / n
+        lines.append(
+            f"  cold upstream queries per name <= Unbound's: {mine:.3f} vs {theirs:.3f}: "
+            + verdict(mine <= theirs, f"{mine - theirs:.3f} per name")
+        )
+        if unbound.cold.run_time:
+            ratio = ours.cold.run_time / unbound.cold.run_time
+            lines.append(
+                f"  cold wall time <= {TARGET_COLD_WALL_RATIO:g} x Unbound's: "
+                f"{ours.cold.run_time:.2f} vs {unbound.cold.run_time:.2f} s = {ratio:.2f} x: "
+                + verdict(
+                    ratio <= TARGET_COLD_WALL_RATIO, f"{ratio - TARGET_COLD_WALL_RATIO:.2f} x"
+                )
+            )
+    return lines
 
 
-def tool_version(command: Sequence[str], pattern: str) -> str:
-    """A tool's version for the report header, or '?': never a reason to fail the run."""
-    try:
-        done = subprocess.run(command, capture_output=True, text=True, timeout=10, check=False)
-    except (OSError, subprocess.TimeoutExpired):
-        return "?"
-    match = re.search(pattern, done.stdout + done.stderr)
-    return match.group(1) if match else "?"
-
-
-def _on_alarm(_signum: int, _frame: FrameType | None) -> None:
-    raise BenchTimeout("the run overran its time budget; every process it started is stopped")
-
-
-def _on_term(signum: int, _frame: FrameType | None) -> None:
-    raise SystemExit(128 + signum)  # unwinds through every `finally`, which stops the children
+# -- main -------------------------------------------------------------------------------------
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -821,23 +717,53 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--cold-in-flight", type=int, help="queries in flight when cold (20)")
     parser.add_argument("--seconds", type=float, help="cache-hit phase length (10 s, 3 s)")
     parser.add_argument("--hit-in-flight", type=int, help="queries in flight for hits (100)")
+    parser.add_argument("--clients", type=int, help="dnsperf client sockets for hits (16)")
+    parser.add_argument("--rate", type=int, help="queries per second of the fixed-rate phase")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=os.cpu_count() or 2,
+        help="also measure ours with this many workers, if `serve` has --workers "
+        "(default: the number of CPUs, %(default)s); 1 or less: skip",
+    )
+    parser.add_argument(
+        "--cold-only",
+        action="store_true",
+        help="the cold phase and the warm check only (with --profile: where a cold name's time "
+        "goes); no N workers",
+    )
+    parser.add_argument(
+        "--pin",
+        action=argparse.BooleanOptionalAction,
+        default=(os.cpu_count() or 1) >= 2,
+        help="run each one-process resolver on a CPU of its own and this script, dnsperf and "
+        "the test internet on the others (N workers get every CPU); default: on with 2 CPUs "
+        "or more",
+    )
     parser.add_argument("--no-unbound", action="store_true", help="measure our resolver only")
     parser.add_argument("--no-install", action="store_true", help="never run apt-get")
     parser.add_argument(
-        "--block", default=DEFAULT_BLOCK, help=f"127.X block of the test internet ({DEFAULT_BLOCK})"
+        "--checkout",
+        type=Path,
+        metavar="DIR",
+        help="run our resolver from the checkout at DIR (e.g. an older commit's `git archive`) "
+        "instead of this one, for before/after comparisons",
+    )
+    parser.add_argument(
+        "--block",
+        type=benchlib.block_argument,
+        default=DEFAULT_BLOCK,
+        help=f"127.X block of the test internet (default {DEFAULT_BLOCK})",
     )
     parser.add_argument(
         "--profile",
         type=Path,
         metavar="FILE",
-        help="run our resolver under cProfile, save the stats to FILE and print the top entries "
-        "(profiling slows it down: its figures are then not comparable)",
+        help="run our 1-worker resolver under cProfile, save the stats to FILE and print the top "
+        "entries (profiling slows it down: its figures are then not comparable)",
     )
     parser.add_argument("--json", type=Path, metavar="FILE", help="also write the figures as JSON")
-    args = parser.parse_args(argv)
-    if not re.fullmatch(r"127\.(\d{1,3})", args.block) or int(args.block.split(".")[1]) > 255:
-        parser.error("--block must look like 127.X, a /16 inside 127.0.0.0/8")
-    return args
+    return parser.parse_args(argv)
 
 
 def settings_from(args: argparse.Namespace) -> Settings:
@@ -848,7 +774,11 @@ def settings_from(args: argparse.Namespace) -> Settings:
         cold_in_flight=args.cold_in_flight or base.cold_in_flight,
         hit_seconds=args.seconds or base.hit_seconds,
         hit_in_flight=args.hit_in_flight or base.hit_in_flight,
+        clients=args.clients or base.clients,
+        rate=args.rate or base.rate,
+        rate_seconds=base.rate_seconds,
         idle_seconds=base.idle_seconds,
+        hit_phases=not args.cold_only,
     )
 
 
@@ -861,30 +791,110 @@ def print_profile(path: Path, top: int = 25) -> None:
         pstats.Stats(str(path), stream=sys.stdout).strip_dirs().sort_stats(order).print_stats(top)
 
 
+@dataclass
+class Plan:
+    """One resolver to measure: how to start it and whether it is measured cold."""
+
+    label: str
+    command: Callable[[int, Path, Path], list[str]]  # (port, hints, workdir) -> argv
+    cold: bool
+    cwd: Path | None = None  # where it runs: another checkout's resolver is found there
+    single_process: bool = True  # one process doing all the work: pinned with --pin
+
+
+@dataclass(frozen=True)
+class Pinning:
+    """CPU lists (taskset syntax) for the resolver under test and for the clients."""
+
+    server: str
+    clients: str
+    every: str
+
+
+def pin_cpus() -> Pinning | None:
+    """Keep the resolver and its clients off each other's CPU.
+
+    Otherwise the scheduler now and then runs dnsperf and the resolver on one CPU, and the
+    resolver waits for its turn: on this 2-CPU machine that alone moved our p99 at 5,000 qps
+    between 0.2 and 2.7 ms from run to run, and pinned it stayed at 0.25 to 0.28 ms. This
+    process (and so the test internet's thread, dnsperf and the Python clients, which inherit
+    its affinity) goes to every CPU but the last; the resolver, through `taskset`, to the last.
+    """
+    try:
+        cpus = sorted(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return None
+    if len(cpus) < 2 or benchlib.find_tool("taskset") is None:
+        return None
+    server, clients = cpus[-1], cpus[:-1]
+    os.sched_setaffinity(0, clients)
+    return Pinning(str(server), ",".join(map(str, clients)), ",".join(map(str, cpus)))
+
+
+def plans(args: argparse.Namespace, unbound: str | None, help_text: str) -> list[Plan]:
+    checkout = args.checkout.resolve() if args.checkout else None
+
+    def ours(workers: int | None, profile: Path | None) -> Callable[[int, Path, Path], list[str]]:
+        def command(port: int, hints: Path, _workdir: Path) -> list[str]:
+            return benchlib.ours_command(port, hints, workers=workers, profile=profile)
+
+        return command
+
+    def unbound_command(port: int, hints: Path, workdir: Path) -> list[str]:
+        assert unbound is not None
+        conf = workdir / "unbound.conf"
+        conf.write_text(benchlib.unbound_config(port, hints, workdir))
+        return [unbound, "-d", "-c", str(conf)]
+
+    result = [Plan(OURS, ours(None, args.profile), cold=True, cwd=checkout)]
+    if args.cold_only:
+        pass  # N workers have no cold phase of their own
+    elif args.workers > 1 and benchlib.serve_supports("--workers", help_text):
+        plan = Plan(
+            f"ours x{args.workers}",
+            ours(args.workers, None),
+            cold=False,
+            cwd=checkout,
+            single_process=False,
+        )
+        result.append(plan)
+    elif args.workers > 1:
+        print("`resolver serve` has no --workers: measuring 1 worker only", file=sys.stderr)
+    if unbound is not None:
+        result.append(Plan(UNBOUND, unbound_command, cold=True))
+    return result
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run everything; 0 on success, 1 if the run failed, 2 if dnsperf is missing."""
     args = parse_args(argv)
     settings = settings_from(args)
-    try:
-        dnsperf, unbound = ensure_tools(install=not args.no_install)
-    except BenchError as error:
-        print(f"resolve_bench: {error}", file=sys.stderr)
+    benchlib.install_tools(not args.no_install)
+    dnsperf = benchlib.find_tool("dnsperf")
+    if dnsperf is None:
+        print(
+            "resolve_bench: dnsperf is required and not installed: run `apt-get install -y -q "
+            "dnsperf unbound` as root (Debian/Ubuntu), or run this script as root to have it "
+            "do so",
+            file=sys.stderr,
+        )
         return 2
-    if args.no_unbound:
-        unbound = None
-    elif unbound is None:
+    unbound = None if args.no_unbound else benchlib.find_tool("unbound")
+    if unbound is None and not args.no_unbound:
         print("unbound is not installed: measuring our resolver only", file=sys.stderr)
+    help_text = benchlib.serve_help(args.checkout.resolve() if args.checkout else None)
+    todo = plans(args, unbound, help_text)
+    pinning = pin_cpus() if args.pin else None
 
-    resolvers = 2 if unbound else 1
-    previous_term = signal.signal(signal.SIGTERM, _on_term)
-    previous_alarm = signal.signal(signal.SIGALRM, _on_alarm)
-    signal.alarm(settings.budget(resolvers))
     started = time.monotonic()
     load_before = os.getloadavg()
     results: list[Result] = []
-    failures: list[str] = []
+    failed: list[str] = []
     try:
-        with tempfile.TemporaryDirectory(prefix="resolve-bench-") as temporary:
+        with (
+            benchlib.time_budget(settings.budget(len(todo))),
+            tempfile.TemporaryDirectory(prefix="resolve-bench-") as temporary,
+        ):
             workdir = Path(temporary)
             workdir.chmod(0o755)
             hints = workdir / "root.hints"
@@ -898,66 +908,60 @@ def main(argv: Sequence[str] | None = None) -> int:
                 file=sys.stderr,
                 flush=True,
             )
-            with internet.in_thread():
-                check_internet(internet, bench_names(1))
-                port = free_port()
-                command = ours_command(port, hints, args.profile)
-                with running("ours", command, port, workdir / "ours.log") as server:
-                    results.append(
-                        measure(server, internet, dnsperf, names_file, workdir, settings)
-                    )
-                if unbound:
-                    check_internet(internet, bench_names(1))
-                    port = free_port()
-                    conf = workdir / "unbound.conf"
-                    conf.write_text(unbound_config(port, hints, workdir))
-                    command = [unbound, "-d", "-c", str(conf)]
+            ctx = Context(internet, dnsperf, names_file, workdir, settings)
+            with benchlib.internet_in_thread(internet):
+                for plan in todo:
+                    benchlib.check_internet(internet, [(bench_names(1)[0], "A")])
+                    port = benchlib.free_port()
+                    command = plan.command(port, hints, workdir)
+                    if pinning is not None:
+                        cpus = pinning.server if plan.single_process else pinning.every
+                        command = ["taskset", "-c", cpus, *command]
+                    log = workdir / f"{plan.label.replace(' ', '')}.log"
                     try:
-                        with running("unbound", command, port, workdir / "unbound.log") as server:
-                            results.append(
-                                measure(server, internet, dnsperf, names_file, workdir, settings)
-                            )
-                    except BenchError as error:
-                        failures.append(f"unbound: {error}")
-    except BenchError as error:
+                        with benchlib.running(
+                            plan.label, command, port, log, cwd=plan.cwd
+                        ) as server:
+                            results.append(measure(server, ctx, cold=plan.cold))
+                    except benchlib.BenchTimeout:
+                        raise
+                    except benchlib.BenchError as error:
+                        if plan.label == OURS:
+                            raise
+                        failed.append(f"{plan.label}: {error}")
+    except benchlib.BenchError as error:
         print(f"resolve_bench: {error}", file=sys.stderr)
         return 1
-    finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGALRM, previous_alarm)
-        signal.signal(signal.SIGTERM, previous_term)
 
-    load_after = os.getloadavg()
-    version = r"Version (\S+)"
-    versions = [f"dnsperf {tool_version([dnsperf, '-h'], version)}"]
+    versions = [f"dnsperf {benchlib.tool_version([dnsperf, '-h'])}"]
     if unbound:
-        versions.append(f"unbound {tool_version([unbound, '-V'], version)}")
-    mode = "--quick" if args.quick else "full"
+        versions.append(f"unbound {benchlib.tool_version([unbound, '-V'])}")
+    if args.checkout:
+        versions.append(f"ours from {args.checkout}")
+    if pinning is not None:
+        versions.append(f"pinned: resolvers on CPU {pinning.server}, clients on {pinning.clients}")
     print()
+    print(benchlib.report_header("resolve_bench", args.quick, versions))
     print(
-        f"resolve_bench ({mode}) {datetime.datetime.now().astimezone():%Y-%m-%d %H:%M %Z} on "
-        f"{platform.node()}: {os.cpu_count()} CPUs, Python {platform.python_version()}, "
-        + ", ".join(versions)
-    )
-    print(
-        f"load average before/after: {load_before[0]:.2f}/{load_after[0]:.2f}; "
-        f"ran for {time.monotonic() - started:.0f} s"
+        benchlib.load_line(load_before, started)
         + ("; ours ran under cProfile: its figures are not comparable" if args.profile else "")
     )
     print()
     print(render_table(results, settings))
-    if len(results) == 2:
+    if any(r.label == UNBOUND for r in results):
         print(
-            "\nours/unbound: above 1 means ours takes more (time, CPU, queries); below 1 means"
-            " ours does less (qps)."
+            "\nX/unbound: above 1 means X takes more (time, CPU, queries, memory); below 1 means"
+            " X does less (qps)."
         )
-    for failure in failures:
+    print()
+    print("\n".join(target_lines(results, settings)))
+    for failure in failed:
         print(f"\n{failure}")
     if args.json:
         payload = {
-            "mode": mode,
+            "mode": "quick" if args.quick else "full",
             "settings": asdict(settings),
-            "load_average": [load_before[0], load_after[0]],
+            "load_average": [load_before[0], os.getloadavg()[0]],
             "results": [result.summary() for result in results],
         }
         args.json.write_text(json.dumps(payload, indent=2) + "\n")

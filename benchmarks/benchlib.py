@@ -1,0 +1,717 @@
+"""What every benchmark here shares: processes that are always stopped, tools, test internets.
+
+Each benchmark script imports this module by its plain name (`import benchlib`): a script run as
+`python benchmarks/X.py` has `benchmarks/` first on `sys.path`. Importing it also puts the
+repository root on `sys.path`, so the benchmarks run from a plain checkout where `resolver` is
+not installed.
+
+The rules every benchmark follows, and which the helpers below enforce:
+
+- network traffic only on 127.0.0.0/8: each benchmark's test internet lives in a /16 of its own
+  (`--block`), away from the 127.53.0.0/16 and 127.54.0.0/16 the test suite binds, so benchmarks
+  and tests can run at the same time; resolvers are only ever given that internet's root hints;
+- every process a benchmark starts is stopped by its PID on the way out (`running`), whatever
+  ends the run: an error, Ctrl-C, SIGTERM, or the run's own time budget (`time_budget`);
+- figures are printed, never asserted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import contextlib
+import datetime
+import os
+import platform
+import re
+import select
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+
+import dns.exception
+import dns.message
+import dns.query
+import dns.rcode
+
+REPO = Path(__file__).resolve().parent.parent
+if str(REPO) not in sys.path:
+    # Run from a plain checkout too, where `resolver` is not installed.
+    sys.path.insert(0, str(REPO))
+
+from resolver.testing import ServerSpec, TestInternet  # noqa: E402
+from resolver.testing.topology import DEFAULT_SERVERS, DEFAULT_ZONES  # noqa: E402
+
+#: Where the standard topology lives; rewritten to a benchmark's own block so that a benchmark
+#: and the test suite (which binds 127.53.x.y:53 and 127.54.0.1:53) never fight over an address.
+TOPOLOGY_BLOCK = "127.53"
+
+#: How long a resolver may take to answer its first probe before the run is abandoned.
+STARTUP_TIMEOUT = 20.0
+
+#: How long a stopped child gets to exit on SIGTERM before it is killed.
+STOP_GRACE = 10.0
+
+APT_PACKAGES = ("dnsperf", "unbound")
+
+
+class BenchError(Exception):
+    """The benchmark cannot go on; the message says why in one line."""
+
+
+class BenchTimeout(BenchError):
+    """The whole run overran its time budget (a hung resolver, dnsperf or test internet)."""
+
+
+# -- command-line helpers ---------------------------------------------------------------------
+
+
+def block_argument(text: str) -> str:
+    """argparse type of `--block`: '127.X', a /16 inside 127.0.0.0/8 (loopback, nowhere else)."""
+    match = re.fullmatch(r"127\.(\d{1,3})", text)
+    if not match or int(match.group(1)) > 255:
+        raise argparse.ArgumentTypeError(f"{text!r}: --block must look like 127.X (0 <= X <= 255)")
+    return text
+
+
+# -- the test internet ------------------------------------------------------------------------
+
+
+@dataclass
+class Topology:
+    """Server specs and zone texts for a `TestInternet`, built up before it is started."""
+
+    block: str
+    servers: list[ServerSpec]
+    zones: dict[str, str]
+
+    @classmethod
+    def standard(cls, block: str) -> Topology:
+        """The standard topology of `resolver.testing.topology`, moved to `block`."""
+        prefix = f"{block}."
+
+        def moved(text: str) -> str:
+            return text.replace(f"{TOPOLOGY_BLOCK}.", prefix)
+
+        servers = [
+            ServerSpec(spec.name, moved(spec.address), spec.zones) for spec in DEFAULT_SERVERS
+        ]
+        zones = {origin: moved(text) for origin, text in DEFAULT_ZONES.items()}
+        return cls(block, servers, zones)
+
+    def free_subnet(self) -> str:
+        """A /24 of the block that no server uses yet (the standard topology grows with the
+        test suite, so a fixed choice could collide with it one day)."""
+        taken = {spec.address.split(".")[2] for spec in self.servers}
+        for octet in range(200, 255):
+            if str(octet) not in taken:
+                return f"{self.block}.{octet}"
+        raise BenchError(f"no free /24 left in {self.block}.0.0/16")
+
+    def add_leaf_zone(
+        self,
+        origin: str,
+        records: str,
+        *,
+        ttl: int = 3600,
+        soa_ttl: int | None = None,
+        negative_ttl: int = 300,
+    ) -> None:
+        """Add zone `origin` (a child of `test.`) with two servers of its own and `records`.
+
+        The zone is delegated from `test.` with glue (172800 s, as TLDs do), so once the
+        delegation is known a name in it costs exactly one upstream query. `negative_ttl` is the
+        SOA MINIMUM; the SOA's own TTL is `soa_ttl` (default: the zone's `ttl`), so negative
+        answers live min(soa_ttl, negative_ttl) seconds (RFC 2308).
+        """
+        if not origin.endswith(".test."):
+            raise ValueError(f"{origin} is not under test.")
+        subnet = self.free_subnet()
+        ns1, ns2 = f"{subnet}.1", f"{subnet}.2"
+        self.servers += [
+            ServerSpec(f"ns1.{origin}", ns1, (origin,)),
+            ServerSpec(f"ns2.{origin}", ns2, (origin,)),
+        ]
+        self.zones["test."] += (
+            f"{origin} 172800 NS ns1.{origin}\n"
+            f"{origin} 172800 NS ns2.{origin}\n"
+            f"ns1.{origin} 172800 A {ns1}\n"
+            f"ns2.{origin} 172800 A {ns2}\n"
+        )
+        soa_ttl = ttl if soa_ttl is None else soa_ttl
+        self.zones[origin] = (
+            f"$ORIGIN {origin}\n"
+            f"$TTL {ttl}\n"
+            f"@ {soa_ttl} SOA ns1.{origin} hostmaster.{origin} 1 7200 3600 1209600 {negative_ttl}\n"
+            f"@ NS ns1.{origin}\n"
+            f"@ NS ns2.{origin}\n"
+            f"ns1 A {ns1}\n"
+            f"ns2 A {ns2}\n" + records
+        )
+
+    def build(self) -> TestInternet:
+        return TestInternet(self.zones, self.servers)
+
+
+def queries_by_zone(internet: TestInternet) -> dict[str, int]:
+    """Upstream queries received so far, per zone served ('.', 'test.', 'bench.test.', ...)."""
+    counts: dict[str, int] = {}
+    for server in internet.servers.values():
+        zone = " ".join(zone.origin.to_text() for zone in server.zones)
+        counts[zone] = counts.get(zone, 0) + server.query_count
+    return counts
+
+
+def check_internet(internet: TestInternet, probes: Sequence[tuple[str, str]]) -> None:
+    """Ask a root server, and each server of the zones of the `(name, type)` probes, directly.
+
+    A dead or broken test internet is then reported as such instead of showing up as a resolver
+    that answers nothing but SERVFAIL. The counters are reset afterwards.
+    """
+    checks = [(internet.root_servers[0].address, ".", "NS")]
+    for name, rdtype in probes:
+        for server in internet.servers.values():
+            if any(zone.origin.to_text() == _parent_zone(name) for zone in server.zones):
+                checks.append((server.address, name, rdtype))
+    for address, name, rdtype in checks:
+        query = dns.message.make_query(name, rdtype)
+        try:
+            response = dns.query.udp(query, address, timeout=2.0)
+        except (dns.exception.DNSException, OSError) as error:
+            raise BenchError(f"the test internet does not answer at {address}: {error!r}") from None
+        if response.rcode() != dns.rcode.NOERROR or not (response.answer or response.authority):
+            raise BenchError(f"the test internet at {address} answers {name} {rdtype} wrongly")
+    internet.reset_counters()
+
+
+def _parent_zone(name: str) -> str:
+    return name.split(".", 1)[1]
+
+
+@contextlib.contextmanager
+def internet_in_thread(internet: TestInternet) -> Iterator[TestInternet]:
+    """`internet.in_thread()`, with 'address already in use' turned into a one-line BenchError.
+
+    That error means another program (often a second copy of this benchmark, or a test that
+    borrowed the block) holds an address: the message says to retry or pick another `--block`.
+    """
+    try:
+        with internet.in_thread():
+            yield internet
+    except OSError as error:
+        if error.errno == 98:
+            raise BenchError(
+                f"a test internet address is already in use ({error}): another run holds it; "
+                "retry, or choose another --block"
+            ) from None
+        raise
+
+
+# -- processes --------------------------------------------------------------------------------
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port free for both UDP and TCP on `host` (both are bound by the resolvers)."""
+    for _ in range(100):
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+            udp.bind((host, 0))
+            port: int = udp.getsockname()[1]
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
+                try:
+                    tcp.bind((host, port))
+                except OSError:
+                    continue
+                return port
+    raise BenchError(f"no port free for both UDP and TCP on {host}")
+
+
+def descendants(pid: int) -> list[int]:
+    """The PIDs of every process below `pid` (e.g. the workers of `resolver serve --workers`).
+
+    From /proc/PID/task/TID/children, which lists each thread's children; empty without /proc.
+    """
+    found: list[int] = []
+    frontier = [pid]
+    while frontier:
+        parent = frontier.pop()
+        with contextlib.suppress(OSError):
+            for task in Path(f"/proc/{parent}/task").iterdir():
+                with contextlib.suppress(OSError):
+                    for child in (task / "children").read_text().split():
+                        found.append(int(child))
+                        frontier.append(int(child))
+    return found
+
+
+def process_cpu_seconds(pid: int) -> float | None:
+    """CPU time of one process so far, all its threads, in seconds; None if it is gone.
+
+    From each thread's schedstat (nanoseconds) rather than stat's utime and stime, which count
+    10 ms ticks: too coarse for a phase that costs Unbound a few milliseconds.
+    """
+    total = 0
+    try:
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            with contextlib.suppress(OSError):  # a thread that ended meanwhile
+                total += int((task / "schedstat").read_text().split()[0])
+    except OSError:
+        return None
+    return total / 1e9
+
+
+def process_rss_mb(pid: int) -> float | None:
+    """Resident memory of one process now (VmRSS), in MiB; None if it is gone."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return None
+    match = re.search(r"^VmRSS:\s+(\d+) kB", status, re.MULTILINE)
+    return int(match.group(1)) / 1024 if match else None
+
+
+@dataclass
+class Server:
+    """A resolver under test, running as a child process we started (and alone may stop)."""
+
+    label: str
+    process: subprocess.Popen[bytes]
+    port: int
+    log: Path
+
+    def log_tail(self, lines: int = 15) -> str:
+        """The end of the child's output, to say why it failed without a second command."""
+        try:
+            text = self.log.read_text(errors="replace").splitlines()
+        except OSError:
+            return ""
+        return "\n".join(text[-lines:])
+
+    def pids(self) -> list[int]:
+        """The process and its descendants: with `--workers N` the workers do the serving."""
+        return [self.process.pid, *descendants(self.process.pid)]
+
+    def cpu_seconds(self) -> float | None:
+        """CPU time of the whole process tree so far; None without /proc.
+
+        Summed over the tree because with `--workers N` the parent only supervises. A worker
+        that exits takes its CPU time with it, so the figure is only meaningful while the tree
+        is stable, which is the case during a measurement.
+        """
+        figures = [process_cpu_seconds(pid) for pid in self.pids()]
+        known = [figure for figure in figures if figure is not None]
+        return sum(known) if known else None
+
+    def rss_mb(self) -> float | None:
+        """Resident memory of the whole process tree now (sum of VmRSS), in MiB.
+
+        The sum over-counts pages the workers share with their parent after fork, so for N
+        workers it is an upper bound.
+        """
+        figures = [process_rss_mb(pid) for pid in self.pids()]
+        known = [figure for figure in figures if figure is not None]
+        return sum(known) if known else None
+
+    def processes(self) -> int:
+        return len(self.pids())
+
+
+def wait_until_ready(server: Server, timeout: float = STARTUP_TIMEOUT) -> None:
+    """Wait for the first reply to a CHAOS version.bind query.
+
+    That question is answered (Unbound) or refused (ours) locally, so it proves the sockets are
+    served without sending anything upstream or putting anything in the cache.
+    """
+    probe = dns.message.make_query("version.bind.", "TXT", "CH")
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server.process.poll() is not None:
+            raise BenchError(
+                f"{server.label} exited with status {server.process.returncode} before answering"
+                f"; its log ends with:\n{server.log_tail()}"
+            )
+        try:
+            dns.query.udp(probe, "127.0.0.1", port=server.port, timeout=0.25)
+            return
+        except (dns.exception.DNSException, OSError):
+            time.sleep(0.05)
+    raise BenchError(f"{server.label} did not answer within {timeout:g} s:\n{server.log_tail()}")
+
+
+def child_env() -> dict[str, str]:
+    """The environment of a child `python -m resolver`: the checkout first on its path."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH", "")]))
+    return env
+
+
+@contextlib.contextmanager
+def running(
+    label: str, command: Sequence[str], port: int, log: Path, *, cwd: Path | None = None
+) -> Iterator[Server]:
+    """Start `command`, wait until it answers on `port`, and always stop it on the way out.
+
+    `cwd` (default: the repository) is where `python -m resolver` finds its package first, so
+    pointing it at another checkout runs that checkout's resolver.
+
+    The child gets a session of its own, so a Ctrl-C in the terminal reaches only this script,
+    which then stops the child itself with SIGTERM (our resolver exits cleanly on it, which also
+    lets cProfile write its file, and stops its workers), and SIGKILL if it does not go within
+    ten seconds.
+    """
+    with log.open("wb") as log_file:
+        process = subprocess.Popen(
+            list(command),
+            stdin=subprocess.DEVNULL,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            env=child_env(),
+            cwd=cwd or REPO,
+            start_new_session=True,
+        )
+    server = Server(label, process, port, log)
+    try:
+        wait_until_ready(server)
+        yield server
+    finally:
+        stop(process)
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM, up to ten seconds' grace, then SIGKILL; nothing is left running whatever happens.
+
+    The kill sits in a `finally` so that even the run's alarm or a second Ctrl-C arriving during
+    the grace period cannot leave the child behind. Workers of `--workers N` that outlive a
+    killed parent are killed by PID too (they are our descendants: we started their parent).
+    """
+    if process.poll() is not None:
+        return
+    children = descendants(process.pid)
+    process.terminate()
+    try:
+        process.wait(timeout=STOP_GRACE)
+    except subprocess.TimeoutExpired:
+        pass
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        for pid in children:
+            with contextlib.suppress(OSError):
+                if _parent_of(pid) in (1, process.pid):  # still the orphan of our child
+                    os.kill(pid, signal.SIGKILL)
+
+
+def _parent_of(pid: int) -> int | None:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return int(stat.rsplit(")", 1)[1].split()[1])
+
+
+def serve_help(cwd: Path | None = None) -> str:
+    """The text of `python -m resolver serve --help`, to see which options this build has.
+
+    `cwd`: run the resolver of another checkout (see `running`)."""
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "resolver", "serve", "--help"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env=child_env(),
+            cwd=cwd or REPO,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
+    return done.stdout
+
+
+def serve_supports(option: str, help_text: str | None = None) -> bool:
+    """Does `resolver serve` accept `option` (e.g. '--workers')?"""
+    text = serve_help() if help_text is None else help_text
+    return re.search(rf"(^|\s){re.escape(option)}\b", text) is not None
+
+
+def ours_command(
+    port: int,
+    hints: Path,
+    *,
+    cache_size: int | None = None,
+    workers: int | None = None,
+    profile: Path | None = None,
+) -> list[str]:
+    """`resolver serve` on 127.0.0.1:port, resolving only inside the test internet."""
+    prefix = [sys.executable]
+    if profile is not None:
+        prefix += ["-m", "cProfile", "-o", str(profile)]
+    command = [
+        *prefix,
+        *("-m", "resolver", "--log-level", "warning", "serve"),
+        *("--listen", f"127.0.0.1:{port}", "--root-hints", str(hints), "--query-loopback"),
+    ]
+    if cache_size is not None:
+        command += ["--cache-size", str(cache_size)]
+    if workers is not None:
+        command += ["--workers", str(workers)]
+    return command
+
+
+def ours_minimises() -> bool:
+    """Does our resolver use QNAME minimisation by default (older builds have no such setting)?"""
+    from resolver.config import UpstreamConfig
+
+    return bool(getattr(UpstreamConfig(), "qname_minimisation", False))
+
+
+def unbound_config(port: int, hints: Path, workdir: Path, *, extra: str = "") -> str:
+    """An unbound.conf comparable with our resolver, confined to loopback and `workdir`.
+
+    One thread (the yardstick of the issue); iterator only, no validator (ours does no DNSSEC);
+    QNAME minimisation as ours does it (relaxed, Unbound's default, when ours minimises; off
+    when ours does not), no referral-path hardening and no prefetch, so both send the same kind
+    and number of upstream queries; no IPv6 (the test internet has no IPv6 server). `test.` is
+    an RFC 6761 special-use name that Unbound answers NXDOMAIN for itself unless told
+    otherwise. `extra` adds `server:` lines (e.g. cache sizes).
+    """
+    minimise = "yes" if ours_minimises() else "no"
+    return f"""\
+server:
+    verbosity: 0
+    num-threads: 1
+    interface: 127.0.0.1
+    port: {port}
+    access-control: 127.0.0.0/8 allow
+    do-ip6: no
+    do-not-query-localhost: no
+    root-hints: "{hints}"
+    local-zone: "test." nodefault
+    module-config: "iterator"
+    qname-minimisation: {minimise}
+    qname-minimisation-strict: no
+    harden-referral-path: no
+    prefetch: no
+    so-reuseport: no
+    chroot: ""
+    username: ""
+    directory: "{workdir}"
+    pidfile: "{workdir / "unbound.pid"}"
+    use-syslog: no
+    logfile: ""
+{extra}remote-control:
+    control-enable: no
+"""
+
+
+# -- a client that keeps a window of queries in flight ----------------------------------------
+
+
+@dataclass
+class FloodResult:
+    """What one `flood` achieved: answered and lost queries, rcodes, and how long it took."""
+
+    sent: int = 0
+    answered: int = 0
+    lost: int = 0
+    rcodes: dict[str, int] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    @property
+    def rate(self) -> float:
+        return self.answered / self.seconds if self.seconds else 0.0
+
+
+def flood(port: int, wires: Iterable[bytes], in_flight: int, timeout: float = 2.0) -> FloodResult:
+    """Send every query in `wires` to 127.0.0.1:port, keeping `in_flight` unanswered at most.
+
+    A plain non-blocking socket and `select`: no dnsperf needed, and fast enough for cache
+    misses (a few thousand per second). Each query gets a free 16-bit ID; one unanswered after
+    `timeout` counts as lost and its ID goes to the back of the queue, so a late answer cannot
+    be mistaken for the answer to a newer query.
+    """
+    result = FloodResult()
+    free = collections.deque(range(1, 65536))
+    outstanding: dict[int, float] = {}  # ID -> deadline, oldest first
+    queries = iter(wires)
+    exhausted = False
+    started = time.monotonic()
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 * 1024 * 1024)
+        sock.connect(("127.0.0.1", port))
+        sock.setblocking(False)
+        while not exhausted or outstanding:
+            while not exhausted and len(outstanding) < in_flight and free:
+                wire = next(queries, None)
+                if wire is None:
+                    exhausted = True
+                    break
+                query_id = free.popleft()
+                try:
+                    sock.send(query_id.to_bytes(2, "big") + wire[2:])
+                except BlockingIOError:
+                    free.appendleft(query_id)
+                    break
+                outstanding[query_id] = time.monotonic() + timeout
+                result.sent += 1
+            if not outstanding:
+                continue
+            wait = max(0.0, min(0.05, next(iter(outstanding.values())) - time.monotonic()))
+            readable, _, _ = select.select([sock], [], [], wait)
+            if readable:
+                while True:
+                    try:
+                        reply = sock.recv(65535)
+                    except BlockingIOError:
+                        break
+                    query_id = int.from_bytes(reply[:2], "big")
+                    if outstanding.pop(query_id, None) is None:
+                        continue  # late: its query was already counted as lost
+                    free.append(query_id)
+                    result.answered += 1
+                    rcode = dns.rcode.to_text(dns.rcode.Rcode(reply[3] & 0x0F))
+                    result.rcodes[rcode] = result.rcodes.get(rcode, 0) + 1
+            now = time.monotonic()
+            while outstanding:
+                query_id, deadline = next(iter(outstanding.items()))
+                if deadline > now:
+                    break
+                del outstanding[query_id]
+                free.append(query_id)
+                result.lost += 1
+    result.seconds = time.monotonic() - started
+    return result
+
+
+# -- tools ------------------------------------------------------------------------------------
+
+
+def find_tool(name: str) -> str | None:
+    """The tool's path; sbin directories too, where Debian puts unbound for non-root PATHs."""
+    path = os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin", "/sbin"])
+    return shutil.which(name, path=path)
+
+
+def install_tools(install: bool, needed: Sequence[str] = APT_PACKAGES) -> None:
+    """Install dnsperf and unbound with apt-get when one of `needed` is missing and root may.
+
+    Both packages are installed together, whichever is missing, so that one apt-get run
+    prepares every benchmark. Nothing happens without root or apt-get; the caller then reports
+    what is missing.
+    """
+    if not install or all(find_tool(name) is not None for name in needed):
+        return
+    if not (hasattr(os, "geteuid") and os.geteuid() == 0 and shutil.which("apt-get")):
+        return
+    command = ("apt-get", "install", "-y", "-q", *APT_PACKAGES)
+    print(f"installing: {' '.join(command)}", file=sys.stderr, flush=True)
+    if not _apt(command):
+        # A fresh machine may have no package lists yet.
+        _apt(("apt-get", "update", "-q"))
+        _apt(command)
+
+
+def _apt(command: Sequence[str]) -> bool:
+    """Run one apt-get command non-interactively (bounded in time); True if it succeeded."""
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    try:
+        done = subprocess.run(
+            command, env=env, stdout=subprocess.DEVNULL, stdin=subprocess.DEVNULL, timeout=900
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return done.returncode == 0
+
+
+def tool_version(command: Sequence[str], pattern: str = r"Version (\S+)") -> str:
+    """A tool's version for the report header, or '?': never a reason to fail the run."""
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=10, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return "?"
+    match = re.search(pattern, done.stdout + done.stderr)
+    return match.group(1) if match else "?"
+
+
+# -- time budget and signals ------------------------------------------------------------------
+
+
+def _on_alarm(_signum: int, _frame: FrameType | None) -> None:
+    raise BenchTimeout("the run overran its time budget; every process it started is stopped")
+
+
+def _on_term(signum: int, _frame: FrameType | None) -> None:
+    raise SystemExit(128 + signum)  # unwinds through every `finally`, which stops the children
+
+
+@contextlib.contextmanager
+def time_budget(seconds: float) -> Iterator[None]:
+    """Bound the block in wall-clock time, and make SIGTERM unwind it like Ctrl-C.
+
+    When the alarm fires, BenchTimeout is raised wherever the main thread is, and every
+    `running` block on the way out stops its child: no run can hang, or leave anything behind.
+    """
+    previous_term = signal.signal(signal.SIGTERM, _on_term)
+    previous_alarm = signal.signal(signal.SIGALRM, _on_alarm)
+    signal.alarm(max(1, int(seconds + 0.999)))
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous_alarm)
+        signal.signal(signal.SIGTERM, previous_term)
+
+
+# -- the report -------------------------------------------------------------------------------
+
+
+def code_version() -> str:
+    """The commit the resolver's code comes from, '+' if the working tree differs: which code
+    a figure belongs to (read-only git commands; '?' outside a git checkout)."""
+    try:
+        head = subprocess.run(
+            ["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout.strip()
+        changes = subprocess.run(
+            ["git", "-C", str(REPO), "status", "--porcelain", "--untracked-files=no", "resolver"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "?"
+    return head + ("+" if changes else "")
+
+
+def report_header(name: str, quick: bool, extra: Sequence[str] = ()) -> str:
+    """The first line of every report: what ran, when, where, on which code and versions."""
+    mode = "--quick" if quick else "full"
+    now = datetime.datetime.now().astimezone()
+    parts = [
+        f"commit {code_version()}",
+        f"{os.cpu_count()} CPUs",
+        f"Python {platform.python_version()}",
+        *extra,
+    ]
+    return f"{name} ({mode}) {now:%Y-%m-%d %H:%M %Z} on {platform.node()}: " + ", ".join(parts)
+
+
+def load_line(before: tuple[float, float, float], started: float) -> str:
+    """Load average before and after and the run's length: how noisy the machine was."""
+    after = os.getloadavg()
+    return (
+        f"load average before/after: {before[0]:.2f}/{after[0]:.2f}; "
+        f"ran for {time.monotonic() - started:.0f} s"
+    )

@@ -1,0 +1,214 @@
+"""Every benchmark's `--quick` run, so that none of them rots (issue 4).
+
+Each benchmark runs as a subprocess, the way a person runs it, and the test checks that it exited
+0 and printed its figures: the headings, a number where each figure goes, the plot file. It never
+checks what the figures are: these machines are shared and noisy, and a benchmark reports, it
+does not judge.
+
+Benchmarks bind port 53 on loopback addresses of a /16 of their own; here each run gets a random
+/16 (`--block 127.X`, X from 160 to 250) so that two test sessions, or a benchmark someone runs by
+hand, do not collide. If a run still finds an address taken ("already in use"), it is retried with
+another block. dnsperf and Unbound are installed with apt-get when missing (as root), never
+skipped: a benchmark that is never run is the one that rots.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import re
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+BENCHMARKS = REPO / "benchmarks"
+
+#: Generous: a quick run takes well under a minute on an idle machine; a loaded one is slower.
+RUN_TIMEOUT = 600.0
+STOP_GRACE = 30.0
+INSTALL_TIMEOUT = 900.0
+ATTEMPTS = 3
+
+NUMBER = r"-?[\d,]+(?:\.\d+)?"
+
+
+@dataclass
+class Run:
+    returncode: int
+    stdout: str
+    stderr: str
+
+    def explain(self) -> str:
+        tail = self.stderr[-4000:]
+        return f"exit {self.returncode}\n--- stdout\n{self.stdout}\n--- stderr\n{tail}"
+
+
+def find_tool(name: str) -> str | None:
+    path = os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin", "/sbin"])
+    return shutil.which(name, path=path)
+
+
+@pytest.fixture(scope="module")
+def tools() -> None:
+    """dnsperf and unbound, installed with apt-get if missing; a failure says how to get them."""
+    if find_tool("dnsperf") and find_tool("unbound"):
+        return
+    if not (hasattr(os, "geteuid") and os.geteuid() == 0 and shutil.which("apt-get")):
+        pytest.fail(
+            "the benchmarks need dnsperf and unbound: run `apt-get install -y dnsperf unbound` "
+            "as root, or run the tests as root to have them installed"
+        )
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    install = ["apt-get", "install", "-y", "-q", "dnsperf", "unbound"]
+    done = subprocess.run(install, env=env, capture_output=True, timeout=INSTALL_TIMEOUT)
+    if done.returncode != 0:  # a fresh machine may have no package lists yet
+        subprocess.run(["apt-get", "update", "-q"], env=env, capture_output=True, timeout=600)
+        done = subprocess.run(install, env=env, capture_output=True, timeout=INSTALL_TIMEOUT)
+    if not (find_tool("dnsperf") and find_tool("unbound")):
+        pytest.fail(f"could not install dnsperf and unbound:\n{done.stderr.decode()[-2000:]}")
+
+
+def run_benchmark(script: str, *args: str) -> Run:
+    """`python benchmarks/SCRIPT --block 127.X ARGS`, retried on a taken address.
+
+    On a timeout the benchmark gets SIGTERM first, which makes it stop every process it
+    started (they run in sessions of their own, so killing it outright would orphan them).
+    """
+    result = Run(-1, "", "")
+    for _ in range(ATTEMPTS):
+        block = f"127.{random.randint(160, 250)}"
+        command = [sys.executable, str(BENCHMARKS / script), "--block", block, *args]
+        process = subprocess.Popen(
+            command,
+            cwd=REPO,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            stdin=subprocess.DEVNULL,
+            text=True,
+        )
+        try:
+            stdout, stderr = process.communicate(timeout=RUN_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            process.terminate()
+            try:
+                stdout, stderr = process.communicate(timeout=STOP_GRACE)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                stdout, stderr = process.communicate()
+            pytest.fail(f"{script} did not finish within {RUN_TIMEOUT:g} s:\n{stderr[-4000:]}")
+        result = Run(process.returncode, stdout, stderr)
+        if result.returncode == 0 or "already in use" not in result.stderr:
+            return result
+    return result
+
+
+def assert_lines(run: Run, patterns: list[str]) -> None:
+    """Every pattern matches some line of the report (multiline regular expressions)."""
+    for pattern in patterns:
+        assert re.search(pattern, run.stdout, re.MULTILINE), f"no {pattern!r} in:\n{run.explain()}"
+
+
+def serve_has_workers() -> bool:
+    done = subprocess.run(
+        [sys.executable, "-m", "resolver", "serve", "--help"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    return "--workers" in done.stdout
+
+
+def test_resolve_bench_quick(tools: None, tmp_path: Path) -> None:
+    report = tmp_path / "resolve.json"
+    run = run_benchmark("resolve_bench.py", "--quick", "--json", str(report))
+    assert run.returncode == 0, run.explain()
+    columns = ["ours", "unbound"]
+    if serve_has_workers():
+        columns.insert(1, r"ours x\d+")
+    assert_lines(run, [r"^resolve_bench \(--quick\) ", r"^\s+" + r"\s+".join(columns)])
+    figures = len(columns)
+    row = rf"(\s+{NUMBER}){{{figures}}}"
+    assert_lines(
+        run,
+        [
+            r"^cold: \d+ distinct names from an empty cache",
+            rf"^  wall time \(s\)\s+{NUMBER}",
+            rf"^  upstream queries per name\s+{NUMBER}",
+            r"^cache hits: .* in flight",
+            rf"^  queries per second{row}",
+            rf"^  latency p99 \(ms\){row}",
+            r"^cache hits at a fixed 5,000 qps",
+            rf"^  latency p99\.9 \(ms\){row}",
+            r"^cache hits, unloaded",
+            rf"^  resident memory at end \(MB\){row}",
+            r"^targets \(issue 4\)",
+            r"^  cache-hit throughput, 1 worker >= 0\.5 x Unbound: .*: (met|MISSED)",
+            r"^  p99 < 1 ms at 5,000 qps of hits, ours: .*: (met|MISSED)",
+            r"^  cold upstream queries per name <= Unbound's: .*: (met|MISSED)",
+            r"^  cold wall time <= 2 x Unbound's: .*: (met|MISSED)",
+        ],
+    )
+    assert report.stat().st_size > 0
+
+
+def test_hitrate_quick(tmp_path: Path) -> None:
+    plot = tmp_path / "hitrate.png"
+    run = run_benchmark("hitrate.py", "--quick", "--plot", str(plot))
+    assert run.returncode == 0, run.explain()
+    percent = rf"{NUMBER}%"
+    assert_lines(
+        run,
+        [
+            r"^hitrate \(--quick\) ",
+            r"^trace: [\d,]+ queries over",
+            r"^working set: [\d,]+ record-cache entries",
+            rf"^infinite-cache bound: {percent}",
+            rf"^\s+[\d,]+\s+\d+%\s+{percent}\s+{NUMBER} pts\s+{percent}\s+{NUMBER} pts",
+            rf"^\s+unbounded\s+{percent}",
+            r"^target \(server, .*: (met|missed)",
+            rf"^plot: {re.escape(str(plot))}$",
+            r"^live check: ",
+            rf"^\s+[\d,]+\s+{percent}\s+{percent}\s+[+-]{NUMBER} pts",
+            r"^  simulation and live (agree|DISAGREE)",
+        ],
+    )
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_memory_quick(tools: None) -> None:
+    run = run_benchmark("memory.py", "--quick")
+    assert run.returncode == 0, run.explain()
+    kinds = ["A", "AAAA", "CNAME", "NS", "NXDOMAIN", "mix", "mix, evicting", "packet"]
+    assert_lines(
+        run,
+        [
+            r"^memory \(--quick\) ",
+            r"bytes/entry \(tracemalloc\)\s+bytes/entry \(RSS delta\)",
+            *(rf"^  {kind}\s+{NUMBER}\s+{NUMBER}$" for kind in kinds),
+            r"ours RSS \(MiB\).*unbound RSS \(MiB\)",
+            rf"^\s+[\d,]+\s+full\s+{NUMBER}\s+[\d,]+ / \d+",
+            r"^ours: [\d.]+ MiB resident with [\d,]+ names cached",
+            r"^unbound: [\d.]+ MiB resident with [\d,]+ names cached",
+            r"^  ours, cache full and evicting: peak [\d.]+ MiB",
+        ],
+    )
+
+
+def test_flood_memory_quick() -> None:
+    run = run_benchmark("flood_memory.py", "--quick")
+    assert run.returncode == 0, run.explain()
+    assert_lines(
+        run,
+        [
+            r"names sent\s+cache full\?\s+ours RSS \(MiB\)",
+            rf"^\s+[\d,]+\s+full\s+{NUMBER}\s+[\d,]+ / \d+",
+            r"^ours: [\d.]+ MiB resident",
+        ],
+    )
