@@ -48,6 +48,7 @@ import os
 import random
 import select
 import socket
+import subprocess
 import sys
 import tempfile
 import time
@@ -502,18 +503,44 @@ def replay_live(
     return replay
 
 
-def live_command(port: int, hints: Path, size: int | None, workdir: Path) -> list[str]:
-    """`resolver serve` with a cache of `size` records and `size` packets.
+def live_command(
+    port: int,
+    hints: Path,
+    size: int | None,
+    workdir: Path,
+    *,
+    prefetch: bool = False,
+    control: bool = False,
+) -> list[str]:
+    """`resolver serve` with a cache of `size` records and `size` packets (and prefetch).
 
     The packet cache's size has no flag, so it goes in a configuration file when `serve` takes
-    one; without `--config` only `--cache-size` (the record cache) is bounded.
+    one; without `--config` only `--cache-size` (the record cache) is bounded. With `prefetch`
+    comparison, `control` gives the server a control socket, since its own counters tell client
+    hits from the refreshes that prefetch sends upstream.
     """
     entries = size or UNBOUNDED
     if not benchlib.serve_supports("--config"):
         return benchlib.ours_command(port, hints, cache_size=entries)
-    config = workdir / f"cache-{entries}.toml"
-    config.write_text(f"[cache]\nmax_entries = {entries}\nmax_packets = {entries}\n")
+    name = f"cache-{entries}{'-prefetch' if prefetch else ''}"
+    config = workdir / f"{name}.toml"
+    text = f"[cache]\nmax_entries = {entries}\nmax_packets = {entries}\n"
+    if control:
+        text = f'control_socket = "{workdir / name}.sock"\n' + text
+    if prefetch:
+        text += "prefetch = true\n"
+    config.write_text(text)
     return [*benchlib.ours_command(port, hints), "--config", str(config)]
+
+
+def served_hit_rate(config: Path) -> float | None:
+    """The client hit rate the resolver reports (`resolver stats --json`), if it can."""
+    command = [sys.executable, "-m", "resolver", "stats", "--json", "--config", str(config)]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=60, cwd=benchlib.REPO)
+    if done.returncode != 0:
+        return None
+    value = json.loads(done.stdout).get("hit_rate")
+    return float(value) if value is not None else None
 
 
 # -- the report -------------------------------------------------------------------------------
@@ -726,6 +753,7 @@ def live_section(settings: Settings, args: argparse.Namespace, report: Report) -
     ]
     live_data = []
     agreements = []
+    prefetch_lines: list[str] = []
     with tempfile.TemporaryDirectory(prefix="hitrate-") as temporary:
         workdir = Path(temporary)
         workdir.chmod(0o755)
@@ -735,10 +763,23 @@ def live_section(settings: Settings, args: argparse.Namespace, report: Report) -
             benchlib.check_internet(internet, [(f"ns1.{ZONE}", "A")])
             for size in sizes:
                 port = benchlib.free_port()
-                command = live_command(port, hints, size, workdir)
+                command = live_command(port, hints, size, workdir, control=args.prefetch)
                 progress(f"  live, cache {size_text(size)}: {spec.period / factor:g} s")
                 with benchlib.running("ours", command, port, workdir / "ours.log") as server:
                     live = replay_live(server.port, internet, universe, trace, size)
+                    plain_served = served_hit_rate(Path(command[-1])) if args.prefetch else None
+                prefetched = None
+                if args.prefetch:
+                    port = benchlib.free_port()
+                    command = live_command(port, hints, size, workdir, prefetch=True, control=True)
+                    progress(f"  live with prefetch, cache {size_text(size)}")
+                    with benchlib.running("ours", command, port, workdir / "ours.log") as server:
+                        replay_live(server.port, internet, universe, trace, size)
+                        prefetched = served_hit_rate(Path(command[-1]))
+                    prefetch_lines.append(
+                        f"  {size_text(size):>20} {percent(plain_served or 0):>15} "
+                        f"{percent(prefetched or 0):>15}"
+                    )
                 sim = simulated[size]
                 differing = sum(1 for a, b in zip(sim.misses, live.misses, strict=True) if a != b)
                 diff = round(100 * (live.hit_rate - sim.hit_rate), 2) + 0.0  # no '-0.00'
@@ -756,6 +797,13 @@ def live_section(settings: Settings, args: argparse.Namespace, report: Report) -
                 live_data.append(
                     {"simulated": _replay_data(sim), "live": _replay_data(live), "agree": agree}
                 )
+    if args.prefetch:
+        lines += [
+            "  prefetch (cache.prefetch = true), hit rate as the resolver counts it for its "
+            "clients (`resolver stats`; refreshes are not client misses):",
+            f"  {'cache size (entries)':>20} {'prefetch off':>15} {'prefetch on':>15}",
+            *prefetch_lines,
+        ]
     verdict = "agree" if all(agreements) else "DISAGREE"
     lines.append(
         f"  simulation and live {verdict} (tolerance: {AGREEMENT_POINTS:g} point of hit rate)"
@@ -776,6 +824,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--quick", action="store_true", help="a short run (well under a minute)")
     parser.add_argument("--no-live", action="store_true", help="simulation only")
+    parser.add_argument(
+        "--prefetch",
+        action="store_true",
+        help="also replay live with cache.prefetch on, and compare the hit rates clients see",
+    )
     parser.add_argument(
         "--block",
         type=benchlib.block_argument,

@@ -160,7 +160,7 @@ def test_resolve_bench_quick(tools: None, tmp_path: Path) -> None:
 
 def test_hitrate_quick(tmp_path: Path) -> None:
     plot = tmp_path / "hitrate.png"
-    run = run_benchmark("hitrate.py", "--quick", "--plot", str(plot))
+    run = run_benchmark("hitrate.py", "--quick", "--prefetch", "--plot", str(plot))
     assert run.returncode == 0, run.explain()
     percent = rf"{NUMBER}%"
     assert_lines(
@@ -176,6 +176,8 @@ def test_hitrate_quick(tmp_path: Path) -> None:
             rf"^plot: {re.escape(str(plot))}$",
             r"^live check: ",
             rf"^\s+[\d,]+\s+{percent}\s+{percent}\s+[+-]{NUMBER} pts",
+            r"^  prefetch \(cache.prefetch = true\)",
+            rf"^\s+[\d,]+\s+{percent}\s+{percent}$",
             r"^  simulation and live (agree|DISAGREE)",
         ],
     )
