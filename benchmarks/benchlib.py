@@ -73,6 +73,16 @@ class BenchTimeout(BenchError):
 # -- command-line helpers ---------------------------------------------------------------------
 
 
+def add_block_option(parser: argparse.ArgumentParser, default: str) -> None:
+    """`--block 127.X`: where a benchmark puts its test internet, so runs can share a machine."""
+    parser.add_argument(
+        "--block",
+        type=block_argument,
+        default=default,
+        help=f"127.X block of the test internet (default {default})",
+    )
+
+
 def block_argument(text: str) -> str:
     """argparse type of `--block`: '127.X', a /16 inside 127.0.0.0/8 (loopback, nowhere else)."""
     match = re.fullmatch(r"127\.(\d{1,3})", text)

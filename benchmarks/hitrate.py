@@ -829,12 +829,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         action="store_true",
         help="also replay live with cache.prefetch on, and compare the hit rates clients see",
     )
-    parser.add_argument(
-        "--block",
-        type=benchlib.block_argument,
-        default=DEFAULT_BLOCK,
-        help=f"127.X block of the test internet (default {DEFAULT_BLOCK})",
-    )
+    benchlib.add_block_option(parser, DEFAULT_BLOCK)
     parser.add_argument(
         "--plot",
         type=Path,

@@ -486,12 +486,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--no-in-process", action="store_true", help="live figures only")
     parser.add_argument("--no-unbound", action="store_true", help="live: our resolver only")
     parser.add_argument("--no-install", action="store_true", help="never run apt-get")
-    parser.add_argument(
-        "--block",
-        type=benchlib.block_argument,
-        default=DEFAULT_BLOCK,
-        help=f"127.X block of the test internet (default {DEFAULT_BLOCK})",
-    )
+    benchlib.add_block_option(parser, DEFAULT_BLOCK)
     parser.add_argument(
         "--jobs",
         type=int,

@@ -749,12 +749,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="run our resolver from the checkout at DIR (e.g. an older commit's `git archive`) "
         "instead of this one, for before/after comparisons",
     )
-    parser.add_argument(
-        "--block",
-        type=benchlib.block_argument,
-        default=DEFAULT_BLOCK,
-        help=f"127.X block of the test internet (default {DEFAULT_BLOCK})",
-    )
+    benchlib.add_block_option(parser, DEFAULT_BLOCK)
     parser.add_argument(
         "--profile",
         type=Path,
