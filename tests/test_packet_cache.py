@@ -10,9 +10,10 @@ import dns.message
 import pytest
 
 from resolver.cache.packets import PacketCache, parse_plain_query, ttl_offsets
+from resolver.server.handler import QueryHandler
 from resolver.server.service import ResolverService
 from resolver.testing import TestInternet
-from resolver.testing.scripted import FakeClock
+from resolver.testing.scripted import FakeClock, ScriptedWorld
 from tests.frontend_support import query, tcp_exchange, udp_exchange
 
 
@@ -138,3 +139,25 @@ async def test_truncation_still_happens_for_cached_big_answers(resolver: Resolve
     truncated = await udp_exchange(request.to_wire())
     assert truncated is not None
     assert dns.message.from_wire(truncated).flags & dns.flags.TC
+
+
+@pytest.mark.parametrize(("name", "rdtype"), QUESTIONS)
+@pytest.mark.parametrize("edns", [False, True])
+@pytest.mark.parametrize("tcp", [False, True])
+def test_packet_copy_equals_a_fresh_dnspython_rendering(
+    world: ScriptedWorld, name: str, rdtype: str, edns: bool, tcp: bool
+) -> None:
+    """The full path answers from the packet it just stored; that copy must be exactly what
+    rendering the answer with dnspython gives, so the saving changes no byte."""
+    answer = world.resolve(name, rdtype)
+    service = ResolverService(world.config, world.context.hints, clock=world.clock)
+    handler = QueryHandler(service)
+    request = query(name, rdtype, use_edns=0 if edns else False)
+    wire = request.to_wire()
+    rendered = handler._render(handler._response(request, answer), request, tcp)
+    plain = handler._remember(wire, request, answer)
+    assert plain is not None
+    limit = 65535 if tcp else handler._udp_limit(plain.edns_payload)
+    hit = handler.packets.answer(wire, plain, limit)
+    assert hit is not None
+    assert hit[0] == rendered

@@ -22,7 +22,7 @@ import dns.rdatatype
 import dns.rrset
 import trio
 
-from resolver.cache.packets import PacketCache, parse_plain_query
+from resolver.cache.packets import PacketCache, ParsedQuestion, parse_plain_query
 from resolver.config import Config
 from resolver.core.actions import Answer
 from resolver.server.latency import FAST_PATH_SAMPLING, LatencyHistogram
@@ -195,24 +195,37 @@ class QueryHandler:
                 self._response(query, minimal_any(question.name, a_answer)), query, tcp
             )
         answer = await self.service.resolve(question.name, question.rdtype)
-        self._remember(wire, query, answer)
+        plain = self._remember(wire, query, answer)
+        if plain is not None:
+            # Just stored: the packet cache makes the client's copy from the one rendering,
+            # byte for byte what rendering again would give (unless it must be truncated).
+            limit = MAX_MESSAGE if tcp else self._udp_limit(plain.edns_payload)
+            hit = self.packets.answer(wire, plain, limit)
+            if hit is not None:
+                return hit[0]
         return self._render(self._response(query, answer), query, tcp)
 
-    def _remember(self, wire: bytes, query: dns.message.Message, answer: Answer) -> None:
-        """Put a fresh, complete answer to a plain question into the packet cache."""
+    def _remember(
+        self, wire: bytes, query: dns.message.Message, answer: Answer
+    ) -> ParsedQuestion | None:
+        """Put a fresh, complete answer to a plain question into the packet cache.
+
+        Returns the parsed plain question when the answer was offered to the packet cache.
+        """
         if answer.failure is not None or answer.stale:
-            return
+            return None
         if answer.rcode not in (dns.rcode.NOERROR, dns.rcode.NXDOMAIN):
-            return
+            return None
         question = parse_plain_query(wire)
         if question is None:
-            return
+            return None
         response = self._response(query, answer)
         response.use_edns(False)
         response.flags &= ~dns.flags.RD
         stored = bytearray(response.to_wire(max_size=MAX_MESSAGE))
         stored[12 : question.name_end] = stored[12 : question.name_end].lower()
         self.packets.store(question.key, bytes(stored))
+        return question
 
     def _refusal(self, query: dns.message.Message) -> dns.rcode.Rcode | None:
         """The rcode for a query we will not resolve, or None if it is a fine question."""
