@@ -39,6 +39,9 @@ MAX_TTL = 2**31 - 1
 #: The log levels `--log-level` and the `log_level` key accept.
 LogLevel = Literal["debug", "info", "warning", "error"]
 
+#: What a query with RD=0 gets (RFC 1034 4.3.1): an answer from the cache only, or REFUSED.
+NonRecursiveQueries = Literal["cache", "refuse"]
+
 
 class ConfigError(Exception):
     """A configuration problem, worded as the one line the operator will read.
@@ -109,6 +112,14 @@ class CacheConfig:
     stale_answer_ttl: int = setting(
         30, unit="seconds", le=MAX_TTL, unbound="serve-expired-reply-ttl"
     )
+    # RFC 8767 section 5 client-response timer: a client still waiting after this long gets
+    # the stale answer, if one is held, while the resolution goes on to refresh the cache.
+    stale_client_timeout: float = setting(
+        1.8, gt=0, unit="seconds", unbound="serve-expired-client-timeout"
+    )
+    # RFC 9520 section 3.2: a failed resolution is remembered this long, so a dead zone costs
+    # one timeout, not one per client (at least 1 s, at most 5 minutes, says the RFC).
+    failure_ttl: int = setting(5, ge=1, le=300, unit="seconds")
     # Refresh an answer in the background when a client asks for it in the last 10% of its
     # TTL, so that popular names never expire (off by default, as in Unbound).
     prefetch: bool = setting(False, unbound="prefetch")
@@ -125,6 +136,17 @@ class UpstreamConfig:
     do_ip4: bool = setting(True, unbound="do-ip4")
     do_ip6: bool = setting(True, unbound="do-ip6")
     server_table_size: int = setting(10_000, ge=1, unbound="infra-cache-numhosts")
+    # What the server table knows about a server (RTT, penalties, hold-downs, "no EDNS") is
+    # forgotten this long after its last update, so a repaired server is not shunned forever.
+    infra_ttl: int = setting(900, unit="seconds", unbound="infra-host-ttl")
+    # A timed-out server's penalty halves this often, so it is tried again later (RFC 9520 3).
+    penalty_half_life: float = setting(60.0, gt=0, unit="seconds")
+    # After this many consecutive failures a server is skipped (held down) for hold_down_time,
+    # doubling with each further failure up to max_hold_down_time; then one probe is let
+    # through. A dead zone then costs clients no timeouts (RFC 9520 section 3.1).
+    hold_down_after: int = setting(3, ge=1)
+    hold_down_time: float = setting(5.0, gt=0, unit="seconds")
+    max_hold_down_time: float = setting(120.0, gt=0, unit="seconds")
     # 0x20: randomise the letter case of query names and insist on it in responses. Off by
     # default, as in Unbound: a few authoritative servers do not echo the case they were sent.
     use_0x20: bool = setting(False, unbound="use-caps-for-id")
@@ -136,6 +158,13 @@ class UpstreamConfig:
     max_minimise_count: int = setting(10, ge=1)
     # ...the first this many adding one label each (MINIMISE_ONE_LAB), the rest spread evenly.
     minimise_one_label: int = setting(4)
+    # A server that stays silent may just have lost a datagram: after every server of a zone
+    # has been asked, the silent ones are asked again this many more rounds, each round with
+    # twice the timeout (Unbound's outbound-msg-retry counts attempts per server likewise).
+    retries: int = setting(2, le=10, unbound="outbound-msg-retry")
+    # Accept glue (addresses in a referral's additional section) only for names inside the
+    # delegating zone; off also takes out-of-zone glue, which a poisoner can forge.
+    harden_glue: bool = setting(True, unbound="harden-glue")
     # How long to wait for a forwarder (`forward_zones`): it recurses for us, so a cold answer
     # can take it several round trips to authorities, more than one authority's `timeout`.
     forward_timeout: float = setting(3.0, gt=0, unit="seconds")
@@ -161,6 +190,11 @@ class Config:
     # What we advertise to clients and the largest UDP response we send them.
     edns_payload: int = setting(1232, ge=512, le=65535, unit="bytes", unbound="max-udp-size")
     log_level: LogLevel = setting("info", unbound="verbosity")
+    # Queries with RD=0 never make us recurse (RFC 1034 4.3.1): "cache" answers them from the
+    # cache and local data alone (a referral to the closest known servers on a miss, as BIND
+    # does; Unbound's access-control action allow_snoop), "refuse" answers REFUSED (Unbound's
+    # action allow), which also stops clients from snooping on what others have looked up.
+    non_recursive_queries: NonRecursiveQueries = setting("cache", unbound="access-control")
     # Processes answering on the same addresses (SO_REUSEPORT), each with its own cache.
     workers: int = setting(1, ge=1, le=256, unbound="num-threads")
     # Become this user once every socket is bound (port 53 needs root only to bind).
@@ -250,7 +284,8 @@ class ForwardZone(ZoneServers):
     """Names at or below `name` go with RD=1 to these recursive resolvers (Unbound's
     forward-zone); their answers are cached like any other. Listed order is the preference until
     round-trip times are measured; a silent, SERVFAIL or REFUSED forwarder passes the question
-    to the next. Loopback forwarders need `upstream.query_loopback`, like any upstream server.
+    to the next. Loopback forwarders (a local cache, a DNS-over-TLS proxy) are allowed without
+    `upstream.query_loopback`: the operator configured them (`usable_address`).
     """
 
 

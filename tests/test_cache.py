@@ -8,8 +8,8 @@ import dns.rdatatype
 import dns.rrset
 
 from resolver.cache.records import Rank, RecordCache
-from resolver.cache.servers import ServerTable
 from resolver.config import CacheConfig
+from resolver.core.reasons import ServfailReason
 from resolver.testing.scripted import FakeClock
 
 
@@ -148,12 +148,63 @@ def test_flush_one_name_or_a_subtree() -> None:
     assert cache.flush() == 1 and len(cache) == 0
 
 
-def test_server_table_prefers_measured_fast_servers_and_penalises_timeouts() -> None:
-    table = ServerTable(size=2)
-    table.record_rtt("127.53.0.1", 0.010)
-    table.record_failure("127.53.0.2", timeout=1.0)
-    assert table.score("127.53.0.1") < table.score("127.53.0.2")
-    table.record_failure("127.53.0.2", timeout=1.0)
-    assert table.score("127.53.0.2") == 2.0
-    table.record_rtt("127.53.0.3", 0.5)  # a third server evicts the least recently used
-    assert len(table) == 2
+def test_a_failure_is_remembered_for_the_failure_ttl() -> None:
+    clock = FakeClock()
+    cache = make(clock, failure_ttl=5)
+    assert cache.put_failure(WWW, dns.rdatatype.A, ServfailReason.NO_REACHABLE_AUTHORITY)
+    assert cache.get_failure(WWW, dns.rdatatype.A) is ServfailReason.NO_REACHABLE_AUTHORITY
+    assert cache.get_failure(WWW, dns.rdatatype.AAAA) is None  # per type
+    clock.advance(4.9)
+    assert cache.get_failure(WWW, dns.rdatatype.A) is ServfailReason.NO_REACHABLE_AUTHORITY
+    clock.advance(0.1)
+    assert cache.get_failure(WWW, dns.rdatatype.A) is None
+
+
+def test_a_failure_ttl_is_kept_between_one_second_and_five_minutes() -> None:
+    """RFC 9520 section 3.2: at least 1 s, never more than 5 minutes."""
+    clock = FakeClock()
+    cache = make(clock)
+    cache.put_failure(WWW, dns.rdatatype.A, ServfailReason.TIMEOUT, ttl=0)
+    cache.put_failure(WWW, dns.rdatatype.MX, ServfailReason.TIMEOUT, ttl=86_400)
+    clock.advance(0.9)
+    assert cache.get_failure(WWW, dns.rdatatype.A) is ServfailReason.TIMEOUT
+    clock.advance(299)
+    assert cache.get_failure(WWW, dns.rdatatype.A) is None
+    assert cache.get_failure(WWW, dns.rdatatype.MX) is ServfailReason.TIMEOUT
+    clock.advance(0.1)
+    assert cache.get_failure(WWW, dns.rdatatype.MX) is None
+
+
+def test_a_failure_is_never_an_answer_and_is_not_served_stale() -> None:
+    clock = FakeClock()
+    cache = make(clock, failure_ttl=5)
+    cache.put_failure(WWW, dns.rdatatype.A, ServfailReason.NO_REACHABLE_AUTHORITY)
+    assert cache.get_rrset(WWW, dns.rdatatype.A) is None
+    assert cache.get_negative(WWW, dns.rdatatype.A) is None
+    assert cache.rank_of(WWW, dns.rdatatype.A) is None
+    clock.advance(10)
+    assert cache.get_rrset(WWW, dns.rdatatype.A, stale=True) is None
+    assert cache.get_negative(WWW, dns.rdatatype.A, stale=True) is None
+    assert len(cache) == 0  # gone at expiry, not kept for serve-stale like answers
+
+
+def test_an_answer_or_a_negative_answer_replaces_a_remembered_failure() -> None:
+    cache = make(FakeClock(), failure_ttl=5)
+    cache.put_failure(WWW, dns.rdatatype.A, ServfailReason.NO_REACHABLE_AUTHORITY)
+    cache.put_failure(WWW, dns.rdatatype.MX, ServfailReason.NO_REACHABLE_AUTHORITY)
+    cache.put_rrset(rrset("www.example.test. 300 A 192.0.2.1"), Rank.ANSWER)
+    cache.put_negative(WWW, dns.rdatatype.MX, dns.rcode.NOERROR, SOA)
+    assert cache.get_failure(WWW, dns.rdatatype.A) is None
+    assert cache.get_failure(WWW, dns.rdatatype.MX) is None
+
+
+def test_failures_share_the_size_bound_and_are_flushed() -> None:
+    cache = make(FakeClock(), max_entries=2, failure_ttl=5)
+    cache.put_rrset(rrset("www.example.test. 300 A 192.0.2.1"), Rank.ANSWER)
+    cache.put_failure(WWW, dns.rdatatype.MX, ServfailReason.TIMEOUT)
+    cache.put_failure(WWW, dns.rdatatype.TXT, ServfailReason.TIMEOUT)
+    assert len(cache) == 2
+    assert cache.get_rrset(WWW, dns.rdatatype.A) is None  # the least recently used went
+    assert cache.census()["failures"] == 2
+    assert cache.flush(WWW) == 2
+    assert cache.get_failure(WWW, dns.rdatatype.TXT) is None

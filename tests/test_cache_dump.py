@@ -24,6 +24,7 @@ from resolver.cache.dump import (
 )
 from resolver.cache.records import Rank, RecordCache
 from resolver.config import CacheConfig
+from resolver.core.reasons import ServfailReason
 
 
 class Clock:
@@ -190,7 +191,26 @@ def test_a_dump_does_not_change_what_is_evicted_next() -> None:
 
 def test_census_counts_each_kind() -> None:
     clock = Clock()
-    assert filled(clock).census() == {"rrsets": 3, "delegations": 2, "negative": 2, "stale": 0}
+    cache = filled(clock)
+    cache.put_failure(name("dead.test."), dns.rdatatype.A, ServfailReason.NO_REACHABLE_AUTHORITY)
+    assert cache.census() == {
+        "rrsets": 3,
+        "delegations": 2,
+        "negative": 2,
+        "stale": 0,
+        "failures": 1,
+    }
+    assert sum(cache.census().values()) == len(cache)
+
+
+def test_remembered_failures_are_not_dumped() -> None:
+    """They last seconds (RFC 9520), and a dump line would need a kind no loader knows."""
+    clock = Clock()
+    cache = filled(clock)
+    before = dump_text(cache, clock)
+    cache.put_failure(name("dead.test."), dns.rdatatype.A, ServfailReason.NO_REACHABLE_AUTHORITY)
+    assert dump_text(cache, clock) == before
+    assert all(owner != name("dead.test.") for owner, _type, _entry in cache.export())
 
 
 def test_merging_worker_dumps_keeps_the_best_copy() -> None:

@@ -263,12 +263,12 @@ def test_a_forward_zone_inside_a_stub_zone_wins_for_its_names() -> None:
     assert internet.servers["ns1.other.test."].query_count == 1
 
 
-def test_loopback_forwarders_need_query_loopback() -> None:
+def test_loopback_forwarders_are_the_operators_choice() -> None:
+    """Configured servers are exempt from do-not-query-localhost (a local forwarder is common)."""
     resolver = front(forward=forward_all(), upstream=UpstreamConfig())
     answer = resolver.resolve("www.example.test.")
-    assert answer.rcode == dns.rcode.SERVFAIL
-    assert answer.failure is ServfailReason.NO_USABLE_SERVER_ADDRESS
-    assert resolver.sent == []
+    assert answer.rcode == dns.rcode.NOERROR
+    assert [action.server.address for action in resolver.sent] == [FORWARDER]
 
 
 def test_forwarders_may_listen_on_another_port() -> None:

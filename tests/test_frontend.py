@@ -6,6 +6,7 @@ import ipaddress
 import struct
 from pathlib import Path
 
+import dns.edns
 import dns.flags
 import dns.message
 import dns.opcode
@@ -39,10 +40,97 @@ async def test_answer_has_qr_rd_ra_never_aa_and_minimal_sections(
     assert response.edns == 0 and response.payload == 1232  # OPT is the only additional
 
 
-async def test_rd_is_copied_from_the_query(resolver: ResolverService) -> None:
+async def test_cd_is_copied_and_ad_never_set_on_the_slow_and_the_fast_path(
+    resolver: ResolverService,
+) -> None:
+    """RFC 4035 3.2.2: CD is copied into the response; AD is never set (nothing is validated
+    yet), even when the client sets it in its query (RFC 6840 5.7)."""
+    flags = dns.flags.RD | dns.flags.CD | dns.flags.AD
+    request = query("www.example.test.", flags=flags, use_edns=0)
+    slow = await udp_exchange(request.to_wire())
+    fast = await udp_exchange(request.to_wire())
+    (fast_tcp,) = await tcp_exchange([request.to_wire()])
+    assert resolver.stats.packet_hits == 2
+    for reply in (slow, fast, fast_tcp):
+        assert reply is not None
+        assert reply[2] == 0x81  # QR, opcode QUERY, no AA, no TC, RD
+        assert reply[3] == 0x90  # RA, Z=0, AD clear, CD set, NOERROR
+    plain = await udp_exchange(query("www.example.test.").to_wire())  # from the same packet
+    assert plain is not None and plain[3] == 0x80
+    assert resolver.stats.packet_hits == 3
+
+
+async def test_rd0_is_answered_from_the_cache_only(
+    resolver: ResolverService, live_internet: TestInternet
+) -> None:
+    """RFC 1034 4.3.1: a query with RD=0 never makes the resolver ask an authority."""
+    await ask(query("www.example.test."))
+    await ask(query("chain.example.test."))  # caches www.other.test's A record too
+    live_internet.reset_counters()
+    # A name the packet cache holds: the fast path answers, RD stays clear.
     response = await ask(query("www.example.test.", flags=0))
-    assert not response.flags & dns.flags.RD
-    assert response.flags & dns.flags.RA
+    assert not response.flags & dns.flags.RD and response.flags & dns.flags.RA
+    assert texts(tuple(response.answer))[0].startswith("www.example.test.")
+    assert resolver.stats.packet_hits == 1
+    # A name only the record cache holds: a cache-only resolution answers it.
+    target = await ask(query("www.other.test.", flags=0, use_edns=0))
+    assert not target.flags & dns.flags.RD and target.flags & dns.flags.RA
+    assert target.rcode() == dns.rcode.NOERROR
+    assert [rrset[0].address for rrset in target.answer] == ["198.51.100.1"]
+    assert resolver.stats.packet_hits == 1
+    assert live_internet.total_queries() == 0
+    # That RD=0 answer was not stored in the packet cache: RD=1 goes the full path.
+    await ask(query("www.other.test."))
+    assert resolver.stats.packet_hits == 1
+    assert live_internet.total_queries() == 0
+
+
+async def test_rd0_for_an_unknown_name_sends_nothing_upstream(
+    resolver: ResolverService, live_internet: TestInternet
+) -> None:
+    live_internet.reset_counters()
+    cold = await ask(query("www.slow.test.", flags=0))  # nothing about it is known yet
+    assert not cold.answer and not cold.flags & dns.flags.RD
+    assert live_internet.total_queries() == 0
+    await ask(query("www.example.test."))
+    live_internet.reset_counters()
+    referral = await ask(query("mail.example.test.", flags=0))
+    assert live_internet.total_queries() == 0
+    # What BIND does: no answer, and the closest name servers known, in the authority section.
+    assert referral.rcode() == dns.rcode.NOERROR
+    assert referral.answer == []
+    assert [(r.name.to_text(), r.rdtype) for r in referral.authority] == [
+        ("example.test.", dns.rdatatype.NS)
+    ]
+    assert not referral.flags & dns.flags.RD and referral.flags & dns.flags.RA
+    # The referral was made for that client alone: a recursive query gets the answer.
+    answer = await ask(query("mail.example.test."))
+    assert [rrset[0].address for rrset in answer.answer] == ["192.0.2.2"]
+    assert live_internet.total_queries() > 0
+
+
+async def test_rd0_queries_can_be_refused(
+    nursery: trio.Nursery, live_internet: TestInternet, tmp_path: Path
+) -> None:
+    resolver = await start_resolver(
+        nursery, live_internet, tmp_path, non_recursive_queries="refuse"
+    )
+    await ask(query("www.example.test."))  # now in the packet cache too
+    live_internet.reset_counters()
+    for cached in ("www.example.test.", "mail.example.test."):
+        refused = await ask(query(cached, flags=0, use_edns=0))
+        assert refused.rcode() == dns.rcode.REFUSED
+        assert refused.answer == [] and refused.authority == []
+        assert not refused.flags & dns.flags.RD and refused.flags & dns.flags.RA
+        assert [(o.code, o.text) for o in refused.options] == [
+            (dns.edns.EDECode.PROHIBITED, "recursion not desired")
+        ]
+    (over_tcp,) = await tcp_exchange([query("www.example.test.", flags=0).to_wire()])
+    assert dns.message.from_wire(over_tcp).rcode() == dns.rcode.REFUSED
+    assert resolver.stats.packet_hits == 0
+    assert live_internet.total_queries() == 0
+    recursive = await ask(query("www.example.test."))
+    assert recursive.rcode() == dns.rcode.NOERROR and recursive.answer
 
 
 async def test_cache_hit_sends_nothing_upstream(

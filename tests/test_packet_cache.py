@@ -86,6 +86,26 @@ def test_a_hit_takes_the_clients_id_rd_case_and_aged_ttl() -> None:
     assert packets.answer(request.to_wire(), question, 1232) is None  # expired
 
 
+def test_a_hit_copies_cd_and_never_sets_ad() -> None:
+    """RFC 4035 3.2.2: CD is copied from the query; AD stays clear (nothing is validated)."""
+    packets = PacketCache(100, FakeClock(), our_payload=1232)
+    stored = stored_response()
+    key = parse_plain_query(wire_of("www.example.test.")).key  # type: ignore[union-attr]
+    packets.store(key, stored)
+    for flags, expected in [
+        (dns.flags.RD | dns.flags.CD | dns.flags.AD, (0x81, 0x90)),
+        (dns.flags.CD, (0x80, 0x90)),
+        (dns.flags.RD | dns.flags.AD, (0x81, 0x80)),
+        (0, (0x80, 0x80)),
+    ]:
+        request = wire_of("www.example.test.", flags=flags)
+        question = parse_plain_query(request)
+        assert question is not None
+        hit = packets.answer(request, question, 512)
+        assert hit is not None
+        assert (hit[0][2], hit[0][3]) == expected  # QR, RD? / RA, CD?, never AD
+
+
 def test_an_answer_too_big_for_the_client_is_not_served_here() -> None:
     packets = PacketCache(100, FakeClock(), our_payload=1232)
     request = wire_of("www.example.test.")
@@ -144,15 +164,17 @@ async def test_truncation_still_happens_for_cached_big_answers(resolver: Resolve
 @pytest.mark.parametrize(("name", "rdtype"), QUESTIONS)
 @pytest.mark.parametrize("edns", [False, True])
 @pytest.mark.parametrize("tcp", [False, True])
+@pytest.mark.parametrize("cd", [False, True])
 def test_packet_copy_equals_a_fresh_dnspython_rendering(
-    world: ScriptedWorld, name: str, rdtype: str, edns: bool, tcp: bool
+    world: ScriptedWorld, name: str, rdtype: str, edns: bool, tcp: bool, cd: bool
 ) -> None:
     """The full path answers from the packet it just stored; that copy must be exactly what
-    rendering the answer with dnspython gives, so the saving changes no byte."""
+    rendering the answer with dnspython gives, so the saving changes no byte (CD included)."""
     answer = world.resolve(name, rdtype)
     service = ResolverService(world.config, world.context.hints, clock=world.clock)
     handler = QueryHandler(service)
-    request = query(name, rdtype, use_edns=0 if edns else False)
+    flags = dns.flags.RD | (dns.flags.CD if cd else 0)
+    request = query(name, rdtype, use_edns=0 if edns else False, flags=flags)
     wire = request.to_wire()
     rendered = handler._render(handler._response(request, answer), request, tcp)
     plain = handler._remember(wire, request, answer)

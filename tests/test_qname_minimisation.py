@@ -86,8 +86,24 @@ def test_the_real_type_goes_only_to_the_zone_of_the_name(world: ScriptedWorld) -
         PRIMING,
         ("root", "test.", "A"),
         ("tld", "example.test.", "A"),
+        # text.example.test. could be a zone cut of its own, whose parent must not see TXT
+        ("example.test", "text.example.test.", "A"),  # NODATA: no cut, a name of this zone
         ("example.test", "text.example.test.", "TXT"),
     ]
+
+
+@pytest.mark.parametrize("rdtype", ["MX", "TXT", "AAAA", "NS", "SOA"])
+def test_the_parent_of_an_apex_never_sees_the_real_type(world: ScriptedWorld, rdtype: str) -> None:
+    sent = log_queries(world.internet)
+    answer = world.resolve("example.test.", rdtype)
+    assert answer.rcode == dns.rcode.NOERROR
+    assert [q for q in sent if q[0] in ("root", "tld")] == [
+        PRIMING,
+        ("root", "test.", "A"),
+        ("tld", "example.test.", "A"),  # a referral: example.test. is a zone of its own
+    ]
+    assert sent[-1] == ("example.test", "example.test.", rdtype)
+    assert world.last_queries == 4
 
 
 def test_empty_non_terminals_add_one_label_at_the_same_zone(world: ScriptedWorld) -> None:
@@ -146,7 +162,15 @@ def test_a_cached_delegation_gets_the_full_name_at_once(world: ScriptedWorld) ->
     sent = log_queries(world.internet)
     answer = world.resolve("mail.example.test.", "MX")
     assert answer.rcode == dns.rcode.NOERROR
-    assert sent == [("example.test", "mail.example.test.", "MX")]
+    # No root or TLD query; the type-A step tells whether mail.example.test. is a cut
+    assert sent == [
+        ("example.test", "mail.example.test.", "A"),
+        ("example.test", "mail.example.test.", "MX"),
+    ]
+    # once a name is known to be in the zone, its other types go out at once
+    sent.clear()
+    world.resolve("mail.example.test.", "TXT")
+    assert sent == [("example.test", "mail.example.test.", "TXT")]
 
 
 def test_ds_goes_in_full_to_the_parent_only(world: ScriptedWorld) -> None:

@@ -1013,7 +1013,7 @@ def test_default_topology_keeps_its_old_servers_and_stays_in_its_block() -> None
     ]
     block = ipaddress.ip_network("127.53.0.0/16")
     addresses = [ipaddress.ip_address(s.address) for s in DEFAULT_SERVERS]
-    assert len(set(addresses)) == len(addresses) == 16
+    assert len(set(addresses)) == len(addresses) == 19
     assert all(address in block for address in addresses)
 
 

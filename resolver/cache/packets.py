@@ -2,10 +2,10 @@
 
 A cache hit is the common case of a resolver, and dnspython costs tens of microseconds to parse
 and render a message. Here a hit is a dictionary lookup on the question's bytes plus a handful
-of byte patches: the client's ID, RD bit and letter case, the TTLs aged by the time the response
-has spent here, and an OPT record if the client sent one. Everything unusual (a malformed or
-exotic query, an answer too large for the client's UDP size) is left to the slow path, which
-treats it exactly as before; only well-formed, plain questions are served from here.
+of byte patches: the client's ID, RD and CD bits and letter case, the TTLs aged by the time the
+response has spent here, and an OPT record if the client sent one. Everything unusual (a
+malformed or exotic query, an answer too large for the client's UDP size) is left to the slow
+path, which treats it exactly as before; only well-formed, plain questions are served from here.
 """
 
 from __future__ import annotations
@@ -20,6 +20,11 @@ _HEADER = struct.Struct("!HHHHHH")
 _TTL = struct.Struct("!I")
 _OPT_TYPE = 41
 _MIN_UDP = 512
+# The header bits a response copies from its query: RD in byte 2, CD in byte 3 (RFC 4035
+# 3.2.2). AD (byte 3, 0x20) is never set: nothing is validated yet. For the same reason CD is
+# not part of the key; once answers are validated, a CD=1 answer needs an entry of its own.
+_RD = 0x01
+_CD = 0x10
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,7 +129,7 @@ class PacketCache:
         self._entries.clear()
 
     def store(self, key: bytes, wire: bytes) -> None:
-        """Keep a response rendered without OPT, its question in lowercase, RD clear."""
+        """Keep a response rendered without OPT, its question in lowercase, RD and CD clear."""
         offsets = ttl_offsets(wire)
         if not offsets:
             return  # nothing tells how long it may be kept (e.g. NODATA without SOA)
@@ -147,7 +152,8 @@ class PacketCache:
             return None  # the full path truncates it
         reply = bytearray(packet.wire)
         reply[0:2] = query[0:2]
-        reply[2] |= query[2] & 0x01  # RD, copied from the query
+        reply[2] |= query[2] & _RD  # RD and CD, copied from the query
+        reply[3] |= query[3] & _CD
         reply[12 : question.name_end] = query[12 : question.name_end]  # the client's case
         elapsed = self._clock() - packet.stored_at
         age = int(elapsed)

@@ -19,6 +19,7 @@ import dns.rrset
 from cachetools import Cache, TLRUCache
 
 from resolver.config import CacheConfig
+from resolver.core.reasons import ServfailReason
 
 Clock = Callable[[], float]
 
@@ -56,10 +57,24 @@ class CachedNegative:
     expires: float
 
 
-# The kind tags keep positive and negative entries for the same name apart in one cache, so a
-# single size bound (and a single LRU order) covers everything the resolver remembers.
+@dataclass(frozen=True, slots=True)
+class CachedFailure:
+    """A resolution of (name, type) that failed (RFC 9520 section 3.2), and why.
+
+    Never an answer: it only spares the authorities, and the clients, the same doomed
+    resolution for a few seconds. It is not kept for serve-stale, and not dumped.
+    """
+
+    reason: ServfailReason
+    expires: float
+
+
+# The kind tags keep positive, negative and failure entries for the same name apart in one
+# cache, so a single size bound (and a single LRU order) covers everything the resolver
+# remembers.
 _RRSET = 0
 _NEGATIVE = 1
+_FAILURE = 2
 _Key = tuple[int, dns.name.Name, int | None]
 
 
@@ -79,10 +94,11 @@ class RecordCache:
         self._config = config
         self._clock = clock
         # Expired entries are kept for the serve-stale window, then dropped by the TLRU cache.
+        # Failures are never served stale, so they go when they expire.
         keep_stale = config.max_stale if config.serve_stale else 0
-        self._entries: TLRUCache[_Key, _Entry | CachedNegative] = TLRUCache(
+        self._entries: TLRUCache[_Key, _Entry | CachedNegative | CachedFailure] = TLRUCache(
             maxsize=config.max_entries,
-            ttu=lambda _key, entry, _now: entry.expires + keep_stale,
+            ttu=lambda key, entry, _now: entry.expires + (0 if key[0] == _FAILURE else keep_stale),
             timer=clock,
         )
 
@@ -114,9 +130,11 @@ class RecordCache:
             return False
         self._entries[key] = _Entry(with_ttl(rrset, ttl), now + ttl, rank)
         if rank >= Rank.AUTHORITY:
-            # Fresh authoritative data supersedes what we believed about its absence.
+            # Fresh authoritative data supersedes what we believed about its absence, and a
+            # failure to find it.
             self._entries.pop((_NEGATIVE, rrset.name, rrset.rdtype), None)
             self._entries.pop((_NEGATIVE, rrset.name, None), None)
+            self._entries.pop((_FAILURE, rrset.name, rrset.rdtype), None)
         return True
 
     def _aged_ttl(self, expires: float, stale: bool) -> int | None:
@@ -152,6 +170,8 @@ class RecordCache:
             return False
         entry = CachedNegative(rcode, with_ttl(soa, ttl), self._clock() + ttl)
         self._entries[(_NEGATIVE, name, rdtype)] = entry
+        if rdtype is not None:
+            self._entries.pop((_FAILURE, name, rdtype), None)
         return True
 
     def get_negative(
@@ -164,6 +184,26 @@ class RecordCache:
                 ttl = self._aged_ttl(entry.expires, stale)
                 if ttl is not None:
                     return CachedNegative(entry.rcode, with_ttl(entry.soa, ttl), entry.expires)
+        return None
+
+    def put_failure(
+        self, name: dns.name.Name, rdtype: int, reason: ServfailReason, ttl: int | None = None
+    ) -> bool:
+        """Remember that resolving (name, rdtype) failed, for `ttl` or `cache.failure_ttl` s.
+
+        RFC 9520 section 3.2: without this, every client asking for a name in a dead zone
+        costs the resolver (and the dead zone's neighbours) a full resolution and its timeouts.
+        The TTL is bounded as the RFC says (1 s to 5 minutes). True if it was stored.
+        """
+        ttl = self._config.failure_ttl if ttl is None else max(1, min(ttl, 300))
+        self._entries[(_FAILURE, name, rdtype)] = CachedFailure(reason, self._clock() + ttl)
+        return True
+
+    def get_failure(self, name: dns.name.Name, rdtype: int) -> ServfailReason | None:
+        """Why resolving (name, rdtype) failed, if that was less than its failure TTL ago."""
+        entry = self._entries.get((_FAILURE, name, rdtype))
+        if isinstance(entry, CachedFailure) and entry.expires > self._clock():
+            return entry.reason
         return None
 
     def _fresh(self, name: dns.name.Name, rdtype: int) -> dns.rrset.RRset | None:
@@ -202,7 +242,7 @@ class RecordCache:
     def keys(self) -> Iterator[_Key]:
         return iter(list(self._entries))
 
-    def _held(self) -> Iterator[tuple[_Key, CachedRRset | CachedNegative]]:
+    def _held(self) -> Iterator[tuple[_Key, CachedRRset | CachedNegative | CachedFailure]]:
         """Every entry held, stale ones included, without touching the LRU order or expiring.
 
         Reading through `TLRUCache.__getitem__` would move each entry to the recent end, so a
@@ -217,9 +257,14 @@ class RecordCache:
 
         Negative entries come after every RRset: restoring in this order gives back the same
         cache, since an RRset put after a negative entry for its name would replace it.
+        Failures are left out: they last seconds, less than a restart takes.
         """
         now = self._clock()
-        held = [(key, entry) for key, entry in self._held() if entry.expires > now]
+        held = [
+            (key, entry)
+            for key, entry in self._held()
+            if entry.expires > now and not isinstance(entry, CachedFailure)
+        ]
         for kind in (_RRSET, _NEGATIVE):
             for key, entry in held:
                 if key[0] == kind:
@@ -227,12 +272,15 @@ class RecordCache:
 
     def census(self) -> dict[str, int]:
         """Entries held per kind, for stats: answers (`rrsets`), NS sets and glue learnt from
-        referrals (`delegations`), `negative` answers, and expired entries still kept for
-        serve-stale (`stale`). The four add up to len(self). O(entries), so for reporting only."""
-        counts = {"rrsets": 0, "delegations": 0, "negative": 0, "stale": 0}
+        referrals (`delegations`), `negative` answers, expired entries still kept for
+        serve-stale (`stale`), and remembered resolution `failures` (expired ones not yet
+        dropped included). The five add up to len(self). O(entries), so for reporting only."""
+        counts = {"rrsets": 0, "delegations": 0, "negative": 0, "stale": 0, "failures": 0}
         now = self._clock()
         for _key, entry in self._held():
-            if entry.expires <= now:
+            if isinstance(entry, CachedFailure):
+                counts["failures"] += 1
+            elif entry.expires <= now:
                 counts["stale"] += 1
             elif isinstance(entry, CachedNegative):
                 counts["negative"] += 1

@@ -1,64 +1,179 @@
-"""What the resolver has learned about each upstream server: speed, timeouts, EDNS support.
+"""What the resolver has learned about each upstream server: speed, failures, EDNS support.
 
-Bounded (LRU) so that a resolver that meets millions of servers does not grow without end.
+This is Unbound's infrastructure cache (RFC 9520 section 3 asks for its failure parts):
+
+- a smoothed round-trip time steers selection towards fast servers;
+- a timeout penalty (at least the timeout, doubled on each further failure) sends queries to
+  the server's peers, and it halves every `upstream.penalty_half_life` seconds so that a server
+  that was down once is tried again later instead of being shunned until the entry expires;
+- after `upstream.hold_down_after` consecutive failures the server is held down (skipped) for
+  `upstream.hold_down_time`, doubling with each further failure up to
+  `upstream.max_hold_down_time`, so that a dead zone does not cost every client the full
+  timeout; when a hold-down ends exactly one probe is let through, and the hold is re-armed
+  while it is out, so a probe that never reports back cannot open the gate for everyone;
+- "no EDNS" marks (a server that answered FORMERR to EDNS) expire, so an upgraded server gets
+  EDNS again.
+
+Every entry is forgotten `upstream.infra_ttl` seconds after its last update (Unbound's
+infra-host-ttl), and the table is bounded (LRU) so that a resolver meeting millions of servers
+does not grow without end. Time comes from the injected wall clock, like the record cache's.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
-from cachetools import LRUCache
+from cachetools import TLRUCache
+
+from resolver.config import UpstreamConfig
+
+Clock = Callable[[], float]
 
 
 @dataclass(slots=True)
 class ServerInfo:
-    """Smoothed round-trip time in seconds (None until measured), and what the server can do."""
+    """One server's record; times are absolute readings of the table's clock.
+
+    `srtt` is the smoothed round-trip time in seconds (None until measured). `penalty` is the
+    timeout penalty as it was at `penalty_since`; it decays from there. `failures` counts
+    consecutive failures (a success resets it). `held_until` is when a hold-down ends (0: not
+    held); `probing` says that the one probe allowed after a hold-down is out.
+    """
 
     srtt: float | None = None
-    timeouts: int = 0
-    no_edns: bool = False
+    penalty: float = 0.0
+    penalty_since: float = 0.0
+    failures: int = 0
+    held_until: float = 0.0
+    probing: bool = False
+    no_edns_until: float = 0.0
 
 
 class ServerTable:
     """Per-address infrastructure data used by server selection."""
 
+    #: Weight of a new RTT sample in the smoothed RTT (as TCP's SRTT, RFC 6298, uses 1/8;
+    #: a resolver sees far fewer samples per server, so it moves faster).
     SMOOTHING = 0.3
+    #: The largest timeout penalty, in seconds: enough to put any live peer first.
     MAX_PENALTY = 10.0
 
-    def __init__(self, size: int) -> None:
-        self._servers: LRUCache[str, ServerInfo] = LRUCache(maxsize=size)
+    def __init__(self, size: int, clock: Clock, config: UpstreamConfig | None = None) -> None:
+        self._clock = clock
+        self._config = config if config is not None else UpstreamConfig()
+        ttl = self._config.infra_ttl
+        # Each update stores the entry again, so its lifetime runs from the last update.
+        self._servers: TLRUCache[str, ServerInfo] = TLRUCache(
+            maxsize=size, ttu=lambda _address, _info, now: now + ttl, timer=clock
+        )
 
     def __len__(self) -> int:
         return len(self._servers)
 
-    def info(self, address: str) -> ServerInfo:
+    def info(self, address: str) -> ServerInfo | None:
+        """What is known about `address`, or None (never met, or forgotten since)."""
+        return self._servers.get(address)
+
+    def _update(self, address: str) -> ServerInfo:
+        """The entry to change (a new one if none); stored again so its lifetime restarts."""
         info = self._servers.get(address)
         if info is None:
-            info = self._servers[address] = ServerInfo()
+            info = ServerInfo()
+        self._servers[address] = info
         return info
 
+    def _penalty(self, info: ServerInfo, now: float) -> float:
+        """The timeout penalty left now: it halves every `penalty_half_life` seconds."""
+        if not info.penalty:
+            return 0.0
+        elapsed = max(0.0, now - info.penalty_since)
+        return info.penalty * 0.5 ** (elapsed / self._config.penalty_half_life)
+
     def score(self, address: str) -> float:
-        """Lower is better; an unknown server scores 0 so that each gets tried once."""
+        """Lower is better; an unknown server scores 0 so that each gets tried once.
+
+        The score is the smoothed RTT, or the decayed timeout penalty if that is larger.
+        """
         info = self._servers.get(address)
-        return 0.0 if info is None or info.srtt is None else info.srtt
+        if info is None:
+            return 0.0
+        return max(info.srtt or 0.0, self._penalty(info, self._clock()))
 
     def record_rtt(self, address: str, rtt: float) -> None:
-        info = self.info(address)
-        info.timeouts = 0
+        """A reply came back after `rtt` seconds: every failure mark is cleared."""
+        info = self._update(address)
+        info.penalty = 0.0
+        info.failures = 0
+        info.held_until = 0.0
+        info.probing = False
         if info.srtt is None:
             info.srtt = rtt
         else:
             info.srtt += self.SMOOTHING * (rtt - info.srtt)
 
     def record_failure(self, address: str, timeout: float) -> None:
-        """A timeout or error doubles the server's penalty, so its peers are preferred."""
-        info = self.info(address)
-        info.timeouts += 1
-        info.srtt = min(self.MAX_PENALTY, max(2 * (info.srtt or 0.0), timeout))
+        """A timeout or error doubles the server's penalty, so its peers are preferred.
+
+        From the `hold_down_after`-th consecutive failure on, the server is also held down.
+        """
+        now = self._clock()
+        info = self._update(address)
+        current = max(info.srtt or 0.0, self._penalty(info, now))
+        info.penalty = min(self.MAX_PENALTY, max(2 * current, timeout))
+        info.penalty_since = now
+        info.failures += 1
+        info.probing = False
+        if info.failures >= self._config.hold_down_after:
+            info.held_until = now + self._hold_time(info.failures)
+
+    def record_unreachable(self, address: str) -> None:
+        """The network said no (ENETUNREACH, EHOSTUNREACH, ECONNREFUSED): hold it down at once.
+
+        No reply will come from a route that does not exist, so waiting for the hold-down
+        threshold would only make more clients wait.
+        """
+        self.record_failure(address, self._config.timeout)
+        now = self._clock()
+        info = self._update(address)
+        failures = max(info.failures, self._config.hold_down_after)
+        info.held_until = max(info.held_until, now + self._hold_time(failures))
+
+    def _hold_time(self, failures: int) -> float:
+        """`hold_down_time`, doubled for each failure past the threshold, capped."""
+        config = self._config
+        doublings = min(max(0, failures - config.hold_down_after), 32)
+        return min(config.max_hold_down_time, config.hold_down_time * 2**doublings)
+
+    def held_down(self, address: str) -> bool:
+        """Should `address` be skipped now? False for a server that is not held down.
+
+        When a hold-down has run out, the first caller gets False and is expected to send the
+        one probe; the hold is re-armed for the probe's sake, so every other caller gets True
+        until the probe succeeds (`record_rtt`) or fails (`record_failure`), or, if it never
+        reports back, until the re-armed hold runs out and another probe is let through.
+        """
+        info = self._servers.get(address)
+        if info is None or not info.held_until:
+            return False
+        now = self._clock()
+        if now < info.held_until:
+            return True
+        info = self._update(address)
+        info.probing = True
+        info.held_until = now + self._hold_time(info.failures)
+        return False
+
+    def probing(self, address: str) -> bool:
+        """Is the one probe after a hold-down out for `address` (for traces and tests)?"""
+        info = self._servers.get(address)
+        return info is not None and info.probing
 
     def set_no_edns(self, address: str) -> None:
-        self.info(address).no_edns = True
+        """The server answered FORMERR to EDNS: ask it without EDNS for `infra_ttl` seconds."""
+        info = self._update(address)
+        info.no_edns_until = self._clock() + self._config.infra_ttl
 
     def no_edns(self, address: str) -> bool:
         info = self._servers.get(address)
-        return info is not None and info.no_edns
+        return info is not None and self._clock() < info.no_edns_until

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import dns.flags
 import dns.message
 import dns.name
 import dns.rcode
@@ -54,10 +55,35 @@ class Timeout:
 
 @dataclass(frozen=True, slots=True)
 class NetworkError:
+    """The query could not be delivered; `unreachable` says the address itself is unreachable
+    (no route, host unreachable, port closed), so waiting or retrying it is pointless."""
+
     reason: str
+    unreachable: bool = False
 
 
-Outcome = Response | Timeout | NetworkError
+@dataclass(frozen=True, slots=True)
+class BareHeader:
+    """A reply whose ID (and source) matched but which did not parse or carried no question.
+
+    Its header flags still mean something: TC=1 says "ask over TCP" even when the truncated
+    datagram's counts promise more than it holds, and FORMERR from a server that does not
+    understand EDNS often comes back with QDCOUNT=0. `flags` is the header's second 16-bit
+    word (QR, opcode, AA, TC, RD, RA, Z, AD, CD and the rcode's low four bits).
+    """
+
+    flags: int
+
+    @property
+    def truncated(self) -> bool:
+        return bool(self.flags & dns.flags.TC)
+
+    @property
+    def rcode(self) -> int:
+        return self.flags & 0x000F
+
+
+Outcome = Response | Timeout | NetworkError | BareHeader
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,6 +2,13 @@
 
 Pure functions over dnspython messages; the resolution decides what to do with the verdict.
 `classify` judges authoritative servers, `classify_recursive` the forwarders of forward zones.
+
+The rules are those of deployed resolvers rather than of the textbook: be liberal in what counts
+as an answer (many authorities and the load balancers in front of them omit AA) and strict about
+who may say it (only data inside the zone the server was asked as, and never a resolver or
+middlebox talking in the authority's place). `classify` is a list of cases in the order they are
+checked, as Unbound's `response_type_from_server` (`iterator/iter_resptype.c`) and Knot
+Resolver's `process_answer`/`is_authoritative` (`lib/layer/iterate.c`) are.
 """
 
 from __future__ import annotations
@@ -13,9 +20,12 @@ import dns.flags
 import dns.message
 import dns.name
 import dns.rcode
+import dns.rdataclass
 import dns.rdatatype
+import dns.rdtypes.ANY.CNAME
 import dns.rrset
 
+from resolver.core.reasons import Lameness
 from resolver.core.scrub import in_bailiwick
 
 ADDRESS_TYPES = (dns.rdatatype.A, dns.rdatatype.AAAA)
@@ -26,6 +36,7 @@ class Kind(Enum):
     CNAME = auto()
     NXDOMAIN = auto()
     NODATA = auto()
+    YXDOMAIN = auto()  # a DNAME would make the name longer than 255 octets (RFC 6672 2.2)
     REFERRAL = auto()
     LAME = auto()
 
@@ -34,9 +45,10 @@ class Kind(Enum):
 class Classified:
     """The verdict on a response, holding only in-bailiwick records.
 
-    `chain` is the answer-section path from the question's name through CNAMEs (ending with the
-    answer itself for ANSWER); `final_name` is where that path ends, i.e. the name an NXDOMAIN
-    or NODATA speaks of, or the CNAME target still to resolve.
+    `chain` is the answer-section path from the question's name through CNAMEs and DNAMEs (a
+    DNAME is followed by the CNAME it synthesises; the chain ends with the answer itself for
+    ANSWER); `final_name` is where that path ends, i.e. the name an NXDOMAIN or NODATA speaks
+    of, or the alias target still to resolve. `lameness` says why a LAME server was not believed.
     """
 
     kind: Kind
@@ -45,6 +57,11 @@ class Classified:
     soa: dns.rrset.RRset | None = None
     delegation: dns.rrset.RRset | None = None
     glue: tuple[dns.rrset.RRset, ...] = ()
+    lameness: Lameness | None = None
+
+
+def _lame(name: dns.name.Name, why: Lameness) -> Classified:
+    return Classified(Kind.LAME, name, lameness=why)
 
 
 def _find(
@@ -53,14 +70,54 @@ def _find(
     return next((r for r in section if r.name == name and r.rdtype == rdtype), None)
 
 
+def synthesise_cname(dname: dns.rrset.RRset, name: dns.name.Name) -> dns.rrset.RRset | None:
+    """The CNAME a DNAME implies for `name` below its owner (RFC 6672 section 2.2).
+
+    Its TTL is the DNAME's. None when the substituted name would be longer than 255 octets
+    (the case in which a server answers YXDOMAIN).
+    """
+    try:
+        target = name.relativize(dname.name).derelativize(dname[0].target)
+    except dns.name.NameTooLong:
+        return None
+    rdata = dns.rdtypes.ANY.CNAME.CNAME(dns.rdataclass.IN, dns.rdatatype.CNAME, target)
+    return dns.rrset.from_rdata_list(name, dname.ttl, [rdata])
+
+
+def _dname_above(answer: list[dns.rrset.RRset], name: dns.name.Name) -> dns.rrset.RRset | None:
+    """A DNAME in the section whose owner is a proper ancestor of `name`: it redirects `name`."""
+    return next(
+        (
+            r
+            for r in answer
+            if r.rdtype == dns.rdatatype.DNAME and name != r.name and name.is_subdomain(r.name)
+        ),
+        None,
+    )
+
+
 def _follow_chain(
     answer: list[dns.rrset.RRset], qname: dns.name.Name, qtype: int
 ) -> tuple[list[dns.rrset.RRset], dns.name.Name, bool]:
-    """Walk qname -> CNAME -> ... through the answer; (records, where it ended, answered?)."""
+    """Walk qname -> CNAME/DNAME -> ... through the answer; (records, where it ended, answered?).
+
+    A DNAME above a name wins over anything the server put there (nothing can exist below a
+    DNAME, RFC 6672 section 2.3), and the CNAME is synthesised here rather than taken from the
+    server: a server may leave it out, or send one that disagrees with its own DNAME.
+    """
     chain: list[dns.rrset.RRset] = []
     name, visited = qname, set()
     while name not in visited:
         visited.add(name)
+        dname = None if qtype == dns.rdatatype.DNAME else _dname_above(answer, name)
+        if dname is not None:
+            cname = synthesise_cname(dname, name)
+            if cname is None:
+                chain.append(dname)  # the substitution overflows: YXDOMAIN (see `classify`)
+                break
+            chain += [dname, cname]
+            name = cname[0].target
+            continue
         if qtype == dns.rdatatype.ANY:
             found = [r for r in answer if r.name == name]
             if found:
@@ -87,49 +144,111 @@ def _negative_soa(authority: list[dns.rrset.RRset], name: dns.name.Name) -> dns.
 def glue_for(
     ns: dns.rrset.RRset, additional: list[dns.rrset.RRset], zone: dns.name.Name
 ) -> tuple[dns.rrset.RRset, ...]:
-    """Addresses of the NS names, only where the zone's servers may speak for them."""
+    """Addresses of the NS names, only where the servers of `zone` may speak for them.
+
+    Pass the root as `zone` to accept glue for any name (Unbound's `harden-glue: no`).
+    """
     targets = {rdata.target for rdata in ns}
     return tuple(
         r for r in in_bailiwick(additional, zone) if r.rdtype in ADDRESS_TYPES and r.name in targets
     )
 
 
-def classify(
-    response: dns.message.Message, qname: dns.name.Name, qtype: int, zone: dns.name.Name
-) -> Classified:
-    """Judge a NOERROR/NXDOMAIN response from a server asked as authoritative for `zone`."""
-    answer = in_bailiwick(response.answer, zone)
-    authority = in_bailiwick(response.authority, zone)
-    authoritative = bool(response.flags & dns.flags.AA)
-    chain, final_name, answered = _follow_chain(answer, qname, qtype)
-    if not authoritative and chain:
-        # Answer data without AA comes from a server that is not authoritative: a lame one.
-        return Classified(Kind.LAME, qname)
-    if response.rcode() == dns.rcode.NXDOMAIN:
-        soa = _negative_soa(authority, final_name)
-        return Classified(Kind.NXDOMAIN, final_name, tuple(chain), soa=soa)
-    if answered:
-        glue: tuple[dns.rrset.RRset, ...] = ()
-        if chain[-1].rdtype == dns.rdatatype.NS:
-            glue = glue_for(chain[-1], response.additional, zone)
-        return Classified(Kind.ANSWER, final_name, tuple(chain), glue=glue)
-    if chain:
-        return Classified(Kind.CNAME, final_name, tuple(chain))
-    delegation = next(
+def _cut_below(
+    authority: list[dns.rrset.RRset], name: dns.name.Name, zone: dns.name.Name
+) -> dns.rrset.RRset | None:
+    """An NS set for a cut strictly below `zone`, at or above `name`: a referral down to it."""
+    return next(
         (
             r
             for r in authority
-            if r.rdtype == dns.rdatatype.NS and r.name != zone and final_name.is_subdomain(r.name)
+            if r.rdtype == dns.rdatatype.NS and r.name != zone and name.is_subdomain(r.name)
         ),
         None,
     )
-    if delegation is not None and not authoritative:
-        glue = glue_for(delegation, response.additional, zone)
-        return Classified(Kind.REFERRAL, final_name, delegation=delegation, glue=glue)
+
+
+def _misdirection(authority: list[dns.rrset.RRset], zone: dns.name.Name) -> Lameness | None:
+    """An NS set in the authority section pointing anywhere but down: up the tree or sideways."""
+    for rrset in authority:
+        if rrset.rdtype != dns.rdatatype.NS or rrset.name == zone:
+            continue
+        if zone.is_subdomain(rrset.name):
+            return Lameness.UPWARD_REFERRAL
+        return Lameness.SIDEWAYS_REFERRAL
+    return None
+
+
+def classify(
+    response: dns.message.Message,
+    qname: dns.name.Name,
+    qtype: int,
+    zone: dns.name.Name,
+    *,
+    harden_glue: bool = True,
+) -> Classified:
+    """Judge a NOERROR/NXDOMAIN/YXDOMAIN response from a server asked (RD=0) for `zone`.
+
+    The cases, in the order they are checked:
+    1. RA=1 without AA: a recursive resolver or a middlebox answered in the authority's place
+       (Unbound's REC_LAME), whatever it says; only a NOERROR reply that merely redirects
+       through an alias is let through, as in Unbound, since the target is asked of its own
+       servers anyway. A DNAME whose substitution overflows the name gives YXDOMAIN (RFC 6672
+       section 2.2), whatever rcode came with it; YXDOMAIN without such a DNAME is lame.
+    2. The chain from the question reaches the data asked for: an answer, AA or not (many
+       authorities and load balancers omit AA; the data is in the server's zone either way).
+    3. The chain leaves the zone, or enters a part of it delegated away: whatever the rcode,
+       the server says nothing about the target (RFC 6604 section 3), so it is followed (and
+       a chain that loops back on itself is handed on too, for the caller to reject).
+    4. NXDOMAIN: believed with AA or with the zone's SOA (Knot's `is_authoritative`).
+    5. An SOA of the zone: NODATA (checked before referrals, as in Unbound).
+    6. An NS set for a cut below the zone and above the name: a referral, even with AA (some
+       broken servers set it), never NODATA.
+    7. An NS set pointing up the tree or sideways: lame, AA or not, never NODATA.
+    8. AA with nothing else: NODATA without an SOA to quote.
+    9. A non-authoritative alias inside the zone: follow it. Anything else is lame.
+    """
+    aa = bool(response.flags & dns.flags.AA)
+    rcode = response.rcode()
+    answer = in_bailiwick(response.answer, zone)
+    authority_all = [r for r in response.authority if r.rdclass == dns.rdataclass.IN]
+    authority = in_bailiwick(authority_all, zone)
+    chain, final_name, answered = _follow_chain(answer, qname, qtype)
+    redirect_only = bool(chain) and not answered and rcode == dns.rcode.NOERROR
+    if response.flags & dns.flags.RA and not aa and not redirect_only:
+        return _lame(qname, Lameness.RECURSIVE)
+    overflow = bool(chain) and chain[-1].rdtype == dns.rdatatype.DNAME and not answered
+    if overflow:
+        return Classified(Kind.YXDOMAIN, final_name, tuple(chain))
+    if rcode == dns.rcode.YXDOMAIN:
+        return _lame(final_name, Lameness.UNJUSTIFIED_YXDOMAIN)
+    if answered:
+        glue: tuple[dns.rrset.RRset, ...] = ()
+        if chain[-1].rdtype == dns.rdatatype.NS:
+            glue = glue_for(chain[-1], response.additional, zone if harden_glue else dns.name.root)
+        return Classified(Kind.ANSWER, final_name, tuple(chain), glue=glue)
+    cut = _cut_below(authority, final_name, zone)
+    looped = any(rrset.name == final_name for rrset in chain)
+    if chain and (looped or cut is not None or not final_name.is_subdomain(zone)):
+        return Classified(Kind.CNAME, final_name, tuple(chain))
     soa = _negative_soa(authority, final_name)
-    if authoritative or soa is not None:
-        return Classified(Kind.NODATA, final_name, soa=soa)
-    return Classified(Kind.LAME, final_name)
+    if rcode == dns.rcode.NXDOMAIN:
+        if aa or soa is not None:
+            return Classified(Kind.NXDOMAIN, final_name, tuple(chain), soa=soa)
+        return _lame(final_name, Lameness.NEGATIVE_WITHOUT_AUTHORITY)
+    if soa is not None:
+        return Classified(Kind.NODATA, final_name, tuple(chain), soa=soa)
+    if cut is not None:
+        glue = glue_for(cut, response.additional, zone if harden_glue else dns.name.root)
+        return Classified(Kind.REFERRAL, final_name, delegation=cut, glue=glue)
+    misdirection = _misdirection(authority_all, zone)
+    if misdirection is not None:
+        return _lame(final_name, misdirection)
+    if aa:
+        return Classified(Kind.NODATA, final_name, tuple(chain))
+    if chain:
+        return Classified(Kind.CNAME, final_name, tuple(chain))
+    return _lame(final_name, Lameness.EMPTY)
 
 
 def classify_recursive(
@@ -155,5 +274,5 @@ def classify_recursive(
     if chain:
         return Classified(Kind.CNAME, final_name, tuple(chain))
     if soa is None and not response.flags & dns.flags.RA:
-        return Classified(Kind.LAME, final_name)
+        return _lame(final_name, Lameness.EMPTY)
     return Classified(Kind.NODATA, final_name, soa=soa)

@@ -135,6 +135,10 @@ class Routes:
     def __bool__(self) -> bool:
         return bool(self._by_zone)
 
+    def addresses(self) -> frozenset[str]:
+        """Every server address the operator configured, forwarders and stub servers alike."""
+        return frozenset(s.address for route in self._by_zone.values() for s in route.servers)
+
     def find(self, name: dns.name.Name) -> Route | None:
         """The route of the closest configured zone at or above `name`, if any."""
         if not self._by_zone:

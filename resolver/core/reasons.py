@@ -26,6 +26,42 @@ class ServfailReason(Enum):
     def ede_code(self) -> int:
         return self.value[1]
 
+    @property
+    def authorities_failed(self) -> bool:
+        """The servers could not be reached or would not answer, as opposed to a policy cap.
+
+        Only these failures justify stale data (RFC 8767 section 4: serve stale when the
+        authorities are unreachable) and are remembered for a few seconds (RFC 9520): a CNAME
+        loop or an exhausted query budget would end the same way again, and stale data would
+        hide a loop the zone's owner should see.
+        """
+        return self in _AUTHORITY_FAILURES
+
+
+_AUTHORITY_FAILURES = frozenset(
+    {
+        ServfailReason.NO_REACHABLE_AUTHORITY,
+        ServfailReason.NO_USABLE_SERVER_ADDRESS,
+        ServfailReason.NO_FORWARDER_ANSWERED,
+        ServfailReason.TIMEOUT,
+    }
+)
+
+
+class Lameness(Enum):
+    """Why a server's NOERROR or NXDOMAIN reply was not believed: shown by `--trace`.
+
+    The cases follow Unbound (`iterator/iter_resptype.c`) and Knot Resolver
+    (`lib/layer/iterate.c`): each is a server that does not speak for the zone it was asked as.
+    """
+
+    RECURSIVE = "recursive-lame: RA=1 without AA, a resolver or middlebox answered"
+    UPWARD_REFERRAL = "upward referral"
+    SIDEWAYS_REFERRAL = "sideways referral to an unrelated zone"
+    NEGATIVE_WITHOUT_AUTHORITY = "negative answer with neither AA nor the zone's SOA"
+    EMPTY = "empty reply without AA"
+    UNJUSTIFIED_YXDOMAIN = "YXDOMAIN without a DNAME that overflows the name"
+
 
 class ResolutionFailed(Exception):
     """Raised inside the iterator to abandon a question with SERVFAIL."""

@@ -14,7 +14,7 @@ minimises the names it shows servers above the name's zone (RFC 9156, see `_iter
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Iterable
 from dataclasses import dataclass, field, replace
 from enum import Enum, auto
 
@@ -31,16 +31,22 @@ from resolver.config import Config
 from resolver.core.actions import (
     Action,
     Answer,
+    BareHeader,
     Done,
     NetworkError,
     Outcome,
-    Response,
     SendQuery,
     Server,
     Timeout,
 )
 from resolver.core.hints import RootHints
-from resolver.core.iterate import Classified, Kind, classify, classify_recursive
+from resolver.core.iterate import (
+    Classified,
+    Kind,
+    classify,
+    classify_recursive,
+    synthesise_cname,
+)
 from resolver.core.minimise import Minimiser
 from resolver.core.overrides import LocalData, Route, Routes
 from resolver.core.reasons import ResolutionFailed, ServfailReason
@@ -59,6 +65,13 @@ _FATAL = frozenset({ServfailReason.TOO_MANY_QUERIES, ServfailReason.TIMEOUT})
 #: the real question best and its answer is ordinary data (Unbound and PowerDNS use A as well).
 MINIMISED_TYPE = dns.rdatatype.A
 
+#: Types asked with their own type even before the name's zone is known: A is what minimised
+#: questions look like anyway, and DS is asked of the parent on purpose.
+_UNHIDDEN_TYPES = frozenset({dns.rdatatype.A, dns.rdatatype.DS})
+
+#: Rcodes whose response is classified; any other makes the caller try another server.
+_JUDGED_RCODES = frozenset({dns.rcode.NOERROR, dns.rcode.NXDOMAIN, dns.rcode.YXDOMAIN})
+
 
 @dataclass(frozen=True)
 class Question:
@@ -72,18 +85,75 @@ class _Miss(Enum):
     """Why one server gave no verdict, so the caller can try another (or another question)."""
 
     SILENT = auto()  # no answer, a network error, or a response to some other question
+    UNREACHABLE = auto()  # no route to the address, or nothing listens there
     REJECTED = auto()  # an error rcode (REFUSED, SERVFAIL, FORMERR...) for this question
     LAME = auto()  # it does not serve the zone it was asked as
 
 
 @dataclass(frozen=True)
 class Step:
-    """What one name in a CNAME chain resolved to; `next_name` is set when the chain goes on."""
+    """What one name in a CNAME chain resolved to; `next_name` is set when the chain goes on.
+
+    `authority` is the one RRset for the authority section: the SOA of a negative answer, or
+    the NS set of the referral that answers a non-recursive (RD=0) question the cache cannot.
+    """
 
     rcode: dns.rcode.Rcode
     records: tuple[dns.rrset.RRset, ...] = ()
-    soa: dns.rrset.RRset | None = None
+    authority: dns.rrset.RRset | None = None
     next_name: dns.name.Name | None = None
+
+
+@dataclass
+class _Walk:
+    """Where QNAME minimisation stands in one zone: the deepest name known to exist there
+    (the zone's apex at first) and whether names are still being minimised."""
+
+    known: dns.name.Name
+    minimising: bool
+
+
+class _Attempts:
+    """The servers of one zone asked so far for one question, and the retransmission schedule.
+
+    A server that stayed silent may just have lost a datagram: it is asked again in a later
+    round, with the timeout doubled each round (exponential backoff), up to `retries` more
+    rounds. A server that answered badly, or whose address is unreachable, is not.
+    """
+
+    def __init__(self, timeout: float, retries: int) -> None:
+        self.timeout = timeout
+        self.any_asked = False
+        self._retries_left = retries
+        self._round = 1
+        self._tried: set[tuple[str, int]] = set()
+        self._silent: list[Server] = []
+
+    def fresh(self, servers: Iterable[Server]) -> list[Server]:
+        """The servers not yet asked in this round."""
+        return [s for s in servers if (s.address, s.port) not in self._tried]
+
+    def asked(self, server: Server) -> None:
+        self._tried.add((server.address, server.port))
+        self.any_asked = True
+
+    def silent(self, server: Server) -> None:
+        self._silent.append(server)
+
+    def next_round(self) -> bool:
+        """Start another round for the silent servers; False when none is left to retry."""
+        if not self._silent or self._retries_left <= 0:
+            return False
+        self._retries_left -= 1
+        self._round += 1
+        self.timeout *= 2
+        for server in self._silent:
+            self._tried.discard((server.address, server.port))
+        self._silent.clear()
+        return True
+
+    def __str__(self) -> str:
+        return f"no answer; asking again (round {self._round}, timeout {self.timeout:.1f} s)"
 
 
 class _Chain:
@@ -104,7 +174,7 @@ class _Chain:
         if len(self._aliases) > self._limit:
             raise ResolutionFailed(ServfailReason.CNAME_CHAIN_TOO_LONG)
         if step.next_name is None:
-            authority = (step.soa,) if step.soa is not None else ()
+            authority = (step.authority,) if step.authority is not None else ()
             return Answer(step.rcode, tuple(self.records), authority)
         if step.next_name in self._aliases:
             raise ResolutionFailed(ServfailReason.CNAME_LOOP)
@@ -127,10 +197,14 @@ class Context:
     rng: random.Random
     local: LocalData = field(init=False, repr=False)
     routes: Routes = field(init=False, repr=False)
+    configured_addresses: frozenset[str] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "local", LocalData.parse(self.config.local_data))
         object.__setattr__(self, "routes", Routes.from_config(self.config))
+        hinted = {address for found in self.hints.addresses.values() for address in found}
+        configured = self.routes.addresses() | hinted
+        object.__setattr__(self, "configured_addresses", configured)
 
 
 class Resolution:
@@ -144,11 +218,15 @@ class Resolution:
         trace: Tracer | None = None,
         *,
         refresh: bool = False,
+        cache_only: bool = False,
     ) -> None:
         self.qname = qname
         self.qtype = qtype
         # Prefetch: ask upstream for the question itself even though the cache still has it.
         self._refresh = refresh
+        # A non-recursive (RD=0) question: answered from local data and the cache, or with a
+        # referral to the closest known servers, never by asking upstream (RFC 1034 4.3.1).
+        self._cache_only = cache_only
         self.queries_sent = 0
         self._ctx = context
         self._limits = context.config.limits
@@ -185,9 +263,13 @@ class Resolution:
     def give_up(self, reason: ServfailReason) -> Answer:
         """The answer when resolution cannot go on: stale data if allowed and held, else SERVFAIL.
 
-        Also called by the driver when the time allowed for the whole question runs out.
+        Stale data stands in only when the authorities failed (RFC 8767 section 4), never for a
+        policy failure such as a CNAME loop or an exhausted query budget. Also called by the
+        driver when the time allowed for the whole question runs out.
         """
-        stale = self._stale_answer() if self._ctx.config.cache.serve_stale else None
+        stale = None
+        if self._ctx.config.cache.serve_stale and reason.authorities_failed:
+            stale = self.stale_answer()
         if stale is not None:
             self._say(0, "{}; answering with stale data (RFC 8767)", reason.text)
             return stale
@@ -200,8 +282,12 @@ class Resolution:
         except ResolutionFailed as failure:
             return self.give_up(failure.reason)
 
-    def _stale_answer(self) -> Answer | None:
-        """The whole CNAME chain from the cache, expired links included, or None if incomplete."""
+    def stale_answer(self) -> Answer | None:
+        """The whole CNAME chain from the cache, expired links included, or None if incomplete.
+
+        The driver also uses it to answer a client that has waited long enough while the
+        resolution goes on (RFC 8767 section 5's client response timer).
+        """
         chain = _Chain(self.qname, self._limits.max_cname_chain)
         try:
             while True:
@@ -226,11 +312,47 @@ class Resolution:
             refreshing = self._refresh and depth == 0 and chain.name == self.qname
             if step is None and not refreshing:
                 step = self._from_cache(chain.name, qtype, depth)
+            if step is None and self._cache_only:
+                step = self._referral_from_cache(chain.name, depth)
             if step is None:
-                step = yield from self._iterate(chain.name, qtype, depth)
+                step = yield from self._iterate_remembering_failure(chain.name, qtype, depth)
             answer = chain.extend(step)
             if answer is not None:
                 return answer
+
+    def _iterate_remembering_failure(self, name: dns.name.Name, qtype: int, depth: int) -> Steps:
+        """Iterate, unless the same question failed moments ago (RFC 9520 section 3).
+
+        A failure of the authorities is remembered for `cache.failure_ttl` seconds, so a dead
+        zone costs one client the full wait, not every client; stale data may still answer it.
+        """
+        cache = self._ctx.cache
+        failed = cache.get_failure(name, qtype)
+        if failed is not None:
+            self._say(depth, "cache: {} {} failed moments ago", name, dns.rdatatype.to_text(qtype))
+            raise ResolutionFailed(failed)
+        try:
+            return (yield from self._iterate(name, qtype, depth))
+        except ResolutionFailed as failure:
+            if failure.reason.authorities_failed:
+                cache.put_failure(name, qtype, failure.reason)
+            raise
+
+    def _referral_from_cache(self, name: dns.name.Name, depth: int) -> Step:
+        """The answer to a non-recursive question the cache cannot answer: where to ask next.
+
+        The closest cached delegation (its NS set, TTL aged), else the root's, as BIND and RFC
+        1034 section 4.3.2 do; nothing is sent upstream.
+        """
+        cache = self._ctx.cache
+        closest = cache.closest_delegation(name)
+        zone = closest.name if closest is not None else dns.name.root
+        ns = cache.get_rrset(zone, dns.rdatatype.NS)
+        if ns is None:
+            hints = self._ctx.hints.ns
+            ns = with_ttl(hints, cache.clamp_ttl(hints.ttl, delegation=True))
+        self._say(depth, "not in the cache; referral to {} (no recursion asked for)", ns.name)
+        return Step(dns.rcode.NOERROR, authority=ns)
 
     def _from_local(self, name: dns.name.Name, qtype: int, depth: int) -> Step | None:
         """The operator's own records for `name`: they override the cache and the internet.
@@ -272,7 +394,27 @@ class Resolution:
         negative = cache.get_negative(name, qtype, stale=stale)
         if negative is not None:
             self._say(depth, "cache: {} {} (negative)", name, dns.rcode.to_text(negative.rcode))
-            return Step(negative.rcode, soa=negative.soa)
+            return Step(negative.rcode, authority=negative.soa)
+        if qtype != dns.rdatatype.DNAME:
+            return self._from_cached_dname(name, depth, stale)
+        return None
+
+    def _from_cached_dname(self, name: dns.name.Name, depth: int, stale: bool) -> Step | None:
+        """A cached DNAME above `name` redirects it (RFC 6672): the DNAME and its CNAME."""
+        cache = self._ctx.cache
+        ancestor = name
+        while ancestor != dns.name.root:
+            ancestor = ancestor.parent()
+            dname = cache.get_rrset(
+                ancestor, dns.rdatatype.DNAME, min_rank=Rank.ANSWER, stale=stale
+            )
+            if dname is None:
+                continue
+            cname = synthesise_cname(dname, name)
+            if cname is None:
+                return None
+            self._say(depth, "cache: {} is redirected by DNAME {}", name, ancestor)
+            return Step(dns.rcode.NOERROR, (dname, cname), next_name=cname[0].target)
         return None
 
     def _iterate(self, name: dns.name.Name, qtype: int, depth: int) -> Steps:
@@ -280,16 +422,21 @@ class Resolution:
 
         With QNAME minimisation (RFC 9156, relaxed mode as Unbound's default), the servers of
         each zone on the way are asked for one more label below what is known (type A) rather
-        than for the whole name, until the name's own zone is reached or the labels run out;
-        then the full question goes to the zone known last. What each answer means:
+        than for the whole name, and the question's own type goes only to the zone that holds
+        the name: while it is not known whether the name is a zone cut of its own, even the
+        full name is asked with type A first (Unbound does the same). What each answer means:
         - a referral: follow it, and minimise again from the new zone;
         - NOERROR (data, an alias or NODATA: an empty non-terminal or a name with data but no
           cut): no cut there, so add labels and ask the same zone again;
-        - NXDOMAIN: RFC 8020 says nothing exists below, but some servers still deny empty
-          non-terminals, and without DNSSEC we cannot tell; relaxed mode asks the same zone
-          for the full name instead of concluding (Unbound with qname-minimisation-strict: no);
-        - an error rcode (REFUSED, SERVFAIL, FORMERR): the server chokes on the minimised
-          question; the same server is asked the full question (see `_ask_zone`).
+        - NXDOMAIN: for the name itself, the answer; for a name above it, RFC 8020 says nothing
+          exists below, but some servers still deny empty non-terminals, and without DNSSEC we
+          cannot tell: relaxed mode asks the same zone for the full name instead of concluding
+          (Unbound with qname-minimisation-strict: no);
+        - an error rcode, a lame reply or silence: the server chokes on the minimised question,
+          so it is asked the full question (see `_ask_zone`).
+        When every server of a delegation taken from the cache fails (its addresses expired or
+        changed, or all of them are dead), the delegation is learnt again from the zone above
+        (RFC 1034 section 5.3.3; Unbound's "delegation point is useless").
         """
         # DS lives in the parent zone, so it is asked of the servers above the cut.
         start = name.parent() if qtype == dns.rdatatype.DS and name != dns.name.root else name
@@ -299,43 +446,96 @@ class Resolution:
             return self._conclude(verdict, qtype, depth)
         delegation = yield from self._closest_delegation(start, depth, route)
         target = Question(name, qtype)
-        upstream = self._ctx.config.upstream
-        minimiser = None
-        if upstream.qname_minimisation:
-            minimiser = Minimiser(name, upstream.max_minimise_count, upstream.minimise_one_label)
-        minimising, known = minimiser is not None, delegation.zone
+        minimiser = self._minimiser(name)
+        walk = _Walk(delegation.zone, minimising=minimiser is not None)
+        relearnt: set[dns.name.Name] = set()
         referrals = 0
         while True:
-            question = target
-            if minimiser is not None and minimising:
-                known, child = self._skip_known(minimiser, known, depth)
-                if child is None:
-                    minimising = False  # the cache holds an NXDOMAIN on the way: relaxed mode
-                elif child != name:
-                    question = Question(child, MINIMISED_TYPE)
+            question = self._next_question(walk, minimiser, target, depth)
             fallback = target if question != target else None
-            asked, verdict = yield from self._ask_zone(delegation, question, depth, fallback)
-            if asked != target:
+            try:
+                asked, verdict = yield from self._ask_zone(delegation, question, depth, fallback)
+            except ResolutionFailed as failure:
+                if not self._may_relearn(delegation, failure, relearnt):
+                    raise
+                relearnt.add(delegation.zone)
+                self._say(depth, "  no usable server for {}; asking its parent", delegation.zone)
+                delegation = yield from self._closest_delegation(delegation.zone.parent(), depth)
+                walk = _Walk(delegation.zone, minimising=minimiser is not None)
+                continue
+            if asked != target and verdict.kind is not Kind.REFERRAL:
+                if verdict.kind is Kind.NXDOMAIN and asked.name == name:
+                    return self._conclude(verdict, qtype, depth)  # no such name, whatever type
                 if verdict.kind is Kind.NXDOMAIN:
                     self._cache_negative(verdict, asked.rdtype)
                     self._say(depth, "  NXDOMAIN for {}; asking for the full name", asked.name)
-                    minimising = False
+                    walk.minimising = False
                     continue
-                if verdict.kind is not Kind.REFERRAL:
-                    self._cache_verdict(verdict)
-                    self._cache_negative(verdict, asked.rdtype)
-                    self._say(depth, "  {} exists, no zone cut there", asked.name)
-                    known = asked.name
-                    continue
-            elif verdict.kind is not Kind.REFERRAL:
+                self._cache_verdict(verdict)
+                self._cache_negative(verdict, asked.rdtype)
+                self._say(depth, "  {} exists, no zone cut there", asked.name)
+                walk.known = asked.name
+                continue
+            if verdict.kind is not Kind.REFERRAL:
                 return self._conclude(verdict, qtype, depth)
             referrals += 1
             if referrals > self._limits.max_referrals:
                 raise ResolutionFailed(ServfailReason.REFERRAL_DEPTH)
             assert verdict.delegation is not None
-            delegation = self._follow_referral(verdict, delegation.zone)
+            delegation = self._follow_referral(verdict)
             self._say(depth, "  referral to {}", delegation.describe())
-            minimising, known = minimiser is not None, delegation.zone
+            walk = _Walk(delegation.zone, minimising=minimiser is not None)
+
+    def _minimiser(self, name: dns.name.Name) -> Minimiser | None:
+        upstream = self._ctx.config.upstream
+        if not upstream.qname_minimisation:
+            return None
+        return Minimiser(name, upstream.max_minimise_count, upstream.minimise_one_label)
+
+    def _next_question(
+        self, walk: _Walk, minimiser: Minimiser | None, target: Question, depth: int
+    ) -> Question:
+        """What to ask the current zone's servers: a minimised name, the name typed A, or all."""
+        if minimiser is None or not walk.minimising:
+            return target
+        walk.known, child = self._skip_known(minimiser, walk.known, depth)
+        if child is None:
+            walk.minimising = False  # the cache holds an NXDOMAIN on the way: relaxed mode
+            return target
+        if child != target.name:
+            return Question(child, MINIMISED_TYPE)
+        if target.rdtype in _UNHIDDEN_TYPES or walk.known == target.name:
+            return target
+        if self._known_to_exist(target.name):
+            walk.known = target.name
+            return target
+        return Question(target.name, MINIMISED_TYPE)
+
+    def _known_to_exist(self, name: dns.name.Name) -> bool:
+        """The cache holds data or a NODATA for `name`: it is a name of the zone at hand."""
+        cache = self._ctx.cache
+        negative = cache.get_negative(name, MINIMISED_TYPE)
+        if negative is not None:
+            return negative.rcode == dns.rcode.NOERROR
+        return any(
+            cache.get_rrset(name, rdtype, min_rank=Rank.ANSWER) is not None
+            for rdtype in (MINIMISED_TYPE, dns.rdatatype.CNAME)
+        )
+
+    def _may_relearn(
+        self, delegation: Delegation, failure: ResolutionFailed, relearnt: set[dns.name.Name]
+    ) -> bool:
+        """Whether a failed delegation is worth learning again from its parent.
+
+        Only one that came from the cache, once per zone and walk: a delegation the parent has
+        just handed us would be handed over again, and configured servers have no parent to ask.
+        """
+        return (
+            failure.reason.authorities_failed
+            and delegation.from_cache
+            and delegation.zone != dns.name.root
+            and delegation.zone not in relearnt
+        )
 
     def _skip_known(
         self, minimiser: Minimiser, known: dns.name.Name, depth: int
@@ -345,18 +545,13 @@ class Resolution:
         Returns the deepest name known to exist and the next name to ask (the qname itself when
         no step is left), or None as the next name if the cache holds an NXDOMAIN on the way.
         """
-        cache = self._ctx.cache
         child = minimiser.next_name(known)
         while child != minimiser.qname:
-            negative = cache.get_negative(child, MINIMISED_TYPE)
+            negative = self._ctx.cache.get_negative(child, MINIMISED_TYPE)
             if negative is not None and negative.rcode == dns.rcode.NXDOMAIN:
                 self._say(depth, "cache: {} NXDOMAIN; asking for the full name", child)
                 return known, None
-            exists = negative is not None or any(
-                cache.get_rrset(child, rdtype, min_rank=Rank.ANSWER) is not None
-                for rdtype in (MINIMISED_TYPE, dns.rdatatype.CNAME)
-            )
-            if not exists:
+            if not self._known_to_exist(child):
                 break
             self._say(depth, "cache: {} exists, no need to ask", child)
             known, child = child, minimiser.next_name(child)
@@ -369,29 +564,36 @@ class Resolution:
 
         No minimisation: the forwarder needs the whole name to recurse on it (RFC 9156 section
         2.4: minimising towards a forwarder protects nothing). A forwarder that is silent, says
-        SERVFAIL or REFUSED, or does not recurse, passes the question to the next one.
+        SERVFAIL or REFUSED, or does not recurse, passes the question to the next one; silent
+        ones are asked again with a longer timeout before the question fails.
         """
         self._say(depth, "forward zone {}: forwarding", route.zone)
         upstream, table = self._ctx.config.upstream, self._ctx.servers
-        tried: set[tuple[str, int]] = set()
+        attempts = _Attempts(upstream.forward_timeout, upstream.retries)
         while True:
             candidates = [
                 server
-                for server in route.servers
-                if (server.address, server.port) not in tried
-                and usable_address(server.address, upstream)
+                for server in attempts.fresh(route.servers)
+                if usable_address(server.address, upstream, configured=True)
             ]
             if not candidates:
+                if attempts.next_round():
+                    self._say(depth, "  {}", attempts)
+                    continue
                 raise ResolutionFailed(
                     ServfailReason.NO_FORWARDER_ANSWERED
-                    if tried
+                    if attempts.any_asked
                     else ServfailReason.NO_USABLE_SERVER_ADDRESS
                 )
             server = choose_in_order(candidates, table)
-            tried.add((server.address, server.port))
-            verdict = yield from self._exchange(server, question, route.zone, depth, recursive=True)
+            attempts.asked(server)
+            verdict = yield from self._exchange(
+                server, question, route.zone, depth, attempts.timeout, recursive=True
+            )
             if isinstance(verdict, Classified):
                 return verdict
+            if verdict is _Miss.SILENT:
+                attempts.silent(server)
 
     def _closest_delegation(
         self, name: dns.name.Name, depth: int, stub: Route | None = None
@@ -411,7 +613,7 @@ class Resolution:
             return Delegation.from_servers(stub.zone, stub.servers)
         if ns is not None:
             self._say(depth, "cache: closest delegation is {}", ns.name)
-            return Delegation.from_ns(ns, cache)
+            return Delegation.from_ns(ns, cache, from_cache=True)
         root_ns = cache.get_rrset(dns.name.root, dns.rdatatype.NS)
         if root_ns is None:
             yield from self._prime(depth)
@@ -438,6 +640,26 @@ class Resolution:
         if verdict.kind is Kind.ANSWER:
             self._cache_verdict(verdict)
 
+    def _servers_of(self, delegation: Delegation) -> list[Server]:
+        """Every address of the delegation that a query may go to, configured servers first.
+
+        An address the operator configured (hints, stub and forward servers) stays usable when
+        it is learnt again from the network, e.g. from the root's answer to priming.
+        """
+        upstream, configured = self._ctx.config.upstream, self._ctx.configured_addresses
+        servers = [
+            s for s in delegation.fixed if usable_address(s.address, upstream, configured=True)
+        ]
+        servers.extend(
+            Server(address, upstream.port, ns_name)
+            for ns_name, addresses in delegation.addresses.items()
+            for address in addresses
+            if usable_address(
+                address, upstream, configured=delegation.configured or address in configured
+            )
+        )
+        return servers
+
     def _ask_zone(
         self,
         delegation: Delegation,
@@ -447,63 +669,83 @@ class Resolution:
     ) -> Generator[SendQuery, Outcome, tuple[Question, Classified]]:
         """Ask the zone's servers in turn until one gives a usable (non-lame) response.
 
+        Servers held down after repeated timeouts are skipped. When every server has been
+        asked, the names of glueless name servers are looked up one by one; after that, the
+        servers that stayed silent are asked again with twice the timeout, up to
+        `upstream.retries` more rounds (a lost datagram must not fail a zone with one address).
         `fallback` is the full question behind a minimised one: a server that rejects the
-        minimised question with an error rcode is asked it at once, and so is every server
-        after it (RFC 9156 relaxed mode; such servers exist, and failing the name would be
-        worse than showing it). Returns the question that was answered with the verdict.
+        minimised question (an error rcode or a lame reply) is asked the full question at once,
+        and so is every server after it, and so are the retransmissions (RFC 9156 relaxed mode;
+        such servers exist, and failing the name would be worse than showing it). Returns the
+        question that was answered with the verdict.
         """
-        tried: set[tuple[str, int]] = set()
+        table = self._ctx.servers
+        attempts = _Attempts(self._ctx.config.upstream.timeout, self._ctx.config.upstream.retries)
         looked_up: set[dns.name.Name] = set()
-        upstream = self._ctx.config.upstream
         while True:
-            candidates = [
-                server
-                for server in delegation.fixed
-                if (server.address, server.port) not in tried
-                and usable_address(server.address, upstream)
-            ] + [
-                Server(address, upstream.port, ns_name)
-                for ns_name, addresses in delegation.addresses.items()
-                for address in addresses
-                if (address, upstream.port) not in tried and usable_address(address, upstream)
-            ]
+            candidates = attempts.fresh(self._servers_of(delegation))
             if not candidates:
-                yield from self._find_glueless_address(delegation, looked_up, tried, depth)
+                if self._glueless_names(delegation, looked_up):
+                    yield from self._find_glueless_address(delegation, looked_up, depth)
+                elif attempts.next_round():
+                    self._say(depth, "  {}", attempts)
+                    if fallback is not None:
+                        question, fallback = fallback, None
+                else:
+                    raise ResolutionFailed(
+                        ServfailReason.NO_REACHABLE_AUTHORITY
+                        if attempts.any_asked
+                        else ServfailReason.NO_USABLE_SERVER_ADDRESS
+                    )
                 continue
-            server = choose_server(candidates, self._ctx.servers, self._ctx.rng)
-            tried.add((server.address, server.port))
-            verdict = yield from self._exchange(server, question, delegation.zone, depth)
-            if verdict is _Miss.REJECTED and fallback is not None:
-                self._say(depth, "  minimised question rejected; asking for the full name")
+            server = choose_server(candidates, table, self._ctx.rng)
+            attempts.asked(server)
+            if table.held_down(server.address):  # asked only of the one chosen: it may probe
+                self._say(depth, "  {} is held down after repeated failures", server.address)
+                continue
+            verdict = yield from self._exchange(
+                server, question, delegation.zone, depth, attempts.timeout
+            )
+            if verdict in (_Miss.REJECTED, _Miss.LAME) and fallback is not None:
+                self._say(depth, "  minimised question not answered; asking for the full name")
                 question, fallback = fallback, None
-                verdict = yield from self._exchange(server, question, delegation.zone, depth)
+                verdict = yield from self._exchange(
+                    server, question, delegation.zone, depth, attempts.timeout
+                )
             if isinstance(verdict, Classified):
                 return question, verdict
+            if verdict is _Miss.SILENT:
+                attempts.silent(server)
 
-    def _find_glueless_address(
-        self,
-        delegation: Delegation,
-        looked_up: set[dns.name.Name],
-        tried: set[tuple[str, int]],
-        depth: int,
-    ) -> Generator[SendQuery, Outcome, None]:
-        """Resolve the address of one more NS name that came without glue, or give up."""
+    def _glueless_names(self, delegation: Delegation, looked_up: set[dns.name.Name]) -> bool:
+        """Are there NS names without addresses that a lookup could still find?
+
+        Not when every such name lies inside the zone itself and the delegation came from the
+        cache: only the parent's glue can give their addresses, so the caller goes to the parent.
+        """
         missing = [
             n for n in delegation.ns_names if n not in looked_up and not delegation.addresses.get(n)
         ]
-        if not missing:
-            reason = (
-                ServfailReason.NO_REACHABLE_AUTHORITY
-                if tried
-                else ServfailReason.NO_USABLE_SERVER_ADDRESS
-            )
-            raise ResolutionFailed(reason)
+        if delegation.from_cache:
+            return any(not n.is_subdomain(delegation.zone) for n in missing)
+        return bool(missing)
+
+    def _find_glueless_address(
+        self, delegation: Delegation, looked_up: set[dns.name.Name], depth: int
+    ) -> Generator[SendQuery, Outcome, None]:
+        """Resolve the address of one more NS name that came without glue, within the caps."""
         if (
             len(looked_up) >= self._limits.max_glueless_per_delegation
             or depth >= self._limits.max_glueless_depth
         ):
             raise ResolutionFailed(ServfailReason.GLUELESS_LIMIT)
-        ns_name = missing[0]
+        ns_name = next(
+            n
+            for n in delegation.ns_names
+            if n not in looked_up
+            and not delegation.addresses.get(n)
+            and not (delegation.from_cache and n.is_subdomain(delegation.zone))
+        )
         looked_up.add(ns_name)
         self._say(depth, "  looking up the address of name server {}", ns_name)
         delegation.addresses[ns_name] = yield from self._lookup_addresses(ns_name, depth + 1)
@@ -540,17 +782,17 @@ class Resolution:
         question: Question,
         zone: dns.name.Name,
         depth: int,
+        timeout: float,
         *,
         recursive: bool = False,
     ) -> Generator[SendQuery, Outcome, Classified | _Miss]:
         """One server, one question: retry over TCP on TC=1 and without EDNS on FORMERR.
 
-        `recursive` asks a forwarder (RD=1, its own timeout, judged by `classify_recursive`)
-        instead of an authoritative server of `zone`. Returns why not when this server is of no
-        use for the question, so the caller moves on to the next one or another question.
+        `recursive` asks a forwarder (RD=1, judged by `classify_recursive`) instead of an
+        authoritative server of `zone`. Returns why not when this server is of no use for the
+        question, so the caller moves on to the next one or another question.
         """
         table, upstream = self._ctx.servers, self._ctx.config.upstream
-        timeout = upstream.forward_timeout if recursive else upstream.timeout
         use_edns, tcp = not table.no_edns(server.address), False
         label = f"{server.name} [{server.address}]" if server.name else server.address
         if server.port != upstream.port:
@@ -562,12 +804,30 @@ class Resolution:
             transport = "TCP" if tcp else "UDP"
             self._say(depth, "ask {} for {} {} over {}", label, name, rdtype_text, transport)
             outcome = yield SendQuery(server, query, tcp, timeout, upstream.use_0x20)
-            if isinstance(outcome, Timeout | NetworkError):
+            if isinstance(outcome, Timeout):
                 table.record_failure(server.address, timeout)
-                why = "timed out" if isinstance(outcome, Timeout) else outcome.reason
-                self._say(depth, "  {}", why)
+                self._say(depth, "  timed out after {:.1f} s", timeout)
                 return _Miss.SILENT
-            assert isinstance(outcome, Response)
+            if isinstance(outcome, NetworkError):
+                self._say(depth, "  {}", outcome.reason)
+                if outcome.unreachable:
+                    table.record_unreachable(server.address)
+                    return _Miss.UNREACHABLE
+                table.record_failure(server.address, timeout)
+                return _Miss.SILENT
+            if isinstance(outcome, BareHeader):
+                # Only the header could be read: its TC and rcode still count (see BareHeader).
+                if outcome.truncated and not tcp:
+                    self._say(depth, "  truncated (unparseable); retrying over TCP")
+                    tcp = True
+                    continue
+                if outcome.rcode == dns.rcode.FORMERR and use_edns:
+                    self._say(depth, "  FORMERR to EDNS (no question); retrying without EDNS")
+                    table.set_no_edns(server.address)
+                    use_edns = False
+                    continue
+                self._say(depth, "  unparseable reply; trying another server")
+                return _Miss.SILENT
             table.record_rtt(server.address, outcome.rtt)
             response = outcome.message
             if not is_response_to(query, response, exact_case=upstream.use_0x20):
@@ -583,15 +843,20 @@ class Resolution:
                 table.set_no_edns(server.address)
                 use_edns = False
                 continue
-            if rcode not in (dns.rcode.NOERROR, dns.rcode.NXDOMAIN):
+            if rcode not in _JUDGED_RCODES or (recursive and rcode == dns.rcode.YXDOMAIN):
                 self._say(depth, "  {}; trying another server", dns.rcode.to_text(rcode))
                 return _Miss.REJECTED
             if recursive:
                 verdict = classify_recursive(response, name, question.rdtype)
             else:
-                verdict = classify(response, name, question.rdtype, zone)
+                verdict = classify(
+                    response, name, question.rdtype, zone, harden_glue=upstream.harden_glue
+                )
             if verdict.kind is Kind.LAME:
-                self._say(depth, "  lame for {}; trying another server", zone)
+                assert verdict.lameness is not None
+                self._say(
+                    depth, "  lame for {} ({}); trying another server", zone, verdict.lameness.value
+                )
                 return _Miss.LAME
             return verdict
 
@@ -615,7 +880,7 @@ class Resolution:
 
     # -- learning from verdicts ---------------------------------------------------------------
 
-    def _follow_referral(self, verdict: Classified, parent: dns.name.Name) -> Delegation:
+    def _follow_referral(self, verdict: Classified) -> Delegation:
         cache = self._ctx.cache
         assert verdict.delegation is not None
         cache.put_rrset(verdict.delegation, Rank.REFERRAL, delegation=True)
@@ -652,6 +917,9 @@ class Resolution:
         if verdict.kind is Kind.CNAME:
             self._say(depth, "  alias: {}", _Records(verdict.chain))
             return Step(dns.rcode.NOERROR, records, next_name=verdict.final_name)
+        if verdict.kind is Kind.YXDOMAIN:
+            self._say(depth, "  YXDOMAIN: the DNAME makes {} too long", verdict.final_name)
+            return Step(dns.rcode.YXDOMAIN, records)
         rcode = dns.rcode.NXDOMAIN if verdict.kind is Kind.NXDOMAIN else dns.rcode.NOERROR
         soa = self._cache_negative(verdict, qtype)
         label = "NXDOMAIN" if rcode == dns.rcode.NXDOMAIN else "NODATA"

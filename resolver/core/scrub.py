@@ -16,6 +16,8 @@ import dns.name
 import dns.rdataclass
 import dns.rrset
 
+from resolver.core.actions import BareHeader
+
 
 def is_response_to(
     query: dns.message.Message, response: dns.message.Message, *, exact_case: bool = False
@@ -56,3 +58,21 @@ def in_bailiwick(section: Iterable[dns.rrset.RRset], zone: dns.name.Name) -> lis
         for rrset in section
         if rrset.rdclass == dns.rdataclass.IN and rrset.name.is_subdomain(zone)
     ]
+
+
+_HEADER_SIZE = 12
+_QR, _TC, _RCODE = 0x8000, 0x0200, 0x000F
+
+
+def bare_header(data: bytes, message: dns.message.Message | None) -> BareHeader | None:
+    """The header of a reply that did not parse or carries no question, if it means something.
+
+    Only TC=1 ("ask over TCP") and an error rcode (FORMERR from an EDNS-intolerant server)
+    do; anything else that fails to parse is ignored like any other stray datagram.
+    """
+    if len(data) < _HEADER_SIZE or (message is not None and message.question):
+        return None
+    flags = int.from_bytes(data[2:4], "big")
+    if not flags & _QR or not (flags & _TC or flags & _RCODE):
+        return None
+    return BareHeader(flags)

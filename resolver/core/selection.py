@@ -9,12 +9,20 @@ from resolver.cache.servers import ServerTable
 from resolver.config import UpstreamConfig
 from resolver.core.actions import Server
 
+#: Never a destination: "this network" (RFC 1122 3.2.1.3; 0.0.0.0 itself reaches the host).
+_THIS_NETWORK = ipaddress.ip_network("0.0.0.0/8")
 
-def usable_address(address: str, config: UpstreamConfig) -> bool:
-    """May a query go to this address? Never to loopback or unspecified unless allowed.
 
-    Like Unbound's do-not-query-localhost: on the real internet such glue is a misconfiguration
-    or an attempt to turn the resolver against the host it runs on.
+def usable_address(address: str, config: UpstreamConfig, *, configured: bool = False) -> bool:
+    """May a query go to this address?
+
+    Never to unspecified, "this network" (0.0.0.0/8) or multicast addresses, in IPv4 or
+    IPv4-mapped IPv6 form (`::ffff:0.0.0.1`): no server lives there, and some stacks deliver
+    them to the host itself. Loopback (127.0.0.0/8, ::1, `::ffff:127.0.0.1`) only with
+    `query_loopback` or when the operator `configured` the address (root hints file, stub and
+    forward zones), as in Knot Resolver: learned from the network, such an address is a
+    misconfiguration or an attempt to turn the resolver against the host it runs on (Unbound's
+    do-not-query-localhost). `do_ip4` and `do_ip6` apply to the address family of the socket.
     """
     try:
         ip = ipaddress.ip_address(address)
@@ -22,9 +30,16 @@ def usable_address(address: str, config: UpstreamConfig) -> bool:
         return False
     if not (config.do_ip4 if ip.version == 4 else config.do_ip6):
         return False
-    if ip.is_unspecified or ip.is_multicast:
-        return False
-    return config.query_loopback or not ip.is_loopback
+    target = ip.ipv4_mapped if isinstance(ip, ipaddress.IPv6Address) else None
+    for form in (ip, target):
+        if form is None:
+            continue
+        if form.is_unspecified or form.is_multicast:
+            return False
+        if isinstance(form, ipaddress.IPv4Address) and form in _THIS_NETWORK:
+            return False
+    loopback = ip.is_loopback or (target is not None and target.is_loopback)
+    return not loopback or config.query_loopback or configured
 
 
 def choose_server(candidates: list[Server], table: ServerTable, rng: random.Random) -> Server:

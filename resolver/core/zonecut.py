@@ -24,17 +24,24 @@ class Delegation:
 
     `fixed` are servers configured for a stub zone, asked besides (in practice: instead of)
     any NS names' addresses; they may listen on another port than `upstream.port`.
+    `configured` says the addresses came from the operator (root hints, stub zones), who may
+    point them anywhere, loopback included. `from_cache` says the delegation was read from the
+    cache rather than just handed over by the parent: if none of its servers works, the parent
+    is worth asking again.
     """
 
     zone: dns.name.Name
     ns_names: tuple[dns.name.Name, ...]
     addresses: dict[dns.name.Name, tuple[str, ...]] = field(default_factory=dict)
     fixed: tuple[Server, ...] = ()
+    configured: bool = False
+    from_cache: bool = False
 
     @classmethod
     def from_hints(cls, hints: RootHints) -> Delegation:
         names = tuple(rdata.target for rdata in hints.ns)
-        return cls(dns.name.root, names, {n: hints.addresses.get(n, ()) for n in names})
+        addresses = {n: hints.addresses.get(n, ()) for n in names}
+        return cls(dns.name.root, names, addresses, configured=True)
 
     @classmethod
     def from_ns(
@@ -42,6 +49,8 @@ class Delegation:
         ns: dns.rrset.RRset,
         cache: RecordCache,
         glue: Iterable[dns.rrset.RRset] = (),
+        *,
+        from_cache: bool = False,
     ) -> Delegation:
         """The NS set with addresses from fresh glue first, then from the cache."""
         names = tuple(rdata.target for rdata in ns)
@@ -51,12 +60,13 @@ class Delegation:
         for name in names:
             if not addresses[name]:
                 addresses[name] = cache.addresses(name)
-        return cls(ns.name, names, {name: tuple(found) for name, found in addresses.items()})
+        found_addresses = {name: tuple(found) for name, found in addresses.items()}
+        return cls(ns.name, names, found_addresses, from_cache=from_cache)
 
     @classmethod
     def from_servers(cls, zone: dns.name.Name, servers: tuple[Server, ...]) -> Delegation:
         """A stub zone: the operator named the servers, so there is nothing to look up."""
-        return cls(zone, (), {}, servers)
+        return cls(zone, (), {}, servers, configured=True)
 
     def describe(self) -> str:
         names = [str(n) for n in self.ns_names] + [s.address for s in self.fixed]

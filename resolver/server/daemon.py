@@ -60,6 +60,7 @@ async def serve(
             drop_privileges(config.user)
         with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
             async with trio.open_nursery() as nursery:
+                await nursery.start(service.run)  # resolutions outlive their first asker
                 handler = QueryHandler(service, background=nursery, query_log=query_log)
                 nursery.start_soon(operations.run, handler)
                 for udp, tcp in bound:

@@ -1,12 +1,17 @@
 """Turn one client datagram or TCP message into the bytes to send back (or None: drop it).
 
 Everything a hostile client can send ends here as FORMERR, REFUSED, NOTIMP or silence; nothing
-it sends may raise out of `handle`.
+it sends may raise out of `handle`. Nothing a hostile *server* sends may either: any exception
+while answering one query (an answer too large to render, a bug in resolution) ends that query
+in SERVFAIL and one log record, and the listeners never see it (DESIGN.md, "No exception from
+one query's handling ever reaches a listener"). Only trio's cancellation and other
+BaseExceptions pass, so shutdown still works.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import logging
 import struct
 import time
 
@@ -30,18 +35,29 @@ from resolver.server.querylog import QueryLog
 from resolver.server.service import ResolverService
 from resolver.server.wire import MAX_MESSAGE, parse
 
+log = logging.getLogger(__name__)
+
 HEADER = struct.Struct("!HHHHHH")
 _QR = 0x8000
+# Header bits a reply copies from the query: opcode, RD and CD (RFC 1035 4.1.1, RFC 4035 3.2.2).
+_COPIED_FLAGS = 0x7800 | dns.flags.RD | dns.flags.CD
+# RD as a bit of the header's third byte, for the fast path that reads bytes, not messages.
+_RD_BYTE = 0x01
 _REFUSED_TYPES = frozenset({dns.rdatatype.AXFR, dns.rdatatype.IXFR})
 MIN_UDP_PAYLOAD = 512
 # Client addresses whose access-list verdict is remembered; forgotten all at once when full.
 _ACCESS_MEMORY = 4096
+# RFC 8914 has no code for "the resolver itself failed": Other (0), with words that say so.
+_INTERNAL_ERROR = dns.edns.EDEOption(dns.edns.EDECode.OTHER, "internal error")
+# An RD=0 query where the operator refuses those (`non_recursive_queries`): Prohibited (18).
+_PROHIBITED = dns.edns.EDEOption(dns.edns.EDECode.PROHIBITED, "recursion not desired")
 
 
 def _header_only(wire: bytes, rcode: dns.rcode.Rcode) -> bytes:
-    """A reply carrying just the client's ID, opcode and RD, for queries we could not parse."""
+    """A reply carrying just the client's ID, opcode, RD and CD, for queries we could not parse
+    (or whose full reply could not be rendered)."""
     query_id, flags = struct.unpack_from("!HH", wire.ljust(4, b"\0"))
-    flags = (flags & 0x7900) | _QR | dns.flags.RA | rcode
+    flags = (flags & _COPIED_FLAGS) | _QR | dns.flags.RA | rcode
     return HEADER.pack(query_id, flags, 0, 0, 0, 0)
 
 
@@ -91,6 +107,8 @@ class QueryHandler:
         )
         self._access: dict[str, bool] = {}
         self._prefetch = service.config.cache.prefetch
+        # RD=0 queries under "refuse" must reach the slow path, which refuses them.
+        self._refuse_rd0 = service.config.non_recursive_queries == "refuse"
         self.query_log = query_log
         self._refreshing: set[bytes] = set()
         # Client-query latencies for stats and metrics; fast-path calls are sampled.
@@ -113,31 +131,43 @@ class QueryHandler:
         return max(MIN_UDP_PAYLOAD, min(client_payload, self.config.edns_payload))
 
     def answer_from_cache(self, wire: bytes, client_address: str, tcp: bool) -> bytes | None:
-        """The reply from the packet cache, or None to take the full path."""
-        self._untimed -= 1
-        started = 0.0
-        if not self._untimed:  # one call in FAST_PATH_SAMPLING is timed (latency.py says why)
-            self._untimed = FAST_PATH_SAMPLING
-            started = time.perf_counter()
-        question = parse_plain_query(wire)
-        if question is None or not self.allowed(client_address):
+        """The reply from the packet cache, or None to take the full path.
+
+        Called inline by the UDP batch loop, so it must never raise: an exception here is
+        logged and the query goes to the full path, which answers it (or SERVFAILs it).
+        """
+        try:  # free in Python 3.11 unless it raises; a method call per hit would not be
+            self._untimed -= 1
+            started = 0.0
+            if not self._untimed:  # one call in FAST_PATH_SAMPLING is timed (latency.py: why)
+                self._untimed = FAST_PATH_SAMPLING
+                started = time.perf_counter()
+            question = parse_plain_query(wire)
+            if question is None or not self.allowed(client_address):
+                return None
+            recursion_desired = wire[2] & _RD_BYTE
+            if self._refuse_rd0 and not recursion_desired:
+                return None
+            limit = MAX_MESSAGE if tcp else self._udp_limit(question.edns_payload)
+            hit = self.packets.answer(wire, question, limit)
+            if hit is None:
+                return None
+            reply, expiring = hit
+            self.stats.queries += 1
+            self.stats.packet_hits += 1
+            if started:  # this hit stands for every hit since the last timed one
+                hits = self.stats.packet_hits
+                self.latency.observe(time.perf_counter() - started, hits - self._hits_timed)
+                self._hits_timed = hits
+            if self.query_log is not None:
+                self.query_log.record(client_address, wire, reply, "packet-cache", 0.0)
+            if expiring and self._prefetch and recursion_desired:
+                # Only a client that asked us to recurse may make us ask the authorities.
+                self._refresh_later(question.key, wire)
+            return reply
+        except Exception:
+            log.error("packet cache failed for a query from %s", client_address, exc_info=True)
             return None
-        limit = MAX_MESSAGE if tcp else self._udp_limit(question.edns_payload)
-        hit = self.packets.answer(wire, question, limit)
-        if hit is None:
-            return None
-        reply, expiring = hit
-        self.stats.queries += 1
-        self.stats.packet_hits += 1
-        if started:  # this hit stands for every hit since the last timed one
-            hits = self.stats.packet_hits
-            self.latency.observe(time.perf_counter() - started, hits - self._hits_timed)
-            self._hits_timed = hits
-        if self.query_log is not None:
-            self.query_log.record(client_address, wire, reply, "packet-cache", 0.0)
-        if expiring and self._prefetch:
-            self._refresh_later(question.key, wire)
-        return reply
 
     def _refresh_later(self, key: bytes, wire: bytes) -> None:
         """Prefetch: resolve a popular answer again before it expires (Unbound's prefetch)."""
@@ -149,6 +179,8 @@ class QueryHandler:
         self._background.start_soon(self._refresh, key, wire)
 
     async def _refresh(self, key: bytes, wire: bytes) -> None:
+        """Runs in the daemon's own nursery: an exception escaping here would stop the daemon,
+        so a failed refresh is logged and forgotten (the cached answer simply expires)."""
         try:
             query = parse(wire)
             if query is None:
@@ -157,6 +189,8 @@ class QueryHandler:
             answer = await self.service.resolve(question.name, question.rdtype, refresh=True)
             self.stats.prefetches += 1
             self._remember(wire, query, answer)
+        except Exception:
+            log.error("prefetch of a cached answer failed", exc_info=True)
         finally:
             self._refreshing.discard(key)
 
@@ -166,15 +200,43 @@ class QueryHandler:
         return reply if reply is not None else await self.handle(wire, client_address, tcp)
 
     async def handle(self, wire: bytes, client_address: str, tcp: bool) -> bytes | None:
-        """The full path: validation, resolution, rendering (timed for stats; the query log)."""
+        """The full path: validation, resolution, rendering (timed for stats; the query log).
+
+        Never raises an Exception: one that escapes resolution or rendering becomes a SERVFAIL
+        for this query alone and one log record. BaseExceptions (trio.Cancelled) pass.
+        """
         started = time.perf_counter()
-        reply = await self._handle(wire, client_address, tcp)
+        try:
+            reply = await self._handle(wire, client_address, tcp)
+        except Exception:
+            log.error("internal error answering a query from %s", client_address, exc_info=True)
+            reply = self._failure(wire, tcp)
         elapsed = time.perf_counter() - started
         if reply is not None:
             self.latency.observe(elapsed)
         if self.query_log is not None:
-            self.query_log.record(client_address, wire, reply, "tcp" if tcp else "udp", elapsed)
+            try:
+                self.query_log.record(client_address, wire, reply, "tcp" if tcp else "udp", elapsed)
+            except Exception:
+                log.error("query log failed", exc_info=True)
         return reply
+
+    def _failure(self, wire: bytes, tcp: bool) -> bytes | None:
+        """SERVFAIL for a query whose handling raised: with its question and an Extended DNS
+        Error if the client sent EDNS, or just the header if even that cannot be rendered."""
+        if len(wire) < 3 or wire[2] & 0x80:
+            return None
+        self.stats.servfails += 1
+        try:
+            query = parse(wire)
+            if query is not None and len(query.question) == 1:
+                response = self._empty_response(query, dns.rcode.SERVFAIL)
+                if response.edns >= 0:
+                    response.use_edns(0, payload=response.payload, options=[_INTERNAL_ERROR])
+                return self._render(response, query, tcp)
+        except Exception:
+            log.error("could not render a SERVFAIL; sending just the header", exc_info=True)
+        return _header_only(wire, dns.rcode.SERVFAIL)
 
     async def _handle(self, wire: bytes, client_address: str, tcp: bool) -> bytes | None:
         if len(wire) < 3 or wire[2] & 0x80:
@@ -189,12 +251,26 @@ class QueryHandler:
         if refusal is not None:
             return self._render(self._empty_response(query, refusal), query, tcp)
         question = query.question[0]
+        # RFC 1034 4.3.1: RD=0 asks us not to recurse. Answer from what we already know (a
+        # cache-only resolution sends nothing upstream), or refuse, as the operator chose.
+        cache_only = not query.flags & dns.flags.RD
+        if cache_only and self.config.non_recursive_queries == "refuse":
+            response = self._empty_response(query, dns.rcode.REFUSED)
+            if response.edns >= 0:
+                response.use_edns(0, payload=response.payload, options=[_PROHIBITED])
+            return self._render(response, query, tcp)
         if question.rdtype == dns.rdatatype.ANY:
-            a_answer = await self.service.resolve(question.name, dns.rdatatype.A)
+            a_answer = await self.service.resolve(
+                question.name, dns.rdatatype.A, cache_only=cache_only
+            )
             return self._render(
                 self._response(query, minimal_any(question.name, a_answer)), query, tcp
             )
-        answer = await self.service.resolve(question.name, question.rdtype)
+        answer = await self.service.resolve(question.name, question.rdtype, cache_only=cache_only)
+        if cache_only:
+            # Not for the packet cache: a referral made for an RD=0 client must never be
+            # served to one that asked us to recurse.
+            return self._render(self._response(query, answer), query, tcp)
         plain = self._remember(wire, query, answer)
         if plain is not None:
             # Just stored: the packet cache makes the client's copy from the one rendering,
@@ -210,10 +286,14 @@ class QueryHandler:
     ) -> ParsedQuestion | None:
         """Put a fresh, complete answer to a plain question into the packet cache.
 
-        Returns the parsed plain question when the answer was offered to the packet cache.
+        Returns the parsed plain question when the answer was offered to the packet cache. An
+        answer too large for any message is not stored: rendering it for the client says what
+        happens (TC=1 over UDP, SERVFAIL over TCP).
         """
         if answer.failure is not None or answer.stale:
             return None
+        if not query.flags & dns.flags.RD:
+            return None  # cache-only answers (referrals) are for RD=0 clients alone
         if answer.rcode not in (dns.rcode.NOERROR, dns.rcode.NXDOMAIN):
             return None
         question = parse_plain_query(wire)
@@ -221,8 +301,11 @@ class QueryHandler:
             return None
         response = self._response(query, answer)
         response.use_edns(False)
-        response.flags &= ~dns.flags.RD
-        stored = bytearray(response.to_wire(max_size=MAX_MESSAGE))
+        response.flags &= ~(dns.flags.RD | dns.flags.CD)  # the packet cache copies the client's
+        try:
+            stored = bytearray(response.to_wire(max_size=MAX_MESSAGE))
+        except dns.exception.TooBig:
+            return None
         stored[12 : question.name_end] = stored[12 : question.name_end].lower()
         self.packets.store(question.key, bytes(stored))
         return question
@@ -250,6 +333,8 @@ class QueryHandler:
         response = dns.message.make_response(
             query, recursion_available=True, our_payload=self.config.edns_payload
         )
+        # RFC 4035 3.2.2: CD is copied. AD stays clear: nothing here is validated.
+        response.flags |= query.flags & dns.flags.CD
         response.set_rcode(rcode)
         return response
 

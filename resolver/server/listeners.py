@@ -1,4 +1,9 @@
-"""The client-facing sockets: UDP datagrams and TCP streams with 2-byte framing (RFC 7766)."""
+"""The client-facing sockets: UDP datagrams and TCP streams with 2-byte framing (RFC 7766).
+
+The handler turns every failure of one query into a reply (SERVFAIL at worst) and never
+raises; the listeners still catch what might escape it, as a last resort, because an exception
+reaching a listener's nursery would stop the listener for every client.
+"""
 
 from __future__ import annotations
 
@@ -103,6 +108,8 @@ class UdpListener:
             reply = await self.handler.handle(data, peer[0], tcp=False)
             if reply is not None:
                 self._send_now(reply, peer)
+        except Exception:
+            log.error("udp query from %s dropped by an internal error", peer, exc_info=True)
         finally:
             self._pending -= 1
 
@@ -140,6 +147,8 @@ class TcpListener:
                         await stream.send_all(framed(reply))
             except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
                 pass
+            except Exception:
+                log.error("tcp query from %s dropped by an internal error", peer, exc_info=True)
             finally:
                 slots.release()
 

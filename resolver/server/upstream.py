@@ -16,9 +16,21 @@ from dataclasses import dataclass, field
 import dns.message
 import trio
 
-from resolver.core.actions import NetworkError, Outcome, Response, SendQuery, Timeout
-from resolver.core.scrub import is_response_to
+from resolver.core.actions import BareHeader, NetworkError, Outcome, Response, SendQuery, Timeout
+from resolver.core.scrub import bare_header, is_response_to
 from resolver.server.wire import MAX_MESSAGE, family_of, framed, parse, receive_framed
+
+#: Errors that say the address cannot be reached at all: waiting for it, or asking it again
+#: within this resolution, is pointless (no route to an IPv6 network, nothing listening).
+_UNREACHABLE = frozenset(
+    {
+        errno.ENETUNREACH,
+        errno.EHOSTUNREACH,
+        errno.ECONNREFUSED,
+        errno.EADDRNOTAVAIL,
+        errno.EAFNOSUPPORT,
+    }
+)
 
 
 @dataclass
@@ -74,12 +86,17 @@ class Upstream:
                     message = await self._over_udp(action, wire)
                 if message is None:
                     return NetworkError("connection closed or malformed response")
+                if isinstance(message, BareHeader):
+                    return message
                 return Response(message, trio.current_time() - started)
         except OSError as error:
-            return NetworkError(errno.errorcode.get(error.errno or 0, str(error)))
+            reason = errno.errorcode.get(error.errno or 0, str(error))
+            return NetworkError(reason, unreachable=error.errno in _UNREACHABLE)
         return Timeout()
 
-    async def _over_udp(self, action: SendQuery, wire: bytes) -> dns.message.Message | None:
+    async def _over_udp(
+        self, action: SendQuery, wire: bytes
+    ) -> dns.message.Message | BareHeader | None:
         server = action.server
         with trio.socket.socket(family_of(server.address), trio.socket.SOCK_DGRAM) as sock:
             await sock.connect((server.address, server.port))
@@ -93,8 +110,13 @@ class Upstream:
                     action.query, message, exact_case=action.exact_case
                 ):
                     return message
+                bare = bare_header(data, message)
+                if bare is not None:
+                    return bare
 
-    async def _over_tcp(self, action: SendQuery, wire: bytes) -> dns.message.Message | None:
+    async def _over_tcp(
+        self, action: SendQuery, wire: bytes
+    ) -> dns.message.Message | BareHeader | None:
         server = action.server
         stream = await trio.open_tcp_stream(server.address, server.port)
         async with stream:
@@ -106,5 +128,5 @@ class Upstream:
         if message is None or not is_response_to(
             action.query, message, exact_case=action.exact_case
         ):
-            return None
+            return bare_header(data, message) if data[:2] == wire[:2] else None
         return message

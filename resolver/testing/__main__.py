@@ -14,6 +14,7 @@ from pathlib import Path
 import click
 import trio
 
+from resolver.testing.faults import Fault
 from resolver.testing.internet import TestInternet
 
 
@@ -31,9 +32,17 @@ from resolver.testing.internet import TestInternet
     show_default=True,
     help="Port of every server.",
 )
-def main(hints_out: Path | None, port: int) -> None:
+@click.option(
+    "--fault-everywhere",
+    type=click.Choice([fault.value for fault in Fault]),
+    default=Fault.NONE.value,
+    show_default=True,
+    help="Make every server misbehave this way (e.g. intercept: a network whose DNS is hijacked).",
+)
+def main(hints_out: Path | None, port: int, fault_everywhere: str) -> None:
     """Serve the standard loopback test internet until interrupted."""
     internet = TestInternet.default(port=port)
+    internet.set_fault_everywhere(Fault(fault_everywhere))
     temporary = hints_out is None
     if hints_out is None:
         handle, name = tempfile.mkstemp(prefix="resolver-test-hints-", suffix=".hints")

@@ -5,8 +5,9 @@ over the test internet's data in plain unit tests, and so that the socket server
 tests can never disagree about an answer.
 
 Only the behaviour a recursive resolver depends on is modelled: zone selection by longest suffix,
-delegations with in-zone glue, CNAME chains within the served zones, empty non-terminals and
-negative answers with RFC 2308 TTLs. Wildcards, DNSSEC and zone transfers are deliberately absent.
+delegations with in-zone glue, CNAME chains within the served zones, DNAME redirection with the
+synthesised CNAME (RFC 6672), empty non-terminals and negative answers with RFC 2308 TTLs.
+Wildcards, DNSSEC and zone transfers are deliberately absent.
 """
 
 from __future__ import annotations
@@ -43,6 +44,11 @@ class Outcome(enum.Enum):
     NODATA = enum.auto()
     NXDOMAIN = enum.auto()
     REFERRAL = enum.auto()
+    #: The name is below a DNAME: records are the DNAME and the CNAME synthesised from it.
+    DNAME = enum.auto()
+    #: The name is below a DNAME but the synthesised target would exceed 255 octets (RFC 6672
+    #: section 2.2): records hold the DNAME alone and the rcode is YXDOMAIN.
+    YXDOMAIN = enum.auto()
 
 
 @dataclass
@@ -93,6 +99,9 @@ def lookup(
     referral = _delegation(zone, qname, qtype)
     if referral is not None:
         return referral
+    redirection = _dname(zone, qname)
+    if redirection is not None:
+        return redirection
     node = zone.get_node(qname)
     if node is None or len(node) == 0:
         if _has_descendant(zone, qname):
@@ -108,6 +117,21 @@ def lookup(
     if cname is not None:
         return Lookup(Outcome.CNAME, zone, [cname])
     return Lookup(Outcome.NODATA, zone)
+
+
+def is_empty_non_terminal(qname: dns.name.Name, zones: Sequence[dns.zone.Zone]) -> bool:
+    """Whether `qname` is an empty non-terminal of the served zones (not below a cut or DNAME).
+
+    Faults that break only these names model the servers that trip up QNAME minimisation, whose
+    minimised queries are mostly for empty non-terminals (RFC 9156 section 2.3).
+    """
+    zone = _closest_zone(qname, zones)
+    if zone is None:
+        return False
+    if _delegation(zone, qname, dns.rdatatype.A) is not None or _dname(zone, qname) is not None:
+        return False
+    node = zone.get_node(qname)
+    return (node is None or len(node) == 0) and _has_descendant(zone, qname)
 
 
 def negative_soa(zone: dns.zone.Zone) -> dns.rrset.RRset:
@@ -155,9 +179,14 @@ def _fill_authoritative(
                 response.set_rcode(dns.rcode.NXDOMAIN)
             response.authority.append(negative_soa(current.zone))
             return
-        if current.outcome is not Outcome.CNAME or qtype == dns.rdatatype.CNAME:
+        if current.outcome is Outcome.YXDOMAIN:
+            response.set_rcode(dns.rcode.YXDOMAIN)
             return
-        cname = current.records[0]
+        chases = current.outcome is Outcome.CNAME or current.outcome is Outcome.DNAME
+        if not chases or qtype == dns.rdatatype.CNAME:
+            return
+        # For a DNAME the synthesised CNAME is the last record: it is what the chase follows.
+        cname = current.records[-1]
         seen.add(cname.name)
         target: dns.name.Name = cname[0].target
         if target in seen or len(seen) >= MAX_CNAME_CHAIN:
@@ -189,6 +218,30 @@ def _delegation(
         ns = zone.get_rrset(cut, dns.rdatatype.NS)
         if ns is not None:
             return Lookup(Outcome.REFERRAL, zone, [ns], _additional_for(zone, [ns]))
+    return None
+
+
+def _dname(zone: dns.zone.Zone, qname: dns.name.Name) -> Lookup | None:
+    """The DNAME redirection of `qname` if a strict ancestor of it in `zone` owns a DNAME.
+
+    RFC 6672 section 2.3: the DNAME itself is answered, followed by a CNAME from `qname` to the
+    name with the DNAME owner's suffix replaced by the target, with the DNAME's TTL. The owner
+    itself is an ordinary name (a query for it gets the DNAME rrset or NODATA). The topmost
+    DNAME wins, because nothing below a DNAME may exist in the zone.
+    """
+    for depth in range(len(zone.origin), len(qname)):
+        _, owner = qname.split(depth)
+        dname = zone.get_rrset(owner, dns.rdatatype.DNAME)
+        if dname is None:
+            continue
+        try:
+            target = qname.relativize(owner).concatenate(dname[0].target)
+        except dns.name.NameTooLong:
+            return Lookup(Outcome.YXDOMAIN, zone, [dname])
+        cname = dns.rrset.from_text(
+            qname, dname.ttl, dname.rdclass, dns.rdatatype.CNAME, target.to_text()
+        )
+        return Lookup(Outcome.DNAME, zone, [dname, cname])
     return None
 
 

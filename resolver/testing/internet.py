@@ -20,7 +20,7 @@ import dns.rdatatype
 import dns.zone
 import trio
 
-from resolver.testing.faults import Reply
+from resolver.testing.faults import Fault, Reply
 from resolver.testing.server import AuthServer
 from resolver.testing.topology import DEFAULT_SERVERS, DEFAULT_ZONES, ServerSpec
 from resolver.testing.transport import BoundSockets
@@ -118,6 +118,15 @@ class TestInternet:
         """Make every server healthy again: fault NONE, default delays, nothing injected."""
         for server in self.servers.values():
             server.reset_faults()
+
+    def set_fault_everywhere(self, fault: Fault) -> None:
+        """Give every server `fault`: e.g. INTERCEPT for a network whose DNS is all hijacked.
+
+        This is what a resolver sees on a network that redirects port 53 to an interceptor:
+        whichever authority it asks, the same middlebox answers.
+        """
+        for server in self.servers.values():
+            server.fault = fault
 
     @asynccontextmanager
     async def running(self) -> AsyncIterator[TestInternet]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 
+import dns.exception
 import dns.message
 import dns.name
 import dns.rdatatype
@@ -21,7 +22,7 @@ from resolver.config import Config
 from resolver.core.actions import Answer, Done, Outcome, Response, SendQuery, Timeout
 from resolver.core.hints import parse_root_hints
 from resolver.core.resolution import Context, Resolution, Tracer
-from resolver.core.scrub import is_response_to
+from resolver.core.scrub import bare_header, is_response_to
 from resolver.testing.internet import TestInternet
 
 
@@ -43,12 +44,18 @@ def perform(internet: TestInternet, action: SendQuery, rtt: float = 0.01) -> Out
         reply = internet.respond(action.server.address, action.query, action.tcp)
     except KeyError:
         return Timeout()  # nobody at that address
-    if not isinstance(reply, dns.message.Message):
+    if reply is None:
         return Timeout()
-    message = dns.message.from_wire(reply.to_wire(max_size=65535))
-    if not is_response_to(action.query, message, exact_case=action.exact_case):
-        return Timeout()  # the real transport ignores a wrong ID or question and waits on
-    return Response(message, rtt)
+    data = reply if isinstance(reply, bytes) else reply.to_wire(max_size=65535)
+    try:
+        message: dns.message.Message | None = dns.message.from_wire(data)
+    except dns.exception.DNSException:
+        message = None
+    if message is not None and is_response_to(action.query, message, exact_case=action.exact_case):
+        return Response(message, rtt)
+    bare = bare_header(data, message) if data[:2] == action.query.id.to_bytes(2, "big") else None
+    # Otherwise the real transport ignores a wrong ID, question or garbage and waits on.
+    return bare if bare is not None else Timeout()
 
 
 @dataclass
@@ -63,7 +70,9 @@ class ScriptedWorld:
     def __post_init__(self) -> None:
         self.context = Context(
             cache=RecordCache(self.config.cache, self.clock),
-            servers=ServerTable(self.config.upstream.server_table_size),
+            servers=ServerTable(
+                self.config.upstream.server_table_size, self.clock, self.config.upstream
+            ),
             hints=parse_root_hints(self.internet.hints_text()),
             config=self.config,
             rng=random.Random(self.seed),

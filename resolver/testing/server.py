@@ -1,8 +1,9 @@
 """One authoritative test server: its zones, its fault, its query log, and its sockets.
 
-Tests flip `fault`, `delay`, `spoof_delay` and `inject` at any time, including from another thread
-while `in_thread()` runs the servers: each is read once per query (`inject` is copied then), and
-single attribute writes and list appends are atomic in CPython, so no lock is needed.
+Tests flip `fault`, `delay`, `spoof_delay`, `inject` and `drop_next` at any time, including from
+another thread while `in_thread()` runs the servers: each is read once per query (`inject` is
+copied then), and single attribute writes and list appends are atomic in CPython, so no lock is
+needed (`drop_next` is only counted down by the thread that serves).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+import dns.flags
 import dns.message
 import dns.name
 import dns.rcode
@@ -77,6 +79,10 @@ class AuthServer:
     (see `faults.plant`): a malicious authority. `spoofs_sent` counts the forged datagrams
     handed to the socket layer under SPOOF, and `tcp_refused` the TCP connections (or, in
     `respond()`, TCP queries) turned away under NO_TCP, so tests can see a resolver tried TCP.
+
+    `drop_next` silently drops that many of the next UDP queries (each is still logged), then
+    the server answers as its fault says: a single lost datagram on an otherwise healthy path,
+    which a resolver must survive by retransmitting even when the zone has one address.
     """
 
     def __init__(
@@ -98,6 +104,7 @@ class AuthServer:
         self.delay = DEFAULT_DELAY
         self.spoof_delay = DEFAULT_SPOOF_DELAY
         self.inject: list[Injection] = []
+        self.drop_next = 0
         self.queries: list[ReceivedQuery] = []
         self.spoofs_sent = 0
         self.tcp_refused = 0
@@ -119,8 +126,9 @@ class AuthServer:
         self.tcp_refused = 0
 
     def reset_faults(self) -> None:
-        """Make this server healthy: no fault, default delays, nothing injected."""
+        """Make this server healthy: no fault, default delays, nothing injected or dropped."""
         self.fault = Fault.NONE
+        self.drop_next = 0
         self.delay = DEFAULT_DELAY
         self.spoof_delay = DEFAULT_SPOOF_DELAY
         self.inject.clear()
@@ -205,6 +213,9 @@ class AuthServer:
         else:
             delay = 0.0
         self.queries.append(_received(query, tcp, source_port))
+        if not tcp and self.drop_next > 0 and not query.flags & dns.flags.QR:
+            self.drop_next -= 1
+            return None, fault, 0.0
         reply = react(fault, query, tcp, self.zones, self.root_ns, inject)
         return reply, fault, delay
 

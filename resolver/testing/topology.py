@@ -28,6 +28,19 @@ Zones for the resolver's hardening tests (bounded work, server selection), all d
 - `slow.test.` served identically by ns1.slow.test. 127.53.8.1 and ns2.slow.test. 127.53.8.2:
   `www.slow.test.` A 192.0.2.88 and `a.slow.test.` ... `z.slow.test.` A 192.0.2.101 ... .126,
   for server-selection tests that slow one of them down.
+
+Zones for interoperability tests (servers that misbehave the way deployed ones do):
+
+- `dname.test.` (ns1.dname.test. 127.53.10.1): `old.dname.test.` DNAME `example.test.`, so
+  `www.old.dname.test.` is `www.example.test.` (a target in another server's zone);
+  `self.dname.test.` DNAME `new.dname.test.` with `www.new.dname.test.` A 192.0.2.55 (a target
+  the same server answers); `long.dname.test.` DNAME a 200-octet name, so a long enough name
+  below it is answered YXDOMAIN (RFC 6672 section 2.2).
+- `addr.test.`: the parent's glue says ns1.addr.test. is 127.53.11.1, where the server really
+  listens; the child zone itself says ns1.addr.test. A 127.53.11.2, where NOTHING listens (a
+  renumbered server whose zone was not updated). `www.addr.test.` A 192.0.2.66.
+- `onens.test.` (ns1.onens.test. 127.53.12.1, its only server and address): `www.onens.test.`
+  A 192.0.2.67, for retransmission tests that drop one datagram (`AuthServer.drop_next`).
 """
 
 from __future__ import annotations
@@ -111,6 +124,15 @@ slow.test.                    172800 NS  ns1.slow.test.
 slow.test.                    172800 NS  ns2.slow.test.
 ns1.slow.test.                172800 A   127.53.8.1
 ns2.slow.test.                172800 A   127.53.8.2
+; DNAME redirections, to another zone and inside the zone.
+dname.test.                   172800 NS  ns1.dname.test.
+ns1.dname.test.               172800 A   127.53.10.1
+; The parent's glue works; the child's own address record for its server points at nothing.
+addr.test.                    172800 NS  ns1.addr.test.
+ns1.addr.test.                172800 A   127.53.11.1
+; One server with one address.
+onens.test.                   172800 NS  ns1.onens.test.
+ns1.onens.test.               172800 A   127.53.12.1
 """
 
 
@@ -254,6 +276,41 @@ www                 300  A     192.0.2.88
 {_letters()}
 """
 
+#: A DNAME target of 3 x 63-octet labels plus `dname.test.`: 204 octets on the wire, so a name
+#: below `long.dname.test.` with two more 60-octet labels overflows 255 when redirected.
+LONG_DNAME_TARGET = ".".join(label * 63 for label in "xyz") + ".dname.test."
+
+DNAME_ZONE = f"""
+$TTL 3600
+@                   3600 SOA   ns1.dname.test. hostmaster.dname.test. (
+                                1 7200 3600 1209600 300 )
+@                   3600 NS    ns1
+ns1                 3600 A     127.53.10.1
+old                 3600 DNAME example.test.
+self                3600 DNAME new.dname.test.
+www.new             3600 A     192.0.2.55
+long                3600 DNAME {LONG_DNAME_TARGET}
+"""
+
+ADDR_ZONE = """
+$TTL 3600
+@                   3600 SOA   ns1.addr.test. hostmaster.addr.test. (
+                                1 7200 3600 1209600 300 )
+@                   3600 NS    ns1
+; Differs from the parent's glue (127.53.11.1): nothing listens here.
+ns1                 3600 A     127.53.11.2
+www                 3600 A     192.0.2.66
+"""
+
+ONENS_ZONE = """
+$TTL 3600
+@                   3600 SOA   ns1.onens.test. hostmaster.onens.test. (
+                                1 7200 3600 1209600 300 )
+@                   3600 NS    ns1
+ns1                 3600 A     127.53.12.1
+www                 3600 A     192.0.2.67
+"""
+
 DEFAULT_ZONES: dict[str, str] = {
     ".": ROOT_ZONE,
     "test.": TEST_ZONE,
@@ -267,6 +324,9 @@ DEFAULT_ZONES: dict[str, str] = {
     "d1.deep.test.": D1_DEEP_ZONE,
     "d2.d1.deep.test.": D2_D1_DEEP_ZONE,
     "slow.test.": SLOW_ZONE,
+    "dname.test.": DNAME_ZONE,
+    "addr.test.": ADDR_ZONE,
+    "onens.test.": ONENS_ZONE,
 }
 
 DEFAULT_SERVERS: tuple[ServerSpec, ...] = (
@@ -286,4 +346,8 @@ DEFAULT_SERVERS: tuple[ServerSpec, ...] = (
     ServerSpec("ns.d2.d1.deep.test.", "127.53.7.3", ("d2.d1.deep.test.",)),
     ServerSpec("ns1.slow.test.", "127.53.8.1", ("slow.test.",)),
     ServerSpec("ns2.slow.test.", "127.53.8.2", ("slow.test.",)),
+    ServerSpec("ns1.dname.test.", "127.53.10.1", ("dname.test.",)),
+    # Listed under the parent's glue address; the child zone's 127.53.11.2 has no server.
+    ServerSpec("ns1.addr.test.", "127.53.11.1", ("addr.test.",)),
+    ServerSpec("ns1.onens.test.", "127.53.12.1", ("onens.test.",)),
 )

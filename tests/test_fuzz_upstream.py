@@ -1,0 +1,184 @@
+"""Hostile authoritative responses never make an exception escape the resolver (issue 8).
+
+Every upstream response of a resolution may be replaced by a mutation of what the test internet
+would really have said (`resolver.testing.mutations`): broken flags and rcodes, RRsets dropped,
+duplicated, moved or invented, CNAME and DNAME loops, NS records pointing anywhere, odd TTLs and
+names, header counts that lie, truncation, compression pointer loops, noise behind the right ID.
+Hypothesis draws each mutation lazily, when the resolver sends the query it answers, and shrinks
+a failure to the fewest and smallest mutations.
+
+Two drivers:
+- the complete client path, `QueryHandler.respond` over `ResolverService`, whose `upstream` is a
+  `HostileUpstream` (the real transport's rules: new ID per query, wrong ID ignored, unparseable
+  bytes behind the right ID a `BareHeader`); one `trio.run` per example, several client
+  questions per example so that what one answer left in the caches meets the next;
+- the pure `Resolution`, driven synchronously, for many more cases at less cost.
+
+What must hold: nothing raises; every client query gets bytes that parse, with its ID, QR=1 and
+NOERROR, NXDOMAIN or SERVFAIL (or TC=1); the answer section is the chain that starts at the
+question; and `POISON_ADDRESS`, planted only by servers with no authority over `poison.test.`,
+never reaches a client (the mutations of the servers that do have authority over it are held back
+from handing it away; see the mutations module).
+
+`benchmarks/fuzz_upstream.py` runs the same checks for a million cases outside the test suite.
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+import dns.message
+import dns.name
+import dns.rcode
+import dns.rdatatype
+import dns.rrset
+import trio
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from resolver.core.actions import Answer, Done, SendQuery
+from resolver.core.resolution import Resolution
+from resolver.server.handler import QueryHandler
+from resolver.testing import TestInternet
+from resolver.testing.mutations import (
+    QUESTIONS,
+    CaughtErrors,
+    DrawChooser,
+    HostileUpstream,
+    RandomChooser,
+    answer_problem,
+    hostile_handler,
+    reply_problem,
+)
+from resolver.testing.scripted import ScriptedWorld
+from tests.helpers import loopback_config
+
+#: One internet for every example: its zones are only read; its query logs are reset per example.
+INTERNET = TestInternet.default()
+#: Its genuine replies, remembered across examples (see `HostileUpstream`).
+REPLIES: dict[tuple[object, ...], Any] = {}
+
+#: Settings common to both drivers: each example's draws depend on the resolver's own queries,
+#: so examples are slow and draw much by hypothesis's standards.
+FUZZ = settings(
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+
+questions = st.lists(st.sampled_from(QUESTIONS), min_size=1, max_size=3)
+
+
+async def ask_all(
+    handler: QueryHandler, asked: list[tuple[dns.message.Message, bool]], guarded: bool
+) -> None:
+    for query, tcp in asked:
+        reply = await handler.respond(query.to_wire(), "127.0.0.1", tcp)
+        problem = reply_problem(query, reply, guarded)
+        assert problem is None, problem
+
+
+@settings(FUZZ, max_examples=300)
+@given(
+    data=st.data(),
+    asked=questions,
+    tcp=st.booleans(),
+    edns=st.booleans(),
+    guarded=st.booleans(),
+    seed=st.integers(0, 2**16),
+)
+def test_complete_handler_answers_every_client_whatever_the_authorities_send(
+    data: st.DataObject,
+    asked: list[tuple[str, str]],
+    tcp: bool,
+    edns: bool,
+    guarded: bool,
+    seed: int,
+) -> None:
+    INTERNET.reset_counters()
+    rng = random.Random(seed)
+    upstream = HostileUpstream(
+        INTERNET, DrawChooser(data.draw), rng, guard_poison=guarded, replies=REPLIES
+    )
+    handler = hostile_handler(INTERNET, upstream, loopback_config(), seed)
+    queries = [
+        (
+            dns.message.make_query(
+                name, rdtype, use_edns=0 if edns else False, id=rng.getrandbits(16)
+            ),
+            tcp,
+        )
+        for name, rdtype in asked
+    ]
+    with CaughtErrors() as caught:
+        trio.run(ask_all, handler, queries, guarded)
+    assert not caught.records, "\n".join(caught.describe())
+
+
+def resolve(world: ScriptedWorld, upstream: HostileUpstream, name: str, rdtype: str) -> Answer:
+    """One resolution of the pure core, every query answered by the hostile upstream."""
+    resolution = Resolution(
+        dns.name.from_text(name), dns.rdatatype.from_text(rdtype), world.context
+    )
+    action = resolution.next_action()
+    for _ in range(world.config.limits.max_upstream_queries + 1):
+        if not isinstance(action, SendQuery):
+            break
+        action = resolution.receive(upstream.exchange(action))
+    assert isinstance(action, Done), "more queries than max_upstream_queries"
+    return action.answer
+
+
+@settings(FUZZ, max_examples=1000)
+@given(data=st.data(), asked=questions, guarded=st.booleans(), seed=st.integers(0, 2**16))
+def test_pure_resolution_always_ends_in_an_answer(
+    data: st.DataObject, asked: list[tuple[str, str]], guarded: bool, seed: int
+) -> None:
+    INTERNET.reset_counters()
+    world = ScriptedWorld(INTERNET, loopback_config(), seed=seed)
+    upstream = HostileUpstream(
+        INTERNET, DrawChooser(data.draw), random.Random(seed), guard_poison=guarded, replies=REPLIES
+    )
+    for name, rdtype in asked:
+        if rdtype == "ANY":
+            continue  # the handler asks the core for A instead (RFC 8482)
+        answer = resolve(world, upstream, name, rdtype)
+        problem = answer_problem(dns.name.from_text(name), answer, guarded)
+        assert problem is None, problem
+
+
+class Genuine(RandomChooser):
+    """Always the first option: every response is the genuine one."""
+
+    def integer(self, low: int, high: int) -> int:
+        return low
+
+
+def test_the_checks_accept_what_a_healthy_internet_says() -> None:
+    """With no mutation the answers are the real ones and pass the checks: the fuzzers test
+    the resolver, not the noise of their own checks."""
+    world = ScriptedWorld(INTERNET, loopback_config())
+    rng = random.Random(1)
+    upstream = HostileUpstream(INTERNET, Genuine(rng), rng)
+    answer = resolve(world, upstream, "alias.example.test.", "A")
+    assert [rrset.to_text() for rrset in answer.answer] == [
+        "alias.example.test. 600 IN CNAME www.example.test.",
+        "www.example.test. 300 IN A 192.0.2.1",
+    ]
+    assert answer_problem(dns.name.from_text("alias.example.test."), answer, True) is None
+    assert upstream.log and all(entry.endswith("genuine -> Response") for entry in upstream.log)
+
+
+def test_a_planted_poison_is_seen_by_the_checks() -> None:
+    """The poison check is not vacuous: a poisoned reply is caught."""
+    query = dns.message.make_query("www.example.test.", "A", id=7)
+    response = dns.message.make_response(query)
+    response.answer.append(
+        dns.rrset.from_text("www.example.test.", 60, "IN", "CNAME", "poison.test.")
+    )
+    response.answer.append(dns.rrset.from_text("poison.test.", 60, "IN", "A", "6.6.6.6"))
+    assert reply_problem(query, response.to_wire(), True) == (
+        "poison reached a client: poison.test. 60 IN A 6.6.6.6"
+    )
+    response.answer.pop(0)
+    assert reply_problem(query, response.to_wire(), False) == "poison.test. A is off the chain"
