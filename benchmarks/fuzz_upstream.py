@@ -31,12 +31,14 @@ import json
 import multiprocessing
 import os
 import random
+import signal
 import sys
 import time
 import traceback
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 import benchlib
@@ -47,13 +49,14 @@ import dns.rdatatype
 import trio
 
 from resolver.config import Config, UpstreamConfig
+from resolver.server.handler import QueryHandler
 from resolver.testing import TestInternet
 from resolver.testing.mutations import (
     QUESTIONS,
     CaughtErrors,
     HostileUpstream,
     RandomChooser,
-    hostile_handler,
+    hostile_resolver,
     reply_problem,
 )
 
@@ -159,6 +162,7 @@ async def run_case(
     `log` keeps a line per upstream exchange (for `--replay`).
     """
     internet.reset_counters()
+    random.seed(case.rng.getrandbits(64))  # dnspython shuffles RRsets with it as it renders
     upstream = HostileUpstream(
         internet,
         RandomChooser(case.rng),
@@ -167,35 +171,41 @@ async def run_case(
         replies=REPLIES,
         keep_log=log,
     )
-    handler = hostile_handler(internet, upstream, CONFIG, case.rng.getrandbits(32))
-    for query, tcp in case.queries:
-        before = len(caught.records)
-        tally.client_queries += 1
-        try:
-            reply = await handler.respond(query.to_wire(), "127.0.0.1", tcp)
-        except Exception as error:  # the very thing this script looks for
-            text = "".join(traceback.format_exception(error))
-            tally.add_failure(Failure(case.number, "escaped", signature(error), text))
-            tally.rcodes["(exception)"] += 1
-            continue
-        for record in caught.records[before:]:
-            assert record.exc_info is not None and record.exc_info[1] is not None
-            error = record.exc_info[1]
-            text = f"{record.getMessage()}\n" + "".join(traceback.format_exception(error))
-            tally.add_failure(Failure(case.number, "caught", "caught " + signature(error), text))
-        del caught.records[before:]
-        problem = reply_problem(query, reply, case.guarded)
-        if problem is not None:
-            question = query.question[0]
-            text = f"{question.name} {dns.rdatatype.to_text(question.rdtype)}: {problem}"
-            tally.add_failure(Failure(case.number, "bad reply", problem.split(":")[0], text))
-        if reply is not None and len(reply) >= 4:
-            flags = int.from_bytes(reply[2:4], "big")
-            tally.rcodes["TC" if flags & dns.flags.TC else dns.rcode.to_text(flags & 0xF)] += 1
+    caught.records.clear()
+    async with hostile_resolver(internet, upstream, CONFIG, case.rng.getrandbits(32)) as handler:
+        for query, tcp in case.queries:
+            await ask(handler, query, tcp, case, tally)
+    for record in caught.records:
+        assert record.exc_info is not None and record.exc_info[1] is not None
+        error = record.exc_info[1]
+        text = f"{record.getMessage()}\n" + "".join(traceback.format_exception(error))
+        tally.add_failure(Failure(case.number, "caught", "caught " + signature(error), text))
     tally.cases += 1
     tally.upstream_queries += upstream.sent
     tally.outcomes.update(upstream.outcomes)
     return upstream
+
+
+async def ask(
+    handler: QueryHandler, query: dns.message.Message, tcp: bool, case: Case, tally: Tally
+) -> None:
+    """One client query through the handler, its reply checked and counted."""
+    tally.client_queries += 1
+    try:
+        reply = await handler.respond(query.to_wire(), "127.0.0.1", tcp)
+    except Exception as error:  # the very thing this script looks for
+        text = "".join(traceback.format_exception(error))
+        tally.add_failure(Failure(case.number, "escaped", signature(error), text))
+        tally.rcodes["(exception)"] += 1
+        return
+    problem = reply_problem(query, reply, case.guarded)
+    if problem is not None:
+        question = query.question[0]
+        text = f"{question.name} {dns.rdatatype.to_text(question.rdtype)}: {problem}"
+        tally.add_failure(Failure(case.number, "bad reply", problem.split(":")[0], text))
+    if reply is not None and len(reply) >= 4:
+        flags = int.from_bytes(reply[2:4], "big")
+        tally.rcodes["TC" if flags & dns.flags.TC else dns.rcode.to_text(flags & 0xF)] += 1
 
 
 _INTERNET: TestInternet | None = None
@@ -303,6 +313,9 @@ def main() -> int:
         ),
         flush=True,
     )
+    # SIGTERM unwinds like Ctrl-C: the pool's exit stops every worker by its PID, and the
+    # figures so far are printed.
+    signal.signal(signal.SIGTERM, _interrupt)
     tally = Tally()
     started = last = time.monotonic()
     jobs = list(chunks(args.seed, cases))
@@ -325,6 +338,10 @@ def main() -> int:
         figures["seconds"] = seconds
         args.json.write_text(json.dumps(figures, indent=2, default=str))
     return 1 if tally.failure_counts else 0
+
+
+def _interrupt(_signum: int, _frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
 
 
 def progress(tally: Tally, cases: int, started: float, last: float) -> float:

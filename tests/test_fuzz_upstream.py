@@ -39,7 +39,6 @@ from hypothesis import strategies as st
 
 from resolver.core.actions import Answer, Done, SendQuery
 from resolver.core.resolution import Resolution
-from resolver.server.handler import QueryHandler
 from resolver.testing import TestInternet
 from resolver.testing.mutations import (
     QUESTIONS,
@@ -48,7 +47,7 @@ from resolver.testing.mutations import (
     HostileUpstream,
     RandomChooser,
     answer_problem,
-    hostile_handler,
+    hostile_resolver,
     reply_problem,
 )
 from resolver.testing.scripted import ScriptedWorld
@@ -70,12 +69,16 @@ questions = st.lists(st.sampled_from(QUESTIONS), min_size=1, max_size=3)
 
 
 async def ask_all(
-    handler: QueryHandler, asked: list[tuple[dns.message.Message, bool]], guarded: bool
+    upstream: HostileUpstream,
+    seed: int,
+    asked: list[tuple[dns.message.Message, bool]],
+    guarded: bool,
 ) -> None:
-    for query, tcp in asked:
-        reply = await handler.respond(query.to_wire(), "127.0.0.1", tcp)
-        problem = reply_problem(query, reply, guarded)
-        assert problem is None, problem
+    async with hostile_resolver(INTERNET, upstream, loopback_config(), seed) as handler:
+        for query, tcp in asked:
+            reply = await handler.respond(query.to_wire(), "127.0.0.1", tcp)
+            problem = reply_problem(query, reply, guarded)
+            assert problem is None, problem
 
 
 @settings(FUZZ, max_examples=300)
@@ -100,7 +103,6 @@ def test_complete_handler_answers_every_client_whatever_the_authorities_send(
     upstream = HostileUpstream(
         INTERNET, DrawChooser(data.draw), rng, guard_poison=guarded, replies=REPLIES
     )
-    handler = hostile_handler(INTERNET, upstream, loopback_config(), seed)
     queries = [
         (
             dns.message.make_query(
@@ -111,7 +113,7 @@ def test_complete_handler_answers_every_client_whatever_the_authorities_send(
         for name, rdtype in asked
     ]
     with CaughtErrors() as caught:
-        trio.run(ask_all, handler, queries, guarded)
+        trio.run(ask_all, upstream, seed, queries, guarded)
     assert not caught.records, "\n".join(caught.describe())
 
 

@@ -685,8 +685,9 @@ class Resolution:
         while True:
             candidates = attempts.fresh(self._servers_of(delegation))
             if not candidates:
-                if self._glueless_names(delegation, looked_up):
-                    yield from self._find_glueless_address(delegation, looked_up, depth)
+                ns_name = self._next_glueless_name(delegation, looked_up)
+                if ns_name is not None:
+                    yield from self._find_glueless_address(delegation, ns_name, looked_up, depth)
                 elif attempts.next_round():
                     self._say(depth, "  {}", attempts)
                     if fallback is not None:
@@ -717,21 +718,31 @@ class Resolution:
             if verdict is _Miss.SILENT:
                 attempts.silent(server)
 
-    def _glueless_names(self, delegation: Delegation, looked_up: set[dns.name.Name]) -> bool:
-        """Are there NS names without addresses that a lookup could still find?
+    def _next_glueless_name(
+        self, delegation: Delegation, looked_up: set[dns.name.Name]
+    ) -> dns.name.Name | None:
+        """The next NS name without an address that a lookup could still find, if any.
 
-        Not when every such name lies inside the zone itself and the delegation came from the
-        cache: only the parent's glue can give their addresses, so the caller goes to the parent.
+        Not a name inside the zone itself when the delegation came from the cache: only the
+        parent's glue can give its address, so the caller goes to the parent instead.
         """
-        missing = [
-            n for n in delegation.ns_names if n not in looked_up and not delegation.addresses.get(n)
-        ]
-        if delegation.from_cache:
-            return any(not n.is_subdomain(delegation.zone) for n in missing)
-        return bool(missing)
+        return next(
+            (
+                name
+                for name in delegation.ns_names
+                if name not in looked_up
+                and not delegation.addresses.get(name)
+                and not (delegation.from_cache and name.is_subdomain(delegation.zone))
+            ),
+            None,
+        )
 
     def _find_glueless_address(
-        self, delegation: Delegation, looked_up: set[dns.name.Name], depth: int
+        self,
+        delegation: Delegation,
+        ns_name: dns.name.Name,
+        looked_up: set[dns.name.Name],
+        depth: int,
     ) -> Generator[SendQuery, Outcome, None]:
         """Resolve the address of one more NS name that came without glue, within the caps."""
         if (
@@ -739,13 +750,6 @@ class Resolution:
             or depth >= self._limits.max_glueless_depth
         ):
             raise ResolutionFailed(ServfailReason.GLUELESS_LIMIT)
-        ns_name = next(
-            n
-            for n in delegation.ns_names
-            if n not in looked_up
-            and not delegation.addresses.get(n)
-            and not (delegation.from_cache and n.is_subdomain(delegation.zone))
-        )
         looked_up.add(ns_name)
         self._say(depth, "  looking up the address of name server {}", ns_name)
         delegation.addresses[ns_name] = yield from self._lookup_addresses(ns_name, depth + 1)

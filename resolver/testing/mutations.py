@@ -36,7 +36,8 @@ import copy
 import logging
 import random
 import struct
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
@@ -793,6 +794,9 @@ def _copy(message: dns.message.Message) -> dns.message.Message:
     RRset objects with its zones, which a TTL mutation must not change."""
     duplicate = copy.copy(message)
     duplicate.sections = [[rrset.copy() for rrset in section] for section in message.sections]
+    duplicate.index = None  # the original's index would find the original's RRsets
+    if message.opt is not None:  # the extended rcode and EDNS flags live in its TTL
+        duplicate.opt = message.opt.copy()
     return duplicate
 
 
@@ -938,9 +942,17 @@ class HostileUpstream(Upstream):
         except KeyError:
             known = (None, ())
         else:
-            reply = server.respond(query, action.tcp)
-            if isinstance(reply, dns.message.Message):
-                reply = dns.message.from_wire(reply.to_wire(max_size=MAX_MESSAGE))
+            # dnspython shuffles each RRset as it renders it (the server does, to see whether
+            # its reply fits), with the global generator: a fixed order keeps a remembered
+            # reply the same whichever case asked first, and the generator's state as it was.
+            state = random.getstate()
+            random.seed(0)
+            try:
+                reply = server.respond(query, action.tcp)
+                if isinstance(reply, dns.message.Message):
+                    reply = dns.message.from_wire(reply.to_wire(max_size=MAX_MESSAGE))
+            finally:
+                random.setstate(state)
             known = (reply, tuple(zone.origin for zone in server.zones))
         if len(self.replies) >= REPLY_MEMORY:
             self.replies.clear()
@@ -1080,16 +1092,19 @@ class CaughtErrors(logging.Handler):
         ]
 
 
-def hostile_handler(
+@asynccontextmanager
+async def hostile_resolver(
     internet: TestInternet,
     upstream: HostileUpstream,
     config: Config,
     seed: int,
-) -> QueryHandler:
-    """The complete client path (`QueryHandler` over `ResolverService`) over `upstream`.
+) -> AsyncIterator[QueryHandler]:
+    """The complete client path over `upstream`, set up as `resolver serve` sets it up.
 
-    The cache clock is fake and the service's own random generator (server choice, 0x20) is
-    seeded, so a case replays exactly from its seed.
+    A `QueryHandler` over a `ResolverService` whose resolutions run in a nursery of their own
+    (as in the daemon: they outlive their first asker, and the service's safety net is the one
+    in use). The cache clock is fake and the service's own random generator (server choice,
+    0x20) is seeded, so a case replays exactly from its seed.
     """
     service = ResolverService(
         config,
@@ -1098,4 +1113,7 @@ def hostile_handler(
         upstream=upstream,
     )
     service.context.rng.seed(seed)
-    return QueryHandler(service)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(service.run)
+        yield QueryHandler(service, background=nursery)
+        nursery.cancel_scope.cancel()

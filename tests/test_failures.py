@@ -1,0 +1,144 @@
+"""How the iterator meets failing servers: retransmission, unreachable addresses, hold-down,
+remembered failures (RFC 9520) and when stale data may stand in (RFC 8767). No sockets."""
+
+from __future__ import annotations
+
+import errno
+from collections.abc import Callable
+
+import dns.message
+import dns.name
+import dns.rcode
+import dns.rdatatype
+import dns.rrset
+import pytest
+import trio
+
+from resolver.cache.records import Rank
+from resolver.core.actions import Answer, Done, NetworkError, Outcome, SendQuery, Server, Timeout
+from resolver.core.reasons import ServfailReason
+from resolver.core.resolution import Resolution
+from resolver.server.upstream import Upstream
+from resolver.testing import Fault
+from resolver.testing.scripted import ScriptedWorld, perform
+from tests.helpers import texts
+
+EXAMPLE_SERVERS = ("ns1.example.test.", "ns2.example.test.")
+NS1_EXAMPLE = "127.53.2.1"
+
+
+def resolve_with(
+    world: ScriptedWorld, name: str, network: Callable[[SendQuery], Outcome | None]
+) -> tuple[Answer, list[SendQuery]]:
+    """Drive one resolution; `network` may replace the test internet's outcome of a query."""
+    resolution = Resolution(dns.name.from_text(name), dns.rdatatype.A, world.context)
+    sent: list[SendQuery] = []
+    action = resolution.next_action()
+    while isinstance(action, SendQuery):
+        sent.append(action)
+        outcome = network(action)
+        action = resolution.receive(outcome or perform(world.internet, action))
+    assert isinstance(action, Done)
+    return action.answer, sent
+
+
+def test_an_unreachable_address_is_not_waited_for_nor_asked_again(world: ScriptedWorld) -> None:
+    def no_route(action: SendQuery) -> Outcome | None:
+        if action.server.address == NS1_EXAMPLE:
+            return NetworkError("ENETUNREACH", unreachable=True)
+        return None
+
+    world.resolve("example.test.", "NS")  # the delegation is cached: only the zone is asked
+    world.internet.servers["ns2.example.test."].fault = Fault.DROP
+    answer, sent = resolve_with(world, "www.example.test.", no_route)
+    assert answer.failure is ServfailReason.NO_REACHABLE_AUTHORITY
+    asked = [a.server.address for a in sent]
+    # the silent server gets its retransmissions, the unreachable one a single try
+    assert asked.count(NS1_EXAMPLE) == 1
+    assert asked.count("127.53.2.2") == 1 + world.config.upstream.retries
+    assert world.context.servers.held_down(NS1_EXAMPLE)
+
+
+def test_silent_servers_are_asked_again_with_a_longer_timeout(world: ScriptedWorld) -> None:
+    world.resolve("example.test.", "NS")
+    lost = {"left": 2}  # the first datagram to each example.test server is lost
+
+    def lossy(action: SendQuery) -> Outcome | None:
+        if action.server.address.startswith("127.53.2.") and lost["left"]:
+            lost["left"] -= 1
+            return Timeout()
+        return None
+
+    answer, sent = resolve_with(world, "www.example.test.", lossy)
+    assert texts(answer.answer) == ["www.example.test. 300 IN A 192.0.2.1"]
+    timeouts = [a.timeout for a in sent if a.server.address.startswith("127.53.2.")]
+    assert timeouts == [0.3, 0.3, 0.6]  # both lost, then the second round waits twice as long
+
+
+def test_retransmission_stops_after_the_configured_rounds(world: ScriptedWorld) -> None:
+    for name in EXAMPLE_SERVERS:
+        world.internet.servers[name].fault = Fault.DROP
+    answer = world.resolve("www.example.test.")
+    assert answer.failure is ServfailReason.NO_REACHABLE_AUTHORITY
+    # two servers, each asked once a round: the first round and `upstream.retries` (2) more
+    assert sum(world.internet.servers[n].query_count for n in EXAMPLE_SERVERS) == 2 * 3
+
+
+def test_a_failure_is_remembered_briefly_so_the_next_client_does_not_wait(
+    world: ScriptedWorld,
+) -> None:
+    for name in EXAMPLE_SERVERS:
+        world.internet.servers[name].fault = Fault.DROP
+    assert world.resolve("www.example.test.").rcode == dns.rcode.SERVFAIL
+    world.internet.reset_counters()
+    again = world.resolve("www.example.test.")
+    assert again.failure is ServfailReason.NO_REACHABLE_AUTHORITY
+    assert world.last_queries == 0
+    world.clock.advance(world.config.cache.failure_ttl + 1)
+    for name in EXAMPLE_SERVERS:
+        world.internet.servers[name].fault = Fault.NONE
+    world.clock.advance(world.config.upstream.max_hold_down_time)  # the servers may be probed
+    assert texts(world.resolve("www.example.test.").answer) == [
+        "www.example.test. 300 IN A 192.0.2.1"
+    ]
+
+
+def test_servers_held_down_are_skipped_without_a_query(world: ScriptedWorld) -> None:
+    world.resolve("example.test.", "NS")
+    for name in EXAMPLE_SERVERS:
+        world.internet.servers[name].fault = Fault.DROP
+    for letter in "abc":  # distinct names: the failure cache does not answer them
+        world.resolve(f"{letter}.example.test.")
+    world.internet.reset_counters()
+    answer = world.resolve("d.example.test.")
+    assert answer.failure is ServfailReason.NO_REACHABLE_AUTHORITY
+    assert sum(world.internet.servers[n].query_count for n in EXAMPLE_SERVERS) == 0
+
+
+def test_stale_data_does_not_hide_a_policy_failure(world: ScriptedWorld) -> None:
+    """A CNAME loop is the zone's fault, not an outage: SERVFAIL, even with stale data held."""
+    world.cache.put_rrset(
+        dns.rrset.from_text("loop1.example.test.", 1, "IN", "A", "192.0.2.9"), Rank.ANSWER
+    )
+    world.clock.advance(10)
+    answer = world.resolve("loop1.example.test.")
+    assert answer.rcode == dns.rcode.SERVFAIL
+    assert answer.failure is ServfailReason.CNAME_LOOP
+    assert not answer.stale
+
+
+@pytest.mark.parametrize("code", [errno.ENETUNREACH, errno.EHOSTUNREACH, errno.ECONNREFUSED])
+async def test_the_transport_reports_unreachable_addresses_at_once(
+    monkeypatch: pytest.MonkeyPatch, code: int
+) -> None:
+    """The socket's connect fails the way a missing route makes it fail; a loopback target
+    keeps any packet on this machine should the patch ever stop working."""
+
+    async def unreachable(self: object, address: object) -> None:
+        raise OSError(code, "unreachable")
+
+    with trio.socket.socket(trio.socket.AF_INET, trio.socket.SOCK_DGRAM) as probe:
+        monkeypatch.setattr(type(probe), "connect", unreachable)
+    query = dns.message.make_query("www.example.test.", "A")
+    outcome = await Upstream().perform(SendQuery(Server("127.0.0.1", 9), query, False, 5.0))
+    assert outcome == NetworkError(errno.errorcode[code], unreachable=True)
