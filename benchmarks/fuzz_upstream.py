@@ -334,8 +334,17 @@ def main() -> int:
     seconds = time.monotonic() - started
     print(report(tally, seconds, args.seed))
     if args.json is not None:
-        figures = asdict(tally)
-        figures["seconds"] = seconds
+        figures = {
+            "cases": tally.cases,
+            "seconds": seconds,
+            "cases_per_second": tally.cases / seconds if seconds else 0.0,
+            "client_queries": tally.client_queries,
+            "upstream_queries": tally.upstream_queries,
+            "rcodes": dict(tally.rcodes),
+            "outcomes": dict(tally.outcomes),
+            "failure_counts": dict(tally.failure_counts),
+            "failures": [asdict(failure) for failure in tally.failures.values()],
+        }
         args.json.write_text(json.dumps(figures, indent=2, default=str))
     return 1 if tally.failure_counts else 0
 

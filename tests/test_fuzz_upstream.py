@@ -25,7 +25,12 @@ from handing it away; see the mutations module).
 
 from __future__ import annotations
 
+import json
 import random
+import re
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import dns.message
@@ -81,7 +86,7 @@ async def ask_all(
             assert problem is None, problem
 
 
-@settings(FUZZ, max_examples=300)
+@settings(FUZZ, max_examples=200)
 @given(
     data=st.data(),
     asked=questions,
@@ -131,7 +136,7 @@ def resolve(world: ScriptedWorld, upstream: HostileUpstream, name: str, rdtype: 
     return action.answer
 
 
-@settings(FUZZ, max_examples=1000)
+@settings(FUZZ, max_examples=800)
 @given(data=st.data(), asked=questions, guarded=st.booleans(), seed=st.integers(0, 2**16))
 def test_pure_resolution_always_ends_in_an_answer(
     data: st.DataObject, asked: list[tuple[str, str]], guarded: bool, seed: int
@@ -184,3 +189,31 @@ def test_a_planted_poison_is_seen_by_the_checks() -> None:
     )
     response.answer.pop(0)
     assert reply_problem(query, response.to_wire(), False) == "poison.test. A is off the chain"
+
+
+def test_the_benchmark_runs_and_reports(tmp_path: Path) -> None:
+    """`benchmarks/fuzz_upstream.py` for a few cases, so that the million-case script never rots:
+    it exits 0 (no failure) and prints its figures; `--replay` shows a case's exchanges."""
+    script = Path(__file__).resolve().parent.parent / "benchmarks" / "fuzz_upstream.py"
+    figures = tmp_path / "fuzz.json"
+    run = subprocess.run(
+        [sys.executable, str(script), "--cases", "40", "--jobs", "1", "--json", str(figures)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert re.search(r"cases: 40 in [\d.]+ s = [\d,]+ cases/s", run.stdout), run.stdout
+    assert "client replies by rcode: " in run.stdout
+    assert "failures: none" in run.stdout
+    assert json.loads(figures.read_text())["cases"] == 40
+    replay = subprocess.run(
+        [sys.executable, str(script), "--replay", "3"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert replay.returncode == 0, replay.stdout + replay.stderr
+    assert "upstream exchanges" in replay.stdout

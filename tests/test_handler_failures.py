@@ -138,6 +138,23 @@ async def test_a_crash_in_resolution_is_servfail_with_an_extended_error_and_one_
     assert handler.stats.servfails == 1
 
 
+async def test_a_flood_of_crashing_queries_logs_one_traceback_a_second(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    handler = offline_handler()
+    replace_resolve(handler.service, monkeypatch, crash)
+    wire = query("doomed.example.test.").to_wire()
+    for _ in range(50):
+        assert await handler.handle(wire, "127.0.0.1", False) is not None
+    assert len(error_records(caplog)) == 1
+    handler._last_error_logged -= 1.0  # as if a second had passed since that record
+    await handler.handle(wire, "127.0.0.1", False)
+    records = error_records(caplog)
+    assert len(records) == 2
+    assert "49 more since the last report" in records[1].getMessage()
+    assert handler.stats.servfails == 51
+
+
 async def test_a_client_without_edns_gets_servfail_without_opt(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

@@ -17,6 +17,7 @@ class ServfailReason(Enum):
     GLUELESS_LIMIT = ("too many glueless name server lookups", 0)
     TIMEOUT = ("resolution took too long", 0)
     NO_FORWARDER_ANSWERED = ("no forwarder answered", 22)
+    INTERNAL_ERROR = ("internal error", 0)  # a bug: the query's handling raised
 
     @property
     def text(self) -> str:

@@ -30,6 +30,7 @@ import trio
 from resolver.cache.packets import PacketCache, ParsedQuestion, parse_plain_query
 from resolver.config import Config
 from resolver.core.actions import Answer
+from resolver.core.reasons import ServfailReason
 from resolver.server.latency import FAST_PATH_SAMPLING, LatencyHistogram
 from resolver.server.querylog import QueryLog
 from resolver.server.service import ResolverService
@@ -48,7 +49,12 @@ MIN_UDP_PAYLOAD = 512
 # Client addresses whose access-list verdict is remembered; forgotten all at once when full.
 _ACCESS_MEMORY = 4096
 # RFC 8914 has no code for "the resolver itself failed": Other (0), with words that say so.
-_INTERNAL_ERROR = dns.edns.EDEOption(dns.edns.EDECode.OTHER, "internal error")
+_INTERNAL_ERROR = dns.edns.EDEOption(
+    ServfailReason.INTERNAL_ERROR.ede_code, ServfailReason.INTERNAL_ERROR.text
+)
+#: At most one traceback a second: a client that can trigger a bug on every query must not be
+#: able to flood the log (the others are counted and reported with the next one).
+_ERROR_LOG_INTERVAL = 1.0
 # An RD=0 query where the operator refuses those (`non_recursive_queries`): Prohibited (18).
 _PROHIBITED = dns.edns.EDEOption(dns.edns.EDECode.PROHIBITED, "recursion not desired")
 
@@ -106,6 +112,8 @@ class QueryHandler:
             service.config.cache.max_packets, service.clock, service.config.edns_payload
         )
         self._access: dict[str, bool] = {}
+        self._last_error_logged = -_ERROR_LOG_INTERVAL
+        self._errors_not_logged = 0
         self._prefetch = service.config.cache.prefetch
         # RD=0 queries under "refuse" must reach the slow path, which refuses them.
         self._refuse_rd0 = service.config.non_recursive_queries == "refuse"
@@ -209,7 +217,7 @@ class QueryHandler:
         try:
             reply = await self._handle(wire, client_address, tcp)
         except Exception:
-            log.error("internal error answering a query from %s", client_address, exc_info=True)
+            self._log_internal_error(client_address)
             reply = self._failure(wire, tcp)
         elapsed = time.perf_counter() - started
         if reply is not None:
@@ -220,6 +228,20 @@ class QueryHandler:
             except Exception:
                 log.error("query log failed", exc_info=True)
         return reply
+
+    def _log_internal_error(self, client_address: str) -> None:
+        """Log the exception being handled, rate-limited (see `_ERROR_LOG_INTERVAL`)."""
+        now = time.monotonic()
+        if now - self._last_error_logged < _ERROR_LOG_INTERVAL:
+            self._errors_not_logged += 1
+            return
+        log.error(
+            "internal error answering a query from %s (%d more since the last report)",
+            client_address,
+            self._errors_not_logged,
+            exc_info=True,
+        )
+        self._last_error_logged, self._errors_not_logged = now, 0
 
     def _failure(self, wire: bytes, tcp: bool) -> bytes | None:
         """SERVFAIL for a query whose handling raised: with its question and an Extended DNS

@@ -18,8 +18,9 @@ Every mutation draws its decisions from a `Chooser`, so one set of functions ser
 `RandomChooser` (a seeded `random.Random`, for `benchmarks/fuzz_upstream.py`: a seed replays a
 case) and `DrawChooser` (hypothesis's `draw`, for tests: hypothesis shrinks a failure to its
 smallest form). `HostileUpstream` puts the mutator where the resolver's UDP/TCP transport sits and
-applies the transport's own rules to what comes back (wrong ID or question: ignored, so a timeout;
-unparseable bytes behind the right ID: `BareHeader`).
+applies the transport's own rules to what comes back (`transport_outcome`: wrong ID or question
+ignored, so a timeout; unparseable bytes behind the right ID with TC=1 or an error rcode: a
+`BareHeader`).
 
 **The poison invariant.** `POISON_ADDRESS` is only ever planted under `POISON_NAME`
 (`poison.test.`), and only by servers that are not authoritative for it (every server except the
@@ -56,9 +57,9 @@ import trio
 
 from resolver.config import Config
 from resolver.core import actions
-from resolver.core.actions import Outcome, Response, SendQuery, Timeout
+from resolver.core.actions import NetworkError, Outcome, Response, SendQuery, Timeout
 from resolver.core.hints import parse_root_hints
-from resolver.core.scrub import is_response_to
+from resolver.core.scrub import bare_header, is_response_to
 from resolver.server.handler import QueryHandler
 from resolver.server.service import ResolverService
 from resolver.server.upstream import Upstream
@@ -825,23 +826,28 @@ def hostile_reply(reply: Reply, target: Target) -> SearchStrategy[Any]:
 
 
 def transport_outcome(action: SendQuery, wire: bytes | None, rtt: float = 0.01) -> Outcome:
-    """What `resolver.server.upstream` makes of `wire` as the only datagram for `action`.
+    """What `resolver.server.upstream` makes of `wire` as the only reply to `action`.
 
-    Its rules: bytes with another ID are ignored (so the wait ends in a timeout); bytes that
-    parse and answer the question are a `Response`; bytes behind the right ID that do not parse
-    or carry no question are a `BareHeader` (if this build has it), else ignored too.
+    Its rules: bytes that parse and answer the question are a `Response`; bytes behind the
+    right ID that do not parse or carry no question are a `BareHeader` when their header means
+    something (TC=1, an error rcode: `scrub.bare_header`). Anything else is ignored over UDP,
+    where the wait then ends in a timeout, and ends the exchange over TCP, where the connection
+    carries that one reply ("malformed response").
     """
-    if wire is None or len(wire) < 2 or wire[:2] != struct.pack("!H", action.query.id):
+    if wire is None:
         return Timeout()
     message = parse(wire)
-    if message is not None and is_response_to(action.query, message, exact_case=action.exact_case):
+    same_id = len(wire) >= 2 and wire[:2] == struct.pack("!H", action.query.id)
+    if (
+        same_id
+        and message is not None
+        and is_response_to(action.query, message, exact_case=action.exact_case)
+    ):
         return Response(message, rtt)
-    bare_header = getattr(actions, "BareHeader", None)
-    if bare_header is not None and len(wire) >= 12 and (message is None or not message.question):
-        (flags,) = struct.unpack_from("!H", wire, 2)
-        if flags & dns.flags.QR:
-            return bare_header(flags)  # type: ignore[no-any-return]
-    return Timeout()
+    bare = bare_header(wire, message) if same_id else None
+    if bare is not None:
+        return bare
+    return NetworkError("connection closed or malformed response") if action.tcp else Timeout()
 
 
 #: How many genuine replies a `HostileUpstream` remembers before it starts again.
@@ -1023,8 +1029,9 @@ def reply_problem(query: dns.message.Message, reply: bytes | None, guarded: bool
     """What is wrong with the reply a client got (None: nothing).
 
     It must exist and parse, carry the client's ID and QR=1, be truncated (TC=1) or have
-    NOERROR, NXDOMAIN or SERVFAIL, hold only the chain from the question in its answer and,
-    when the poison invariant holds (`guarded`), no `POISON_ADDRESS` anywhere.
+    NOERROR, NXDOMAIN or SERVFAIL (or YXDOMAIN for a DNAME that overflows the name), hold
+    only the chain from the question in its answer and, when the poison invariant holds
+    (`guarded`), no `POISON_ADDRESS` anywhere.
     """
     if reply is None:
         return "no reply to a well-formed query"
@@ -1035,7 +1042,7 @@ def reply_problem(query: dns.message.Message, reply: bytes | None, guarded: bool
         return f"reply with ID {response.id} (query {query.id}) or without QR"
     if response.flags & dns.flags.TC:
         return None
-    if response.rcode() not in CLIENT_RCODES:
+    if response.rcode() not in CLIENT_RCODES and not _dname_overflow(response):
         return f"reply with rcode {dns.rcode.to_text(response.rcode())}"
     question = query.question[0]
     if question.rdtype != dns.rdatatype.ANY:  # RFC 8482: the handler may synthesise HINFO
@@ -1047,9 +1054,18 @@ def reply_problem(query: dns.message.Message, reply: bytes | None, guarded: bool
     return None
 
 
+def _dname_overflow(answer: dns.message.Message | actions.Answer) -> bool:
+    """YXDOMAIN with a DNAME in the answer: the substitution would make a name longer than
+    255 octets, and RFC 6672 section 2.2 says YXDOMAIN (the resolver passes that on)."""
+    rcode = answer.rcode() if isinstance(answer, dns.message.Message) else answer.rcode
+    return rcode == dns.rcode.YXDOMAIN and any(
+        rrset.rdtype == dns.rdatatype.DNAME for rrset in answer.answer
+    )
+
+
 def answer_problem(qname: dns.name.Name, answer: actions.Answer, guarded: bool) -> str | None:
     """`reply_problem` for the pure core's `Answer`."""
-    if answer.rcode not in CLIENT_RCODES:
+    if answer.rcode not in CLIENT_RCODES and not _dname_overflow(answer):
         return f"answer with rcode {dns.rcode.to_text(answer.rcode)}"
     if answer.rcode == dns.rcode.SERVFAIL and answer.failure is None and not answer.stale:
         return "SERVFAIL without a reason"
