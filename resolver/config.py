@@ -143,8 +143,10 @@ class UpstreamConfig:
     penalty_half_life: float = setting(60.0, gt=0, unit="seconds")
     # After this many consecutive failures a server is skipped (held down) for hold_down_time,
     # doubling with each further failure up to max_hold_down_time; then one probe is let
-    # through. A dead zone then costs clients no timeouts (RFC 9520 section 3.1).
-    hold_down_after: int = setting(3, ge=1)
+    # through. A dead zone then costs clients no timeouts (RFC 9520 section 3.1). Five, not
+    # fewer: a short outage seen by a few concurrent questions must not shut a healthy server
+    # off (a lost datagram shared by merged identical queries counts once).
+    hold_down_after: int = setting(5, ge=1)
     hold_down_time: float = setting(5.0, gt=0, unit="seconds")
     max_hold_down_time: float = setting(120.0, gt=0, unit="seconds")
     # 0x20: randomise the letter case of query names and insist on it in responses. Off by

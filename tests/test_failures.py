@@ -53,14 +53,16 @@ def test_an_unreachable_address_is_not_waited_for_nor_asked_again(world: Scripte
     answer, sent = resolve_with(world, "www.example.test.", no_route)
     assert answer.failure is ServfailReason.NO_REACHABLE_AUTHORITY
     asked = [a.server.address for a in sent]
-    # the silent server gets its retransmissions, the unreachable one a single try
+    # The cached delegation is tried once round, then learnt again from the TLD; the silent
+    # server then gets its retransmissions, the unreachable one is never asked again.
     assert asked.count(NS1_EXAMPLE) == 1
-    assert asked.count("127.53.2.2") == 1 + world.config.upstream.retries
+    assert asked.count("127.53.1.1") + asked.count("127.53.1.2") == 1
+    assert asked.count("127.53.2.2") == 1 + 1 + world.config.upstream.retries
     assert world.context.servers.held_down(NS1_EXAMPLE)
 
 
 def test_silent_servers_are_asked_again_with_a_longer_timeout(world: ScriptedWorld) -> None:
-    world.resolve("example.test.", "NS")
+    """A delegation just handed over by the parent: its servers get the retransmissions."""
     lost = {"left": 2}  # the first datagram to each example.test server is lost
 
     def lossy(action: SendQuery) -> Outcome | None:
@@ -73,6 +75,29 @@ def test_silent_servers_are_asked_again_with_a_longer_timeout(world: ScriptedWor
     assert texts(answer.answer) == ["www.example.test. 300 IN A 192.0.2.1"]
     timeouts = [a.timeout for a in sent if a.server.address.startswith("127.53.2.")]
     assert timeouts == [0.3, 0.3, 0.6]  # both lost, then the second round waits twice as long
+
+
+def test_a_cached_delegation_that_fails_is_learnt_again_before_waiting_longer(
+    world: ScriptedWorld,
+) -> None:
+    world.resolve("example.test.", "NS")
+    lost = {"left": 2}
+
+    def lossy(action: SendQuery) -> Outcome | None:
+        if action.server.address.startswith("127.53.2.") and lost["left"]:
+            lost["left"] -= 1
+            return Timeout()
+        return None
+
+    answer, sent = resolve_with(world, "www.example.test.", lossy)
+    assert texts(answer.answer) == ["www.example.test. 300 IN A 192.0.2.1"]
+    # both cached servers silent once, then one query to the TLD rather than a longer wait
+    assert [(a.server.address[:9], a.timeout) for a in sent] == [
+        ("127.53.2.", 0.3),
+        ("127.53.2.", 0.3),
+        ("127.53.1.", 0.3),
+        ("127.53.2.", 0.3),
+    ]
 
 
 def test_retransmission_stops_after_the_configured_rounds(world: ScriptedWorld) -> None:
@@ -127,7 +152,7 @@ def test_stale_data_does_not_hide_a_policy_failure(world: ScriptedWorld) -> None
     assert not answer.stale
 
 
-@pytest.mark.parametrize("code", [errno.ENETUNREACH, errno.EHOSTUNREACH, errno.ECONNREFUSED])
+@pytest.mark.parametrize("code", [errno.ENETUNREACH, errno.EHOSTUNREACH, errno.EADDRNOTAVAIL])
 async def test_the_transport_reports_unreachable_addresses_at_once(
     monkeypatch: pytest.MonkeyPatch, code: int
 ) -> None:
@@ -142,3 +167,14 @@ async def test_the_transport_reports_unreachable_addresses_at_once(
     query = dns.message.make_query("www.example.test.", "A")
     outcome = await Upstream().perform(SendQuery(Server("127.0.0.1", 9), query, False, 5.0))
     assert outcome == NetworkError(errno.errorcode[code], unreachable=True)
+
+
+async def test_an_icmp_error_after_sending_is_an_ordinary_failure() -> None:
+    """Port unreachable comes back as ECONNREFUSED on the connected socket; anyone who guesses
+    the source port can forge it, so it must not mark the address unreachable."""
+    with trio.socket.socket(trio.socket.AF_INET, trio.socket.SOCK_DGRAM) as closed:
+        await closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    query = dns.message.make_query("www.example.test.", "A")
+    outcome = await Upstream().perform(SendQuery(Server("127.0.0.1", port), query, False, 5.0))
+    assert outcome == NetworkError("ECONNREFUSED", unreachable=False)

@@ -27,14 +27,17 @@ Clock = Callable[[], float]
 class Rank(IntEnum):
     """How far a record can be trusted (RFC 2181 section 5.4.1); higher replaces lower, never back.
 
-    Only ANSWER data is ever returned to a client: glue and referral NS sets only steer the
-    iterator towards the servers that are authoritative for the data.
+    Only answer data (ANSWER, or NONAUTH_ANSWER from a reply without AA or from a forwarder) is
+    ever returned to a client: glue and referral NS sets only steer the iterator towards the
+    servers that are authoritative for the data. A server that omits AA is believed, but the
+    zone's own authoritative answer replaces what it said, never the other way round.
     """
 
     GLUE = 1
     REFERRAL = 2
-    AUTHORITY = 3
-    ANSWER = 4
+    NONAUTH_ANSWER = 3
+    AUTHORITY = 4
+    ANSWER = 5
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,7 +132,7 @@ class RecordCache:
         if ttl <= 0:
             return False
         self._entries[key] = _Entry(with_ttl(rrset, ttl), now + ttl, rank)
-        if rank >= Rank.AUTHORITY:
+        if rank >= Rank.NONAUTH_ANSWER:
             # Fresh authoritative data supersedes what we believed about its absence, and a
             # failure to find it.
             self._entries.pop((_NEGATIVE, rrset.name, rrset.rdtype), None)

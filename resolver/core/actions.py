@@ -50,7 +50,11 @@ class Response:
 
 @dataclass(frozen=True, slots=True)
 class Timeout:
-    pass
+    """No reply in time. `shared` says another resolution's identical query was the one on the
+    wire (the carrier merged them): only that one counts the server's failure, so one lost
+    datagram is one failure however many questions waited for it."""
+
+    shared: bool = False
 
 
 @dataclass(frozen=True, slots=True)

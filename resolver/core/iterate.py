@@ -58,6 +58,7 @@ class Classified:
     delegation: dns.rrset.RRset | None = None
     glue: tuple[dns.rrset.RRset, ...] = ()
     lameness: Lameness | None = None
+    authoritative: bool = True
 
 
 def _lame(name: dns.name.Name, why: Lameness) -> Classified:
@@ -116,6 +117,8 @@ def _follow_chain(
                 chain.append(dname)  # the substitution overflows: YXDOMAIN (see `classify`)
                 break
             chain += [dname, cname]
+            if qtype == dns.rdatatype.CNAME:
+                return chain, name, True  # the synthesised CNAME is the answer asked for
             name = cname[0].target
             continue
         if qtype == dns.rdatatype.ANY:
@@ -205,8 +208,9 @@ def classify(
     6. An NS set for a cut below the zone and above the name: a referral, even with AA (some
        broken servers set it), never NODATA.
     7. An NS set pointing up the tree or sideways: lame, AA or not, never NODATA.
-    8. AA with nothing else: NODATA without an SOA to quote.
-    9. A non-authoritative alias inside the zone: follow it. Anything else is lame.
+    8. An alias inside the zone with neither data nor SOA for its target: follow it (a server
+       that does not chase aliases says nothing about the target).
+    9. AA with nothing else: NODATA without an SOA to quote. Anything else is lame.
     """
     aa = bool(response.flags & dns.flags.AA)
     rcode = response.rcode()
@@ -214,8 +218,11 @@ def classify(
     authority_all = [r for r in response.authority if r.rdclass == dns.rdataclass.IN]
     authority = in_bailiwick(authority_all, zone)
     chain, final_name, answered = _follow_chain(answer, qname, qtype)
-    redirect_only = bool(chain) and not answered and rcode == dns.rcode.NOERROR
-    if response.flags & dns.flags.RA and not aa and not redirect_only:
+    if response.flags & dns.flags.RA and not aa:
+        if chain and not answered and rcode == dns.rcode.NOERROR:
+            # Only the alias is taken, never a verdict on its target (an SOA beside it would
+            # otherwise make a NODATA of what a resolver's cache happened to hold).
+            return Classified(Kind.CNAME, final_name, tuple(chain), authoritative=False)
         return _lame(qname, Lameness.RECURSIVE)
     overflow = bool(chain) and chain[-1].rdtype == dns.rdatatype.DNAME and not answered
     if overflow:
@@ -226,28 +233,28 @@ def classify(
         glue: tuple[dns.rrset.RRset, ...] = ()
         if chain[-1].rdtype == dns.rdatatype.NS:
             glue = glue_for(chain[-1], response.additional, zone if harden_glue else dns.name.root)
-        return Classified(Kind.ANSWER, final_name, tuple(chain), glue=glue)
+        return Classified(Kind.ANSWER, final_name, tuple(chain), glue=glue, authoritative=aa)
     cut = _cut_below(authority, final_name, zone)
     looped = any(rrset.name == final_name for rrset in chain)
     if chain and (looped or cut is not None or not final_name.is_subdomain(zone)):
-        return Classified(Kind.CNAME, final_name, tuple(chain))
+        return Classified(Kind.CNAME, final_name, tuple(chain), authoritative=aa)
     soa = _negative_soa(authority, final_name)
     if rcode == dns.rcode.NXDOMAIN:
         if aa or soa is not None:
-            return Classified(Kind.NXDOMAIN, final_name, tuple(chain), soa=soa)
+            return Classified(Kind.NXDOMAIN, final_name, tuple(chain), soa=soa, authoritative=aa)
         return _lame(final_name, Lameness.NEGATIVE_WITHOUT_AUTHORITY)
     if soa is not None:
-        return Classified(Kind.NODATA, final_name, tuple(chain), soa=soa)
+        return Classified(Kind.NODATA, final_name, tuple(chain), soa=soa, authoritative=aa)
     if cut is not None:
         glue = glue_for(cut, response.additional, zone if harden_glue else dns.name.root)
         return Classified(Kind.REFERRAL, final_name, delegation=cut, glue=glue)
     misdirection = _misdirection(authority_all, zone)
     if misdirection is not None:
         return _lame(final_name, misdirection)
-    if aa:
-        return Classified(Kind.NODATA, final_name, tuple(chain))
     if chain:
-        return Classified(Kind.CNAME, final_name, tuple(chain))
+        return Classified(Kind.CNAME, final_name, tuple(chain), authoritative=aa)
+    if aa:
+        return Classified(Kind.NODATA, final_name)
     return _lame(final_name, Lameness.EMPTY)
 
 
@@ -268,11 +275,11 @@ def classify_recursive(
     chain, final_name, answered = _follow_chain(answer, qname, qtype)
     soa = _negative_soa(authority, final_name)
     if response.rcode() == dns.rcode.NXDOMAIN:
-        return Classified(Kind.NXDOMAIN, final_name, tuple(chain), soa=soa)
+        return Classified(Kind.NXDOMAIN, final_name, tuple(chain), soa=soa, authoritative=False)
     if answered:
-        return Classified(Kind.ANSWER, final_name, tuple(chain))
+        return Classified(Kind.ANSWER, final_name, tuple(chain), authoritative=False)
     if chain:
-        return Classified(Kind.CNAME, final_name, tuple(chain))
+        return Classified(Kind.CNAME, final_name, tuple(chain), authoritative=False)
     if soa is None and not response.flags & dns.flags.RA:
         return _lame(final_name, Lameness.EMPTY)
-    return Classified(Kind.NODATA, final_name, soa=soa)
+    return Classified(Kind.NODATA, final_name, soa=soa, authoritative=False)

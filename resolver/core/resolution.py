@@ -35,6 +35,7 @@ from resolver.core.actions import (
     Done,
     NetworkError,
     Outcome,
+    Response,
     SendQuery,
     Server,
     Timeout,
@@ -267,6 +268,8 @@ class Resolution:
         policy failure such as a CNAME loop or an exhausted query budget. Also called by the
         driver when the time allowed for the whole question runs out.
         """
+        if reason is ServfailReason.TIMEOUT:  # the driver's cap: remember it too (RFC 9520)
+            self._ctx.cache.put_failure(self.qname, self.qtype, reason)
         stale = None
         if self._ctx.config.cache.serve_stale and reason.authorities_failed:
             stale = self.stale_answer()
@@ -325,6 +328,8 @@ class Resolution:
 
         A failure of the authorities is remembered for `cache.failure_ttl` seconds, so a dead
         zone costs one client the full wait, not every client; stale data may still answer it.
+        Every question looks remembered failures up, but only the client's own question and
+        the links of its CNAME chain (depth 0) leave one behind.
         """
         cache = self._ctx.cache
         failed = cache.get_failure(name, qtype)
@@ -334,7 +339,9 @@ class Resolution:
         try:
             return (yield from self._iterate(name, qtype, depth))
         except ResolutionFailed as failure:
-            if failure.reason.authorities_failed:
+            # Only a question asked for itself: a glueless lookup deep inside another question
+            # may have failed for that question's caps (depth, cycles), not the name's own.
+            if failure.reason.authorities_failed and depth == 0:
                 cache.put_failure(name, qtype, failure.reason)
             raise
 
@@ -382,12 +389,18 @@ class Resolution:
         self, name: dns.name.Name, qtype: int, depth: int, stale: bool = False
     ) -> Step | None:
         cache = self._ctx.cache
-        found = cache.get_rrset(name, qtype, min_rank=Rank.ANSWER, stale=stale)
+        if stale:  # what is known now beats what was known before: a fresh denial first
+            negative = cache.get_negative(name, qtype)
+            if negative is not None:
+                return Step(negative.rcode, authority=negative.soa)
+        found = cache.get_rrset(name, qtype, min_rank=Rank.NONAUTH_ANSWER, stale=stale)
         if found is not None:
             self._say(depth, "cache: {} {} answered", name, dns.rdatatype.to_text(qtype))
             return Step(dns.rcode.NOERROR, (found,))
         if qtype != dns.rdatatype.CNAME:
-            cname = cache.get_rrset(name, dns.rdatatype.CNAME, min_rank=Rank.ANSWER, stale=stale)
+            cname = cache.get_rrset(
+                name, dns.rdatatype.CNAME, min_rank=Rank.NONAUTH_ANSWER, stale=stale
+            )
             if cname is not None:
                 self._say(depth, "cache: {} is an alias for {}", name, cname[0].target)
                 return Step(dns.rcode.NOERROR, (cname,), next_name=cname[0].target)
@@ -396,17 +409,19 @@ class Resolution:
             self._say(depth, "cache: {} {} (negative)", name, dns.rcode.to_text(negative.rcode))
             return Step(negative.rcode, authority=negative.soa)
         if qtype != dns.rdatatype.DNAME:
-            return self._from_cached_dname(name, depth, stale)
+            return self._from_cached_dname(name, qtype, depth, stale)
         return None
 
-    def _from_cached_dname(self, name: dns.name.Name, depth: int, stale: bool) -> Step | None:
+    def _from_cached_dname(
+        self, name: dns.name.Name, qtype: int, depth: int, stale: bool
+    ) -> Step | None:
         """A cached DNAME above `name` redirects it (RFC 6672): the DNAME and its CNAME."""
         cache = self._ctx.cache
         ancestor = name
         while ancestor != dns.name.root:
             ancestor = ancestor.parent()
             dname = cache.get_rrset(
-                ancestor, dns.rdatatype.DNAME, min_rank=Rank.ANSWER, stale=stale
+                ancestor, dns.rdatatype.DNAME, min_rank=Rank.NONAUTH_ANSWER, stale=stale
             )
             if dname is None:
                 continue
@@ -414,6 +429,8 @@ class Resolution:
             if cname is None:
                 return None
             self._say(depth, "cache: {} is redirected by DNAME {}", name, ancestor)
+            if qtype == dns.rdatatype.CNAME:
+                return Step(dns.rcode.NOERROR, (dname, cname))
             return Step(dns.rcode.NOERROR, (dname, cname), next_name=cname[0].target)
         return None
 
@@ -453,14 +470,21 @@ class Resolution:
         while True:
             question = self._next_question(walk, minimiser, target, depth)
             fallback = target if question != target else None
+            # A delegation that the parent could hand over afresh is asked once round, without
+            # retransmissions: if it fails, a query to the parent costs less than waiting
+            # again, and the parent may know of new addresses.
+            relearnable = self._relearnable(delegation, relearnt)
             try:
-                asked, verdict = yield from self._ask_zone(delegation, question, depth, fallback)
+                asked, verdict = yield from self._ask_zone(
+                    delegation, question, depth, fallback, retries=0 if relearnable else None
+                )
             except ResolutionFailed as failure:
-                if not self._may_relearn(delegation, failure, relearnt):
+                if not (relearnable and failure.reason.authorities_failed):
                     raise
                 relearnt.add(delegation.zone)
                 self._say(depth, "  no usable server for {}; asking its parent", delegation.zone)
-                delegation = yield from self._closest_delegation(delegation.zone.parent(), depth)
+                parent = delegation.zone.parent()
+                delegation = yield from self._closest_delegation(parent, depth, route)
                 walk = _Walk(delegation.zone, minimising=minimiser is not None)
                 continue
             if asked != target and verdict.kind is not Kind.REFERRAL:
@@ -518,21 +542,20 @@ class Resolution:
         if negative is not None:
             return negative.rcode == dns.rcode.NOERROR
         return any(
-            cache.get_rrset(name, rdtype, min_rank=Rank.ANSWER) is not None
+            cache.get_rrset(name, rdtype, min_rank=Rank.NONAUTH_ANSWER) is not None
             for rdtype in (MINIMISED_TYPE, dns.rdatatype.CNAME)
         )
 
-    def _may_relearn(
-        self, delegation: Delegation, failure: ResolutionFailed, relearnt: set[dns.name.Name]
-    ) -> bool:
-        """Whether a failed delegation is worth learning again from its parent.
+    def _relearnable(self, delegation: Delegation, relearnt: set[dns.name.Name]) -> bool:
+        """Whether a failing delegation is worth learning again from its parent.
 
         Only one that came from the cache, once per zone and walk: a delegation the parent has
-        just handed us would be handed over again, and configured servers have no parent to ask.
+        just handed us would be handed over again, and configured servers (root hints, stub
+        zones) have no parent to ask. Going up stays inside a stub zone: `_closest_delegation`
+        is given the stub route, so its configured servers stand in for the public parents.
         """
         return (
-            failure.reason.authorities_failed
-            and delegation.from_cache
+            delegation.from_cache
             and delegation.zone != dns.name.root
             and delegation.zone not in relearnt
         )
@@ -666,38 +689,44 @@ class Resolution:
         question: Question,
         depth: int,
         fallback: Question | None = None,
+        *,
+        retries: int | None = None,
     ) -> Generator[SendQuery, Outcome, tuple[Question, Classified]]:
         """Ask the zone's servers in turn until one gives a usable (non-lame) response.
 
         Servers held down after repeated timeouts are skipped. When every server has been
-        asked, the names of glueless name servers are looked up one by one; after that, the
-        servers that stayed silent are asked again with twice the timeout, up to
-        `upstream.retries` more rounds (a lost datagram must not fail a zone with one address).
+        asked, the names of glueless name servers are looked up one by one (within the glueless
+        caps); after that, the servers that stayed silent are asked again with twice the
+        timeout, up to `retries` (default `upstream.retries`) more rounds: a lost datagram must
+        not fail a zone with one address.
         `fallback` is the full question behind a minimised one: a server that rejects the
         minimised question (an error rcode or a lame reply) is asked the full question at once,
         and so is every server after it, and so are the retransmissions (RFC 9156 relaxed mode;
         such servers exist, and failing the name would be worse than showing it). Returns the
         question that was answered with the verdict.
         """
-        table = self._ctx.servers
-        attempts = _Attempts(self._ctx.config.upstream.timeout, self._ctx.config.upstream.retries)
+        table, upstream = self._ctx.servers, self._ctx.config.upstream
+        attempts = _Attempts(upstream.timeout, upstream.retries if retries is None else retries)
         looked_up: set[dns.name.Name] = set()
         while True:
             candidates = attempts.fresh(self._servers_of(delegation))
             if not candidates:
                 ns_name = self._next_glueless_name(delegation, looked_up)
-                if ns_name is not None:
-                    yield from self._find_glueless_address(delegation, ns_name, looked_up, depth)
+                if ns_name is not None and self._glueless_allowed(looked_up, depth):
+                    self._say(depth, "  looking up the address of name server {}", ns_name)
+                    looked_up.add(ns_name)
+                    found = yield from self._lookup_addresses(ns_name, depth + 1)
+                    delegation.addresses[ns_name] = found
                 elif attempts.next_round():
                     self._say(depth, "  {}", attempts)
                     if fallback is not None:
                         question, fallback = fallback, None
+                elif attempts.any_asked:
+                    raise ResolutionFailed(ServfailReason.NO_REACHABLE_AUTHORITY)
+                elif ns_name is not None:
+                    raise ResolutionFailed(ServfailReason.GLUELESS_LIMIT)
                 else:
-                    raise ResolutionFailed(
-                        ServfailReason.NO_REACHABLE_AUTHORITY
-                        if attempts.any_asked
-                        else ServfailReason.NO_USABLE_SERVER_ADDRESS
-                    )
+                    raise ResolutionFailed(ServfailReason.NO_USABLE_SERVER_ADDRESS)
                 continue
             server = choose_server(candidates, table, self._ctx.rng)
             attempts.asked(server)
@@ -737,22 +766,12 @@ class Resolution:
             None,
         )
 
-    def _find_glueless_address(
-        self,
-        delegation: Delegation,
-        ns_name: dns.name.Name,
-        looked_up: set[dns.name.Name],
-        depth: int,
-    ) -> Generator[SendQuery, Outcome, None]:
-        """Resolve the address of one more NS name that came without glue, within the caps."""
-        if (
-            len(looked_up) >= self._limits.max_glueless_per_delegation
-            or depth >= self._limits.max_glueless_depth
-        ):
-            raise ResolutionFailed(ServfailReason.GLUELESS_LIMIT)
-        looked_up.add(ns_name)
-        self._say(depth, "  looking up the address of name server {}", ns_name)
-        delegation.addresses[ns_name] = yield from self._lookup_addresses(ns_name, depth + 1)
+    def _glueless_allowed(self, looked_up: set[dns.name.Name], depth: int) -> bool:
+        """Within the caps on glueless lookups: names per delegation, and nesting."""
+        return (
+            len(looked_up) < self._limits.max_glueless_per_delegation
+            and depth < self._limits.max_glueless_depth
+        )
 
     def _lookup_addresses(
         self, ns_name: dns.name.Name, depth: int
@@ -797,7 +816,7 @@ class Resolution:
         question, so the caller moves on to the next one or another question.
         """
         table, upstream = self._ctx.servers, self._ctx.config.upstream
-        use_edns, tcp = not table.no_edns(server.address), False
+        use_edns, tcp, edns_fallback = not table.no_edns(server.address), False, False
         label = f"{server.name} [{server.address}]" if server.name else server.address
         if server.port != upstream.port:
             label += f" port {server.port}"
@@ -808,61 +827,92 @@ class Resolution:
             transport = "TCP" if tcp else "UDP"
             self._say(depth, "ask {} for {} {} over {}", label, name, rdtype_text, transport)
             outcome = yield SendQuery(server, query, tcp, timeout, upstream.use_0x20)
-            if isinstance(outcome, Timeout):
-                table.record_failure(server.address, timeout)
-                self._say(depth, "  timed out after {:.1f} s", timeout)
-                return _Miss.SILENT
-            if isinstance(outcome, NetworkError):
-                self._say(depth, "  {}", outcome.reason)
-                if outcome.unreachable:
-                    table.record_unreachable(server.address)
-                    return _Miss.UNREACHABLE
-                table.record_failure(server.address, timeout)
-                return _Miss.SILENT
+            if isinstance(outcome, Timeout | NetworkError):
+                return self._undelivered(outcome, server, tcp, timeout, depth)
             if isinstance(outcome, BareHeader):
-                # Only the header could be read: its TC and rcode still count (see BareHeader).
-                if outcome.truncated and not tcp:
-                    self._say(depth, "  truncated (unparseable); retrying over TCP")
-                    tcp = True
-                    continue
-                if outcome.rcode == dns.rcode.FORMERR and use_edns:
-                    self._say(depth, "  FORMERR to EDNS (no question); retrying without EDNS")
-                    table.set_no_edns(server.address)
-                    use_edns = False
-                    continue
-                self._say(depth, "  unparseable reply; trying another server")
-                return _Miss.SILENT
-            table.record_rtt(server.address, outcome.rtt)
-            response = outcome.message
-            if not is_response_to(query, response, exact_case=upstream.use_0x20):
-                self._say(depth, "  response does not match the question; ignored")
-                return _Miss.SILENT
-            if response.flags & dns.flags.TC and not tcp:
+                response = None
+                truncated, rcode = outcome.truncated, outcome.rcode
+            else:
+                response = outcome.message
+                if not is_response_to(query, response, exact_case=upstream.use_0x20):
+                    self._say(depth, "  response does not match the question; ignored")
+                    return _Miss.SILENT
+                truncated, rcode = bool(response.flags & dns.flags.TC), response.rcode()
+            # Only the header of a BareHeader could be read; its TC and rcode still count.
+            if truncated and not tcp:
                 self._say(depth, "  truncated; retrying over TCP")
                 tcp = True
                 continue
-            rcode = response.rcode()
             if rcode == dns.rcode.FORMERR and use_edns:
                 self._say(depth, "  FORMERR to EDNS; retrying without EDNS")
-                table.set_no_edns(server.address)
-                use_edns = False
+                # Remembered for the server only if the FORMERR echoed our question: a bare
+                # header passes no question (or 0x20) check and could be forged.
+                use_edns, edns_fallback = False, response is not None
                 continue
-            if rcode not in _JUDGED_RCODES or (recursive and rcode == dns.rcode.YXDOMAIN):
+            if response is None:
+                self._say(depth, "  unparseable reply; trying another server")
+                return _Miss.SILENT
+            assert isinstance(outcome, Response)
+            if edns_fallback:
+                # Remembered only now that the plain query got an answer: a forged or stray
+                # FORMERR must not switch EDNS off for the server (Unbound does the same).
+                table.set_no_edns(server.address)
+            verdict = self._judge(response, question, zone, depth, recursive)
+            if isinstance(verdict, Classified):
+                table.record_rtt(server.address, outcome.rtt)
+                return verdict
+            # A server that answers fast but uselessly must not win selection by its speed:
+            # it is scored as if it had taken the whole timeout (a penalty without hold-down,
+            # since it may well serve other zones).
+            table.record_rtt(server.address, timeout)
+            if verdict is _Miss.REJECTED:
                 self._say(depth, "  {}; trying another server", dns.rcode.to_text(rcode))
-                return _Miss.REJECTED
-            if recursive:
-                verdict = classify_recursive(response, name, question.rdtype)
-            else:
-                verdict = classify(
-                    response, name, question.rdtype, zone, harden_glue=upstream.harden_glue
-                )
-            if verdict.kind is Kind.LAME:
-                assert verdict.lameness is not None
-                self._say(
-                    depth, "  lame for {} ({}); trying another server", zone, verdict.lameness.value
-                )
-                return _Miss.LAME
             return verdict
+
+    def _undelivered(
+        self, outcome: Timeout | NetworkError, server: Server, tcp: bool, timeout: float, depth: int
+    ) -> _Miss:
+        """What a lost query says about the server, and whether to ask it again."""
+        table = self._ctx.servers
+        if isinstance(outcome, Timeout):
+            self._say(depth, "  timed out after {:.1f} s", timeout)
+        else:
+            self._say(depth, "  {}", outcome.reason)
+        if tcp:
+            # No TCP (firewalled or refused) says nothing about the server over UDP.
+            return _Miss.REJECTED
+        if isinstance(outcome, NetworkError) and outcome.unreachable:
+            table.record_unreachable(server.address)
+            return _Miss.UNREACHABLE
+        if not (isinstance(outcome, Timeout) and outcome.shared):
+            table.record_failure(server.address, timeout)
+        return _Miss.SILENT
+
+    def _judge(
+        self,
+        response: dns.message.Message,
+        question: Question,
+        zone: dns.name.Name,
+        depth: int,
+        recursive: bool,
+    ) -> Classified | _Miss:
+        """The verdict on a matching response, or why the server is of no use for it."""
+        rcode = response.rcode()
+        if rcode not in _JUDGED_RCODES or (recursive and rcode == dns.rcode.YXDOMAIN):
+            return _Miss.REJECTED
+        if recursive:
+            verdict = classify_recursive(response, question.name, question.rdtype)
+        else:
+            harden_glue = self._ctx.config.upstream.harden_glue
+            verdict = classify(
+                response, question.name, question.rdtype, zone, harden_glue=harden_glue
+            )
+        if verdict.kind is Kind.LAME:
+            assert verdict.lameness is not None
+            why = verdict.lameness.value
+            self._say(depth, "  lame for {} ({}); trying another server", zone, why)
+            return _Miss.LAME
+        return verdict
 
     def _make_query(
         self, name: dns.name.Name, qtype: int, use_edns: bool, recursive: bool = False
@@ -894,8 +944,9 @@ class Resolution:
 
     def _cache_verdict(self, verdict: Classified) -> None:
         cache = self._ctx.cache
+        rank = Rank.ANSWER if verdict.authoritative else Rank.NONAUTH_ANSWER
         for rrset in verdict.chain:
-            cache.put_rrset(rrset, Rank.ANSWER)
+            cache.put_rrset(rrset, rank)
         for glue in verdict.glue:
             cache.put_rrset(glue, Rank.GLUE)
 

@@ -61,18 +61,19 @@ def in_bailiwick(section: Iterable[dns.rrset.RRset], zone: dns.name.Name) -> lis
 
 
 _HEADER_SIZE = 12
-_QR, _TC, _RCODE = 0x8000, 0x0200, 0x000F
+_QR, _TC, _RCODE, _FORMERR = 0x8000, 0x0200, 0x000F, 1
 
 
 def bare_header(data: bytes, message: dns.message.Message | None) -> BareHeader | None:
     """The header of a reply that did not parse or carries no question, if it means something.
 
-    Only TC=1 ("ask over TCP") and an error rcode (FORMERR from an EDNS-intolerant server)
-    do; anything else that fails to parse is ignored like any other stray datagram.
+    Only TC=1 ("ask over TCP") and FORMERR (from an EDNS-intolerant server) do, and both only
+    make the resolver ask again in a safer way; anything else that fails to parse is ignored
+    like any other stray datagram, and the wait for the real answer goes on.
     """
     if len(data) < _HEADER_SIZE or (message is not None and message.question):
         return None
     flags = int.from_bytes(data[2:4], "big")
-    if not flags & _QR or not (flags & _TC or flags & _RCODE):
+    if not flags & _QR or not (flags & _TC or flags & _RCODE == _FORMERR):
         return None
     return BareHeader(flags)

@@ -20,16 +20,13 @@ from resolver.core.actions import BareHeader, NetworkError, Outcome, Response, S
 from resolver.core.scrub import bare_header, is_response_to
 from resolver.server.wire import MAX_MESSAGE, family_of, framed, parse, receive_framed
 
-#: Errors that say the address cannot be reached at all: waiting for it, or asking it again
-#: within this resolution, is pointless (no route to an IPv6 network, nothing listening).
+#: Errors this host raises before anything is sent: no route to the address's network (an
+#: IPv6 address without IPv6 connectivity), no such family. Waiting for an answer, or asking
+#: the address again, is pointless. ICMP errors that come back later (port or host
+#: unreachable on a connected socket) are not among them: anyone who can guess the source
+#: port can forge those, so they count as an ordinary failure of one query.
 _UNREACHABLE = frozenset(
-    {
-        errno.ENETUNREACH,
-        errno.EHOSTUNREACH,
-        errno.ECONNREFUSED,
-        errno.EADDRNOTAVAIL,
-        errno.EAFNOSUPPORT,
-    }
+    {errno.ENETUNREACH, errno.EHOSTUNREACH, errno.EADDRNOTAVAIL, errno.EAFNOSUPPORT}
 )
 
 
@@ -40,6 +37,18 @@ class _Pending:
     done: trio.Event = field(default_factory=trio.Event)
     outcome: Outcome = field(default_factory=Timeout)
     query_id: int = 0
+
+
+class _LocalError(Exception):
+    """An OSError raised while sending, i.e. by this host's own stack, not by the network."""
+
+    def __init__(self, error: OSError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+def _network_error(error: OSError, *, unreachable: bool) -> NetworkError:
+    return NetworkError(errno.errorcode.get(error.errno or 0, str(error)), unreachable)
 
 
 class Upstream:
@@ -63,6 +72,8 @@ class Upstream:
         if pending is not None:
             await pending.done.wait()
             action.query.id = pending.query_id  # the response answers the query that was sent
+            if isinstance(pending.outcome, Timeout):
+                return Timeout(shared=True)
             return pending.outcome
         pending = self._pending[key] = _Pending()
         try:
@@ -89,9 +100,10 @@ class Upstream:
                 if isinstance(message, BareHeader):
                     return message
                 return Response(message, trio.current_time() - started)
+        except _LocalError as local:
+            return _network_error(local.error, unreachable=local.error.errno in _UNREACHABLE)
         except OSError as error:
-            reason = errno.errorcode.get(error.errno or 0, str(error))
-            return NetworkError(reason, unreachable=error.errno in _UNREACHABLE)
+            return _network_error(error, unreachable=False)
         return Timeout()
 
     async def _over_udp(
@@ -99,8 +111,11 @@ class Upstream:
     ) -> dns.message.Message | BareHeader | None:
         server = action.server
         with trio.socket.socket(family_of(server.address), trio.socket.SOCK_DGRAM) as sock:
-            await sock.connect((server.address, server.port))
-            await sock.send(wire)
+            try:
+                await sock.connect((server.address, server.port))
+                await sock.send(wire)
+            except OSError as error:
+                raise _LocalError(error) from error
             while True:
                 data = await sock.recv(MAX_MESSAGE)
                 if data[:2] != wire[:2]:

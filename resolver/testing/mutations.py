@@ -26,8 +26,8 @@ ignored, so a timeout; unparseable bytes behind the right ID with TC=1 or an err
 (`poison.test.`), and only by servers that are not authoritative for it (every server except the
 root and `test.` servers). With `guard_poison`, the servers that *are* authoritative above it get
 no mutation that could hand authority to someone else (no added or renamed records, no byte
-flips): so if `POISON_ADDRESS` ever reaches a client, the resolver believed data from a server
-outside its bailiwick.
+flips or forward compression pointers): so if `POISON_ADDRESS` ever reaches a client, the
+resolver believed data from a server outside its bailiwick.
 """
 
 from __future__ import annotations
@@ -37,11 +37,12 @@ import copy
 import logging
 import random
 import struct
-from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
+import dns.edns
 import dns.exception
 import dns.flags
 import dns.message
@@ -59,6 +60,7 @@ from resolver.config import Config
 from resolver.core import actions
 from resolver.core.actions import NetworkError, Outcome, Response, SendQuery, Timeout
 from resolver.core.hints import parse_root_hints
+from resolver.core.reasons import ServfailReason
 from resolver.core.scrub import bare_header, is_response_to
 from resolver.server.handler import QueryHandler
 from resolver.server.service import ResolverService
@@ -801,11 +803,25 @@ def _copy(message: dns.message.Message) -> dns.message.Message:
     return duplicate
 
 
+@contextmanager
+def fixed_shuffle() -> Iterator[None]:
+    """dnspython shuffles each RRset as it renders it, with the global generator: render in a
+    fixed order and leave that generator as it was (hypothesis forbids strategies to touch it,
+    and a replayed case must render as it did the first time)."""
+    state = random.getstate()
+    random.seed(0)
+    try:
+        yield
+    finally:
+        random.setstate(state)
+
+
 def _render(reply: Reply) -> bytes | None:
     if reply is None or isinstance(reply, bytes):
         return reply
     try:
-        return reply.to_wire(max_size=MAX_MESSAGE)
+        with fixed_shuffle():
+            return reply.to_wire(max_size=MAX_MESSAGE)
     except (dns.exception.DNSException, ValueError, struct.error):
         return None
 
@@ -948,17 +964,12 @@ class HostileUpstream(Upstream):
         except KeyError:
             known = (None, ())
         else:
-            # dnspython shuffles each RRset as it renders it (the server does, to see whether
-            # its reply fits), with the global generator: a fixed order keeps a remembered
-            # reply the same whichever case asked first, and the generator's state as it was.
-            state = random.getstate()
-            random.seed(0)
-            try:
+            # The server renders its reply to see whether it fits: the same order whichever
+            # case asked first.
+            with fixed_shuffle():
                 reply = server.respond(query, action.tcp)
                 if isinstance(reply, dns.message.Message):
                     reply = dns.message.from_wire(reply.to_wire(max_size=MAX_MESSAGE))
-            finally:
-                random.setstate(state)
             known = (reply, tuple(zone.origin for zone in server.zones))
         if len(self.replies) >= REPLY_MEMORY:
             self.replies.clear()
@@ -1029,9 +1040,10 @@ def reply_problem(query: dns.message.Message, reply: bytes | None, guarded: bool
     """What is wrong with the reply a client got (None: nothing).
 
     It must exist and parse, carry the client's ID and QR=1, be truncated (TC=1) or have
-    NOERROR, NXDOMAIN or SERVFAIL (or YXDOMAIN for a DNAME that overflows the name), hold
-    only the chain from the question in its answer and, when the poison invariant holds
-    (`guarded`), no `POISON_ADDRESS` anywhere.
+    NOERROR, NXDOMAIN or SERVFAIL (or YXDOMAIN for a DNAME that overflows the name), no TTL
+    of 2**31 or more, not be an internal error's SERVFAIL, hold only the chain from the
+    question in its answer and, when the poison invariant holds (`guarded`), no
+    `POISON_ADDRESS` anywhere.
     """
     if reply is None:
         return "no reply to a well-formed query"
@@ -1042,8 +1054,18 @@ def reply_problem(query: dns.message.Message, reply: bytes | None, guarded: bool
         return f"reply with ID {response.id} (query {query.id}) or without QR"
     if response.flags & dns.flags.TC:
         return None
+    for option in response.options:
+        if (
+            isinstance(option, dns.edns.EDEOption)
+            and option.code == ServfailReason.INTERNAL_ERROR.ede_code
+            and option.text == ServfailReason.INTERNAL_ERROR.text
+        ):
+            return "SERVFAIL for an internal error (an exception the handler caught)"
     if response.rcode() not in CLIENT_RCODES and not _dname_overflow(response):
         return f"reply with rcode {dns.rcode.to_text(response.rcode())}"
+    for rrset in [*response.answer, *response.authority]:
+        if rrset.ttl >= 2**31:  # RFC 2181 section 8: such a TTL means zero
+            return f"TTL {rrset.ttl} handed to a client: {rrset.name}"
     question = query.question[0]
     if question.rdtype != dns.rdatatype.ANY:  # RFC 8482: the handler may synthesise HINFO
         problem = chain_problem(question.name, response.answer)

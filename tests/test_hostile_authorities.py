@@ -1,0 +1,247 @@
+"""Replies crafted by broken or hostile authorities, and what the resolver must not do with them.
+
+Each test is a defect a review found by playing the attacker (see `tests/handbuilt.py` for the
+servers): leaving a stub zone for the public internet, a short outage shutting a healthy server
+off, a refused TCP connection or a forged header penalising a server, a resolver at a server's
+address planting a NODATA, one question's caps failing another's, a fast lame server winning.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import socket
+
+import dns.flags
+import dns.message
+import dns.rcode
+import dns.rdatatype
+import trio
+
+from resolver.config import Config, StubZone
+from resolver.core.actions import BareHeader, NetworkError, SendQuery, Server, Timeout
+from resolver.server.upstream import Upstream
+from tests.handbuilt import COM, EX, ROOT, World, com_server, name, question, reply, texts
+
+EX2 = "192.0.2.54"
+STUB, SUB_NS = "10.1.0.1", "10.1.0.2"
+HOST = "host.sub.corp.example."
+
+
+def warm(world: World) -> None:
+    assert world.resolve("www.example.com.").rcode == dns.rcode.NOERROR
+    world.log.clear()
+
+
+def com_with_two_servers(query: dns.message.Message) -> dns.message.Message:
+    if question(query)[0].is_subdomain(name("example.com.")):
+        return reply(
+            query,
+            aa=False,
+            authority=(
+                "example.com. 172800 NS ns1.example.com.",
+                "example.com. 172800 NS ns2.example.com.",
+            ),
+            additional=(f"ns1.example.com. 172800 A {EX}", f"ns2.example.com. 172800 A {EX2}"),
+        )
+    return com_server(query)
+
+
+# --- a short outage must not shut a healthy server off -------------------------------------
+
+
+def test_an_outage_seen_by_concurrent_questions_is_retransmitted_through() -> None:
+    world = World()
+    warm(world)
+    names = ("alias.example.com.", "target.example.com.", "ns1.example.com.")
+    resolutions = [world.start(n) for n in names]
+    for resolution in resolutions:
+        first = resolution.next_action()
+        assert isinstance(first, SendQuery) and first.server.address == EX
+    # all datagrams are lost in the same blackout; the server is fine again afterwards, and
+    # the last to hear of the timeout is the first to go on
+    after = [resolution.receive(Timeout()) for resolution in resolutions]
+    answers = [world.finish(r, a) for r, a in reversed(list(zip(resolutions, after, strict=True)))]
+    assert [answer.rcode for answer in answers] == [dns.rcode.NOERROR] * 3
+    assert world.resolve("www.example.com.", "TXT").rcode != dns.rcode.SERVFAIL
+
+
+def test_one_lost_datagram_shared_by_merged_queries_is_one_failure() -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as silent:
+        silent.bind(("127.0.0.1", 0))
+        port = silent.getsockname()[1]
+        upstream = Upstream()
+        outcomes: list[object] = []
+
+        async def ask() -> None:
+            query = dns.message.make_query("example.com.", "A", use_edns=0, flags=0)
+            action = SendQuery(Server("127.0.0.1", port), query, False, 0.2)
+            outcomes.append(await upstream.perform(action))
+
+        async def main() -> None:
+            async with trio.open_nursery() as nursery:
+                for _ in range(3):
+                    nursery.start_soon(ask)
+
+        trio.run(main)
+    assert upstream.sent == 1
+    assert sorted(o.shared for o in outcomes if isinstance(o, Timeout)) == [False, True, True]
+
+
+def test_a_server_without_tcp_keeps_serving_over_udp() -> None:
+    world = World()
+    warm(world)
+    world.override = lambda action: NetworkError("ECONNREFUSED") if action.tcp else None
+    assert world.resolve("big.example.com.", "TXT").rcode == dns.rcode.SERVFAIL  # needs TCP
+    small = world.resolve("target.example.com.")
+    assert texts(small) == ["target.example.com. 300 IN A 192.0.2.7"]
+    assert not world.context.servers.held_down(EX)
+
+
+# --- a stub zone stays a stub zone -----------------------------------------------------------
+
+
+def stub_server(query: dns.message.Message) -> dns.message.Message:
+    if question(query)[0].is_subdomain(name("sub.corp.example.")):
+        return reply(
+            query,
+            aa=False,
+            authority=("sub.corp.example. 86400 NS ns.sub.corp.example.",),
+            additional=(f"ns.sub.corp.example. 86400 A {SUB_NS}",),
+        )
+    soa = "corp.example. 3600 SOA ns.corp.example. h.corp.example. 1 1 1 1 3600"
+    return reply(query, authority=(soa,))
+
+
+def sub_server(query: dns.message.Message) -> dns.message.Message:
+    qname, rdtype = question(query)
+    if qname == name(HOST) and rdtype == dns.rdatatype.A:
+        return reply(query, answer=(f"{HOST} 60 A 10.9.9.9",))
+    soa = "sub.corp.example. 3600 SOA ns.sub.corp.example. h.corp.example. 1 1 1 1 3600"
+    return reply(query, dns.rcode.NXDOMAIN, authority=(soa,))
+
+
+def stub_world() -> World:
+    config = Config(stub_zones=(StubZone("corp.example.", (STUB,)),))
+    return World(config, {STUB: stub_server, SUB_NS: sub_server})
+
+
+def test_relearning_a_delegation_below_a_stub_zone_stays_inside_it() -> None:
+    world = stub_world()
+    assert world.resolve(HOST).rcode == dns.rcode.NOERROR
+    world.clock.now += 120  # the answer expired; the sub-zone's NS set is still cached
+    dead = NetworkError("EHOSTUNREACH", unreachable=True)
+    world.override = lambda action: dead if action.server.address == SUB_NS else None
+    world.log.clear()
+    world.resolve(HOST)
+    assert not [entry for entry in world.log if entry[0] in (ROOT, COM)]
+    world.override = None  # the internal server is back: nothing public was cached
+    world.clock.now += 60
+    assert texts(world.resolve(HOST)) == [f"{HOST} 60 IN A 10.9.9.9"]
+
+
+# --- what a server says about others, and how fast it says nothing ---------------------------
+
+
+def test_a_resolver_at_a_servers_address_cannot_plant_a_nodata() -> None:
+    """RA=1 without AA, a CNAME and an SOA: only the alias may be taken, never the NODATA."""
+
+    def recursive(query: dns.message.Message) -> dns.message.Message:
+        if question(query)[0] == name("alias.example.com."):
+            soa = "example.com. 86400 SOA ns1.example.com. h.example.com. 1 7200 3600 1209600 86400"
+            return reply(
+                query,
+                aa=False,
+                ra=True,
+                answer=("alias.example.com. 300 CNAME target.example.com.",),
+                authority=(soa,),
+            )
+        return reply(query, dns.rcode.REFUSED, aa=False, ra=True)
+
+    upstream = dataclasses.replace(Config().upstream, qname_minimisation=False)
+    world = World(Config(upstream=upstream), {COM: com_with_two_servers, EX2: recursive})
+    world.resolve("www.example.com.")
+    world.context.servers.record_rtt(EX, 0.5)
+    world.context.servers.record_rtt(EX2, 0.001)  # the impostor answers first
+    assert texts(world.resolve("alias.example.com.")) == [
+        "alias.example.com. 300 IN CNAME target.example.com.",
+        "target.example.com. 300 IN A 192.0.2.7",
+    ]
+    assert world.cache.get_negative(name("target.example.com."), dns.rdatatype.A) is None
+
+
+def test_a_fast_refusing_server_does_not_win_selection() -> None:
+    def refused(query: dns.message.Message) -> dns.message.Message:
+        return reply(query, dns.rcode.REFUSED, aa=False)
+
+    world = World(servers={COM: com_with_two_servers, EX2: refused})
+    world.resolve("www.example.com.")
+    for index in range(5):
+        world.context.servers.record_rtt(EX, 0.05)  # the good server takes 50 ms
+        world.resolve(f"n{index}.example.com.", "MX")
+    assert sum(1 for entry in world.log if entry[0] == EX2) <= 2
+
+
+def test_a_forged_bare_formerr_does_not_switch_edns_off() -> None:
+    world = World(Config(upstream=dataclasses.replace(Config().upstream, use_0x20=True)))
+    world.resolve("www.example.com.")
+    fired: list[int] = []
+
+    def spoof(action: SendQuery) -> BareHeader | None:
+        if action.server.address == EX and not fired:
+            fired.append(1)
+            return BareHeader(dns.flags.QR | dns.rcode.FORMERR)  # nothing to check 0x20 on
+        return None
+
+    world.override = spoof
+    assert world.resolve("target.example.com.").rcode == dns.rcode.NOERROR
+    assert not world.context.servers.no_edns(EX)
+
+
+# --- one question's caps are not another's failure -------------------------------------------
+
+#: zone: (its NS name, glue address or None, the server's address). a.com's servers are named in
+#: b.com, b.com's in c.com, and so on: a glueless chain as deep as an attacker likes.
+CHAIN = {
+    "a.com.": ("ns.b.com.", None, "192.0.2.101"),
+    "b.com.": ("ns.c.com.", None, "192.0.2.102"),
+    "c.com.": ("ns.d.com.", None, "192.0.2.103"),
+    "d.com.": ("ns.e.com.", None, "192.0.2.104"),
+    "e.com.": ("ns.e.com.", "192.0.2.105", "192.0.2.105"),
+    "v.com.": ("ns.c.com.", None, "192.0.2.103"),  # the victim, served by c.com's host
+}
+HOSTS = {
+    "ns.b.com.": "192.0.2.102",
+    "ns.c.com.": "192.0.2.103",
+    "ns.d.com.": "192.0.2.104",
+    "ns.e.com.": "192.0.2.105",
+    "www.a.com.": "192.0.2.200",
+    "www.v.com.": "192.0.2.201",
+}
+
+
+def chain_com(query: dns.message.Message) -> dns.message.Message:
+    for zone, (ns, glue, _) in CHAIN.items():
+        if question(query)[0].is_subdomain(name(zone)):
+            extra = (f"{ns} 3600 A {glue}",) if glue else ()
+            return reply(query, aa=False, authority=(f"{zone} 3600 NS {ns}",), additional=extra)
+    return com_server(query)
+
+
+def chain_authority(query: dns.message.Message) -> dns.message.Message:
+    qname, rdtype = question(query)
+    text = qname.to_text().lower()
+    zone = next(z for z in CHAIN if qname.is_subdomain(name(z)))
+    soa = f"{zone} 300 SOA {CHAIN[zone][0]} h.{zone} 1 1 1 1 300"
+    if text in HOSTS and rdtype == dns.rdatatype.A:
+        return reply(query, answer=(f"{text} 300 A {HOSTS[text]}",))
+    if text in HOSTS or text == zone:
+        return reply(query, authority=(soa,))
+    return reply(query, dns.rcode.NXDOMAIN, authority=(soa,))
+
+
+def test_a_failure_inside_a_deep_glueless_chain_is_not_remembered_for_others() -> None:
+    servers = {COM: chain_com} | {address: chain_authority for _, _, address in CHAIN.values()}
+    world = World(servers=servers)
+    world.resolve("www.a.com.")  # the attacker's question runs into the glueless caps
+    assert world.cache.get_failure(name("ns.c.com."), dns.rdatatype.A) is None
+    assert world.resolve("www.v.com.").rcode == dns.rcode.NOERROR
