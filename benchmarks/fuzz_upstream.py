@@ -53,6 +53,7 @@ from resolver.server.handler import QueryHandler
 from resolver.testing import TestInternet
 from resolver.testing.mutations import (
     QUESTIONS,
+    ROUTED,
     CaughtErrors,
     HostileUpstream,
     RandomChooser,
@@ -64,8 +65,10 @@ from resolver.testing.mutations import (
 #: enough for steady progress lines.
 CHUNK = 500
 
-#: The resolver's settings: the defaults, plus permission to query the test internet on loopback.
-CONFIG = Config(upstream=UpstreamConfig(query_loopback=True, timeout=0.3))
+#: The resolver's settings: the defaults, plus permission to query the test internet on loopback;
+#: a third of the cases also forward other.test. and stub deep.test. (`mutations.ROUTED`).
+UPSTREAM = UpstreamConfig(query_loopback=True, timeout=0.3)
+CONFIGS = (Config(upstream=UPSTREAM), Config(upstream=UPSTREAM, **ROUTED))  # type: ignore[arg-type]
 
 #: Distinct failures kept in full (by kind, exception type and the line that raised); the rest
 #: are only counted.
@@ -125,6 +128,7 @@ class Case:
     number: int
     rng: random.Random
     guarded: bool
+    config: Config
     queries: list[tuple[dns.message.Message, bool]]
 
 
@@ -132,13 +136,14 @@ def make_case(seed: int, number: int) -> Case:
     """Case `number` of run `seed`: its questions, transports and whether poison is guarded."""
     rng = random.Random(f"{seed}/{number}")
     guarded = rng.random() < 0.5
+    config = CONFIGS[rng.random() < 1 / 3]
     queries = []
     for _ in range(rng.randint(1, 3)):
         name, rdtype = rng.choice(QUESTIONS)
         edns = 0 if rng.random() < 0.7 else False
         query = dns.message.make_query(name, rdtype, use_edns=edns, id=rng.getrandbits(16))
         queries.append((query, rng.random() < 0.25))
-    return Case(number, rng, guarded, queries)
+    return Case(number, rng, guarded, config, queries)
 
 
 def signature(error: BaseException) -> str:
@@ -172,7 +177,9 @@ async def run_case(
         keep_log=log,
     )
     caught.records.clear()
-    async with hostile_resolver(internet, upstream, CONFIG, case.rng.getrandbits(32)) as handler:
+    async with hostile_resolver(
+        internet, upstream, case.config, case.rng.getrandbits(32)
+    ) as handler:
         for query, tcp in case.queries:
             await ask(handler, query, tcp, case, tally)
     for record in caught.records:
@@ -244,7 +251,11 @@ def replay(seed: int, number: int) -> int:
         f"{' over TCP' if tcp else ''}"
         for q, tcp in case.queries
     ]
-    print(f"case {number} of seed {seed}: {', '.join(questions)}; guarded={case.guarded}")
+    routed = case.config.forward_zones != ()
+    print(
+        f"case {number} of seed {seed}: {', '.join(questions)}; guarded={case.guarded}, "
+        f"forward and stub zones={routed}"
+    )
 
     async def main() -> HostileUpstream:
         with CaughtErrors() as caught:
@@ -321,7 +332,8 @@ def main() -> int:
     jobs = list(chunks(args.seed, cases))
     try:
         if args.jobs > 1:
-            with multiprocessing.get_context("fork").Pool(args.jobs) as pool:
+            context = multiprocessing.get_context("fork")
+            with context.Pool(args.jobs, initializer=_worker_signals) as pool:
                 for part in pool.imap_unordered(run_chunk, jobs):
                     tally.merge(part)
                     last = progress(tally, cases, started, last)
@@ -351,6 +363,12 @@ def main() -> int:
 
 def _interrupt(_signum: int, _frame: FrameType | None) -> None:
     raise KeyboardInterrupt
+
+
+def _worker_signals() -> None:
+    """Workers leave Ctrl-C to the parent and die at once on the SIGTERM its pool sends them."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 def progress(tally: Tally, cases: int, started: float, last: float) -> float:

@@ -18,7 +18,7 @@ import dns.rdatatype
 import trio
 from click.core import ParameterSource
 
-from resolver.config import CacheConfig, Config, parse_metrics_endpoint
+from resolver.config import CacheConfig, Config, IPNetwork, parse_metrics_endpoint
 from resolver.configfile import ConfigError, build, parse_endpoint, parse_network
 from resolver.core.hints import HintsError, load_root_hints
 from resolver.server.control import ControlError
@@ -38,7 +38,9 @@ class Endpoint(click.ParamType):
 
     name = "ADDR:PORT"
 
-    def convert(self, value: object, param: click.Parameter | None, ctx: click.Context | None):
+    def convert(
+        self, value: object, param: click.Parameter | None, ctx: click.Context | None
+    ) -> tuple[str, int]:
         if isinstance(value, tuple):
             return value
         # The same parser reads endpoints in the config file, so both accept the same spellings.
@@ -51,7 +53,9 @@ class Endpoint(click.ParamType):
 class Network(click.ParamType):
     name = "CIDR"
 
-    def convert(self, value: object, param: click.Parameter | None, ctx: click.Context | None):
+    def convert(
+        self, value: object, param: click.Parameter | None, ctx: click.Context | None
+    ) -> IPNetwork:
         if isinstance(value, ipaddress.IPv4Network | ipaddress.IPv6Network):
             return value
         try:
@@ -69,7 +73,8 @@ root_hints_option = click.option(
 query_loopback_option = click.option(
     "--query-loopback",
     is_flag=True,
-    help="Allow upstream queries to 127.0.0.0/8 and ::1 (for a test internet on loopback).",
+    help="Allow upstream queries to loopback addresses learnt from the network (the hints"
+    " file, stub and forward zones may name loopback servers without it).",
 )
 
 
@@ -78,7 +83,9 @@ class MetricsEndpoint(click.ParamType):
 
     name = "ADDR:PORT"
 
-    def convert(self, value: object, param: click.Parameter | None, ctx: click.Context | None):
+    def convert(
+        self, value: object, param: click.Parameter | None, ctx: click.Context | None
+    ) -> tuple[str, int]:
         if isinstance(value, tuple):
             return value
         try:

@@ -38,14 +38,20 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from typing import Any, Literal, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, NoReturn, TypeVar
 
 import dns.exception
 import dns.name
 
 from resolver.config import Config, ConfigError, IPNetwork, parse_server_address
 
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
 T = TypeVar("T")
+# A config dataclass: the loader builds and replaces them with `dataclasses`, whose functions
+# accept only dataclass instances.
+D = TypeVar("D", bound="DataclassInstance")
 
 _NETWORK_TYPES = frozenset({ipaddress.IPv4Network, ipaddress.IPv6Network})
 _ADDRESS_TYPES = frozenset({ipaddress.IPv4Address, ipaddress.IPv6Address})
@@ -373,12 +379,12 @@ def convert(
         # TOML booleans are not numbers, whatever Python's bool subclassing says.
         if isinstance(value, bool) or not isinstance(value, int):
             _fail(name, hint, metadata, value)
-        _check_number(name, hint, metadata, value, value)  # type: ignore[arg-type]
+        _check_number(name, hint, metadata, value, value)
         return value
     if hint is float:
         if isinstance(value, bool) or not isinstance(value, int | float):
             _fail(name, hint, metadata, value)
-        number = float(value)  # type: ignore[arg-type]
+        number = float(value)
         if not math.isfinite(number):
             _fail(name, hint, metadata, value, "not a finite number")
         _check_number(name, hint, metadata, number, value)
@@ -396,14 +402,14 @@ def convert(
     if _is_dataclass_type(hint):
         if not isinstance(value, dict):
             _fail(name, hint, metadata, value)
-        return _build(hint, value, None, name, context)  # type: ignore[arg-type]
+        return _build(hint, value, None, name, context)
     if _is_endpoint(hint):
         return _from_text(name, hint, value, metadata, parse_endpoint)
     if hint in PARSERS:
         parsed = _from_text(
             name, hint, value, metadata, PARSERS[hint][0], explain=hint is dns.name.Name
         )
-        if hint is Path:
+        if isinstance(parsed, Path):
             parsed = parsed.expanduser()
             if context.base_dir is not None and not parsed.is_absolute():
                 parsed = context.base_dir / parsed
@@ -437,7 +443,7 @@ def convert(
         element = typing.get_args(hint)[1]
         return {
             str(sub): convert(f"{name}.{sub}", element, item, {}, context)
-            for sub, item in value.items()  # type: ignore[union-attr]
+            for sub, item in value.items()
         }
     raise TypeError(f"{name}: the config loader cannot read fields of type {hint!r}")
 
@@ -476,7 +482,7 @@ def _convert_array(
 ) -> Any:
     if not isinstance(value, list):
         _fail(name, hint, metadata, value)
-    items: list[Any] = value  # type: ignore[assignment]
+    items: list[Any] = value
     if len(items) < metadata.get("min_items", 0):
         _fail(name, hint, metadata, value)
     element = _element(hint)
@@ -504,8 +510,8 @@ def _unknown(name: str, table: str, allowed: list[str], tables: list[str]) -> _I
 
 
 def _build(
-    cls: type[T], data: Mapping[str, object], base: T | None, prefix: str, context: _Context
-) -> T:
+    cls: type[D], data: Mapping[str, object], base: D | None, prefix: str, context: _Context
+) -> D:
     """A `cls` from the table `data`: `base` (or the defaults) with the table's keys replaced."""
     fields = dict((item.name, (item, hint)) for item, hint in _fields(cls))
     table = prefix + "." if prefix else ""
@@ -525,7 +531,7 @@ def _build(
                 continue
         changes[sub] = convert(name, hint, value, item.metadata, context)
     if base is not None:
-        return _construct(prefix, lambda: dataclasses.replace(base, **changes))  # type: ignore[type-var]
+        return _construct(prefix, lambda: dataclasses.replace(base, **changes))
     missing = [n for n, (item, _) in fields.items() if _default(item) is dataclasses.MISSING]
     missing = [n for n in missing if n not in changes]
     if missing:
@@ -570,8 +576,8 @@ def _cross_checks(config: Config) -> Iterator[_Invalid]:
 
 
 def from_mapping(
-    data: Mapping[str, object], base: T, *, origin: str = "", base_dir: Path | None = None
-) -> T:
+    data: Mapping[str, object], base: D, *, origin: str = "", base_dir: Path | None = None
+) -> D:
     """`base` (any config dataclass instance) with the settings of an already parsed TOML table.
 
     Exposed for tests and for other sources of settings; `origin` prefixes every error message.
@@ -632,7 +638,7 @@ def load_config(path: Path, base: Config | None = None) -> Config:
     return config
 
 
-def override(config: T, changes: Mapping[str, object]) -> T:
+def override(config: D, changes: Mapping[str, object]) -> D:
     """`config` with the already typed values of dotted keys replaced (the command line's flags).
 
     The values come from click, which parsed and checked them; this only places them.
@@ -642,11 +648,11 @@ def override(config: T, changes: Mapping[str, object]) -> T:
     return config
 
 
-def _replace_path(obj: T, path: list[str], value: object) -> T:
+def _replace_path(obj: D, path: list[str], value: object) -> D:
     head, *rest = path
     if not rest:
-        return dataclasses.replace(obj, **{head: value})  # type: ignore[type-var]
-    return dataclasses.replace(obj, **{head: _replace_path(getattr(obj, head), rest, value)})  # type: ignore[type-var]
+        return dataclasses.replace(obj, **{head: value})
+    return dataclasses.replace(obj, **{head: _replace_path(getattr(obj, head), rest, value)})
 
 
 def build(path: Path | None, changes: Mapping[str, object]) -> Config:

@@ -46,11 +46,13 @@ import trio
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from resolver.config import Config
 from resolver.core.actions import Answer, Done, Response, SendQuery, Server
 from resolver.core.resolution import Resolution
 from resolver.testing import TestInternet
 from resolver.testing.mutations import (
     QUESTIONS,
+    ROUTED,
     CaughtErrors,
     DrawChooser,
     HostileUpstream,
@@ -85,8 +87,9 @@ async def ask_all(
     seed: int,
     asked: list[tuple[dns.message.Message, bool]],
     guarded: bool,
+    config: Config,
 ) -> None:
-    async with hostile_resolver(INTERNET, upstream, loopback_config(), seed) as handler:
+    async with hostile_resolver(INTERNET, upstream, config, seed) as handler:
         for query, tcp in asked:
             reply = await handler.respond(query.to_wire(), "127.0.0.1", tcp)
             problem = reply_problem(query, reply, guarded)
@@ -100,6 +103,7 @@ async def ask_all(
     tcp=st.booleans(),
     edns=st.booleans(),
     guarded=st.booleans(),
+    routed=st.booleans(),
     seed=st.integers(0, 2**16),
 )
 def test_complete_handler_answers_every_client_whatever_the_authorities_send(
@@ -108,6 +112,7 @@ def test_complete_handler_answers_every_client_whatever_the_authorities_send(
     tcp: bool,
     edns: bool,
     guarded: bool,
+    routed: bool,
     seed: int,
 ) -> None:
     INTERNET.reset_counters()
@@ -124,8 +129,9 @@ def test_complete_handler_answers_every_client_whatever_the_authorities_send(
         )
         for name, rdtype in asked
     ]
+    config = loopback_config(**ROUTED) if routed else loopback_config()
     with CaughtErrors() as caught:
-        trio.run(ask_all, upstream, seed, queries, guarded)
+        trio.run(ask_all, upstream, seed, queries, guarded, config)
     assert not caught.records, "\n".join(caught.describe())
 
 
@@ -144,12 +150,19 @@ def resolve(world: ScriptedWorld, upstream: HostileUpstream, name: str, rdtype: 
 
 
 @settings(FUZZ, max_examples=600)
-@given(data=st.data(), asked=questions, guarded=st.booleans(), seed=st.integers(0, 2**16))
+@given(
+    data=st.data(),
+    asked=questions,
+    guarded=st.booleans(),
+    routed=st.booleans(),
+    seed=st.integers(0, 2**16),
+)
 def test_pure_resolution_always_ends_in_an_answer(
-    data: st.DataObject, asked: list[tuple[str, str]], guarded: bool, seed: int
+    data: st.DataObject, asked: list[tuple[str, str]], guarded: bool, routed: bool, seed: int
 ) -> None:
     INTERNET.reset_counters()
-    world = ScriptedWorld(INTERNET, loopback_config(), seed=seed)
+    config = loopback_config(**ROUTED) if routed else loopback_config()
+    world = ScriptedWorld(INTERNET, config, seed=seed)
     upstream = HostileUpstream(
         INTERNET, DrawChooser(data.draw), random.Random(seed), guard_poison=guarded, replies=REPLIES
     )

@@ -126,7 +126,7 @@ def format_dump(dump: Dump) -> Iterator[str]:
         elif entry.rdtype is None:
             yield f"{_NXDOMAIN} {entry.name} {entry.soa.to_text()}\n"
         else:
-            yield f"{_NODATA} {entry.name} {dns.rdatatype.to_text(entry.rdtype)} "
+            yield f"{_NODATA} {entry.name} {dns.rdatatype.RdataType.to_text(entry.rdtype)} "
             yield f"{entry.soa.to_text()}\n"
 
 

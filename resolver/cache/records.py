@@ -228,7 +228,7 @@ class RecordCache:
 
     def addresses(self, name: dns.name.Name) -> list[str]:
         """Every cached IPv4 and IPv6 address of `name`, whatever its rank (glue included)."""
-        found = []
+        found: list[str] = []
         for rdtype in (dns.rdatatype.A, dns.rdatatype.AAAA):
             rrset = self._fresh(name, rdtype)
             if rrset is not None:

@@ -249,7 +249,7 @@ class Resolution:
         if self._done is not None:
             return self._done
         try:
-            return self._steps.send(outcome)  # type: ignore[arg-type]
+            return self._steps.send(outcome)  # type: ignore[arg-type]  # priming send(None)
         except StopIteration as finished:
             self._done = Done(finished.value)
             return self._done
@@ -334,7 +334,12 @@ class Resolution:
         cache = self._ctx.cache
         failed = cache.get_failure(name, qtype)
         if failed is not None:
-            self._say(depth, "cache: {} {} failed moments ago", name, dns.rdatatype.to_text(qtype))
+            self._say(
+                depth,
+                "cache: {} {} failed moments ago",
+                name,
+                dns.rdatatype.RdataType.to_text(qtype),
+            )
             raise ResolutionFailed(failed)
         try:
             return (yield from self._iterate(name, qtype, depth))
@@ -376,13 +381,15 @@ class Resolution:
             found = local.get(qtype)
             records = (found,) if found is not None else ()
         if records:
-            self._say(depth, "local data: {} {}", name, dns.rdatatype.to_text(qtype))
+            self._say(depth, "local data: {} {}", name, dns.rdatatype.RdataType.to_text(qtype))
             return Step(dns.rcode.NOERROR, records)
         cname = local.get(dns.rdatatype.CNAME) if qtype != dns.rdatatype.CNAME else None
         if cname is not None:
             self._say(depth, "local data: {} is an alias for {}", name, cname[0].target)
             return Step(dns.rcode.NOERROR, (cname,), next_name=cname[0].target)
-        self._say(depth, "local data: {} has no {} (NODATA)", name, dns.rdatatype.to_text(qtype))
+        self._say(
+            depth, "local data: {} has no {} (NODATA)", name, dns.rdatatype.RdataType.to_text(qtype)
+        )
         return Step(dns.rcode.NOERROR)
 
     def _from_cache(
@@ -395,7 +402,7 @@ class Resolution:
                 return Step(negative.rcode, authority=negative.soa)
         found = cache.get_rrset(name, qtype, min_rank=Rank.NONAUTH_ANSWER, stale=stale)
         if found is not None:
-            self._say(depth, "cache: {} {} answered", name, dns.rdatatype.to_text(qtype))
+            self._say(depth, "cache: {} {} answered", name, dns.rdatatype.RdataType.to_text(qtype))
             return Step(dns.rcode.NOERROR, (found,))
         if qtype != dns.rdatatype.CNAME:
             cname = cache.get_rrset(
@@ -820,7 +827,7 @@ class Resolution:
         label = f"{server.name} [{server.address}]" if server.name else server.address
         if server.port != upstream.port:
             label += f" port {server.port}"
-        rdtype_text = dns.rdatatype.to_text(question.rdtype)
+        rdtype_text = dns.rdatatype.RdataType.to_text(question.rdtype)
         name = question.name
         while True:
             query = self._make_query(name, question.rdtype, use_edns, recursive)
@@ -866,7 +873,7 @@ class Resolution:
             # since it may well serve other zones).
             table.record_rtt(server.address, timeout)
             if verdict is _Miss.REJECTED:
-                self._say(depth, "  {}; trying another server", dns.rcode.to_text(rcode))
+                self._say(depth, "  {}; trying another server", dns.rcode.Rcode.to_text(rcode))
             return verdict
 
     def _undelivered(
@@ -925,7 +932,7 @@ class Resolution:
             name = randomize_case(name, self._ctx.rng)
         return dns.message.make_query(
             name,
-            qtype,
+            dns.rdatatype.RdataType.make(qtype),
             use_edns=0 if use_edns else False,
             payload=upstream.edns_payload,
             flags=dns.flags.RD if recursive else 0,

@@ -50,7 +50,8 @@ MIN_UDP_PAYLOAD = 512
 _ACCESS_MEMORY = 4096
 # RFC 8914 has no code for "the resolver itself failed": Other (0), with words that say so.
 _INTERNAL_ERROR = dns.edns.EDEOption(
-    ServfailReason.INTERNAL_ERROR.ede_code, ServfailReason.INTERNAL_ERROR.text
+    dns.edns.EDECode.make(ServfailReason.INTERNAL_ERROR.ede_code),
+    ServfailReason.INTERNAL_ERROR.text,
 )
 #: At most one traceback a second: a client that can trigger a bug on every query must not be
 #: able to flood the log (the others are counted and reported with the next one).
@@ -367,7 +368,8 @@ class QueryHandler:
         # Extended DNS Errors (RFC 8914) tell an EDNS client why, in the words of our logs.
         error = None
         if answer.failure is not None:
-            error = dns.edns.EDEOption(answer.failure.ede_code, answer.failure.text)
+            code = dns.edns.EDECode.make(answer.failure.ede_code)
+            error = dns.edns.EDEOption(code, answer.failure.text)
         elif answer.stale:
             error = dns.edns.EDEOption(dns.edns.EDECode.STALE_ANSWER)
         if error is not None and response.edns >= 0:

@@ -40,6 +40,7 @@ class QueryLog:
     def record(
         self, client: str, query: bytes, reply: bytes | None, source: str, seconds: float
     ) -> None:
+        name: dns.name.Name | str
         try:
             name, length = dns.name.from_wire(query, 12)
             qtype = dns.rdatatype.to_text(struct.unpack_from("!H", query, 12 + length)[0])

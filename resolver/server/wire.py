@@ -22,7 +22,7 @@ def parse(wire: bytes) -> dns.message.Message | None:
 
 async def receive_exactly(stream: trio.abc.ReceiveStream, size: int) -> bytes | None:
     """Exactly `size` bytes, or None if the peer closed first."""
-    chunks: list[bytes] = []
+    chunks: list[bytes | bytearray] = []
     missing = size
     while missing:
         chunk = await stream.receive_some(missing)

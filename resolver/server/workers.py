@@ -120,7 +120,7 @@ class Supervisor:
         while not self._stopping:
             sentinels = {process.sentinel: slot for slot, process in self._workers.items()}
             for sentinel in multiprocessing.connection.wait(list(sentinels), timeout=0.5):
-                slot = sentinels[sentinel]  # type: ignore[index]
+                slot = sentinels[sentinel]  # type: ignore[index]  # wait() returns the ints given
                 process = self._workers[slot]
                 process.join()
                 if self._stopping:

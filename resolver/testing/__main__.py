@@ -14,6 +14,7 @@ from pathlib import Path
 import click
 import trio
 
+from resolver.testing.authority import zone_origin
 from resolver.testing.faults import Fault
 from resolver.testing.internet import TestInternet
 
@@ -62,7 +63,7 @@ async def _serve(internet: TestInternet, hints: Path) -> None:
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         async with internet.running():
             for server in internet.servers.values():
-                zones = " ".join(zone.origin.to_text() for zone in server.zones)
+                zones = " ".join(zone_origin(zone).to_text() for zone in server.zones)
                 click.echo(f"{server.name:32} {server.address}:{server.port}  {zones}")
             click.echo(f"root hints written to {hints}")
             click.echo("ready", nl=True)

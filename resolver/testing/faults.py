@@ -23,7 +23,13 @@ import dns.rdatatype
 import dns.rrset
 import dns.zone
 
-from resolver.testing.authority import EDNS_PAYLOAD, answer, is_empty_non_terminal, negative_soa
+from resolver.testing.authority import (
+    EDNS_PAYLOAD,
+    answer,
+    is_empty_non_terminal,
+    negative_soa,
+    zone_origin,
+)
 
 #: What a server sends back: a message, raw bytes (GARBAGE), or nothing at all.
 Reply = dns.message.Message | bytes | None
@@ -283,8 +289,8 @@ def _ends_outside(
 
 def _zone_of(name: dns.name.Name, zones: Sequence[dns.zone.Zone]) -> dns.zone.Zone | None:
     """The most specific of `zones` containing `name`, if any."""
-    candidates = [zone for zone in zones if name.is_subdomain(zone.origin)]
-    return max(candidates, key=lambda zone: len(zone.origin), default=None)
+    candidates = [zone for zone in zones if name.is_subdomain(zone_origin(zone))]
+    return max(candidates, key=lambda zone: len(zone_origin(zone)), default=None)
 
 
 def _asks_empty_non_terminal(query: dns.message.Message, zones: Sequence[dns.zone.Zone]) -> bool:

@@ -56,7 +56,7 @@ import dns.rdtypes.ANY.OPT
 import dns.rrset
 import trio
 
-from resolver.config import Config
+from resolver.config import Config, ForwardZone, StubZone
 from resolver.core import actions
 from resolver.core.actions import NetworkError, Outcome, Response, SendQuery, Timeout
 from resolver.core.hints import parse_root_hints
@@ -913,6 +913,10 @@ class HostileUpstream(Upstream):
         query.id = self.rng.getrandbits(16)
         self.sent += 1
         reply, zones = self._genuine(action)
+        if action.query.flags & dns.flags.RD:
+            # A forwarder is trusted for the whole chain from the question (it recurses for
+            # us, `classify_recursive`): for the poison invariant it speaks for every name.
+            zones = (dns.name.root,)
         applied = Applied()
         wire: bytes | None = None
         if self.choose.integer(0, 2) == 0:  # as `mutate` decides, without a wire round trip
@@ -996,7 +1000,17 @@ QUESTIONS: tuple[tuple[str, str], ...] = (
     ("www.example.test.", "ANY"),
     ("poison.test.", "A"),
     ("www.poison.test.", "A"),
+    ("www.other.test.", "A"),
+    ("alias.example.test.", "CNAME"),
 )
+
+#: Forward and stub zones over the test internet, so that fuzzing reaches `_forward` and
+#: `classify_recursive` (the other.test. authority standing in for a forwarder) and the stub
+#: path (deep.test. asked of its own server, not found through the root).
+ROUTED = {
+    "forward_zones": (ForwardZone("other.test.", ("127.53.3.1",)),),
+    "stub_zones": (StubZone("deep.test.", ("127.53.7.1",)),),
+}
 
 #: The rcodes a client may get from a resolver facing broken authorities.
 CLIENT_RCODES = (dns.rcode.NOERROR, dns.rcode.NXDOMAIN, dns.rcode.SERVFAIL)
@@ -1029,9 +1043,17 @@ def chain_problem(qname: dns.name.Name, answer: Sequence[dns.rrset.RRset]) -> st
 
 
 def poison_problem(rrsets: Sequence[dns.rrset.RRset]) -> str | None:
-    """The poisoned record if one reached a client, else None."""
+    """The poisoned record if one reached a client, else None.
+
+    Only names under `POISON_NAME` count: a server may rename a planted record into its own
+    zone, where it has every right to say so.
+    """
     for rrset in rrsets:
-        if rrset.rdtype == dns.rdatatype.A and any(r.address == POISON_ADDRESS for r in rrset):
+        if (
+            rrset.rdtype == dns.rdatatype.A
+            and rrset.name.is_subdomain(POISON_NAME)
+            and any(rdata.address == POISON_ADDRESS for rdata in rrset)
+        ):
             return f"poison reached a client: {rrset.to_text()}"
     return None
 

@@ -133,7 +133,7 @@ async def serve_tcp(
     listeners: list[trio.SocketListener],
     handler: WireHandler,
     *,
-    task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+    task_status: trio.TaskStatus[list[trio.SocketListener]] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Accept connections on `listeners` and answer each framed query in order until cancelled."""
     await trio.serve_listeners(
