@@ -29,7 +29,7 @@ from daemon_support import (
     running_daemon,
 )
 
-from resolver.testing import TestInternet
+from resolver.testing import Fault, TestInternet
 from tests.helpers import assert_only_the_configured_roots_were_asked
 
 ROOT_SERVERS = ("a.root-servers.test.", "b.root-servers.test.")
@@ -299,3 +299,16 @@ def test_without_query_loopback_nothing_is_sent_to_the_test_internet(
         result = dig(dig_path, "www.example.test", port=port)
         assert result.status == "SERVFAIL", result.output
         assert_only_the_configured_roots_were_asked(live_internet)
+
+
+def test_behind_a_dns_interceptor_the_daemon_says_servfail_with_ede_22_never_nxdomain(
+    hints: Path, live_internet: TestInternet, dig_path: str
+) -> None:
+    """Every server of the network answers "NXDOMAIN, RA, no AA", as a DNS interceptor does:
+    `resolver serve` must not pass that on as the truth about any name."""
+    live_internet.set_fault_everywhere(Fault.INTERCEPT)
+    with running_daemon(hints):
+        for name in ("www.example.test", "nope.example.test", "test"):
+            result = dig(dig_path, name)
+            assert result.status == "SERVFAIL", result.output
+            assert "EDE: 22 (No Reachable Authority)" in result.output, result.output
