@@ -12,7 +12,10 @@ import pytest
 import trio
 
 from resolver.config import Config
+from resolver.core.actions import SendQuery, Timeout
+from resolver.core.hints import parse_root_hints
 from resolver.server.daemon import serve
+from resolver.server.handler import QueryHandler
 from resolver.server.service import ResolverService
 from resolver.server.wire import framed, receive_framed
 from resolver.testing import TestInternet
@@ -84,3 +87,15 @@ async def ask(message: dns.message.Message, **options: object) -> dns.message.Me
     reply = await udp_exchange(message.to_wire(), **options)  # type: ignore[arg-type]
     assert reply is not None, "no reply"
     return dns.message.from_wire(reply)
+
+
+def offline_handler() -> QueryHandler:
+    """A handler whose every upstream query times out at once: nothing leaves the process."""
+    hints = parse_root_hints(TestInternet.default().hints_text())
+    service = ResolverService(loopback_config(), hints)
+
+    async def silence(_action: SendQuery) -> Timeout:
+        return Timeout()
+
+    service.upstream.perform = silence  # type: ignore[method-assign]
+    return QueryHandler(service)

@@ -61,17 +61,23 @@ def test_an_unreachable_address_is_not_waited_for_nor_asked_again(world: Scripte
     assert world.context.servers.held_down(NS1_EXAMPLE)
 
 
-def test_silent_servers_are_asked_again_with_a_longer_timeout(world: ScriptedWorld) -> None:
-    """A delegation just handed over by the parent: its servers get the retransmissions."""
-    lost = {"left": 2}  # the first datagram to each example.test server is lost
+def losing(count: int, prefix: str = "127.53.2.") -> Callable[[SendQuery], Outcome | None]:
+    """A network that loses the next `count` datagrams to addresses starting with `prefix`."""
+    left = [count]
 
     def lossy(action: SendQuery) -> Outcome | None:
-        if action.server.address.startswith("127.53.2.") and lost["left"]:
-            lost["left"] -= 1
+        if action.server.address.startswith(prefix) and left[0]:
+            left[0] -= 1
             return Timeout()
         return None
 
-    answer, sent = resolve_with(world, "www.example.test.", lossy)
+    return lossy
+
+
+def test_silent_servers_are_asked_again_with_a_longer_timeout(world: ScriptedWorld) -> None:
+    """A delegation just handed over by the parent: its servers get the retransmissions."""
+    # the first datagram to each example.test server is lost
+    answer, sent = resolve_with(world, "www.example.test.", losing(2))
     assert texts(answer.answer) == ["www.example.test. 300 IN A 192.0.2.1"]
     timeouts = [a.timeout for a in sent if a.server.address.startswith("127.53.2.")]
     assert timeouts == [0.3, 0.3, 0.6]  # both lost, then the second round waits twice as long
@@ -81,15 +87,7 @@ def test_a_cached_delegation_that_fails_is_learnt_again_before_waiting_longer(
     world: ScriptedWorld,
 ) -> None:
     world.resolve("example.test.", "NS")
-    lost = {"left": 2}
-
-    def lossy(action: SendQuery) -> Outcome | None:
-        if action.server.address.startswith("127.53.2.") and lost["left"]:
-            lost["left"] -= 1
-            return Timeout()
-        return None
-
-    answer, sent = resolve_with(world, "www.example.test.", lossy)
+    answer, sent = resolve_with(world, "www.example.test.", losing(2))
     assert texts(answer.answer) == ["www.example.test. 300 IN A 192.0.2.1"]
     # both cached servers silent once, then one query to the TLD rather than a longer wait
     assert [(a.server.address[:9], a.timeout) for a in sent] == [

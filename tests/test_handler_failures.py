@@ -22,13 +22,9 @@ import dns.rrset
 import pytest
 import trio
 
-from resolver.core.actions import Answer, SendQuery, Timeout
-from resolver.core.hints import parse_root_hints
-from resolver.server.handler import QueryHandler
+from resolver.core.actions import Answer
 from resolver.server.service import ResolverService
-from resolver.testing import TestInternet
-from tests.frontend_support import ask, query, tcp_exchange, udp_exchange
-from tests.helpers import loopback_config
+from tests.frontend_support import ask, offline_handler, query, tcp_exchange, udp_exchange
 
 Resolve = Callable[..., Awaitable[Answer]]
 
@@ -41,18 +37,6 @@ def too_big_answer() -> Answer:
     records = [f'"{index:03d}{"x" * 247}"' for index in range(300)]
     rrset = dns.rrset.from_text_list(DOOMED, 300, "IN", "TXT", records)
     return Answer(dns.rcode.NOERROR, (rrset,))
-
-
-def offline_handler() -> QueryHandler:
-    """A handler whose every upstream query times out at once: nothing leaves the process."""
-    hints = parse_root_hints(TestInternet.default().hints_text())
-    service = ResolverService(loopback_config(), hints)
-
-    async def silence(_action: SendQuery) -> Timeout:
-        return Timeout()
-
-    service.upstream.perform = silence  # type: ignore[method-assign]
-    return QueryHandler(service)
 
 
 def replace_resolve(

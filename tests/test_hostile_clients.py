@@ -13,13 +13,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from resolver.core.actions import SendQuery, Timeout
-from resolver.core.hints import parse_root_hints
-from resolver.server.handler import QueryHandler
 from resolver.server.service import ResolverService
-from resolver.testing import TestInternet
-from tests.frontend_support import ask, query, udp_exchange
-from tests.helpers import loopback_config
+from tests.frontend_support import ask, offline_handler, query, udp_exchange
 
 QUESTION_A = b"\x00\x01\x00\x01"  # type A, class IN
 
@@ -82,18 +77,6 @@ async def test_any_gets_a_minimal_answer(resolver: ResolverService) -> None:
 async def test_other_classes_are_refused(resolver: ResolverService) -> None:
     response = await ask(dns.message.make_query("version.bind.", "TXT", "CH"))
     assert response.rcode() == dns.rcode.REFUSED
-
-
-def offline_handler() -> QueryHandler:
-    """A handler whose every upstream query times out at once: nothing leaves the process."""
-    hints = parse_root_hints(TestInternet.default().hints_text())
-    service = ResolverService(loopback_config(), hints)
-
-    async def silence(_action: SendQuery) -> Timeout:
-        return Timeout()
-
-    service.upstream.perform = silence  # type: ignore[method-assign]
-    return QueryHandler(service)
 
 
 OFFLINE = offline_handler()
