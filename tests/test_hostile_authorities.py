@@ -13,6 +13,7 @@ import socket
 
 import dns.flags
 import dns.message
+import dns.opcode
 import dns.rcode
 import dns.rdatatype
 import trio
@@ -245,3 +246,16 @@ def test_a_failure_inside_a_deep_glueless_chain_is_not_remembered_for_others() -
     world.resolve("www.a.com.")  # the attacker's question runs into the glueless caps
     assert world.cache.get_failure(name("ns.c.com."), dns.rdatatype.A) is None
     assert world.resolve("www.v.com.").rcode == dns.rcode.NOERROR
+
+
+def test_a_reply_with_another_opcode_is_no_answer() -> None:
+    """RFC 1035 4.1.1: a reply copies the query's opcode; one that does not answers nothing."""
+
+    def status(query: dns.message.Message) -> dns.message.Message:
+        response = reply(query, answer=("www.example.com. 300 A 6.6.6.6",))
+        response.set_opcode(dns.opcode.STATUS)
+        return response
+
+    world = World(servers={COM: com_with_two_servers, EX2: status})
+    world.context.servers.record_rtt(EX, 0.5)  # the impostor's address is preferred
+    assert texts(world.resolve("www.example.com.")) == ["www.example.com. 300 IN A 192.0.2.1"]

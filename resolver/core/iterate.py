@@ -98,13 +98,18 @@ def _dname_above(answer: list[dns.rrset.RRset], name: dns.name.Name) -> dns.rrse
 
 
 def _follow_chain(
-    answer: list[dns.rrset.RRset], qname: dns.name.Name, qtype: int
+    answer: list[dns.rrset.RRset], qname: dns.name.Name, qtype: int, *, one_link: bool
 ) -> tuple[list[dns.rrset.RRset], dns.name.Name, bool]:
     """Walk qname -> CNAME/DNAME -> ... through the answer; (records, where it ended, answered?).
 
     A DNAME above a name wins over anything the server put there (nothing can exist below a
     DNAME, RFC 6672 section 2.3), and the CNAME is synthesised here rather than taken from the
     server: a server may leave it out, or send one that disagrees with its own DNAME.
+
+    With `one_link`, only what the server says about the question's own name is taken (its
+    data, or its alias), as Unbound's scrubber does: a server is not authoritative below a
+    cut in its zone it may not even know of, so the rest of a chain is asked of whoever serves
+    the target, and the parent can never overwrite a child's data with its own copy.
     """
     chain: list[dns.rrset.RRset] = []
     name, visited = qname, set()
@@ -120,20 +125,24 @@ def _follow_chain(
             if qtype == dns.rdatatype.CNAME:
                 return chain, name, True  # the synthesised CNAME is the answer asked for
             name = cname[0].target
-            continue
-        if qtype == dns.rdatatype.ANY:
-            found = [r for r in answer if r.name == name]
-            if found:
-                return chain + found, name, True
         else:
-            final = _find(answer, name, qtype)
-            if final is not None:
-                return [*chain, final], name, True
-        cname = None if qtype == dns.rdatatype.CNAME else _find(answer, name, dns.rdatatype.CNAME)
-        if cname is None:
+            if qtype == dns.rdatatype.ANY:
+                found = [r for r in answer if r.name == name]
+                if found:
+                    return chain + found, name, True
+            else:
+                final = _find(answer, name, qtype)
+                if final is not None:
+                    return [*chain, final], name, True
+            cname = None
+            if qtype != dns.rdatatype.CNAME:
+                cname = _find(answer, name, dns.rdatatype.CNAME)
+            if cname is None:
+                break
+            chain.append(cname)
+            name = cname[0].target
+        if one_link:
             break
-        chain.append(cname)
-        name = cname[0].target
     return chain, name, False
 
 
@@ -192,24 +201,25 @@ def classify(
 ) -> Classified:
     """Judge a NOERROR/NXDOMAIN/YXDOMAIN response from a server asked (RD=0) for `zone`.
 
-    The cases, in the order they are checked:
+    The cases, in the order they are checked. Only what the server says about the question's
+    own name counts (see `_follow_chain`): its data, or its alias (a CNAME, or a DNAME above it
+    with the CNAME synthesised from it), never the rest of a chain.
     1. RA=1 without AA: a recursive resolver or a middlebox answered in the authority's place
-       (Unbound's REC_LAME), whatever it says; only a NOERROR reply that merely redirects
-       through an alias is let through, as in Unbound, since the target is asked of its own
-       servers anyway. A DNAME whose substitution overflows the name gives YXDOMAIN (RFC 6672
-       section 2.2), whatever rcode came with it; YXDOMAIN without such a DNAME is lame.
-    2. The chain from the question reaches the data asked for: an answer, AA or not (many
-       authorities and load balancers omit AA; the data is in the server's zone either way).
-    3. The chain leaves the zone, or enters a part of it delegated away: whatever the rcode,
-       the server says nothing about the target (RFC 6604 section 3), so it is followed (and
-       a chain that loops back on itself is handed on too, for the caller to reject).
-    4. NXDOMAIN: believed with AA or with the zone's SOA (Knot's `is_authoritative`).
-    5. An SOA of the zone: NODATA (checked before referrals, as in Unbound).
-    6. An NS set for a cut below the zone and above the name: a referral, even with AA (some
+       (Unbound's REC_LAME), whatever it says; only the alias of a NOERROR reply that merely
+       redirects is taken, as in Unbound, since the target is asked of its own servers anyway.
+    2. A DNAME whose substitution overflows the name: YXDOMAIN (RFC 6672 section 2.2), whatever
+       rcode came with it; YXDOMAIN without such a DNAME is lame.
+    3. The data asked for: an answer, AA or not (many authorities and load balancers omit AA;
+       the data is in the server's zone either way). Except an NS set without AA for a name
+       below the zone (an NS question at a cut): the parent's copy of the delegation, followed
+       as a referral (Unbound's rule), so the answer comes from the child.
+    4. An alias: followed, whatever the rcode, which speaks of the target (RFC 6604), and of
+       a target the server may not be authoritative for.
+    5. NXDOMAIN: believed with AA or with the zone's SOA (Knot's `is_authoritative`).
+    6. An SOA of the zone: NODATA (checked before referrals, as in Unbound).
+    7. An NS set for a cut below the zone and above the name: a referral, even with AA (some
        broken servers set it), never NODATA.
-    7. An NS set pointing up the tree or sideways: lame, AA or not, never NODATA.
-    8. An alias inside the zone with neither data nor SOA for its target: follow it (a server
-       that does not chase aliases says nothing about the target).
+    8. An NS set pointing up the tree or sideways: lame, AA or not, never NODATA.
     9. AA with nothing else: NODATA without an SOA to quote. Anything else is lame.
     """
     aa = bool(response.flags & dns.flags.AA)
@@ -217,7 +227,7 @@ def classify(
     answer = in_bailiwick(response.answer, zone)
     authority_all = [r for r in response.authority if r.rdclass == dns.rdataclass.IN]
     authority = in_bailiwick(authority_all, zone)
-    chain, final_name, answered = _follow_chain(answer, qname, qtype)
+    chain, final_name, answered = _follow_chain(answer, qname, qtype, one_link=True)
     if response.flags & dns.flags.RA and not aa:
         if chain and not answered and rcode == dns.rcode.NOERROR:
             # Only the alias is taken, never a verdict on its target (an SOA beside it would
@@ -229,30 +239,30 @@ def classify(
         return Classified(Kind.YXDOMAIN, final_name, tuple(chain))
     if rcode == dns.rcode.YXDOMAIN:
         return _lame(final_name, Lameness.UNJUSTIFIED_YXDOMAIN)
+    glue_zone = zone if harden_glue else dns.name.root
     if answered:
-        glue: tuple[dns.rrset.RRset, ...] = ()
-        if chain[-1].rdtype == dns.rdatatype.NS:
-            glue = glue_for(chain[-1], response.additional, zone if harden_glue else dns.name.root)
+        ns = chain[-1] if chain[-1].rdtype == dns.rdatatype.NS else None
+        glue = glue_for(ns, response.additional, glue_zone) if ns is not None else ()
+        if ns is not None and not aa and len(chain) == 1 and ns.name != zone:
+            # The parent's copy of a delegation, put in the answer section: a referral.
+            return Classified(Kind.REFERRAL, final_name, delegation=ns, glue=glue)
         return Classified(Kind.ANSWER, final_name, tuple(chain), glue=glue, authoritative=aa)
-    cut = _cut_below(authority, final_name, zone)
-    looped = any(rrset.name == final_name for rrset in chain)
-    if chain and (looped or cut is not None or not final_name.is_subdomain(zone)):
+    if chain:
         return Classified(Kind.CNAME, final_name, tuple(chain), authoritative=aa)
+    cut = _cut_below(authority, final_name, zone)
     soa = _negative_soa(authority, final_name)
     if rcode == dns.rcode.NXDOMAIN:
         if aa or soa is not None:
-            return Classified(Kind.NXDOMAIN, final_name, tuple(chain), soa=soa, authoritative=aa)
+            return Classified(Kind.NXDOMAIN, final_name, soa=soa, authoritative=aa)
         return _lame(final_name, Lameness.NEGATIVE_WITHOUT_AUTHORITY)
     if soa is not None:
-        return Classified(Kind.NODATA, final_name, tuple(chain), soa=soa, authoritative=aa)
+        return Classified(Kind.NODATA, final_name, soa=soa, authoritative=aa)
     if cut is not None:
-        glue = glue_for(cut, response.additional, zone if harden_glue else dns.name.root)
+        glue = glue_for(cut, response.additional, glue_zone)
         return Classified(Kind.REFERRAL, final_name, delegation=cut, glue=glue)
     misdirection = _misdirection(authority_all, zone)
     if misdirection is not None:
         return _lame(final_name, misdirection)
-    if chain:
-        return Classified(Kind.CNAME, final_name, tuple(chain), authoritative=aa)
     if aa:
         return Classified(Kind.NODATA, final_name)
     return _lame(final_name, Lameness.EMPTY)
@@ -272,7 +282,7 @@ def classify_recursive(
     """
     answer = in_bailiwick(response.answer, dns.name.root)
     authority = in_bailiwick(response.authority, dns.name.root)
-    chain, final_name, answered = _follow_chain(answer, qname, qtype)
+    chain, final_name, answered = _follow_chain(answer, qname, qtype, one_link=False)
     soa = _negative_soa(authority, final_name)
     if response.rcode() == dns.rcode.NXDOMAIN:
         return Classified(Kind.NXDOMAIN, final_name, tuple(chain), soa=soa, authoritative=False)

@@ -29,6 +29,8 @@ def is_response_to(
     """
     if response.id != query.id or not response.flags & dns.flags.QR:
         return False
+    if response.opcode() != query.opcode():  # RFC 1035 4.1.1: the opcode is copied back
+        return False
     if len(response.question) != 1 or len(query.question) != 1:
         return False
     asked, echoed = query.question[0], response.question[0]
@@ -61,7 +63,7 @@ def in_bailiwick(section: Iterable[dns.rrset.RRset], zone: dns.name.Name) -> lis
 
 
 _HEADER_SIZE = 12
-_QR, _TC, _RCODE, _FORMERR = 0x8000, 0x0200, 0x000F, 1
+_QR, _OPCODE, _TC, _RCODE, _FORMERR = 0x8000, 0x7800, 0x0200, 0x000F, 1
 
 
 def bare_header(data: bytes, message: dns.message.Message | None) -> BareHeader | None:
@@ -74,6 +76,6 @@ def bare_header(data: bytes, message: dns.message.Message | None) -> BareHeader 
     if len(data) < _HEADER_SIZE or (message is not None and message.question):
         return None
     flags = int.from_bytes(data[2:4], "big")
-    if not flags & _QR or not (flags & _TC or flags & _RCODE == _FORMERR):
-        return None
+    if not flags & _QR or flags & _OPCODE or not (flags & _TC or flags & _RCODE == _FORMERR):
+        return None  # not a reply to our (opcode QUERY) query, or nothing it says counts
     return BareHeader(flags)

@@ -66,6 +66,7 @@ from resolver.server.handler import QueryHandler
 from resolver.server.service import ResolverService
 from resolver.server.upstream import Upstream
 from resolver.server.wire import parse
+from resolver.testing.authority import zone_origin
 from resolver.testing.faults import POISON_ADDRESS, POISON_NAME, Reply
 from resolver.testing.internet import TestInternet
 from resolver.testing.scripted import FakeClock
@@ -220,7 +221,7 @@ def _long_name(base: dns.name.Name, choose: Chooser) -> dns.name.Name:
     """`base` with 63-byte labels prepended until the name is 240..255 bytes long."""
     name = base
     while True:
-        room = 255 - len(name.to_wire()) - 1
+        room = 255 - len(name.to_wire() or b"") - 1
         if room <= 0:
             return name
         label = b"y" * min(63, room)
@@ -271,13 +272,20 @@ def some_name(target: Target, choose: Chooser, message: dns.message.Message) -> 
 
 
 def _rdata(rdtype: int, text: str, rdclass: int = dns.rdataclass.IN) -> dns.rdata.Rdata:
-    return dns.rdata.from_text(rdclass, rdtype, text)
+    return dns.rdata.from_text(
+        dns.rdataclass.RdataClass.make(rdclass), dns.rdatatype.RdataType.make(rdtype), text
+    )
 
 
 def _rrset(
     name: dns.name.Name, rdtype: int, texts: Sequence[str], ttl: int, covers: int = 0
 ) -> dns.rrset.RRset:
-    rrset = dns.rrset.RRset(name, dns.rdataclass.IN, rdtype, covers)
+    rrset = dns.rrset.RRset(
+        name,
+        dns.rdataclass.IN,
+        dns.rdatatype.RdataType.make(rdtype),
+        dns.rdatatype.RdataType.make(covers),
+    )
     for text in texts:
         rrset.add(_rdata(rdtype, text), ttl)
     return rrset
@@ -298,7 +306,7 @@ def _sections(message: dns.message.Message) -> list[list[dns.rrset.RRset]]:
 
 
 def _section(message: dns.message.Message, choose: Chooser) -> list[dns.rrset.RRset]:
-    return getattr(message, choose.choice(_SECTIONS))  # type: ignore[no-any-return]
+    return getattr(message, choose.choice(_SECTIONS))
 
 
 def random_rrset(target: Target, choose: Chooser, message: dns.message.Message) -> dns.rrset.RRset:
@@ -476,7 +484,7 @@ def add_rrsig(message: dns.message.Message, target: Target, choose: Chooser) -> 
 def add_opt(message: dns.message.Message, target: Target, choose: Chooser) -> None:
     """An OPT pseudo-record in the answer or authority section, or a second one."""
     payload = choose.choice((0, 512, 1232, 65535))
-    opt = dns.rrset.RRset(dns.name.root, payload, dns.rdatatype.OPT)
+    opt = dns.rrset.RRset(dns.name.root, dns.rdataclass.RdataClass.make(payload), dns.rdatatype.OPT)
     opt.add(dns.rdtypes.ANY.OPT.OPT(payload, dns.rdatatype.OPT, []), choose.integer(0, 2**32 - 1))
     _section(message, choose).append(opt)
 
@@ -797,7 +805,9 @@ def _copy(message: dns.message.Message) -> dns.message.Message:
     RRset objects with its zones, which a TTL mutation must not change."""
     duplicate = copy.copy(message)
     duplicate.sections = [[rrset.copy() for rrset in section] for section in message.sections]
-    duplicate.index = None  # the original's index would find the original's RRsets
+    # The original's index would find the original's RRsets; dnspython searches the sections
+    # themselves when there is none.
+    duplicate.index = None  # type: ignore[assignment]  # None is dnspython's "no index"
     if message.opt is not None:  # the extended rcode and EDNS flags live in its TTL
         duplicate.opt = message.opt.copy()
     return duplicate
@@ -974,7 +984,7 @@ class HostileUpstream(Upstream):
                 reply = server.respond(query, action.tcp)
                 if isinstance(reply, dns.message.Message):
                     reply = dns.message.from_wire(reply.to_wire(max_size=MAX_MESSAGE))
-            known = (reply, tuple(zone.origin for zone in server.zones))
+            known = (reply, tuple(zone_origin(zone) for zone in server.zones))
         if len(self.replies) >= REPLY_MEMORY:
             self.replies.clear()
         self.replies[key] = known
