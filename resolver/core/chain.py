@@ -1,0 +1,83 @@
+"""One link of a CNAME chain and the chain itself: what each stage of a resolution hands back.
+
+`Step` is what one name resolved to (from local data, the cache or upstream); `Chain` collects
+the links of one question, with the caps on its length and loops; `Question` is a name and type
+as sent upstream; `Records` renders RRsets for traces only when a tracer reads them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import dns.name
+import dns.rcode
+import dns.rdatatype
+import dns.rrset
+
+from resolver.core.actions import Answer
+from resolver.core.reasons import ResolutionFailed, ServfailReason
+
+
+@dataclass(frozen=True)
+class Question:
+    """A name and type as sent upstream (the client's own, or a minimised one on the way)."""
+
+    name: dns.name.Name
+    rdtype: int
+
+
+@dataclass(frozen=True)
+class Step:
+    """What one name in a CNAME chain resolved to; `next_name` is set when the chain goes on.
+
+    `authority` is the one RRset for the authority section: the SOA of a negative answer, or
+    the NS set of the referral that answers a non-recursive (RD=0) question the cache cannot.
+    """
+
+    rcode: dns.rcode.Rcode
+    records: tuple[dns.rrset.RRset, ...] = ()
+    authority: dns.rrset.RRset | None = None
+    next_name: dns.name.Name | None = None
+
+
+class Chain:
+    """The CNAME chain being followed for one question: its records so far and where it is."""
+
+    def __init__(self, qname: dns.name.Name, limit: int) -> None:
+        self.name = qname
+        self.records: list[dns.rrset.RRset] = []
+        self._aliases: set[dns.name.Name] = set()
+        self._limit = limit
+
+    def extend(self, step: Step) -> Answer | None:
+        """Add one link (which may hold several CNAMEs); the answer, or None while it goes on."""
+        self.records.extend(step.records)
+        for rrset in step.records:
+            if rrset.rdtype == dns.rdatatype.CNAME:
+                self._aliases.add(rrset.name)
+        if len(self._aliases) > self._limit:
+            raise ResolutionFailed(ServfailReason.CNAME_CHAIN_TOO_LONG)
+        if step.next_name is None:
+            authority = (step.authority,) if step.authority is not None else ()
+            return Answer(step.rcode, tuple(self.records), authority)
+        if step.next_name in self._aliases:
+            raise ResolutionFailed(ServfailReason.CNAME_LOOP)
+        self.name = step.next_name
+        return None
+
+
+class Records:
+    """RRsets as one short trace line, rendered only if a tracer formats it."""
+
+    def __init__(self, rrsets: tuple[dns.rrset.RRset, ...]) -> None:
+        self._rrsets = rrsets
+
+    def __str__(self) -> str:
+        return ", ".join(self._short(rrset) for rrset in self._rrsets)
+
+    @staticmethod
+    def _short(rrset: dns.rrset.RRset) -> str:
+        if len(rrset) > 3:
+            kind = dns.rdatatype.to_text(rrset.rdtype)
+            return f"{rrset.name} {rrset.ttl} {kind} ({len(rrset)} records)"
+        return "; ".join(rrset.to_text().splitlines())

@@ -1,0 +1,420 @@
+"""The walk: from the closest known zone cut down to the servers of the name's own zone.
+
+Referrals, QNAME minimisation (RFC 9156), glueless name-server lookups, forwarders and stub
+zones, priming the root, relearning a delegation that stopped working from its parent, and
+the retransmission rounds over one zone's servers. Sub-questions (a glueless name server's
+address) go back through the resolution's `resolve`, so they get the cache, local data and
+CNAME chains like any question.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Generator
+from dataclasses import dataclass
+
+import dns.name
+import dns.rcode
+import dns.rdatatype
+
+from resolver.core.actions import Answer, Outcome, SendQuery, Server
+from resolver.core.chain import Question, Step
+from resolver.core.exchange import Attempts, Exchange, Miss
+from resolver.core.iterate import Classified, Kind
+from resolver.core.learn import cache_negative, cache_verdict, conclude, follow_referral
+from resolver.core.lookup import MINIMISED_TYPE, CacheLookup
+from resolver.core.minimise import Minimiser
+from resolver.core.overrides import Route
+from resolver.core.reasons import ResolutionFailed, ServfailReason
+from resolver.core.selection import choose_in_order, choose_server, usable_address
+from resolver.core.work import Work
+from resolver.core.zonecut import Delegation
+
+Steps = Generator[SendQuery, Outcome, Step]
+Resolve = Callable[[dns.name.Name, int, int], Generator[SendQuery, Outcome, Answer]]
+
+#: Failures that end the whole client question, not just one glueless side-lookup.
+FATAL = frozenset({ServfailReason.TOO_MANY_QUERIES, ServfailReason.TIMEOUT})
+
+#: Types asked with their own type even before the name's zone is known: A is what minimised
+#: questions look like anyway, and DS is asked of the parent on purpose.
+_UNHIDDEN_TYPES = frozenset({dns.rdatatype.A, dns.rdatatype.DS})
+
+
+@dataclass
+class _Minimisation:
+    """Where QNAME minimisation stands in one zone: the deepest name known to exist there
+    (the zone's apex at first) and whether names are still being minimised."""
+
+    known: dns.name.Name
+    minimising: bool
+
+
+class Walk:
+    """Iteration for one resolution (`Work`): asks servers through `Exchange`, reads the cache
+    through `CacheLookup`, and resolves glueless name servers' addresses through `resolve`."""
+
+    def __init__(
+        self, work: Work, lookup: CacheLookup, exchange: Exchange, resolve: Resolve
+    ) -> None:
+        self._work = work
+        self._lookup = lookup
+        self._exchange = exchange
+        self._resolve = resolve
+
+    def iterate(self, name: dns.name.Name, qtype: int, depth: int) -> Steps:
+        """Walk down from the closest known zone cut until a server answers for `name`.
+
+        With QNAME minimisation (RFC 9156, relaxed mode as Unbound's default), the servers of
+        each zone on the way are asked for one more label below what is known (type A) rather
+        than for the whole name, and the question's own type goes only to the zone that holds
+        the name: while it is not known whether the name is a zone cut of its own, even the
+        full name is asked with type A first (Unbound does the same). What each answer means:
+        - a referral: follow it, and minimise again from the new zone;
+        - NOERROR (data, an alias or NODATA: an empty non-terminal or a name with data but no
+          cut): no cut there, so add labels and ask the same zone again;
+        - NXDOMAIN: for the name itself, the answer; for a name above it, RFC 8020 says nothing
+          exists below, but some servers still deny empty non-terminals, and without DNSSEC we
+          cannot tell: relaxed mode asks the same zone for the full name instead of concluding
+          (Unbound with qname-minimisation-strict: no);
+        - an error rcode, a lame reply or silence: the server chokes on the minimised question,
+          so it is asked the full question (see `_ask_zone`).
+        When every server of a delegation taken from the cache fails (its addresses expired or
+        changed, or all of them are dead), the delegation is learnt again from the zone above
+        (RFC 1034 section 5.3.3; Unbound's "delegation point is useless").
+        """
+        # DS lives in the parent zone, so it is asked of the servers above the cut.
+        start = name.parent() if qtype == dns.rdatatype.DS and name != dns.name.root else name
+        route = self._work.ctx.routes.find(start) if self._work.ctx.routes else None
+        if route is not None and route.recursive:
+            verdict = yield from self._forward(route, Question(name, qtype), depth)
+            return conclude(self._work, verdict, qtype, depth)
+        delegation = yield from self._closest_delegation(start, depth, route)
+        target = Question(name, qtype)
+        minimiser = self._minimiser(name)
+        walk = _Minimisation(delegation.zone, minimising=minimiser is not None)
+        relearnt: set[dns.name.Name] = set()
+        referrals = 0
+        while True:
+            question = self._next_question(walk, minimiser, target, depth)
+            fallback = target if question != target else None
+            # A delegation that the parent could hand over afresh is asked once round, without
+            # retransmissions: if it fails, a query to the parent costs less than waiting
+            # again, and the parent may know of new addresses.
+            relearnable = self._relearnable(delegation, relearnt)
+            try:
+                asked, verdict = yield from self._ask_zone(
+                    delegation, question, depth, fallback, retries=0 if relearnable else None
+                )
+            except ResolutionFailed as failure:
+                if not (relearnable and failure.reason.authorities_failed):
+                    raise
+                relearnt.add(delegation.zone)
+                self._work.say(
+                    depth, "  no usable server for {}; asking its parent", delegation.zone
+                )
+                parent = delegation.zone.parent()
+                delegation = yield from self._closest_delegation(parent, depth, route)
+                walk = _Minimisation(delegation.zone, minimising=minimiser is not None)
+                continue
+            if asked != target and verdict.kind is not Kind.REFERRAL:
+                if verdict.kind is Kind.NXDOMAIN and asked.name == name:
+                    return conclude(
+                        self._work, verdict, qtype, depth
+                    )  # no such name, whatever type
+                if verdict.kind is Kind.NXDOMAIN:
+                    cache_negative(self._work.ctx.cache, verdict, asked.rdtype)
+                    self._work.say(depth, "  NXDOMAIN for {}; asking for the full name", asked.name)
+                    walk.minimising = False
+                    continue
+                cache_verdict(self._work.ctx.cache, verdict)
+                cache_negative(self._work.ctx.cache, verdict, asked.rdtype)
+                self._work.say(depth, "  {} exists, no zone cut there", asked.name)
+                walk.known = asked.name
+                continue
+            if verdict.kind is not Kind.REFERRAL:
+                return conclude(self._work, verdict, qtype, depth)
+            referrals += 1
+            if referrals > self._work.limits.max_referrals:
+                raise ResolutionFailed(ServfailReason.REFERRAL_DEPTH)
+            assert verdict.delegation is not None
+            delegation = follow_referral(self._work.ctx.cache, verdict)
+            self._work.say(depth, "  referral to {}", delegation.describe())
+            walk = _Minimisation(delegation.zone, minimising=minimiser is not None)
+
+    def _minimiser(self, name: dns.name.Name) -> Minimiser | None:
+        upstream = self._work.ctx.config.upstream
+        if not upstream.qname_minimisation:
+            return None
+        return Minimiser(name, upstream.max_minimise_count, upstream.minimise_one_label)
+
+    def _next_question(
+        self, walk: _Minimisation, minimiser: Minimiser | None, target: Question, depth: int
+    ) -> Question:
+        """What to ask the current zone's servers: a minimised name, the name typed A, or all."""
+        if minimiser is None or not walk.minimising:
+            return target
+        walk.known, child = self._skip_known(minimiser, walk.known, depth)
+        if child is None:
+            walk.minimising = False  # the cache holds an NXDOMAIN on the way: relaxed mode
+            return target
+        if child != target.name:
+            return Question(child, MINIMISED_TYPE)
+        if target.rdtype in _UNHIDDEN_TYPES or walk.known == target.name:
+            return target
+        if self._lookup.known_to_exist(target.name):
+            walk.known = target.name
+            return target
+        return Question(target.name, MINIMISED_TYPE)
+
+    def _relearnable(self, delegation: Delegation, relearnt: set[dns.name.Name]) -> bool:
+        """Whether a failing delegation is worth learning again from its parent.
+
+        Only one that came from the cache, once per zone and walk: a delegation the parent has
+        just handed us would be handed over again, and configured servers (root hints, stub
+        zones) have no parent to ask. Going up stays inside a stub zone: `_closest_delegation`
+        is given the stub route, so its configured servers stand in for the public parents.
+        """
+        return (
+            delegation.from_cache
+            and delegation.zone != dns.name.root
+            and delegation.zone not in relearnt
+        )
+
+    def _skip_known(
+        self, minimiser: Minimiser, known: dns.name.Name, depth: int
+    ) -> tuple[dns.name.Name, dns.name.Name | None]:
+        """Step past names the cache already knows to exist (RFC 9156 section 3, step 5).
+
+        Returns the deepest name known to exist and the next name to ask (the qname itself when
+        no step is left), or None as the next name if the cache holds an NXDOMAIN on the way.
+        """
+        child = minimiser.next_name(known)
+        while child != minimiser.qname:
+            negative = self._work.ctx.cache.get_negative(child, MINIMISED_TYPE)
+            if negative is not None and negative.rcode == dns.rcode.NXDOMAIN:
+                self._work.say(depth, "cache: {} NXDOMAIN; asking for the full name", child)
+                return known, None
+            if not self._lookup.known_to_exist(child):
+                break
+            self._work.say(depth, "cache: {} exists, no need to ask", child)
+            known, child = child, minimiser.next_name(child)
+        return known, child
+
+    def _forward(
+        self, route: Route, question: Question, depth: int
+    ) -> Generator[SendQuery, Outcome, Classified]:
+        """Ask the forwarders of `route` in turn (RD=1) until one gives a usable answer.
+
+        No minimisation: the forwarder needs the whole name to recurse on it (RFC 9156 section
+        2.4: minimising towards a forwarder protects nothing). A forwarder that is silent, says
+        SERVFAIL or REFUSED, or does not recurse, passes the question to the next one; silent
+        ones are asked again with a longer timeout before the question fails.
+        """
+        self._work.say(depth, "forward zone {}: forwarding", route.zone)
+        upstream, table = self._work.ctx.config.upstream, self._work.ctx.servers
+        attempts = Attempts(upstream.forward_timeout, upstream.retries)
+        while True:
+            candidates = [
+                server
+                for server in attempts.fresh(route.servers)
+                if usable_address(server.address, upstream, configured=True)
+            ]
+            if not candidates:
+                if attempts.next_round():
+                    self._work.say(depth, "  {}", attempts)
+                    continue
+                raise ResolutionFailed(
+                    ServfailReason.NO_FORWARDER_ANSWERED
+                    if attempts.any_asked
+                    else ServfailReason.NO_USABLE_SERVER_ADDRESS
+                )
+            server = choose_in_order(candidates, table)
+            attempts.asked(server)
+            verdict = yield from self._exchange.ask(
+                server, question, route.zone, depth, attempts.timeout, recursive=True
+            )
+            if isinstance(verdict, Classified):
+                return verdict
+            if verdict is Miss.SILENT:
+                attempts.silent(server)
+
+    def _closest_delegation(
+        self, name: dns.name.Name, depth: int, stub: Route | None = None
+    ) -> Generator[SendQuery, Outcome, Delegation]:
+        """Where iteration for `name` starts: the deepest cut we know, else a stub zone or root.
+
+        A stub zone's configured servers replace whatever NS set the cache holds for the zone
+        itself or above it; only a cut cached below the stub zone (learnt by following the stub
+        servers' referrals) is closer.
+        """
+        cache = self._work.ctx.cache
+        ns = cache.closest_delegation(name)
+        if stub is not None and (
+            ns is None or ns.name == stub.zone or not ns.name.is_subdomain(stub.zone)
+        ):
+            self._work.say(depth, "stub zone {}: asking its configured servers", stub.zone)
+            return Delegation.from_servers(stub.zone, stub.servers)
+        if ns is not None:
+            self._work.say(depth, "cache: closest delegation is {}", ns.name)
+            return Delegation.from_ns(ns, cache, from_cache=True)
+        root_ns = cache.get_rrset(dns.name.root, dns.rdatatype.NS)
+        if root_ns is None:
+            yield from self._prime(depth)
+            root_ns = cache.get_rrset(dns.name.root, dns.rdatatype.NS)
+        if root_ns is not None:
+            primed = Delegation.from_ns(root_ns, cache)
+            if any(primed.addresses.values()):
+                return primed
+        return Delegation.from_hints(self._work.ctx.hints)
+
+    def _prime(self, depth: int) -> Generator[SendQuery, Outcome, None]:
+        """Ask a root server for the current root NS set (RFC 8109); the hints may be stale."""
+        self._work.say(depth, "priming the root name servers")
+        hints = Delegation.from_hints(self._work.ctx.hints)
+        try:
+            _, verdict = yield from self._ask_zone(
+                hints, Question(dns.name.root, dns.rdatatype.NS), depth
+            )
+        except ResolutionFailed as failure:
+            if failure.reason in FATAL:
+                raise
+            self._work.say(depth, "priming failed; using the hints as they are")
+            return
+        if verdict.kind is Kind.ANSWER:
+            cache_verdict(self._work.ctx.cache, verdict)
+
+    def _servers_of(self, delegation: Delegation) -> list[Server]:
+        """Every address of the delegation that a query may go to, configured servers first.
+
+        An address the operator configured (hints, stub and forward servers) stays usable when
+        it is learnt again from the network, e.g. from the root's answer to priming.
+        """
+        upstream, configured = self._work.ctx.config.upstream, self._work.ctx.configured_addresses
+        servers = [
+            s for s in delegation.fixed if usable_address(s.address, upstream, configured=True)
+        ]
+        servers.extend(
+            Server(address, upstream.port, ns_name)
+            for ns_name, addresses in delegation.addresses.items()
+            for address in addresses
+            if usable_address(
+                address, upstream, configured=delegation.configured or address in configured
+            )
+        )
+        return servers
+
+    def _ask_zone(
+        self,
+        delegation: Delegation,
+        question: Question,
+        depth: int,
+        fallback: Question | None = None,
+        *,
+        retries: int | None = None,
+    ) -> Generator[SendQuery, Outcome, tuple[Question, Classified]]:
+        """Ask the zone's servers in turn until one gives a usable (non-lame) response.
+
+        Servers held down after repeated timeouts are skipped. When every server has been
+        asked, the names of glueless name servers are looked up one by one (within the glueless
+        caps); after that, the servers that stayed silent are asked again with twice the
+        timeout, up to `retries` (default `upstream.retries`) more rounds: a lost datagram must
+        not fail a zone with one address.
+        `fallback` is the full question behind a minimised one: a server that rejects the
+        minimised question (an error rcode or a lame reply) is asked the full question at once,
+        and so is every server after it, and so are the retransmissions (RFC 9156 relaxed mode;
+        such servers exist, and failing the name would be worse than showing it). Returns the
+        question that was answered with the verdict.
+        """
+        table, upstream = self._work.ctx.servers, self._work.ctx.config.upstream
+        attempts = Attempts(upstream.timeout, upstream.retries if retries is None else retries)
+        looked_up: set[dns.name.Name] = set()
+        while True:
+            candidates = attempts.fresh(self._servers_of(delegation))
+            if not candidates:
+                ns_name = self._next_glueless_name(delegation, looked_up)
+                if ns_name is not None and self._glueless_allowed(looked_up, depth):
+                    self._work.say(depth, "  looking up the address of name server {}", ns_name)
+                    looked_up.add(ns_name)
+                    found = yield from self._lookup_addresses(ns_name, depth + 1)
+                    delegation.addresses[ns_name] = found
+                elif attempts.next_round():
+                    self._work.say(depth, "  {}", attempts)
+                    if fallback is not None:
+                        question, fallback = fallback, None
+                elif attempts.any_asked:
+                    raise ResolutionFailed(ServfailReason.NO_REACHABLE_AUTHORITY)
+                elif ns_name is not None:
+                    raise ResolutionFailed(ServfailReason.GLUELESS_LIMIT)
+                else:
+                    raise ResolutionFailed(ServfailReason.NO_USABLE_SERVER_ADDRESS)
+                continue
+            server = choose_server(candidates, table, self._work.ctx.rng)
+            attempts.asked(server)
+            if table.held_down(server.address):  # asked only of the one chosen: it may probe
+                self._work.say(depth, "  {} is held down after repeated failures", server.address)
+                continue
+            verdict = yield from self._exchange.ask(
+                server, question, delegation.zone, depth, attempts.timeout
+            )
+            if verdict in (Miss.REJECTED, Miss.LAME) and fallback is not None:
+                self._work.say(depth, "  minimised question not answered; asking for the full name")
+                question, fallback = fallback, None
+                verdict = yield from self._exchange.ask(
+                    server, question, delegation.zone, depth, attempts.timeout
+                )
+            if isinstance(verdict, Classified):
+                return question, verdict
+            if verdict is Miss.SILENT:
+                attempts.silent(server)
+
+    def _next_glueless_name(
+        self, delegation: Delegation, looked_up: set[dns.name.Name]
+    ) -> dns.name.Name | None:
+        """The next NS name without an address that a lookup could still find, if any.
+
+        Not a name inside the zone itself when the delegation came from the cache: only the
+        parent's glue can give its address, so the caller goes to the parent instead.
+        """
+        return next(
+            (
+                name
+                for name in delegation.ns_names
+                if name not in looked_up
+                and not delegation.addresses.get(name)
+                and not (delegation.from_cache and name.is_subdomain(delegation.zone))
+            ),
+            None,
+        )
+
+    def _glueless_allowed(self, looked_up: set[dns.name.Name], depth: int) -> bool:
+        """Within the caps on glueless lookups: names per delegation, and nesting."""
+        return (
+            len(looked_up) < self._work.limits.max_glueless_per_delegation
+            and depth < self._work.limits.max_glueless_depth
+        )
+
+    def _lookup_addresses(
+        self, ns_name: dns.name.Name, depth: int
+    ) -> Generator[SendQuery, Outcome, tuple[str, ...]]:
+        if ns_name in self._work.in_progress:
+            return ()  # a glueless cycle: this very name is already being looked up
+        upstream = self._work.ctx.config.upstream
+        families = {dns.rdatatype.A: upstream.do_ip4, dns.rdatatype.AAAA: upstream.do_ip6}
+        found: list[str] = []
+        self._work.in_progress.add(ns_name)
+        try:
+            for rdtype in (rdtype for rdtype, enabled in families.items() if enabled):
+                try:
+                    answer = yield from self._resolve(ns_name, rdtype, depth)
+                except ResolutionFailed as failure:
+                    if failure.reason in FATAL:
+                        raise
+                    continue
+                for rrset in answer.answer:
+                    if rrset.rdtype == rdtype:
+                        found.extend(rdata.address for rdata in rrset)
+                if found:
+                    break
+        finally:
+            self._work.in_progress.discard(ns_name)
+        return tuple(found)
