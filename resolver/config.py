@@ -3,9 +3,10 @@
 The logic reads numbers from here rather than embedding them, so that an operator can find (and a
 test can shrink) any bound without reading the algorithm.
 
-Every field is also a key of the TOML configuration file: `resolver/configfile.py` reads the
-fields and their type hints generically (a nested dataclass is a table), so a new field needs no
-loader code, only a row in docs/configuration.md (a test fails until it has one).
+Every field is also a key of the TOML configuration file: `resolver/configfile.py` walks these
+dataclasses (a nested one is a table), so a new field of a type the settings already use needs no
+loader code, only a row in docs/configuration.md (a test fails until it has one); a field of a
+new type fails a test until the loader reads it.
 """
 
 from __future__ import annotations
@@ -61,16 +62,19 @@ def setting(
     le: float | None = None,
     gt: float | None = None,
     min_items: int | None = None,
+    parse: Callable[[str], Any] | None = None,
+    expects: str | None = None,
 ) -> Any:
     """A field default plus what the config file loader and docs/configuration.md need.
 
     Numbers default to `>= 0` in the config file (no negative sizes or timeouts), so only other
     bounds need saying: `ge`/`le`/`gt` bound numbers, `min_items` arrays, `unit` words the error
     messages, and `unbound` names the Unbound option the setting corresponds to (the docs test
-    checks the docs name it). A plain `x: int = 5` field is fine too: the loader needs nothing.
+    checks the docs name it). `parse` reads a string no type says how to read (ValueError if it
+    is bad) and `expects` describes it. A plain `x: int = 5` field is fine too.
     """
-    given = {"unbound": unbound, "unit": unit, "ge": ge, "le": le, "gt": gt}
-    given["min_items"] = min_items
+    given: dict[str, object] = {"unbound": unbound, "unit": unit, "ge": ge, "le": le, "gt": gt}
+    given |= {"min_items": min_items, "parse": parse, "expects": expects}
     metadata = {name: value for name, value in given.items() if value is not None}
     if default_factory is not MISSING:
         return field(default_factory=default_factory, metadata=metadata)
@@ -207,9 +211,8 @@ class Config:
     # off when unset, since there is no directory every installation may create it in.
     control_socket: Path | None = setting(None, unbound="control-enable, control-interface")
     # Serve Prometheus metrics at http://ADDR:PORT/metrics; off when unset.
-    metrics: tuple[str, int] | None = field(
-        default=None,
-        metadata={"parse": parse_metrics_endpoint, "expects": '"ADDR:PORT" or "[IPv6]:PORT"'},
+    metrics: tuple[str, int] | None = setting(
+        None, parse=parse_metrics_endpoint, expects='"ADDR:PORT" or "[IPv6]:PORT"'
     )
     limits: Limits = field(default_factory=Limits)
     cache: CacheConfig = field(default_factory=CacheConfig)
