@@ -23,8 +23,10 @@ import dns.message
 import dns.query
 import dns.rcode
 import pytest
+import trio
 from daemon_support import Finished, free_port, run_resolver, running_daemon
 
+from resolver.server.control import dispatch
 from resolver.testing import TestInternet
 
 EXAMPLE_SERVERS = ("ns1.example.test.", "ns2.example.test.")
@@ -328,3 +330,27 @@ def test_workers_answer_as_one_resolver(
         for _ in range(10):
             assert ask(port, "www.example.test.").answer
         assert internet.total_queries() == before  # every worker got the dump
+
+
+def test_one_dispatcher_answers_every_request_alike() -> None:
+    """The daemon and the --workers supervisor share `dispatch`: a handler gets the arguments,
+    a refused request and a handler that breaks are each one error object, never a crash."""
+
+    async def echo(arguments: Any) -> Any:
+        return dict(arguments)
+
+    async def broken(_arguments: Any) -> Any:
+        raise ValueError("oops")
+
+    handlers = {"echo": echo, "broken": broken}
+
+    def answer(line: bytes) -> dict[str, Any]:
+        return trio.run(dispatch, handlers, line)
+
+    assert answer(b'{"command": "echo", "path": "/x"}') == {"ok": True, "result": {"path": "/x"}}
+    assert answer(b'{"command": "nonsense"}') == {
+        "ok": False,
+        "error": "unknown command 'nonsense' (known: broken, echo)",
+    }
+    assert answer(b"[1]")["error"] == 'a request is an object with a "command" string'
+    assert answer(b'{"command": "broken"}') == {"ok": False, "error": "internal error: oops"}

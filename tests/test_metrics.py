@@ -6,9 +6,11 @@ window, adding workers up) and the summary `resolver stats` prints.
 
 from __future__ import annotations
 
+import dataclasses
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import dns.message
 import dns.query
@@ -20,11 +22,22 @@ from resolver.server.latency import (
     BOUNDS,
     EXPORTED_BOUNDS,
     LatencyHistogram,
+    Reading,
     add,
     cumulative,
     percentile,
 )
-from resolver.server.report import Sample, format_text, summarize
+from resolver.server.metrics import families
+from resolver.server.report import (
+    METRICS,
+    Kind,
+    Process,
+    Sample,
+    format_text,
+    summarize,
+    take_sample,
+)
+from resolver.server.stats import Stats
 from resolver.testing import TestInternet
 
 
@@ -168,18 +181,18 @@ def test_histograms_add_up_and_export_cumulatively() -> None:
     assert exported == sorted(exported)
 
 
-def sample(**counters: int) -> Sample:
+def sample(**values: float) -> Sample:
     histogram = LatencyHistogram()
     histogram.observe(0.002)
-    recent, window = histogram.recent(now=10.0)
+    zero = {metric.key: 0 for metric in METRICS if metric.kind is not Kind.HISTOGRAM}
     return Sample(
-        started=1000.0,
-        counters={"queries": 0, **counters},
-        gauges={"cache_packets": 1},
-        latency=histogram.counts,
-        latency_seconds=histogram.total_seconds,
-        recent_latency=recent,
-        recent_window=window,
+        {
+            **zero,
+            "started": 1000.0,
+            "cache_packets": 1,
+            **values,
+            "latency": Reading.of(histogram, now=10.0),
+        }
     )
 
 
@@ -198,3 +211,111 @@ def test_summaries_of_workers_add_up() -> None:
     text = format_text(summary)
     assert "(2 workers)" in text
     assert "80.0% of hits+misses" in text
+
+
+# --- the table of metrics: every view made from it, nothing outside it ----------------------
+
+
+def process(**sources: Any) -> Process:
+    """A quiet process, with `sources` changed."""
+    quiet = Process(
+        started=1000.0,
+        stats=Stats(),
+        upstream_sent=0,
+        in_flight=0,
+        census={"rrsets": 0, "delegations": 0, "negative": 0, "stale": 0},
+        packets=0,
+        latency=LatencyHistogram(),
+        monotonic_now=0.0,
+    )
+    return dataclasses.replace(quiet, **sources)
+
+
+def test_every_stats_counter_has_a_row_and_every_row_a_source() -> None:
+    """A counter added to `Stats` without a row in METRICS fails here, and so does a row that
+    reads nothing that moves (one that reads a source that does not exist fails mypy)."""
+    base = take_sample(process()).values
+
+    def moved_by(changed: Process) -> set[str]:
+        return {key for key, value in take_sample(changed).values.items() if value != base[key]}
+
+    moved: set[str] = set()
+    for field in Stats.__dataclass_fields__:
+        by_field = moved_by(process(stats=Stats(**{field: 1})))
+        assert by_field, f"Stats.{field} is counted, but no row of METRICS reports it"
+        moved |= by_field
+    histogram = LatencyHistogram()
+    histogram.observe(0.001)
+    quiet_census = process().census
+    for changed in (
+        process(upstream_sent=1),
+        process(in_flight=1),
+        process(packets=1),
+        process(started=2000.0),
+        process(latency=histogram),
+        *(process(census={**quiet_census, kind: 1}) for kind in quiet_census),
+    ):
+        moved |= moved_by(changed)
+    assert moved == {metric.key for metric in METRICS}, "a row of METRICS reads nothing"
+    assert len({metric.key for metric in METRICS}) == len(METRICS)
+
+
+def summary_of_one() -> dict[str, object]:
+    return summarize([Sample.from_dict(take_sample(process()).to_dict())], now=1009.0)
+
+
+def test_every_metric_is_in_the_json_the_text_and_the_exposition() -> None:
+    summary = summary_of_one()
+    derived = {"started": "uptime_seconds", "latency": "latency_p99_ms"}
+    for metric in METRICS:
+        assert derived.get(metric.key, metric.key) in summary, metric.key
+    assert all(isinstance(value, int | float) or value is None for value in summary.values())
+    format_text(summary)  # every template names keys that exist
+
+    exposed = {family.name: family.type for family in families([("0", sample())])}
+    assert exposed == {metric.series: str(metric.kind) for metric in METRICS}
+    # the /metrics contract: names and types that dashboards use stay as they are
+    assert (
+        exposed.items()
+        >= {
+            "resolver_queries": "counter",
+            "resolver_packet_cache_hits": "counter",
+            "resolver_cache_hits": "counter",
+            "resolver_cache_misses": "counter",
+            "resolver_resolutions": "counter",
+            "resolver_resolutions_from_cache": "counter",
+            "resolver_upstream_queries": "counter",
+            "resolver_servfails": "counter",
+            "resolver_prefetches": "counter",
+            "resolver_in_flight": "gauge",
+            "resolver_cache_entries": "gauge",
+            "resolver_start_time_seconds": "gauge",
+            "resolver_query_duration_seconds": "histogram",
+        }.items()
+    )
+
+
+def test_the_text_keeps_its_layout() -> None:
+    summary = summarize([sample(queries=49, packet_hits=43, cache_hits=43, cache_misses=6)], 1009.0)
+    assert format_text(summary).splitlines() == [
+        "uptime              9s",
+        "queries             49",
+        "cache hits          43 (87.8% of hits+misses; 43 from the packet cache, "
+        "0 from cached records)",
+        "cache misses        6",
+        "packet cache        43 hits (87.8% of queries)",
+        "upstream queries    0",
+        "SERVFAIL            0",
+        "prefetches          0",
+        "in flight           0",
+        "latency (last 10s)  p50 1.8 ms, p90 1.96 ms, p99 2 ms over 1 queries",
+        "cache entries       0 answers, 0 delegation records, 0 negative, 0 stale; 1 packets",
+    ]
+
+
+def test_docs_name_every_metric() -> None:
+    """docs/operations.md lists every --json key and every /metrics family."""
+    docs = (Path(__file__).parent.parent / "docs" / "operations.md").read_text(encoding="utf-8")
+    names = set(summary_of_one()) | {metric.series for metric in METRICS}
+    missing = {name for name in names if f"`{name}" not in docs}
+    assert not missing, f"docs/operations.md does not name {sorted(missing)}"

@@ -19,8 +19,9 @@ to frame or resynchronise anything. Who may ask is decided by the file system: t
 created mode 0600, so only the resolver's own user (and root) can connect. A Unix socket rather
 than TCP means no network exposure and no authentication to get wrong.
 
-This module has both ends: `ControlServer` (a trio task in the daemon) and `request` (blocking,
-for the command line and the supervisor of `--workers N`, which relays to its workers).
+This module has both ends: `ControlServer` (a trio task: in the daemon, and in a thread of the
+supervisor of `--workers N`, which relays to its workers) and `request` (blocking, for the command
+line and for that relaying).
 """
 
 from __future__ import annotations
@@ -140,16 +141,22 @@ def decode_request(line: bytes) -> dict[str, Any]:
 
 
 async def dispatch(handlers: Mapping[str, Handler], line: bytes) -> dict[str, Any]:
-    """The response object for one request line."""
+    """The response object for one request line: the one place that maps a command to its
+    handler, for the daemon's `Operations` and the `--workers` supervisor alike. A handler gets
+    the request's arguments (the object without "command")."""
     try:
-        request = decode_request(line)
-        handler = handlers.get(request["command"])
+        arguments = decode_request(line)
+        command = arguments.pop("command")
+        handler = handlers.get(command)
         if handler is None:
             known = ", ".join(sorted(handlers))
-            raise RequestError(f"unknown command {request['command']!r} (known: {known})")
-        return {"ok": True, "result": await handler(request)}
+            raise RequestError(f"unknown command {command!r} (known: {known})")
+        return {"ok": True, "result": await handler(arguments)}
     except RequestError as error:
         return {"ok": False, "error": str(error)}
+    except Exception as error:  # one failed request must not take the control socket down
+        log.exception("control request failed")
+        return {"ok": False, "error": f"internal error: {error}"}
 
 
 class ControlServer:

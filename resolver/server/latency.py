@@ -78,6 +78,33 @@ class LatencyHistogram:
 
 
 @dataclass(frozen=True)
+class Reading:
+    """A histogram as one process reports it, in a form that crosses process boundaries (JSON)
+    and adds up over workers: the cumulative counts and their sum (for Prometheus), and the counts
+    of the recent window and how long it spans (for `resolver stats`)."""
+
+    counts: list[int]
+    seconds: float
+    recent: list[int]
+    window: float
+
+    @classmethod
+    def of(cls, histogram: LatencyHistogram, now: float) -> Reading:
+        recent, window = histogram.recent(now)
+        return cls(list(histogram.counts), histogram.total_seconds, recent, window)
+
+    @classmethod
+    def add(cls, readings: Sequence[Reading]) -> Reading:
+        """Several processes together: bucket by bucket, and the longest window."""
+        return cls(
+            add([reading.counts for reading in readings]),
+            sum(reading.seconds for reading in readings),
+            add([reading.recent for reading in readings]),
+            max(reading.window for reading in readings),
+        )
+
+
+@dataclass(frozen=True)
 class Percentiles:
     """Latency percentiles in seconds (None when nothing was recorded)."""
 

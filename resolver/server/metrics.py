@@ -1,4 +1,4 @@
-"""Prometheus metrics: `--metrics ADDR:PORT` serves /metrics with the counters of `resolver stats`.
+"""Prometheus metrics: `--metrics ADDR:PORT` serves /metrics, made from `report.METRICS`.
 
 prometheus_client's own HTTP server runs in a thread of its own. It is a complete HTTP/1.1
 server (keep-alive, HEAD, gzip when asked, the OpenMetrics format when asked) that nobody here
@@ -23,50 +23,64 @@ from prometheus_client.core import (
     CounterMetricFamily,
     GaugeMetricFamily,
     HistogramMetricFamily,
-    Metric,
 )
+from prometheus_client.core import Metric as Family
 from prometheus_client.registry import Collector
 
 from resolver.server.errors import StartupError
-from resolver.server.latency import EXPORTED_BOUNDS, cumulative
-from resolver.server.report import Sample
+from resolver.server.latency import EXPORTED_BOUNDS, Reading, cumulative
+from resolver.server.report import FAMILY_HELP, METRICS, Kind, Metric, Sample
 
 log = logging.getLogger(__name__)
 
-#: (stats name, metric name without `_total`, help text) for every counter.
-_COUNTERS = (
-    ("queries", "resolver_queries", "Client queries received (dropped QR=1 packets excluded)."),
-    ("packet_hits", "resolver_packet_cache_hits", "Client queries answered by the packet cache."),
-    (
-        "cache_hits",
-        "resolver_cache_hits",
-        "Client queries answered without any upstream query (packet cache or cached records).",
-    ),
-    (
-        "cache_misses",
-        "resolver_cache_misses",
-        "Client queries whose answer waited for upstream queries.",
-    ),
-    ("resolutions", "resolver_resolutions", "Resolutions run (client questions and prefetches)."),
-    (
-        "resolutions_from_cache",
-        "resolver_resolutions_from_cache",
-        "Resolutions answered from cached records alone.",
-    ),
-    ("upstream_queries", "resolver_upstream_queries", "Queries sent to authoritative servers."),
-    ("servfails", "resolver_servfails", "Resolutions that ended in SERVFAIL."),
-    ("prefetches", "resolver_prefetches", "Answers refreshed in the background (prefetch)."),
-)
-_CACHE_KINDS = (
-    ("cache_rrsets", "rrsets"),
-    ("cache_delegations", "delegations"),
-    ("cache_negative", "negative"),
-    ("cache_stale", "stale"),
-    ("cache_packets", "packets"),
-)
+_Family = CounterMetricFamily | GaugeMetricFamily | HistogramMetricFamily
+_FAMILIES: dict[Kind, type[_Family]] = {
+    Kind.COUNTER: CounterMetricFamily,
+    Kind.GAUGE: GaugeMetricFamily,
+    Kind.HISTOGRAM: HistogramMetricFamily,
+}
 
 #: Returns (worker label, sample) for every process that answered.
 Fetch = Callable[[], Sequence[tuple[str, Sample]]]
+
+
+def _buckets(reading: Reading) -> list[tuple[str, float]]:
+    """Prometheus buckets: cumulative counts at the exported bounds, then +Inf."""
+    counts = cumulative(reading.counts)
+    buckets = [(repr(bound), count) for bound, count in zip(EXPORTED_BOUNDS, counts, strict=True)]
+    return [*buckets, ("+Inf", sum(reading.counts))]
+
+
+def _help(metric: Metric) -> str:
+    """A family's help; one told apart by a label names each value with its row's help."""
+    if metric.series_label is None:
+        return metric.help
+    kinds = ", ".join(
+        f"{row.series_label[1]} ({row.help})"
+        for row in METRICS
+        if row.series == metric.series and row.series_label is not None
+    )
+    return f"{FAMILY_HELP[metric.series]}: {kinds}."
+
+
+def families(samples: Sequence[tuple[str, Sample]]) -> list[Family]:
+    """The exposition of `report.METRICS`: a family per series, a series per worker (and label)."""
+    made: dict[str, _Family] = {}
+    for metric in METRICS:
+        extra = metric.series_label
+        family = made.get(metric.series)
+        if family is None:
+            labels = ["worker", *([extra[0]] if extra else [])]
+            family = _FAMILIES[metric.kind](metric.series, _help(metric), labels=labels)
+            made[metric.series] = family
+        for worker, sample in samples:
+            values = [worker, *([extra[1]] if extra else [])]
+            value = sample.values[metric.key]
+            if isinstance(family, HistogramMetricFamily):
+                family.add_metric(values, _buckets(value), value.seconds)
+            else:
+                family.add_metric(values, value)
+    return list(made.values())
 
 
 class ResolverCollector(Collector):
@@ -75,48 +89,13 @@ class ResolverCollector(Collector):
     def __init__(self, fetch: Fetch) -> None:
         self._fetch = fetch
 
-    def collect(self) -> Iterator[Metric]:
+    def collect(self) -> Iterator[Family]:
         try:
             samples = self._fetch()
         except Exception as error:  # a scrape must fail softly, not kill the server thread
             log.warning("metrics: could not take a sample: %s", error)
             return
-        counters = {
-            key: CounterMetricFamily(name, text, labels=["worker"]) for key, name, text in _COUNTERS
-        }
-        in_flight = GaugeMetricFamily(
-            "resolver_in_flight", "Resolutions in progress.", labels=["worker"]
-        )
-        entries = GaugeMetricFamily(
-            "resolver_cache_entries",
-            "Entries held per kind: rrsets (answers), delegations (NS sets and glue from "
-            "referrals), negative, stale (expired, kept for serve-stale), packets (packet cache).",
-            labels=["worker", "kind"],
-        )
-        started = GaugeMetricFamily(
-            "resolver_start_time_seconds",
-            "When the process started (Unix time).",
-            labels=["worker"],
-        )
-        latency = HistogramMetricFamily(
-            "resolver_query_duration_seconds",
-            "Time spent on a client query, from reading it to having the reply ready.",
-            labels=["worker"],
-        )
-        for worker, sample in samples:
-            for key, family in counters.items():
-                family.add_metric([worker], sample.counters.get(key, 0))
-            in_flight.add_metric([worker], sample.gauges.get("in_flight", 0))
-            for key, kind in _CACHE_KINDS:
-                entries.add_metric([worker, kind], sample.gauges.get(key, 0))
-            started.add_metric([worker], sample.started)
-            counts = cumulative(sample.latency)
-            bounds = zip(EXPORTED_BOUNDS, counts, strict=True)
-            buckets = [(repr(bound), count) for bound, count in bounds]
-            buckets.append(("+Inf", sum(sample.latency)))
-            latency.add_metric([worker], buckets, sample.latency_seconds)
-        yield from counters.values()
-        yield from (in_flight, entries, started, latency)
+        yield from families(samples)
 
 
 @contextlib.contextmanager

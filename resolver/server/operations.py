@@ -43,20 +43,17 @@ from resolver.cache.dump import (
 )
 from resolver.config import Config
 from resolver.server.control import (
-    MAX_REQUEST,
-    REQUEST_TIMEOUT,
     ControlError,
     ControlServer,
+    Handler,
     RequestError,
     control_listener,
-    decode_request,
-    encode,
     request,
 )
 from resolver.server.handler import QueryHandler
 from resolver.server.latency import ROTATE_EVERY, LatencyHistogram
 from resolver.server.metrics import metrics_server
-from resolver.server.report import Sample, summarize, take_sample
+from resolver.server.report import Process, Sample, summarize, take_sample
 from resolver.server.service import ResolverService
 
 log = logging.getLogger(__name__)
@@ -167,7 +164,7 @@ class Operations:
                 await trio.sleep(ROTATE_EVERY)
                 handler.latency.rotate(time.monotonic())
 
-    def handlers(self) -> dict[str, Callable[[Mapping[str, Any]], Any]]:
+    def handlers(self) -> dict[str, Handler]:
         return {
             "stats": self._stats,
             "sample": self._sample,
@@ -187,14 +184,16 @@ class Operations:
         else:
             latency, packets = handler.latency, len(handler.packets)
         return take_sample(
-            started=self.started,
-            stats=service.stats,
-            upstream_sent=service.upstream.sent,
-            in_flight=service.in_flight,
-            census=service.cache.census(),
-            packets=packets,
-            latency=latency,
-            monotonic_now=time.monotonic(),
+            Process(
+                started=self.started,
+                stats=service.stats,
+                upstream_sent=service.upstream.sent,
+                in_flight=service.in_flight,
+                census=service.cache.census(),
+                packets=packets,
+                latency=latency,
+                monotonic_now=time.monotonic(),
+            )
         )
 
     async def _stats(self, _request: Mapping[str, Any]) -> dict[str, Any]:
@@ -263,7 +262,9 @@ class Operations:
 class SupervisorOperations:
     """The operator's control socket and /metrics under `--workers N`, relayed to the workers.
 
-    Runs in threads of the supervisor (which has no event loop); a context manager around the
+    Runs in threads of the supervisor, whose main thread has no event loop: the control socket
+    is served by the same `ControlServer` and dispatcher as a single process's, in a trio loop of
+    a thread of its own, so both answer requests and errors alike. A context manager around the
     supervisor's run, so every file and thread is gone when it returns.
     """
 
@@ -299,9 +300,11 @@ class SupervisorOperations:
             stack.callback(shutil.rmtree, self._directory, ignore_errors=True)
             if self.config.control_socket is not None:
                 listener = stack.enter_context(control_listener(self.config.control_socket))
-                listener.settimeout(0.5)  # so the relay notices `_stopping`
                 relay = threading.Thread(
-                    target=self._relay, args=(listener,), name="resolver-control", daemon=True
+                    target=trio.run,
+                    args=(self._serve_control, listener),
+                    name="resolver-control",
+                    daemon=True,
                 )
                 relay.start()
                 stack.callback(relay.join, 5.0)
@@ -344,48 +347,28 @@ class SupervisorOperations:
                 raise RequestError(f"worker {slot}: {error}") from None
         return results
 
-    def _relay(self, listener: socket.socket) -> None:
-        while not self._stopping.is_set():
-            try:
-                connection, _ = listener.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                if self._stopping.is_set():
-                    return
-                continue
-            with connection:
-                try:
-                    connection.settimeout(REQUEST_TIMEOUT)
-                    line = _read_line(connection)
-                    if line:
-                        connection.sendall(encode(self._answer(line)))
-                except OSError as error:
-                    log.debug("control client went away: %s", error)
+    async def _serve_control(self, listener: socket.socket) -> None:
+        """The daemon's own control server, in a trio loop of this thread, until `_stopping`;
+        each command relays to the workers in a thread of its own, since `request` blocks."""
 
-    def _answer(self, line: bytes) -> dict[str, Any]:
-        try:
-            request_object = decode_request(line)
-            command = request_object["command"]
-            arguments = {key: value for key, value in request_object.items() if key != "command"}
-            if command == "stats":
-                result: Any = self._stats()
-            elif command == "flush":
-                result = self._flush(arguments)
-            elif command == "dump":
-                result = self._dump(arguments)
-            elif command == "load":
-                result = self._load(arguments)
-            else:
-                raise RequestError(f"unknown command {command!r} (known: dump, flush, load, stats)")
-            return {"ok": True, "result": result}
-        except RequestError as error:
-            return {"ok": False, "error": str(error)}
-        except Exception as error:  # the relay thread must outlive any one request
-            log.exception("control request failed")
-            return {"ok": False, "error": f"internal error: {error}"}
+        def relayed(action: Callable[[Mapping[str, Any]], Any]) -> Handler:
+            async def handler(arguments: Mapping[str, Any]) -> Any:
+                return await trio.to_thread.run_sync(action, arguments)
 
-    def _stats(self) -> dict[str, Any]:
+            return handler
+
+        handlers = {
+            "stats": relayed(self._stats),
+            "flush": relayed(self._flush),
+            "dump": relayed(self._dump),
+            "load": relayed(self._load),
+        }
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(ControlServer(listener, handlers).run)
+            await trio.to_thread.run_sync(self._stopping.wait)
+            nursery.cancel_scope.cancel()
+
+    def _stats(self, _arguments: Mapping[str, Any]) -> dict[str, Any]:
         samples = [sample for _, sample in self._samples()]
         if not samples:
             raise RequestError("no worker answered")
@@ -425,16 +408,3 @@ def _read_text(path: Path) -> str:
         raise RequestError(f"cannot read {path}: {error.strerror or error}") from None
     except UnicodeDecodeError:
         raise RequestError(f"{path}: not a cache dump (not UTF-8 text)") from None
-
-
-def _read_line(connection: socket.socket) -> bytes:
-    """The request line of a blocking connection (the relay's twin of control._read_line)."""
-    data = bytearray()
-    while b"\n" not in data:
-        chunk = connection.recv(4096)
-        if not chunk:
-            break
-        data += chunk
-        if len(data) > MAX_REQUEST:
-            return b""
-    return bytes(data.split(b"\n", 1)[0])

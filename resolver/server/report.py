@@ -1,4 +1,4 @@
-"""What `resolver stats` and /metrics report: one process's sample, several samples summed.
+"""Every metric the resolver reports, defined once in `METRICS`, and the views made from it.
 
 A *cache hit* is a client query answered without any upstream query: a packet-cache hit (the
 fast path) or a resolution that found everything in the record cache. A *cache miss* is a client
@@ -8,140 +8,307 @@ flight). Prefetch refreshes are not client queries and are neither. `hit_rate` i
 hits / (hits + misses). Queries answered without a lookup at all (REFUSED, FORMERR, NOTIMP, over
 the in-flight limit) are in `queries` but are neither hits nor misses.
 
-`Sample` is the raw form (counters and histograms) that a worker process sends its supervisor;
-they add up, which is how `--workers N` reports one set of numbers. `summarize` turns samples into
-the flat object printed by `resolver stats --json`.
+A row of `METRICS` says what a metric is called, what kind it is, what it means, how it is read
+from one process (`Process`) and how the values of several workers add up. `resolver stats
+--json` (`summarize`), `resolver stats` (`format_text`) and /metrics (metrics.py) are all made
+from the table, so a new metric is a counter in `Stats` (or a new source in `Process`) and one row
+here; tests/test_metrics.py fails when a `Stats` field has no row, or when docs/operations.md does
+not name a metric.
+
+`Sample` is the raw form of one process's values that a worker sends its supervisor (JSON); the
+values of several samples add up, which is how `--workers N` reports one set of numbers.
 """
 
 from __future__ import annotations
 
+import enum
+import string
 import time
-from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass
 from typing import Any
 
-from resolver.server.latency import LatencyHistogram, add, percentiles
+from resolver.server.latency import LatencyHistogram, Reading, percentiles
 from resolver.server.stats import Stats
 
-#: Counters that only grow (Prometheus counters); each is summed over workers.
-COUNTERS = (
-    "queries",
-    "packet_hits",
-    "cache_hits",
-    "cache_misses",
-    "resolutions",
-    "resolutions_from_cache",
-    "upstream_queries",
-    "servfails",
-    "prefetches",
-)
-#: Levels that go up and down (Prometheus gauges); each is summed over workers.
-GAUGES = (
-    "in_flight",
-    "cache_rrsets",
-    "cache_delegations",
-    "cache_negative",
-    "cache_stale",
-    "cache_packets",
-)
+
+class Kind(enum.StrEnum):
+    """The Prometheus type of a metric, which also says how workers add up by default."""
+
+    COUNTER = "counter"  # only grows (from zero at each start); exported with `_total`
+    GAUGE = "gauge"  # a level that goes up and down
+    HISTOGRAM = "histogram"  # a latency `Reading`
 
 
-@dataclass
-class Sample:
-    """One process's numbers at one moment; JSON-friendly (`asdict`, `from_dict`)."""
+@dataclass(frozen=True)
+class Process:
+    """The live objects one process's metrics are read from, at one moment (trio thread)."""
 
     started: float
-    counters: dict[str, int] = field(default_factory=dict)
-    gauges: dict[str, int] = field(default_factory=dict)
-    latency: list[int] = field(default_factory=list)
-    latency_seconds: float = 0.0
-    recent_latency: list[int] = field(default_factory=list)
-    recent_window: float = 0.0
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> Sample:
-        return cls(**{name: data[name] for name in cls.__dataclass_fields__})
+    stats: Stats
+    upstream_sent: int
+    in_flight: int
+    census: Mapping[str, int]
+    packets: int
+    latency: LatencyHistogram
+    monotonic_now: float
 
 
-def take_sample(
-    *,
-    started: float,
-    stats: Stats,
-    upstream_sent: int,
-    in_flight: int,
-    census: Mapping[str, int],
-    packets: int,
-    latency: LatencyHistogram,
-    monotonic_now: float,
-) -> Sample:
-    """A Sample from a process's live objects."""
-    counters = {
-        "queries": stats.queries,
-        "packet_hits": stats.packet_hits,
-        "cache_hits": stats.packet_hits + stats.cache_answers,
-        "cache_misses": stats.cache_misses,
-        "resolutions": stats.resolutions,
-        "resolutions_from_cache": stats.cache_answers,
-        "upstream_queries": upstream_sent,
-        "servfails": stats.servfails,
-        "prefetches": stats.prefetches,
-    }
-    gauges = {
-        "in_flight": in_flight,
-        "cache_rrsets": census["rrsets"],
-        "cache_delegations": census["delegations"],
-        "cache_negative": census["negative"],
-        "cache_stale": census["stale"],
-        "cache_packets": packets,
-    }
-    recent, window = latency.recent(monotonic_now)
-    return Sample(
-        started=started,
-        counters=counters,
-        gauges=gauges,
-        latency=list(latency.counts),
-        latency_seconds=latency.total_seconds,
-        recent_latency=recent,
-        recent_window=window,
-    )
+def _sum(values: Sequence[Any]) -> Any:
+    return sum(values)
 
 
-def _rate(part: int, whole: int) -> float | None:
-    return round(part / whole, 4) if whole else None
+@dataclass(frozen=True)
+class Metric:
+    """One row of the table: everything the three views need to know about one metric."""
+
+    #: The key in a `Sample`, and in `resolver stats --json` unless `json` says otherwise.
+    key: str
+    kind: Kind
+    help: str
+    read: Callable[[Process], Any]
+    #: The Prometheus family name (a counter's samples get `_total` appended).
+    series: str
+    #: (label, value) when several metrics are one family, told apart by a label.
+    series_label: tuple[str, str] | None = None
+    #: How the values of several workers make one (counters and gauges add up).
+    combine: Callable[[Sequence[Any]], Any] = _sum
+    #: Its keys in `resolver stats --json`, from the combined value and the time now; None
+    #: means {key: value}.
+    json: Callable[[Any, float], dict[str, Any]] | None = None
+    #: Its line in `resolver stats`, (label, value) templates over the --json keys (see
+    #: `_Text`); None when another metric's line shows it.
+    line: tuple[str, str] | None = None
 
 
 def _ms(seconds: float | None) -> float | None:
     return None if seconds is None else round(seconds * 1000, 3)
 
 
+def _uptime(started: float, now: float) -> dict[str, Any]:
+    return {"uptime_seconds": round(now - started, 1)}
+
+
+def _latency(reading: Reading, _now: float) -> dict[str, Any]:
+    """The recent window's percentiles: `resolver stats` is about the last few minutes."""
+    recent = percentiles(reading.recent)
+    return {
+        "latency_window_seconds": round(reading.window, 1),
+        "latency_samples": recent.samples,
+        "latency_p50_ms": _ms(recent.p50),
+        "latency_p90_ms": _ms(recent.p90),
+        "latency_p99_ms": _ms(recent.p99),
+    }
+
+
+_ENTRIES = "resolver_cache_entries"
+
+#: Every metric, in the order of `resolver stats` and its --json object.
+METRICS: tuple[Metric, ...] = (
+    Metric(
+        "started",
+        Kind.GAUGE,
+        "When the process started (Unix time).",
+        lambda p: p.started,
+        "resolver_start_time_seconds",
+        combine=min,
+        json=_uptime,
+        line=("uptime", "{uptime_seconds:duration}{workers:workers}"),
+    ),
+    Metric(
+        "queries",
+        Kind.COUNTER,
+        "Client queries received (dropped QR=1 packets excluded).",
+        lambda p: p.stats.queries,
+        "resolver_queries",
+        line=("queries", "{queries}"),
+    ),
+    Metric(
+        "cache_hits",
+        Kind.COUNTER,
+        "Client queries answered without any upstream query (packet cache or cached records).",
+        lambda p: p.stats.packet_hits + p.stats.cache_answers,
+        "resolver_cache_hits",
+        line=(
+            "cache hits",
+            "{cache_hits} ({hit_rate:%} of hits+misses; {packet_hits} from the packet cache, "
+            "{resolutions_from_cache} from cached records)",
+        ),
+    ),
+    Metric(
+        "cache_misses",
+        Kind.COUNTER,
+        "Client queries whose answer waited for upstream queries.",
+        lambda p: p.stats.cache_misses,
+        "resolver_cache_misses",
+        line=("cache misses", "{cache_misses}"),
+    ),
+    Metric(
+        "packet_hits",
+        Kind.COUNTER,
+        "Client queries answered by the packet cache.",
+        lambda p: p.stats.packet_hits,
+        "resolver_packet_cache_hits",
+        line=("packet cache", "{packet_hits} hits ({packet_hit_rate:%} of queries)"),
+    ),
+    Metric(
+        "resolutions",
+        Kind.COUNTER,
+        "Resolutions run (client questions and prefetches).",
+        lambda p: p.stats.resolutions,
+        "resolver_resolutions",
+    ),
+    Metric(
+        "resolutions_from_cache",
+        Kind.COUNTER,
+        "Resolutions answered from cached records alone.",
+        lambda p: p.stats.cache_answers,
+        "resolver_resolutions_from_cache",
+    ),
+    Metric(
+        "upstream_queries",
+        Kind.COUNTER,
+        "Queries sent to authoritative servers.",
+        lambda p: p.upstream_sent,
+        "resolver_upstream_queries",
+        line=("upstream queries", "{upstream_queries}"),
+    ),
+    Metric(
+        "servfails",
+        Kind.COUNTER,
+        "Resolutions that ended in SERVFAIL.",
+        lambda p: p.stats.servfails,
+        "resolver_servfails",
+        line=("SERVFAIL", "{servfails}"),
+    ),
+    Metric(
+        "prefetches",
+        Kind.COUNTER,
+        "Answers refreshed in the background (prefetch).",
+        lambda p: p.stats.prefetches,
+        "resolver_prefetches",
+        line=("prefetches", "{prefetches}"),
+    ),
+    Metric(
+        "in_flight",
+        Kind.GAUGE,
+        "Resolutions in progress.",
+        lambda p: p.in_flight,
+        "resolver_in_flight",
+        line=("in flight", "{in_flight}"),
+    ),
+    Metric(
+        "latency",
+        Kind.HISTOGRAM,
+        "Time spent on a client query, from reading it to having the reply ready.",
+        lambda p: Reading.of(p.latency, p.monotonic_now),
+        "resolver_query_duration_seconds",
+        combine=Reading.add,
+        json=_latency,
+        line=(
+            "latency (last {latency_window_seconds:duration})",
+            "p50 {latency_p50_ms:ms}, p90 {latency_p90_ms:ms}, p99 {latency_p99_ms:ms} "
+            "over {latency_samples} queries",
+        ),
+    ),
+    Metric(
+        "cache_rrsets",
+        Kind.GAUGE,
+        "answers",
+        lambda p: p.census["rrsets"],
+        _ENTRIES,
+        series_label=("kind", "rrsets"),
+        line=(
+            "cache entries",
+            "{cache_rrsets} answers, {cache_delegations} delegation records, "
+            "{cache_negative} negative, {cache_stale} stale; {cache_packets} packets",
+        ),
+    ),
+    Metric(
+        "cache_delegations",
+        Kind.GAUGE,
+        "NS sets and glue from referrals",
+        lambda p: p.census["delegations"],
+        _ENTRIES,
+        series_label=("kind", "delegations"),
+    ),
+    Metric(
+        "cache_negative",
+        Kind.GAUGE,
+        "NXDOMAIN and NODATA answers",
+        lambda p: p.census["negative"],
+        _ENTRIES,
+        series_label=("kind", "negative"),
+    ),
+    Metric(
+        "cache_stale",
+        Kind.GAUGE,
+        "expired, kept for serve-stale",
+        lambda p: p.census["stale"],
+        _ENTRIES,
+        series_label=("kind", "stale"),
+    ),
+    Metric(
+        "cache_packets",
+        Kind.GAUGE,
+        "responses in the packet cache",
+        lambda p: p.packets,
+        _ENTRIES,
+        series_label=("kind", "packets"),
+    ),
+)
+#: Help of the families whose metrics are told apart by a label (the rows' help is per label).
+FAMILY_HELP = {_ENTRIES: "Entries held in the record and packet caches, per kind"}
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One process's values at one moment, keyed by `Metric.key`; JSON-friendly (`to_dict`)."""
+
+    values: dict[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            key: asdict(value) if isinstance(value, Reading) else value
+            for key, value in self.values.items()
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Sample:
+        return cls(
+            {
+                metric.key: Reading(**data[metric.key])
+                if metric.kind is Kind.HISTOGRAM
+                else data[metric.key]
+                for metric in METRICS
+            }
+        )
+
+
+def take_sample(process: Process) -> Sample:
+    """A Sample of a process's live objects."""
+    return Sample({metric.key: metric.read(process) for metric in METRICS})
+
+
+def _rate(part: int, whole: int) -> float | None:
+    return round(part / whole, 4) if whole else None
+
+
 def summarize(samples: Sequence[Sample], now: float | None = None) -> dict[str, Any]:
-    """The flat object of `resolver stats --json`: sums over `samples`, rates, percentiles.
+    """The flat object of `resolver stats --json`: the workers' values combined, and rates.
 
     Rates and percentiles are None (JSON null) when there is nothing to divide or rank yet.
     """
     if not samples:
         raise ValueError("no samples to summarize")
     now = time.time() if now is None else now
-    summary: dict[str, Any] = {
-        "uptime_seconds": round(now - min(sample.started for sample in samples), 1),
-        "workers": len(samples),
-    }
-    for name in COUNTERS:
-        summary[name] = sum(sample.counters.get(name, 0) for sample in samples)
-    for name in GAUGES:
-        summary[name] = sum(sample.gauges.get(name, 0) for sample in samples)
+    summary: dict[str, Any] = {"workers": len(samples)}
+    for metric in METRICS:
+        value = metric.combine([sample.values[metric.key] for sample in samples])
+        summary.update({metric.key: value} if metric.json is None else metric.json(value, now))
     hits, misses = summary["cache_hits"], summary["cache_misses"]
     summary["hit_rate"] = _rate(hits, hits + misses)
     summary["packet_hit_rate"] = _rate(summary["packet_hits"], summary["queries"])
-    recent = percentiles(add([sample.recent_latency for sample in samples]))
-    summary["latency_window_seconds"] = round(max(s.recent_window for s in samples), 1)
-    summary["latency_samples"] = recent.samples
-    summary["latency_p50_ms"] = _ms(recent.p50)
-    summary["latency_p90_ms"] = _ms(recent.p90)
-    summary["latency_p99_ms"] = _ms(recent.p99)
     return summary
 
 
@@ -157,44 +324,28 @@ def _duration(seconds: float) -> str:
     return f"{minutes}m {secs}s" if minutes else f"{secs}s"
 
 
-def _percent(rate: float | None) -> str:
-    return "-" if rate is None else f"{rate * 100:.1f}%"
+class _Text(string.Formatter):
+    """The templates of `Metric.line`: {key} as it is, {key:%} a rate, {key:ms} milliseconds,
+    {key:duration} seconds as "1h 2m 3s", {workers:workers} " (N workers)" when N > 1."""
 
-
-def _milliseconds(value: float | None) -> str:
-    return "-" if value is None else f"{value:.3g} ms"
+    def format_field(self, value: Any, format_spec: str) -> str:
+        if format_spec == "%":
+            return "-" if value is None else f"{value * 100:.1f}%"
+        if format_spec == "ms":
+            return "-" if value is None else f"{value:.3g} ms"
+        if format_spec == "duration":
+            return _duration(value)
+        if format_spec == "workers":
+            return f" ({value} workers)" if value > 1 else ""
+        return str(super().format_field(value, format_spec))
 
 
 def format_text(summary: Mapping[str, Any]) -> str:
-    """`resolver stats` for people: the same numbers as --json, grouped and labelled."""
-    s = summary
-    workers = f" ({s['workers']} workers)" if s["workers"] > 1 else ""
+    """`resolver stats` for people: the same numbers as --json, one line per `Metric.line`."""
+    text = _Text()
     rows = [
-        ("uptime", f"{_duration(s['uptime_seconds'])}{workers}"),
-        ("queries", f"{s['queries']}"),
-        (
-            "cache hits",
-            f"{s['cache_hits']} ({_percent(s['hit_rate'])} of hits+misses; "
-            f"{s['packet_hits']} from the packet cache, "
-            f"{s['resolutions_from_cache']} from cached records)",
-        ),
-        ("cache misses", f"{s['cache_misses']}"),
-        ("packet cache", f"{s['packet_hits']} hits ({_percent(s['packet_hit_rate'])} of queries)"),
-        ("upstream queries", f"{s['upstream_queries']}"),
-        ("SERVFAIL", f"{s['servfails']}"),
-        ("prefetches", f"{s['prefetches']}"),
-        ("in flight", f"{s['in_flight']}"),
-        (
-            f"latency (last {_duration(s['latency_window_seconds'])})",
-            f"p50 {_milliseconds(s['latency_p50_ms'])}, p90 {_milliseconds(s['latency_p90_ms'])}, "
-            f"p99 {_milliseconds(s['latency_p99_ms'])} over {s['latency_samples']} queries",
-        ),
-        (
-            "cache entries",
-            f"{s['cache_rrsets']} answers, {s['cache_delegations']} delegation records, "
-            f"{s['cache_negative']} negative, {s['cache_stale']} stale; "
-            f"{s['cache_packets']} packets",
-        ),
+        (text.format(label, **summary), text.format(value, **summary))
+        for label, value in (metric.line for metric in METRICS if metric.line is not None)
     ]
     width = max(len(label) for label, _ in rows)
     return "\n".join(f"{label:<{width}}  {value}" for label, value in rows)

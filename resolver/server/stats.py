@@ -7,7 +7,11 @@ from dataclasses import asdict, dataclass
 
 @dataclass
 class Stats:
-    """Plain integer counters: cheap enough to bump on the cache-hit path."""
+    """Plain integer counters: cheap enough to bump on the cache-hit path.
+
+    Reported only through the rows of `report.METRICS` that read them (a test fails for a field
+    that no row reads); the field names are what the in-flight code increments.
+    """
 
     queries: int = 0
     packet_hits: int = 0
