@@ -104,6 +104,9 @@ class RecordCache:
             ttu=lambda key, entry, _now: entry.expires + (0 if key[0] == _FAILURE else keep_stale),
             timer=clock,
         )
+        # Whether a DNAME was ever stored: until then no miss needs to look for one above the
+        # name (most resolvers never meet one), which saves a lookup per label on every miss.
+        self.holds_dnames = False
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -132,6 +135,8 @@ class RecordCache:
         if ttl <= 0:
             return False
         self._entries[key] = _Entry(with_ttl(rrset, ttl), now + ttl, rank)
+        if rrset.rdtype == dns.rdatatype.DNAME:
+            self.holds_dnames = True
         if rank >= Rank.NONAUTH_ANSWER:
             # Fresh authoritative data supersedes what we believed about its absence, and a
             # failure to find it.

@@ -86,7 +86,7 @@ class CacheLookup:
                 depth, "cache: {} {} (negative)", name, dns.rcode.to_text(negative.rcode)
             )
             return Step(negative.rcode, authority=negative.soa)
-        if qtype != dns.rdatatype.DNAME:
+        if qtype != dns.rdatatype.DNAME and cache.holds_dnames:
             return self._from_cached_dname(name, qtype, depth, stale)
         return None
 
