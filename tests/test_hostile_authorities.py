@@ -9,7 +9,9 @@ address planting a NODATA, one question's caps failing another's, a fast lame se
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import socket
+from collections.abc import Callable
 
 import dns.flags
 import dns.message
@@ -21,7 +23,18 @@ import trio
 from resolver.config import Config, StubZone
 from resolver.core.actions import BareHeader, NetworkError, SendQuery, Server, Timeout
 from resolver.server.upstream import Upstream
-from tests.handbuilt import COM, EX, ROOT, World, com_server, name, question, reply, texts
+from tests.handbuilt import (
+    COM,
+    EX,
+    ROOT,
+    World,
+    com_server,
+    ex_server,
+    name,
+    question,
+    reply,
+    texts,
+)
 
 EX2 = "192.0.2.54"
 STUB, SUB_NS = "10.1.0.1", "10.1.0.2"
@@ -259,3 +272,74 @@ def test_a_reply_with_another_opcode_is_no_answer() -> None:
     world = World(servers={COM: com_with_two_servers, EX2: status})
     world.context.servers.record_rtt(EX, 0.5)  # the impostor's address is preferred
     assert texts(world.resolve("www.example.com.")) == ["www.example.com. 300 IN A 192.0.2.1"]
+
+
+# --- the rest of a chain is asked again, but never at the price of a whole walk per link -----
+
+
+def in_zone_chain(links: int, labels: int) -> Callable[[dns.message.Message], dns.message.Message]:
+    """example.com.'s server with `www` CNAME -> ... `links` times, each target `labels`
+    labels below the apex, the last one with an address; every reply carries the rest of the
+    chain, as servers that chase aliases send it."""
+    owners = ["www.example.com."] + [
+        ".".join(f"l{link}x{label}" for label in range(labels)) + ".example.com."
+        for link in range(links)
+    ]
+    records = [f"{a} 300 CNAME {b}" for a, b in itertools.pairwise(owners)]
+    records.append(f"{owners[-1]} 300 A 192.0.2.9")
+
+    def server(query: dns.message.Message) -> dns.message.Message:
+        owner = question(query)[0].to_text().lower()
+        if owner in owners:
+            return reply(query, answer=tuple(records[owners.index(owner) :]))
+        soa = "example.com. 3600 SOA ns1.example.com. h.example.com. 1 7200 3600 1209600 3600"
+        if any(o.endswith("." + owner) for o in owners):
+            return reply(query, authority=(soa,))
+        return reply(query, dns.rcode.NXDOMAIN, authority=(soa,))
+
+    return server
+
+
+def test_a_long_chain_inside_one_zone_costs_one_query_a_link() -> None:
+    """The zone's servers named each target themselves: nothing to hide by minimising it."""
+    world = World(servers={EX: in_zone_chain(links=8, labels=5)})
+    answer = world.resolve("www.example.com.", "AAAA")
+    assert answer.rcode == dns.rcode.NOERROR
+    assert len(answer.answer) == 8  # the eight CNAMEs; the last name has no AAAA
+    assert world.last_queries <= 4 + 8 + 1  # the walk to the zone, a query a link, one more
+
+
+def test_a_lost_datagram_while_the_parent_is_down_does_not_fail_a_healthy_zone() -> None:
+    world = World()
+    warm(world)
+    world.clock.now += 400  # the answer expired, the delegation is still cached
+    lost = [1]
+
+    def outage(action: SendQuery) -> Timeout | None:
+        if action.server.address == COM:
+            return Timeout()  # the TLD is unreachable
+        if action.server.address == EX and lost[0]:
+            lost[0] -= 1
+            return Timeout()  # and one datagram to the child is lost
+        return None
+
+    world.override = outage
+    answer = world.resolve("www.example.com.")
+    assert texts(answer) == ["www.example.com. 300 IN A 192.0.2.1"]
+    assert not answer.stale
+
+
+def test_a_resolver_at_a_servers_address_cannot_plant_a_dname() -> None:
+    def middlebox(query: dns.message.Message) -> dns.message.Message:
+        if question(query)[0] == name("www.example.com."):
+            redirect = (
+                "example.com. 86400 DNAME evil.net.",
+                "www.example.com. 86400 CNAME www.evil.net.",
+            )
+            return reply(query, aa=False, ra=True, answer=redirect)
+        return ex_server(query)
+
+    world = World(servers={EX: middlebox})
+    world.resolve("www.example.com.")
+    assert texts(world.resolve("target.example.com.")) == ["target.example.com. 300 IN A 192.0.2.7"]
+    assert world.cache.get_rrset(name("example.com."), dns.rdatatype.DNAME) is None

@@ -32,12 +32,15 @@ class Step:
 
     `authority` is the one RRset for the authority section: the SOA of a negative answer, or
     the NS set of the referral that answers a non-recursive (RD=0) question the cache cannot.
+    `named_by` is the zone whose servers gave the alias to `next_name`: they know that name
+    already, so there is nothing to hide from them by minimising it.
     """
 
     rcode: dns.rcode.Rcode
     records: tuple[dns.rrset.RRset, ...] = ()
     authority: dns.rrset.RRset | None = None
     next_name: dns.name.Name | None = None
+    named_by: dns.name.Name | None = None
 
 
 class Chain:
@@ -45,6 +48,7 @@ class Chain:
 
     def __init__(self, qname: dns.name.Name, limit: int) -> None:
         self.name = qname
+        self.named_by: dns.name.Name | None = None  # see `Step.named_by`
         self.records: list[dns.rrset.RRset] = []
         self._aliases: set[dns.name.Name] = set()
         self._limit = limit
@@ -63,6 +67,7 @@ class Chain:
         if step.next_name in self._aliases:
             raise ResolutionFailed(ServfailReason.CNAME_LOOP)
         self.name = step.next_name
+        self.named_by = step.named_by
         return None
 
 

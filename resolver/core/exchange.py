@@ -147,12 +147,12 @@ class Exchange:
                 self._work.say(depth, "  unparseable reply; trying another server")
                 return Miss.SILENT
             assert isinstance(outcome, Response)
-            if edns_fallback:
-                # Remembered only now that the plain query got an answer: a forged or stray
-                # FORMERR must not switch EDNS off for the server (Unbound does the same).
-                table.set_no_edns(server.address)
             verdict = self._judge(response, question, zone, depth, recursive)
             if isinstance(verdict, Classified):
+                if edns_fallback:
+                    # Remembered only now that the plain query got a usable answer: a forged
+                    # or stray FORMERR must not switch EDNS off for the server (as in Unbound).
+                    table.set_no_edns(server.address)
                 table.record_rtt(server.address, outcome.rtt)
                 return verdict
             # A server that answers fast but uselessly must not win selection by its speed:

@@ -205,8 +205,9 @@ def classify(
     own name counts (see `_follow_chain`): its data, or its alias (a CNAME, or a DNAME above it
     with the CNAME synthesised from it), never the rest of a chain.
     1. RA=1 without AA: a recursive resolver or a middlebox answered in the authority's place
-       (Unbound's REC_LAME), whatever it says; only the alias of a NOERROR reply that merely
-       redirects is taken, as in Unbound, since the target is asked of its own servers anyway.
+       (Unbound's REC_LAME), whatever it says; only the CNAME of a NOERROR reply that merely
+       redirects is taken, as in Unbound, since the target is asked of its own servers anyway
+       (never a DNAME, which would redirect a whole subtree for later questions too).
     2. A DNAME whose substitution overflows the name: YXDOMAIN (RFC 6672 section 2.2), whatever
        rcode came with it; YXDOMAIN without such a DNAME is lame.
     3. The data asked for: an answer, AA or not (many authorities and load balancers omit AA;
@@ -229,7 +230,8 @@ def classify(
     authority = in_bailiwick(authority_all, zone)
     chain, final_name, answered = _follow_chain(answer, qname, qtype, one_link=True)
     if response.flags & dns.flags.RA and not aa:
-        if chain and not answered and rcode == dns.rcode.NOERROR:
+        alias_only = len(chain) == 1 and chain[0].rdtype == dns.rdatatype.CNAME
+        if alias_only and not answered and rcode == dns.rcode.NOERROR:
             # Only the alias is taken, never a verdict on its target (an SOA beside it would
             # otherwise make a NODATA of what a resolver's cache happened to hold).
             return Classified(Kind.CNAME, final_name, tuple(chain), authoritative=False)

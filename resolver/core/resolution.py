@@ -124,12 +124,16 @@ class Resolution:
             if step is None and self._cache_only:
                 step = self._lookup.referral(chain.name, depth)
             if step is None:
-                step = yield from self._iterate_remembering_failure(chain.name, qtype, depth)
+                step = yield from self._iterate_remembering_failure(
+                    chain.name, qtype, depth, chain.named_by
+                )
             answer = chain.extend(step)
             if answer is not None:
                 return answer
 
-    def _iterate_remembering_failure(self, name: dns.name.Name, qtype: int, depth: int) -> Steps:
+    def _iterate_remembering_failure(
+        self, name: dns.name.Name, qtype: int, depth: int, named_by: dns.name.Name | None
+    ) -> Steps:
         """Iterate, unless the same question failed moments ago (RFC 9520 section 3).
 
         A failure of the authorities is remembered for `cache.failure_ttl` seconds, so a dead
@@ -148,7 +152,7 @@ class Resolution:
             )
             raise ResolutionFailed(failed)
         try:
-            return (yield from self._walk.iterate(name, qtype, depth))
+            return (yield from self._walk.iterate(name, qtype, depth, named_by))
         except ResolutionFailed as failure:
             # Only a question asked for itself: a glueless lookup deep inside another question
             # may have failed for that question's caps (depth, cycles), not the name's own.

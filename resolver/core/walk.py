@@ -10,7 +10,7 @@ CNAME chains like any question.
 from __future__ import annotations
 
 from collections.abc import Callable, Generator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import dns.name
 import dns.rcode
@@ -61,14 +61,22 @@ class Walk:
         self._exchange = exchange
         self._resolve = resolve
 
-    def iterate(self, name: dns.name.Name, qtype: int, depth: int) -> Steps:
+    def iterate(
+        self,
+        name: dns.name.Name,
+        qtype: int,
+        depth: int,
+        named_by: dns.name.Name | None = None,
+    ) -> Steps:
         """Walk down from the closest known zone cut until a server answers for `name`.
 
         With QNAME minimisation (RFC 9156, relaxed mode as Unbound's default), the servers of
         each zone on the way are asked for one more label below what is known (type A) rather
         than for the whole name, and the question's own type goes only to the zone that holds
         the name: while it is not known whether the name is a zone cut of its own, even the
-        full name is asked with type A first (Unbound does the same). What each answer means:
+        full name is asked with type A first (Unbound does the same). The servers of
+        `named_by`, the zone whose alias led to `name`, already know the name and are asked
+        for it in full. What each answer means:
         - a referral: follow it, and minimise again from the new zone;
         - NOERROR (data, an alias or NODATA: an empty non-terminal or a name with data but no
           cut): no cut there, so add labels and ask the same zone again;
@@ -78,9 +86,10 @@ class Walk:
           (Unbound with qname-minimisation-strict: no);
         - an error rcode, a lame reply or silence: the server chokes on the minimised question,
           so it is asked the full question (see `_ask_zone`).
-        When every server of a delegation taken from the cache fails (its addresses expired or
-        changed, or all of them are dead), the delegation is learnt again from the zone above
-        (RFC 1034 section 5.3.3; Unbound's "delegation point is useless").
+        When every server of a delegation taken from the cache fails once (its addresses
+        expired or changed, or all of them are dead), the delegation is learnt again from the
+        zone above (RFC 1034 section 5.3.3; Unbound's "delegation point is useless"); if that
+        fails too, the cached servers are asked again, with retransmissions.
         """
         # DS lives in the parent zone, so it is asked of the servers above the cut.
         start = name.parent() if qtype == dns.rdatatype.DS and name != dns.name.root else name
@@ -91,36 +100,55 @@ class Walk:
         delegation = yield from self._closest_delegation(start, depth, route)
         target = Question(name, qtype)
         minimiser = self._minimiser(name)
-        walk = _Minimisation(delegation.zone, minimising=minimiser is not None)
+
+        def fresh_walk() -> _Minimisation:
+            minimising = minimiser is not None and delegation.zone != named_by
+            return _Minimisation(delegation.zone, minimising=minimising)
+
+        walk = fresh_walk()
         relearnt: set[dns.name.Name] = set()
+        # A cached delegation that failed once while its parent is asked for it again; if the
+        # parent does not help either, it is asked again itself, with retransmissions.
+        failed_once: Delegation | None = None
         referrals = 0
         while True:
             question = self._next_question(walk, minimiser, target, depth)
             fallback = target if question != target else None
-            # A delegation that the parent could hand over afresh is asked once round, without
-            # retransmissions: if it fails, a query to the parent costs less than waiting
-            # again, and the parent may know of new addresses.
-            relearnable = self._relearnable(delegation, relearnt)
+            relearning = failed_once is not None and not delegation.zone.is_subdomain(
+                failed_once.zone
+            )
+            relearnable = not relearning and self._relearnable(delegation, relearnt)
+            # One round without retransmissions where another way is left: if it fails, a
+            # query to the parent costs less than waiting again, and the parent may know of
+            # new addresses.
+            quick = relearnable or relearning
             try:
                 asked, verdict = yield from self._ask_zone(
-                    delegation, question, depth, fallback, retries=0 if relearnable else None
+                    delegation, question, depth, fallback, retries=0 if quick else None
                 )
             except ResolutionFailed as failure:
-                if not (relearnable and failure.reason.authorities_failed):
+                if not (quick and failure.reason.authorities_failed):
                     raise
-                relearnt.add(delegation.zone)
-                self._work.say(
-                    depth, "  no usable server for {}; asking its parent", delegation.zone
-                )
-                parent = delegation.zone.parent()
-                delegation = yield from self._closest_delegation(parent, depth, route)
-                walk = _Minimisation(delegation.zone, minimising=minimiser is not None)
+                if relearning:
+                    assert failed_once is not None
+                    self._work.say(
+                        depth, "  the parent did not help; asking {} again", failed_once.zone
+                    )
+                    delegation, failed_once = failed_once, None
+                else:
+                    relearnt.add(delegation.zone)
+                    failed_once = delegation
+                    self._work.say(
+                        depth, "  no usable server for {}; asking its parent", delegation.zone
+                    )
+                    parent = delegation.zone.parent()
+                    delegation = yield from self._closest_delegation(parent, depth, route)
+                walk = fresh_walk()
                 continue
             if asked != target and verdict.kind is not Kind.REFERRAL:
                 if verdict.kind is Kind.NXDOMAIN and asked.name == name:
-                    return conclude(
-                        self._work, verdict, qtype, depth
-                    )  # no such name, whatever type
+                    # no such name, whatever the type
+                    return conclude(self._work, verdict, qtype, depth)
                 if verdict.kind is Kind.NXDOMAIN:
                     cache_negative(self._work.ctx.cache, verdict, asked.rdtype)
                     self._work.say(depth, "  NXDOMAIN for {}; asking for the full name", asked.name)
@@ -132,14 +160,15 @@ class Walk:
                 walk.known = asked.name
                 continue
             if verdict.kind is not Kind.REFERRAL:
-                return conclude(self._work, verdict, qtype, depth)
+                step = conclude(self._work, verdict, qtype, depth)
+                return replace(step, named_by=delegation.zone) if step.next_name else step
             referrals += 1
             if referrals > self._work.limits.max_referrals:
                 raise ResolutionFailed(ServfailReason.REFERRAL_DEPTH)
             assert verdict.delegation is not None
             delegation = follow_referral(self._work.ctx.cache, verdict)
             self._work.say(depth, "  referral to {}", delegation.describe())
-            walk = _Minimisation(delegation.zone, minimising=minimiser is not None)
+            walk = fresh_walk()
 
     def _minimiser(self, name: dns.name.Name) -> Minimiser | None:
         upstream = self._work.ctx.config.upstream
