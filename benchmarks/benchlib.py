@@ -1,4 +1,4 @@
-"""What every benchmark here shares: processes that are always stopped, tools, test internets.
+"""What every benchmark here shares: processes, tools, test internets, one client, one report.
 
 Each benchmark script imports this module by its plain name (`import benchlib`): a script run as
 `python benchmarks/X.py` has `benchmarks/` first on `sys.path`. Importing it also puts the
@@ -12,7 +12,10 @@ The rules every benchmark follows, and which the helpers below enforce:
   and tests can run at the same time; resolvers are only ever given that internet's root hints;
 - every process a benchmark starts is stopped by its PID on the way out (`running`), whatever
   ends the run: an error, Ctrl-C, SIGTERM, or the run's own time budget (`time_budget`);
-- figures are printed, never asserted.
+- figures are printed, never asserted;
+- every query a benchmark sends itself goes through one client (`udp_load`), every percentile
+  through one function (`percentile`), and every report through one writer (`Report`), so that
+  figures of different scripts are measured, ranked and laid out the same way.
 """
 
 from __future__ import annotations
@@ -21,6 +24,8 @@ import argparse
 import collections
 import contextlib
 import datetime
+import json
+import math
 import os
 import platform
 import re
@@ -31,10 +36,11 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field, is_dataclass
 from pathlib import Path
 from types import FrameType
+from typing import NoReturn
 
 import dns.exception
 import dns.message
@@ -73,13 +79,16 @@ class BenchTimeout(BenchError):
 # -- command-line helpers ---------------------------------------------------------------------
 
 
-def add_block_option(parser: argparse.ArgumentParser, default: str) -> None:
-    """`--block 127.X`: where a benchmark puts its test internet, so runs can share a machine."""
+def add_common_options(parser: argparse.ArgumentParser, block: str) -> None:
+    """`--quick`, `--json FILE`, and `--block 127.X`: where a benchmark puts its test internet,
+    so that runs can share a machine."""
+    parser.add_argument("--quick", action="store_true", help="a short run (well under a minute)")
+    parser.add_argument("--json", type=Path, metavar="FILE", help="also write the figures as JSON")
     parser.add_argument(
         "--block",
         type=block_argument,
-        default=default,
-        help=f"127.X block of the test internet (default {default})",
+        default=block,
+        help=f"127.X block of the test internet (default {block})",
     )
 
 
@@ -174,7 +183,7 @@ def queries_by_zone(internet: TestInternet) -> dict[str, int]:
     """Upstream queries received so far, per zone served ('.', 'test.', 'bench.test.', ...)."""
     counts: dict[str, int] = {}
     for server in internet.servers.values():
-        zone = " ".join(zone.origin.to_text() for zone in server.zones)
+        zone = " ".join(str(zone.origin) for zone in server.zones)
         counts[zone] = counts.get(zone, 0) + server.query_count
     return counts
 
@@ -188,7 +197,7 @@ def check_internet(internet: TestInternet, probes: Sequence[tuple[str, str]]) ->
     checks = [(internet.root_servers[0].address, ".", "NS")]
     for name, rdtype in probes:
         for server in internet.servers.values():
-            if any(zone.origin.to_text() == _parent_zone(name) for zone in server.zones):
+            if any(str(zone.origin) == _parent_zone(name) for zone in server.zones):
                 checks.append((server.address, name, rdtype))
     for address, name, rdtype in checks:
         query = dns.message.make_query(name, rdtype)
@@ -426,40 +435,19 @@ def _parent_of(pid: int) -> int | None:
     return int(stat.rsplit(")", 1)[1].split()[1])
 
 
-def serve_help(cwd: Path | None = None) -> str:
-    """The text of `python -m resolver serve --help`, to see which options this build has.
-
-    `cwd`: run the resolver of another checkout (see `running`)."""
-    try:
-        done = subprocess.run(
-            [sys.executable, "-m", "resolver", "serve", "--help"],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            env=child_env(),
-            cwd=cwd or REPO,
-            check=False,
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return ""
-    return done.stdout
-
-
-def serve_supports(option: str, help_text: str | None = None) -> bool:
-    """Does `resolver serve` accept `option` (e.g. '--workers')?"""
-    text = serve_help() if help_text is None else help_text
-    return re.search(rf"(^|\s){re.escape(option)}\b", text) is not None
-
-
 def ours_command(
     port: int,
     hints: Path,
     *,
     cache_size: int | None = None,
     workers: int | None = None,
+    config: Path | None = None,
     profile: Path | None = None,
 ) -> list[str]:
-    """`resolver serve` on 127.0.0.1:port, resolving only inside the test internet."""
+    """`resolver serve` on 127.0.0.1:port, resolving only inside the test internet.
+
+    `config`: a TOML file for what has no flag (the packet cache's size, prefetch, a control
+    socket); the flags given here override it."""
     prefix = [sys.executable]
     if profile is not None:
         prefix += ["-m", "cProfile", "-o", str(profile)]
@@ -468,6 +456,8 @@ def ours_command(
         *("-m", "resolver", "--log-level", "warning", "serve"),
         *("--listen", f"127.0.0.1:{port}", "--root-hints", str(hints), "--query-loopback"),
     ]
+    if config is not None:
+        command += ["--config", str(config)]
     if cache_size is not None:
         command += ["--cache-size", str(cache_size)]
     if workers is not None:
@@ -475,24 +465,16 @@ def ours_command(
     return command
 
 
-def ours_minimises() -> bool:
-    """Does our resolver use QNAME minimisation by default (older builds have no such setting)?"""
-    from resolver.config import UpstreamConfig
-
-    return bool(getattr(UpstreamConfig(), "qname_minimisation", False))
-
-
 def unbound_config(port: int, hints: Path, workdir: Path, *, extra: str = "") -> str:
     """An unbound.conf comparable with our resolver, confined to loopback and `workdir`.
 
-    One thread (the yardstick of the issue); iterator only, no validator (ours does no DNSSEC);
-    QNAME minimisation as ours does it (relaxed, Unbound's default, when ours minimises; off
-    when ours does not), no referral-path hardening and no prefetch, so both send the same kind
-    and number of upstream queries; no IPv6 (the test internet has no IPv6 server). `test.` is
+    One thread (the yardstick: ours is measured with one process); iterator only, no validator
+    (ours does no DNSSEC); relaxed QNAME minimisation, Unbound's default and ours; no
+    referral-path hardening and no prefetch, so both send the same kind and number of upstream
+    queries; no IPv6 (the test internet has no IPv6 server). `test.` is
     an RFC 6761 special-use name that Unbound answers NXDOMAIN for itself unless told
     otherwise. `extra` adds `server:` lines (e.g. cache sizes).
     """
-    minimise = "yes" if ours_minimises() else "no"
     return f"""\
 server:
     verbosity: 0
@@ -505,7 +487,7 @@ server:
     root-hints: "{hints}"
     local-zone: "test." nodefault
     module-config: "iterator"
-    qname-minimisation: {minimise}
+    qname-minimisation: yes
     qname-minimisation-strict: no
     harden-referral-path: no
     prefetch: no
@@ -521,44 +503,108 @@ server:
 """
 
 
-# -- a client that keeps a window of queries in flight ----------------------------------------
+# -- the load client: every query a benchmark sends itself -----------------------------------
+
+
+def percentile(ordered: Sequence[float], fraction: float) -> float | None:
+    """Nearest-rank percentile of `ordered` (sorted ascending); None without samples.
+
+    Nearest rank, not interpolation: the figure is a latency some query really had, as
+    dnsperf's and Unbound's histograms report them."""
+    if not ordered:
+        return None
+    return ordered[max(1, math.ceil(fraction * len(ordered))) - 1]
 
 
 @dataclass
-class FloodResult:
-    """What one `flood` achieved: answered and lost queries, rcodes, and how long it took."""
+class LoadResult:
+    """What one load run saw, from dnsperf's report (`resolve_bench.py`) or from `udp_load`.
+
+    `latencies` (seconds, sorted) has one entry per answered query when asked for; `lags`
+    (seconds, sorted) says how late each query of a scheduled run left (`udp_load(times=...)`).
+    """
 
     sent: int = 0
     answered: int = 0
     lost: int = 0
     rcodes: dict[str, int] = field(default_factory=dict)
-    seconds: float = 0.0
+    run_time: float = 0.0
+    latencies: list[float] = field(default_factory=list)
+    lags: list[float] = field(default_factory=list)
 
     @property
-    def rate(self) -> float:
-        return self.answered / self.seconds if self.seconds else 0.0
+    def qps(self) -> float:
+        """Answered queries per second."""
+        return self.answered / self.run_time if self.run_time else 0.0
+
+    def percentile(self, fraction: float) -> float | None:
+        """A latency percentile, in seconds."""
+        return percentile(self.latencies, fraction)
+
+    def summary(self) -> dict[str, object]:
+        """The figures for JSON: latency and lag percentiles instead of the raw lists."""
+        data: dict[str, object] = {
+            key: value for key, value in asdict(self).items() if key not in ("latencies", "lags")
+        }
+        data["qps"] = self.qps
+        for samples, prefix in ((self.latencies, "latency"), (self.lags, "lag")):
+            if samples:
+                for name, fraction in (("p50", 0.5), ("p90", 0.9), ("p99", 0.99), ("p999", 0.999)):
+                    data[f"{prefix}_{name}"] = percentile(samples, fraction)
+                data[f"{prefix}_max"] = samples[-1]
+        return data
 
 
-def flood(port: int, wires: Iterable[bytes], in_flight: int, timeout: float = 2.0) -> FloodResult:
-    """Send every query in `wires` to 127.0.0.1:port, keeping `in_flight` unanswered at most.
+def udp_load(
+    port: int,
+    wires: Iterable[bytes],
+    *,
+    in_flight: int = 1,
+    timeout: float = 2.0,
+    times: Sequence[float] | None = None,
+    seconds: float | None = None,
+) -> LoadResult:
+    """Send the queries in `wires` to 127.0.0.1:port over UDP and count what comes back.
 
-    A plain non-blocking socket and `select`: no dnsperf needed, and fast enough for cache
-    misses (a few thousand per second). Each query gets a free 16-bit ID; one unanswered after
-    `timeout` counts as lost and its ID goes to the back of the queue, so a late answer cannot
-    be mistaken for the answer to a newer query.
+    Two ways of pacing, the two ways clients load a server:
+    - closed loop (`times` None): at most `in_flight` unanswered at a time, the next sent as
+      soon as one is answered or lost; `in_flight=1` is one query at a time, the service time
+      of a query without queueing;
+    - open loop (`times`): query k leaves `times[k]` seconds after the start whether or not
+      earlier ones were answered, as real clients do; `lags` says how late each one left.
+    `seconds` stops sending after that long (with `itertools.cycle(wires)`: a run of fixed length).
+
+    One non-blocking socket and `select`: no dnsperf needed, and fast enough for cache misses
+    and a replayed trace (thousands per second). Each query gets a free 16-bit ID; one
+    unanswered after `timeout` counts as lost and its ID goes to the back of the queue, so a
+    late answer cannot be mistaken for the answer to a newer query. Every answered query's
+    latency is kept.
     """
-    result = FloodResult()
+    result = LoadResult()
     free = collections.deque(range(1, 65536))
-    outstanding: dict[int, float] = {}  # ID -> deadline, oldest first
+    outstanding: dict[int, tuple[float, float]] = {}  # ID -> (sent at, deadline), oldest first
     queries = iter(wires)
     exhausted = False
-    started = time.monotonic()
+    started = time.perf_counter()
+    stop_at = started + seconds if seconds is not None else math.inf
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 * 1024 * 1024)
         sock.connect(("127.0.0.1", port))
         sock.setblocking(False)
         while not exhausted or outstanding:
-            while not exhausted and len(outstanding) < in_flight and free:
+            now = time.perf_counter()
+            next_due = math.inf
+            while not exhausted and free and (times is not None or len(outstanding) < in_flight):
+                if times is not None:
+                    if result.sent >= len(times):
+                        exhausted = True
+                        break
+                    next_due = started + times[result.sent]
+                    if next_due > now:
+                        break
+                if now >= stop_at:
+                    exhausted = True
+                    break
                 wire = next(queries, None)
                 if wire is None:
                     exhausted = True
@@ -569,11 +615,16 @@ def flood(port: int, wires: Iterable[bytes], in_flight: int, timeout: float = 2.
                 except BlockingIOError:
                     free.appendleft(query_id)
                     break
-                outstanding[query_id] = time.monotonic() + timeout
+                if times is not None:
+                    result.lags.append(now - next_due)
+                    next_due = math.inf
+                outstanding[query_id] = (now, now + timeout)
                 result.sent += 1
-            if not outstanding:
-                continue
-            wait = max(0.0, min(0.05, next(iter(outstanding.values())) - time.monotonic()))
+                now = time.perf_counter()
+            if exhausted and not outstanding:
+                break
+            deadline = next(iter(outstanding.values()))[1] if outstanding else math.inf
+            wait = max(0.0, min(0.05, deadline - now, next_due - now))
             readable, _, _ = select.select([sock], [], [], wait)
             if readable:
                 while True:
@@ -581,22 +632,27 @@ def flood(port: int, wires: Iterable[bytes], in_flight: int, timeout: float = 2.
                         reply = sock.recv(65535)
                     except BlockingIOError:
                         break
+                    received = time.perf_counter()
                     query_id = int.from_bytes(reply[:2], "big")
-                    if outstanding.pop(query_id, None) is None:
+                    entry = outstanding.pop(query_id, None)
+                    if entry is None:
                         continue  # late: its query was already counted as lost
                     free.append(query_id)
                     result.answered += 1
+                    result.latencies.append(received - entry[0])
                     rcode = dns.rcode.to_text(dns.rcode.Rcode(reply[3] & 0x0F))
                     result.rcodes[rcode] = result.rcodes.get(rcode, 0) + 1
-            now = time.monotonic()
+            now = time.perf_counter()
             while outstanding:
-                query_id, deadline = next(iter(outstanding.items()))
+                query_id, (_, deadline) = next(iter(outstanding.items()))
                 if deadline > now:
                     break
                 del outstanding[query_id]
                 free.append(query_id)
                 result.lost += 1
-    result.seconds = time.monotonic() - started
+    result.run_time = time.perf_counter() - started
+    result.latencies.sort()
+    result.lags.sort()
     return result
 
 
@@ -648,6 +704,24 @@ def tool_version(command: Sequence[str], pattern: str = r"Version (\S+)") -> str
         return "?"
     match = re.search(pattern, done.stdout + done.stderr)
     return match.group(1) if match else "?"
+
+
+# -- running a benchmark ----------------------------------------------------------------------
+
+
+def progress(text: str) -> None:
+    """A progress line: on stderr, so that stdout holds the report alone."""
+    print(text, file=sys.stderr, flush=True)
+
+
+def run_main(name: str, main: Callable[[], int]) -> NoReturn:
+    """Exit with `main()`'s status; Ctrl-C exits 130 with one line (every child is already
+    stopped by the `finally` blocks on the way out)."""
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:
+        print(f"{name}: interrupted", file=sys.stderr)
+        sys.exit(130)
 
 
 # -- time budget and signals ------------------------------------------------------------------
@@ -718,10 +792,144 @@ def report_header(name: str, quick: bool, extra: Sequence[str] = ()) -> str:
     return f"{name} ({mode}) {now:%Y-%m-%d %H:%M %Z} on {platform.node()}: " + ", ".join(parts)
 
 
-def load_line(before: tuple[float, float, float], started: float) -> str:
-    """Load average before and after and the run's length: how noisy the machine was."""
-    after = os.getloadavg()
-    return (
-        f"load average before/after: {before[0]:.2f}/{after[0]:.2f}; "
-        f"ran for {time.monotonic() - started:.0f} s"
-    )
+def write_json(path: Path, data: object) -> None:
+    """The figures as JSON, for comparing runs by program; dataclasses and paths included."""
+
+    def default(value: object) -> object:
+        if is_dataclass(value) and not isinstance(value, type):
+            return asdict(value)
+        return str(value)
+
+    path.write_text(json.dumps(data, indent=2, default=default) + "\n")
+
+
+class Report:
+    """What a benchmark prints when it is done, and the same figures as JSON.
+
+    Made when the run starts, so that its load line covers the whole run; the benchmark adds
+    lines (`add`, `table`, `figures`) and JSON data (`data`) as it goes, and `emit` prints the
+    header, the load line and the lines, on stdout (progress goes to stderr meanwhile).
+    """
+
+    def __init__(self, name: str, quick: bool) -> None:
+        self.name = name
+        self.quick = quick
+        self.lines: list[str] = []
+        self.data: dict[str, object] = {"mode": "quick" if quick else "full"}
+        self.started = time.monotonic()
+        self.load_before = os.getloadavg()
+
+    def add(self, *lines: str) -> None:
+        self.lines.extend(lines)
+
+    def table(
+        self, header: Sequence[str], rows: Iterable[Sequence[str] | str], *, left: int = 0
+    ) -> None:
+        """A fixed-width table (see `table`)."""
+        self.lines.extend(table(header, rows, left=left))
+
+    def figures(self, labels: Sequence[str], rows: Sequence[Row | str]) -> None:
+        """A table of figures per resolver, with an X/unbound column each (see `figures_table`)."""
+        self.lines.extend(figures_table(labels, rows))
+
+    def emit(self, extra: Sequence[str] = (), json_path: Path | None = None) -> None:
+        """Print the report; with `json_path`, write `data` there too."""
+        load_after = os.getloadavg()
+        seconds = time.monotonic() - self.started
+        print()
+        print(report_header(self.name, self.quick, extra))
+        print(
+            f"load average before/after: {self.load_before[0]:.2f}/{load_after[0]:.2f}; "
+            f"ran for {seconds:.0f} s"
+        )
+        print()
+        print("\n".join(self.lines))
+        if json_path is not None:
+            self.data["load_average"] = [self.load_before[0], load_after[0]]
+            write_json(json_path, self.data)
+
+
+def table(
+    header: Sequence[str], rows: Iterable[Sequence[str] | str], *, left: int = 0
+) -> list[str]:
+    """Rows of cells under a header, each column as wide as its widest cell, two spaces apart.
+
+    The first `left` columns are aligned left, the others right (figures); a row that is a
+    `str` is a line of its own (a note below the table).
+    """
+    rows = list(rows)
+    cells = [row for row in rows if not isinstance(row, str)]
+    width = [
+        max([len(header[i]), *(len(row[i]) for row in cells if i < len(row))])
+        for i in range(len(header))
+    ]
+
+    def line(row: Sequence[str]) -> str:
+        text = "  ".join(
+            cell.ljust(width[i]) if i < left else cell.rjust(width[i]) for i, cell in enumerate(row)
+        )
+        return "  " + text.rstrip()
+
+    return [line(header), *(row if isinstance(row, str) else line(row) for row in rows)]
+
+
+@dataclass(frozen=True)
+class Row:
+    """One line of a table of figures: a label and one figure per resolver (None: not measured).
+
+    `ratio` says whether dividing by Unbound's figure means something (not for text, counts of
+    failures, or figures that should be zero)."""
+
+    label: str
+    values: tuple[float | str | None, ...]
+    fmt: str = "{:,.0f}"
+    ratio: bool = True
+
+
+#: The resolver every other one is divided by in a table of figures.
+REFERENCE = "unbound"
+
+
+def ratio(ours: float | str | None, theirs: float | str | None) -> str:
+    """ours / theirs as text, empty where it means nothing (text, unknown, or dividing by 0)."""
+    if not isinstance(ours, int | float) or not isinstance(theirs, int | float) or theirs == 0:
+        return ""
+    return f"{ours / theirs:.2f}"
+
+
+def cell(value: float | str | None, fmt: str) -> str:
+    """One figure as text; '-' where it was not measured."""
+    if value is None:
+        return "-"
+    if isinstance(value, str):
+        return value
+    return fmt.format(value)
+
+
+def figures_table(labels: Sequence[str], rows: Sequence[Row | str]) -> list[str]:
+    """A fixed-width table, one column per resolver, then each one's figure divided by Unbound's.
+
+    A `str` among the rows is a section heading. Without an Unbound column there is no ratio.
+    """
+    reference = labels.index(REFERENCE) if REFERENCE in labels else None
+    compared = [i for i in range(len(labels)) if reference is not None and i != reference]
+    header = ["", *labels] + [f"{labels[i]}/{REFERENCE}" for i in compared]
+    width = [32] + [max(14, len(h) + 2) for h in header[1:]]
+    lines = [
+        header[0].ljust(width[0])
+        + "".join(h.rjust(w) for h, w in zip(header[1:], width[1:], strict=True))
+    ]
+    lines.append("-" * sum(width))
+    for item in rows:
+        if isinstance(item, str):
+            lines.append(item)
+            continue
+        cells = [cell(v, item.fmt) for v in item.values]
+        if reference is not None:
+            cells += [
+                ratio(item.values[i], item.values[reference]) if item.ratio else ""
+                for i in compared
+            ]
+        text = ("  " + item.label).ljust(width[0])
+        lines.append(text + "".join(c.rjust(w) for c, w in zip(cells, width[1:], strict=False)))
+    return lines

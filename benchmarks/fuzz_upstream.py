@@ -1,4 +1,4 @@
-"""A million hostile authoritative responses through the complete handler (issue 8).
+"""A million hostile authoritative responses through the complete handler.
 
 Each case is a fresh resolver (`QueryHandler` over `ResolverService`, empty caches) asked one to
 three client questions in turn, every upstream query of which is answered by
@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import collections
-import json
 import multiprocessing
 import os
 import random
@@ -36,7 +35,7 @@ import sys
 import time
 import traceback
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -355,9 +354,9 @@ def main() -> int:
             "rcodes": dict(tally.rcodes),
             "outcomes": dict(tally.outcomes),
             "failure_counts": dict(tally.failure_counts),
-            "failures": [asdict(failure) for failure in tally.failures.values()],
+            "failures": list(tally.failures.values()),
         }
-        args.json.write_text(json.dumps(figures, indent=2, default=str))
+        benchlib.write_json(args.json, figures)
     return 1 if tally.failure_counts else 0
 
 

@@ -46,11 +46,10 @@ import math
 import multiprocessing
 import os
 import random
-import select
-import socket
 import subprocess
 import sys
 import tempfile
+import textwrap
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
@@ -99,14 +98,15 @@ MIN_SCALED_TTL = 2
 #: boundaries, identical questions merged in flight (no cache lookup), a retried upstream query.
 AGREEMENT_POINTS = 1.0
 
-#: Issue 4's target: hit rate within this many points of the bound once the cache holds the
-#: working set.
+#: The target: hit rate within this many points of the bound once the cache holds the working
+#: set.
 TARGET_POINTS = 1.0
 
 #: A cache size meaning "unbounded" (nothing is ever evicted within a run).
 UNBOUNDED = 1_000_000_000
 
-#: How long to wait for answers still outstanding after the last query of a live replay.
+#: How long a live replay waits for each answer (so also for those still outstanding after its
+#: last query) before counting the query as lost.
 DRAIN_SECONDS = 3.0
 
 #: The simulated client's address (inside the default access list).
@@ -403,7 +403,7 @@ def _simulate_job(job: tuple[Universe, Trace, str, str, int | None]) -> Replay:
     universe, trace, block, model, size = job
     internet = build_topology(universe, block).build()
     replay = SIMULATORS[model](internet, universe, trace, size)
-    progress(
+    benchlib.progress(
         f"  {model} model, cache {size_text(size)}: {percent(replay.hit_rate)} "
         f"in {replay.seconds:.1f} s"
     )
@@ -444,84 +444,44 @@ def replay_live(
     """Send the (compressed) trace to the resolver at 127.0.0.1:port on its schedule.
 
     Open loop, as real clients are: each query leaves at its time whether or not earlier ones
-    were answered, from one non-blocking socket read in between. Misses are the queries for the
-    zone's names that the zone's servers received (one per miss, barring a retry after a
-    timeout, which would show as an extra miss); their log also gives the misses per name.
+    were answered (`benchlib.udp_load` with `times`). Misses are the queries for the zone's
+    names that the zone's servers received (one per miss, barring a retry after a timeout,
+    which would show as an extra miss); their log also gives the misses per name.
     """
     wires = [dns.message.make_query(name, "A").to_wire() for name in universe.names]
     internet.reset_counters()
-    replay = Replay("live", size, len(trace), 0)
-    lags: list[float] = []
-    answered = 0
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 * 1024 * 1024)
-        sock.connect(("127.0.0.1", port))
-        sock.setblocking(False)
-
-        def drain(until: float) -> None:
-            """Read answers until `until` (monotonic), or only those waiting if it has passed."""
-            nonlocal answered
-            while answered < len(trace):
-                wait = max(0.0, until - time.monotonic())
-                readable, _, _ = select.select([sock], [], [], wait)
-                if not readable:
-                    return
-                while True:
-                    try:
-                        reply = sock.recv(65535)
-                    except BlockingIOError:
-                        break
-                    answered += 1
-                    if reply[3] & 0x0F == dns.rcode.SERVFAIL:
-                        replay.servfails += 1
-                if wait == 0.0:
-                    return
-
-        began = time.monotonic() + 0.1
-        for index, (when, name) in enumerate(zip(trace.times, trace.names, strict=True)):
-            due = began + when
-            drain(due)
-            lags.append(max(0.0, time.monotonic() - due))
-            sock.send((index & 0xFFFF).to_bytes(2, "big") + wires[name][2:])
-        drain(time.monotonic() + DRAIN_SECONDS)
-        replay.seconds = time.monotonic() - began
-    replay.lost = len(trace) - answered
+    load = benchlib.udp_load(
+        port, (wires[name] for name in trace.names), times=trace.times, timeout=DRAIN_SECONDS
+    )
+    replay = Replay("live", size, len(trace), 0, seconds=load.run_time)
+    replay.servfails = load.rcodes.get("SERVFAIL", 0)
+    replay.lost = len(trace) - load.answered
     index_of = {dns.name.from_text(name): index for index, name in enumerate(universe.names)}
     replay.misses = [0] * len(universe.names)
     for server in internet.servers.values():
-        if any(zone.origin.to_text() == ZONE for zone in server.zones):
+        if any(str(zone.origin) == ZONE for zone in server.zones):
             for received in server.queries:
                 index = index_of.get(received.qname)
                 if index is not None and received.qtype == dns.rdatatype.A:
                     replay.misses[index] += 1
     internet.reset_counters()
     replay.hits = len(trace) - sum(replay.misses)
-    lags.sort()
-    if lags:
-        replay.sender_lag_p99 = lags[max(0, math.ceil(0.99 * len(lags)) - 1)]
-        replay.sender_lag_max = lags[-1]
+    replay.sender_lag_p99 = benchlib.percentile(load.lags, 0.99)
+    replay.sender_lag_max = load.lags[-1] if load.lags else None
     return replay
 
 
-def live_command(
-    port: int,
-    hints: Path,
-    size: int | None,
-    workdir: Path,
-    *,
-    prefetch: bool = False,
-    control: bool = False,
-) -> list[str]:
-    """`resolver serve` with a cache of `size` records and `size` packets (and prefetch).
+def live_config(
+    size: int | None, workdir: Path, *, prefetch: bool = False, control: bool = False
+) -> Path:
+    """The configuration file of a `resolver serve` with a cache of `size` records and `size`
+    packets (and prefetch).
 
-    The packet cache's size has no flag, so it goes in a configuration file when `serve` takes
-    one; without `--config` only `--cache-size` (the record cache) is bounded. With `prefetch`
+    The packet cache's size has no flag, so it goes in a configuration file. For the prefetch
     comparison, `control` gives the server a control socket, since its own counters tell client
     hits from the refreshes that prefetch sends upstream.
     """
     entries = size or UNBOUNDED
-    if not benchlib.serve_supports("--config"):
-        return benchlib.ours_command(port, hints, cache_size=entries)
     name = f"cache-{entries}{'-prefetch' if prefetch else ''}"
     config = workdir / f"{name}.toml"
     text = f"[cache]\nmax_entries = {entries}\nmax_packets = {entries}\n"
@@ -530,7 +490,7 @@ def live_command(
     if prefetch:
         text += "prefetch = true\n"
     config.write_text(text)
-    return [*benchlib.ours_command(port, hints), "--config", str(config)]
+    return config
 
 
 def served_hit_rate(config: Path) -> float | None:
@@ -544,10 +504,6 @@ def served_hit_rate(config: Path) -> float | None:
 
 
 # -- the report -------------------------------------------------------------------------------
-
-
-def progress(text: str) -> None:
-    print(text, file=sys.stderr, flush=True)
 
 
 def percent(value: float) -> str:
@@ -642,29 +598,14 @@ def plot(
     plt.close(figure)
 
 
-def _wrap(text: str, width: int) -> str:
-    lines, line = [], ""
-    for word in text.split():
-        if line and len(line) + 1 + len(word) > width:
-            lines.append(line)
-            line = word
-        else:
-            line = f"{line} {word}" if line else word
-    return "\n".join([*lines, line])
-
-
-@dataclass
-class Report:
-    lines: list[str]
-    data: dict[str, object]
-
-
-def simulation_section(settings: Settings, args: argparse.Namespace, report: Report) -> None:
+def simulation_section(
+    settings: Settings, args: argparse.Namespace, report: benchlib.Report
+) -> None:
     """The long trace, simulated with both models for every cache size."""
     spec = settings.trace
     universe, trace = make_universe(spec), make_trace(spec)
     bound = infinite_cache_bound(universe, trace) / len(trace)
-    progress(f"simulating: {describe(spec, universe, trace)}")
+    benchlib.progress(f"simulating: {describe(spec, universe, trace)}")
     first = simulate_many(args.jobs, universe, trace, args.block, [(m, None) for m in MODELS])
     working_set = max(replay.entries or 1 for replay in first)
     sizes = [max(1, round(fraction * working_set)) for fraction in settings.fractions]
@@ -688,19 +629,22 @@ def simulation_section(settings: Settings, args: argparse.Namespace, report: Rep
         "simulated hit rate (fake clock, no sockets); server = `resolver serve` minus sockets "
         "(packet cache and record cache, N entries each); records = record cache alone"
     )
-    lines.append(
-        f"  {'cache size (entries)':>20} {'of working set':>15} {'server':>9} "
-        f"{'below bound':>12} {'records':>9} {'below bound':>12} {'SERVFAIL':>9}"
-    )
-    for server, records in zip(curves["server"], curves["records"], strict=True):
-        share = "" if server.size is None else f"{server.size / working_set:.0%}"
-        lines.append(
-            f"  {size_text(server.size):>20} {share:>15} {percent(server.hit_rate):>9} "
-            f"{100 * (bound - server.hit_rate):>8.2f} pts {percent(records.hit_rate):>9} "
-            f"{100 * (bound - records.hit_rate):>8.2f} pts "
-            f"{server.servfails + records.servfails:>9}"
-        )
-    lines.append(f"  {'infinite-cache bound':>20} {'':>15} {percent(bound):>9}")
+    header = ["cache size (entries)", "of working set", "server", "below bound", "records"]
+    header += ["below bound", "SERVFAIL"]
+    rows = [
+        [
+            size_text(server.size),
+            "" if server.size is None else f"{server.size / working_set:.0%}",
+            percent(server.hit_rate),
+            f"{100 * (bound - server.hit_rate):.2f} pts",
+            percent(records.hit_rate),
+            f"{100 * (bound - records.hit_rate):.2f} pts",
+            f"{server.servfails + records.servfails}",
+        ]
+        for server, records in zip(curves["server"], curves["records"], strict=True)
+    ]
+    rows.append(["infinite-cache bound", "", percent(bound)])
+    lines += benchlib.table(header, rows)
     seconds = sum(r.seconds for r in first + results)
     lines.append(f"  ({len(first + results)} simulations, {seconds:.0f} s of CPU in all)")
     holding = [r for r in curves["server"] if r.size is None or r.size >= working_set]
@@ -715,7 +659,7 @@ def simulation_section(settings: Settings, args: argparse.Namespace, report: Rep
         curves,
         bound,
         working_set,
-        _wrap(f"trace: {describe(spec, universe, trace)}", 110),
+        textwrap.fill(f"trace: {describe(spec, universe, trace)}", 110),
     )
     lines.append(f"plot: {args.plot}")
     report.data["simulation"] = {
@@ -725,18 +669,18 @@ def simulation_section(settings: Settings, args: argparse.Namespace, report: Rep
     }
 
 
-def live_section(settings: Settings, args: argparse.Namespace, report: Report) -> None:
+def live_section(settings: Settings, args: argparse.Namespace, report: benchlib.Report) -> None:
     """Replay the compressed trace against `resolver serve`, simulate it too, and compare."""
     spec, factor = settings.live_trace, settings.live_factor
     universe = make_universe(spec).scaled(factor)
     trace = make_trace(spec).scaled(factor)
     bound = infinite_cache_bound(universe, trace) / len(trace)
-    progress(f"live check: {describe(spec, universe, trace)}, compressed {factor:g}x")
+    benchlib.progress(f"live check: {describe(spec, universe, trace)}, compressed {factor:g}x")
     unbounded = simulate_many(1, universe, trace, args.block, [("server", None)])[0]
     working_set = unbounded.entries or 1
     sizes = [None if f is None else max(1, round(f * working_set)) for f in settings.live_fractions]
     bounded = [("server", size) for size in sizes if size is not None]
-    simulated = {None: unbounded}
+    simulated: dict[int | None, Replay] = {None: unbounded}
     simulated.update(
         (r.size, r) for r in simulate_many(args.jobs, universe, trace, args.block, bounded)
     )
@@ -748,12 +692,11 @@ def live_section(settings: Settings, args: argparse.Namespace, report: Report) -
         f"{spec.period / factor:g} s: arrival times and TTLs divided by {factor:g}",
         f"  TTLs now {ttl_mix_text(universe)}",
         f"  working set {working_set:,} entries; infinite-cache bound {percent(bound)}",
-        f"  {'cache size (entries)':>20} {'simulated':>10} {'live':>9} {'difference':>11} "
-        f"{'names differing':>16} {'SERVFAIL / lost':>16} {'sender lag p99 / max':>21}",
     ]
+    rows: list[list[str]] = []
     live_data = []
     agreements = []
-    prefetch_lines: list[str] = []
+    prefetch_rows: list[list[str]] = []
     with tempfile.TemporaryDirectory(prefix="hitrate-") as temporary:
         workdir = Path(temporary)
         workdir.chmod(0o755)
@@ -763,22 +706,22 @@ def live_section(settings: Settings, args: argparse.Namespace, report: Report) -
             benchlib.check_internet(internet, [(f"ns1.{ZONE}", "A")])
             for size in sizes:
                 port = benchlib.free_port()
-                command = live_command(port, hints, size, workdir, control=args.prefetch)
-                progress(f"  live, cache {size_text(size)}: {spec.period / factor:g} s")
+                config = live_config(size, workdir, control=args.prefetch)
+                command = benchlib.ours_command(port, hints, config=config)
+                benchlib.progress(f"  live, cache {size_text(size)}: {spec.period / factor:g} s")
                 with benchlib.running("ours", command, port, workdir / "ours.log") as server:
                     live = replay_live(server.port, internet, universe, trace, size)
-                    plain_served = served_hit_rate(Path(command[-1])) if args.prefetch else None
-                prefetched = None
+                    plain_served = served_hit_rate(config) if args.prefetch else None
                 if args.prefetch:
                     port = benchlib.free_port()
-                    command = live_command(port, hints, size, workdir, prefetch=True, control=True)
-                    progress(f"  live with prefetch, cache {size_text(size)}")
+                    config = live_config(size, workdir, prefetch=True, control=True)
+                    command = benchlib.ours_command(port, hints, config=config)
+                    benchlib.progress(f"  live with prefetch, cache {size_text(size)}")
                     with benchlib.running("ours", command, port, workdir / "ours.log") as server:
                         replay_live(server.port, internet, universe, trace, size)
-                        prefetched = served_hit_rate(Path(command[-1]))
-                    prefetch_lines.append(
-                        f"  {size_text(size):>20} {percent(plain_served or 0):>15} "
-                        f"{percent(prefetched or 0):>15}"
+                        prefetched = served_hit_rate(config)
+                    prefetch_rows.append(
+                        [size_text(size), percent(plain_served or 0), percent(prefetched or 0)]
                     )
                 sim = simulated[size]
                 differing = sum(1 for a, b in zip(sim.misses, live.misses, strict=True) if a != b)
@@ -787,23 +730,33 @@ def live_section(settings: Settings, args: argparse.Namespace, report: Report) -
                     f"{1000 * (live.sender_lag_p99 or 0):.1f} / "
                     f"{1000 * (live.sender_lag_max or 0):.1f} ms"
                 )
-                lines.append(
-                    f"  {size_text(size):>20} {percent(sim.hit_rate):>10} "
-                    f"{percent(live.hit_rate):>9} {diff:>+7.2f} pts {differing:>16} "
-                    f"{f'{live.servfails} / {live.lost}':>16} {lag:>21}"
+                rows.append(
+                    [
+                        size_text(size),
+                        percent(sim.hit_rate),
+                        percent(live.hit_rate),
+                        f"{diff:+.2f} pts",
+                        f"{differing}",
+                        f"{live.servfails} / {live.lost}",
+                        lag,
+                    ]
                 )
                 agree = abs(diff) <= AGREEMENT_POINTS
                 agreements.append(agree)
                 live_data.append(
                     {"simulated": _replay_data(sim), "live": _replay_data(live), "agree": agree}
                 )
+    header = ["cache size (entries)", "simulated", "live", "difference", "names differing"]
+    header += ["SERVFAIL / lost", "sender lag p99 / max"]
+    lines += benchlib.table(header, rows)
     if args.prefetch:
-        lines += [
+        lines.append(
             "  prefetch (cache.prefetch = true), hit rate as the resolver counts it for its "
-            "clients (`resolver stats`; refreshes are not client misses):",
-            f"  {'cache size (entries)':>20} {'prefetch off':>15} {'prefetch on':>15}",
-            *prefetch_lines,
-        ]
+            "clients (`resolver stats`; refreshes are not client misses):"
+        )
+        lines += benchlib.table(
+            ["cache size (entries)", "prefetch off", "prefetch on"], prefetch_rows
+        )
     verdict = "agree" if all(agreements) else "DISAGREE"
     lines.append(
         f"  simulation and live {verdict} (tolerance: {AGREEMENT_POINTS:g} point of hit rate)"
@@ -822,14 +775,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description="Cache hit rate against cache size, simulated and live, with the bound.",
     )
-    parser.add_argument("--quick", action="store_true", help="a short run (well under a minute)")
     parser.add_argument("--no-live", action="store_true", help="simulation only")
     parser.add_argument(
         "--prefetch",
         action="store_true",
         help="also replay live with cache.prefetch on, and compare the hit rates clients see",
     )
-    benchlib.add_block_option(parser, DEFAULT_BLOCK)
+    benchlib.add_common_options(parser, DEFAULT_BLOCK)
     parser.add_argument(
         "--plot",
         type=Path,
@@ -843,7 +795,6 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         default=min(2, os.cpu_count() or 1),
         help="simulations run at once, in worker processes (default: %(default)s)",
     )
-    parser.add_argument("--json", type=Path, metavar="FILE", help="also write the figures as JSON")
     return parser.parse_args(argv)
 
 
@@ -851,9 +802,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run everything; 0 on success, 1 if the run failed."""
     args = parse_args(argv)
     settings = QUICK if args.quick else FULL
-    started = time.monotonic()
-    load_before = os.getloadavg()
-    report = Report([], {"settings": asdict(settings)})
+    report = benchlib.Report("hitrate", args.quick)
+    report.data["settings"] = asdict(settings)
     try:
         with benchlib.time_budget(settings.budget()):
             simulation_section(settings, args, report)
@@ -862,19 +812,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except benchlib.BenchError as error:
         print(f"hitrate: {error}", file=sys.stderr)
         return 1
-    print()
-    print(benchlib.report_header("hitrate", args.quick))
-    print(benchlib.load_line(load_before, started))
-    print()
-    print("\n".join(report.lines))
-    if args.json:
-        args.json.write_text(json.dumps(report.data, indent=2) + "\n")
+    report.emit(json_path=args.json)
     return 0
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except KeyboardInterrupt:  # every child is already stopped by the `finally` blocks
-        print("hitrate: interrupted", file=sys.stderr)
-        sys.exit(130)
+    benchlib.run_main("hitrate", main)

@@ -14,22 +14,21 @@
    whether it levels off once the cache is full (it must: every cache is bounded in entries).
    Unbound gets the same names, with caches large enough to keep them all, as a yardstick.
 
-This supersedes `flood_memory.py` (which is kept as a shortcut to part 2). Figures are printed,
-never asserted. Network traffic stays on 127.0.0.0/8: the test internet lives in 127.155.0.0/16
-(`--block`), the resolvers listen on a free port of 127.0.0.1 and are only given its hints.
+`--no-in-process --no-unbound` is the flood of part 2 alone, our resolver only. Figures are
+printed, never asserted. Network traffic stays on 127.0.0.0/8: the test internet lives in
+127.155.0.0/16 (`--block`), the resolvers listen on a free port of 127.0.0.1 and are only given
+its hints.
 """
 
 from __future__ import annotations
 
 import argparse
 import gc
-import json
 import multiprocessing
 import os
 import random
 import sys
 import tempfile
-import time
 import tracemalloc
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
@@ -249,7 +248,7 @@ def fill_packets(entries: int) -> Callable[[], object]:
 def _measure_job(job: tuple[str, int, str]) -> int:
     """One kind, one method, in a fresh worker process (see `in_process`)."""
     kind, entries, method = job
-    progress(f"in-process: {entries:,} {kind} entries ({method})")
+    benchlib.progress(f"in-process: {entries:,} {kind} entries ({method})")
     fill = fill_packets(entries) if kind == "packet" else fill_records(kind, entries)
     return measure_traced(fill) if method == "tracemalloc" else measure_rss(fill)
 
@@ -274,10 +273,6 @@ def in_process(settings: Settings, jobs: int) -> list[Footprint]:
         Footprint(kind, settings.entries, figures[2 * index], figures[2 * index + 1])
         for index, kind in enumerate(kinds)
     ]
-
-
-def progress(text: str) -> None:
-    print(text, file=sys.stderr, flush=True)
 
 
 # -- live: resident memory with a full cache --------------------------------------------------
@@ -319,12 +314,10 @@ class LiveRun:
 
 
 def ours_live_command(port: int, hints: Path, size: int, workdir: Path) -> list[str]:
-    """`resolver serve` with C records and, when it takes a config file, C packets."""
-    if not benchlib.serve_supports("--config"):
-        return benchlib.ours_command(port, hints, cache_size=size)
+    """`resolver serve` with C records and C packets (the packet cache's size has no flag)."""
     config = workdir / "memory.toml"
     config.write_text(f"[cache]\nmax_entries = {size}\nmax_packets = {size}\n")
-    return [*benchlib.ours_command(port, hints), "--config", str(config)]
+    return benchlib.ours_command(port, hints, config=config)
 
 
 def fill_live(
@@ -336,8 +329,8 @@ def fill_live(
     sent = 0
     for multiple in (step for step in settings.steps if step <= up_to):
         target = round(multiple * settings.cache_size)
-        progress(f"  {server.label}: names {sent:,} to {target:,}")
-        result = benchlib.flood(server.port, wires[sent:target], settings.in_flight)
+        benchlib.progress(f"  {server.label}: names {sent:,} to {target:,}")
+        result = benchlib.udp_load(server.port, wires[sent:target], in_flight=settings.in_flight)
         sent = target
         run.steps.append(
             Step(
@@ -346,7 +339,7 @@ def fill_live(
                 answered=result.answered,
                 lost=result.lost,
                 servfail=result.rcodes.get("SERVFAIL", 0),
-                rate=result.rate,
+                rate=result.qps,
             )
         )
     return run
@@ -355,7 +348,7 @@ def fill_live(
 def live(settings: Settings, args: argparse.Namespace, unbound: str | None) -> list[LiveRun]:
     total = round(max(settings.steps) * settings.cache_size)
     names = list(fill_names(total))
-    progress(f"live: building a test internet with {total:,} names")
+    benchlib.progress(f"live: building a test internet with {total:,} names")
     internet = build_internet(total, args.block)
     runs = []
     with tempfile.TemporaryDirectory(prefix="memory-bench-") as temporary:
@@ -387,15 +380,18 @@ def live(settings: Settings, args: argparse.Namespace, unbound: str | None) -> l
 def in_process_lines(results: Sequence[Footprint], settings: Settings) -> list[str]:
     lines = [
         f"in-process: {settings.entries:,} entries of each kind in RecordCache / PacketCache",
-        f"  {'kind':<14} {'bytes/entry (tracemalloc)':>26} {'bytes/entry (RSS delta)':>24}",
+        *benchlib.table(
+            ["kind", "bytes/entry (tracemalloc)", "bytes/entry (RSS delta)"],
+            [
+                [item.kind, f"{item.traced_per_entry:,.0f}", f"{item.rss_per_entry:,.0f}"]
+                for item in results
+            ],
+            left=1,
+        ),
     ]
-    for item in results:
-        lines.append(
-            f"  {item.kind:<14} {item.traced_per_entry:>26,.0f} {item.rss_per_entry:>24,.0f}"
-        )
     by_kind = {item.kind: item for item in results}
     default = CacheConfig()
-    packets = getattr(default, "max_packets", 0)
+    packets = default.max_packets
 
     def projected(records: Footprint) -> float:
         """MiB of Python heap for full caches of the default sizes."""
@@ -421,27 +417,41 @@ def live_lines(runs: Sequence[LiveRun], settings: Settings) -> list[str]:
         f"{NX_SHARE:.0%} NXDOMAIN), {settings.in_flight} in flight; our cache: {size:,} "
         "records and packets; Unbound's: large enough for every name",
     ]
-    header = f"  {'names sent':>12}  {'cache full?':>11}"
+    labels = [run.label for run in runs]
+    reference = labels.index(benchlib.REFERENCE) if benchlib.REFERENCE in labels else None
+    header = ["names sent", "cache full?"]
     for run in runs:
-        header += f" {run.label + ' RSS (MiB)':>17} {'answered / lost':>16} {'names/s':>8}"
-    lines.append(header)
-    idle = f"  {0:>12}  {'empty':>11}"
-    for run in runs:
-        idle += f" {_mb(run.idle_rss_mb):>17} {'':>16} {'':>8}"
-    lines.append(idle)
+        header += [f"{run.label} RSS (MiB)", "answered / lost", "names/s"]
+    compared = [i for i in range(len(runs)) if reference is not None and i != reference]
+    header += [f"{labels[i]}/{benchlib.REFERENCE} RSS" for i in compared]
+
+    def ratios(rss: Sequence[float | None]) -> list[str]:
+        return [benchlib.ratio(rss[i], rss[reference]) for i in compared if reference is not None]
+
+    idle_rss = [run.idle_rss_mb for run in runs]
+    rows = [
+        [
+            "0",
+            "empty",
+            *(cell for rss in idle_rss for cell in (_mb(rss), "", "")),
+            *ratios(idle_rss),
+        ]
+    ]
     longest = max(runs, key=lambda run: len(run.steps))
     for index, step in enumerate(longest.steps):
         full = "full" if step.names >= size else f"{step.names / size:.0%}"
-        line = f"  {step.names:>12,}  {full:>11}"
+        row = [f"{step.names:,}", full]
+        rss: list[float | None] = []
         for run in runs:
             if index >= len(run.steps):
-                line += f" {'-':>17} {'':>16} {'':>8}"
+                row += ["-", "", ""]
+                rss.append(None)
                 continue
             own = run.steps[index]
-            line += (
-                f" {_mb(own.rss_mb):>17} {f'{own.answered:,} / {own.lost}':>16} {own.rate:>8,.0f}"
-            )
-        lines.append(line)
+            row += [_mb(own.rss_mb), f"{own.answered:,} / {own.lost}", f"{own.rate:,.0f}"]
+            rss.append(own.rss_mb)
+        rows.append(row + ratios(rss))
+    lines += benchlib.table(header, rows)
     for run in runs:
         at_full = next((s for s in run.steps if s.names >= size), None)
         if at_full is None or at_full.rss_mb is None or run.idle_rss_mb is None:
@@ -473,7 +483,6 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description="Bytes per cached entry, and resident memory with a full cache.",
     )
-    parser.add_argument("--quick", action="store_true", help="a short run (well under a minute)")
     parser.add_argument("--cache-size", type=int, help="live: the cache size in entries")
     parser.add_argument(
         "--names",
@@ -486,14 +495,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--no-in-process", action="store_true", help="live figures only")
     parser.add_argument("--no-unbound", action="store_true", help="live: our resolver only")
     parser.add_argument("--no-install", action="store_true", help="never run apt-get")
-    benchlib.add_block_option(parser, DEFAULT_BLOCK)
+    benchlib.add_common_options(parser, DEFAULT_BLOCK)
     parser.add_argument(
         "--jobs",
         type=int,
         default=min(2, os.cpu_count() or 1),
         help="in-process: kinds measured at once, in worker processes (default: %(default)s)",
     )
-    parser.add_argument("--json", type=Path, metavar="FILE", help="also write the figures as JSON")
     return parser.parse_args(argv)
 
 
@@ -521,8 +529,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         unbound = benchlib.find_tool("unbound")
         if unbound is None:
             print("unbound is not installed: measuring our resolver only", file=sys.stderr)
-    started = time.monotonic()
-    load_before = os.getloadavg()
+    report = benchlib.Report("memory", args.quick)
     footprints: list[Footprint] = []
     runs: list[LiveRun] = []
     try:
@@ -535,28 +542,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"memory: {error}", file=sys.stderr)
         return 1
     extra = [f"unbound {benchlib.tool_version([unbound, '-V'])}"] if unbound else []
-    print()
-    print(benchlib.report_header("memory", args.quick, extra))
-    print(benchlib.load_line(load_before, started))
     if footprints:
-        print()
-        print("\n".join(in_process_lines(footprints, settings)))
+        report.add(*in_process_lines(footprints, settings))
     if runs:
-        print()
-        print("\n".join(live_lines(runs, settings)))
-    if args.json:
-        payload = {
-            "settings": asdict(settings),
-            "in_process": [asdict(f) for f in footprints],
-            "live": [asdict(r) for r in runs],
-        }
-        args.json.write_text(json.dumps(payload, indent=2) + "\n")
+        report.add(*([""] if footprints else []), *live_lines(runs, settings))
+    report.data["settings"] = asdict(settings)
+    report.data["in_process"] = footprints
+    report.data["live"] = runs
+    report.emit(extra, args.json)
     return 0
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except KeyboardInterrupt:  # every child is already stopped by the `finally` blocks
-        print("memory: interrupted", file=sys.stderr)
-        sys.exit(130)
+    benchlib.run_main("memory", main)

@@ -5,8 +5,8 @@
 A loopback test internet (the standard topology of `resolver.testing` plus a `bench.test.` zone
 of many A records, delegated from `test.`) runs in a thread of this process; each resolver runs as
 a subprocess pointed at that internet's root hints, and `dnsperf` drives it. The resolvers, in
-turn, each with an empty cache: ours with one worker, ours with N workers (`serve --workers N`,
-when this build has it), and Unbound with one thread. Per resolver:
+turn, each with an empty cache: ours with one worker, ours with N workers (`serve --workers N`),
+and Unbound with one thread. Per resolver:
 
 1. cold: every benchmark name once, from an empty cache, at a fixed number of queries in flight:
    wall time, SERVFAILs and lost queries, and upstream queries per name (the test internet's
@@ -18,12 +18,13 @@ when this build has it), and Unbound with one thread. Per resolver:
    latency percentiles, and the server's CPU time per query (steadier than qps on a shared
    machine);
 4. cache hits at a fixed rate (5,000 qps, `dnsperf -Q`): the latency an unsaturated resolver
-   gives, which is issue 4's p99 target;
-5. unloaded latency: one query at a time from a Python socket loop: the service time of a hit.
+   gives, which the p99 target is about;
+5. unloaded latency: one query at a time from the Python load client: the service time of a hit.
 
-Then issue 4's targets, each marked met or missed (by how much). Figures are printed, never
-asserted: on a shared two-core machine they drift from run to run, and the ratio to Unbound
-(measured in the same run) is the figure that means something.
+Then the targets (cache-hit throughput and p99 against Unbound's, cold cost), each marked met or
+missed (by how much). Figures are printed, never asserted: on a shared two-core machine they drift
+from run to run, and the ratio to Unbound (measured in the same run) is the figure that means
+something.
 
 Needs `dnsperf` (Debian package dnsperf); Unbound (package unbound) is optional. When either is
 missing and this runs as root, it runs `apt-get install -y -q dnsperf unbound` first (disable with
@@ -35,17 +36,15 @@ two can run at the same time), and every resolver is only ever given its hints.
 from __future__ import annotations
 
 import argparse
-import json
+import itertools
 import math
 import os
 import re
-import socket
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import benchlib
@@ -71,7 +70,7 @@ MIN_COLD_RATE = 20
 WARM_QUIET_PASSES_PER_WORKER = 6
 MAX_WARM_PASSES = 100
 
-#: Issue 4's targets.
+#: The targets: what our resolver should achieve beside Unbound in the same run.
 TARGET_HIT_RATIO = 0.5  # cache-hit qps with one worker, as a fraction of Unbound's
 TARGET_RATE_P99_MS = 1.0  # p99 latency at the fixed rate of cache hits
 TARGET_COLD_WALL_RATIO = 2.0  # cold wall time, as a multiple of Unbound's
@@ -157,48 +156,18 @@ def build_internet(count: int, block: str) -> TestInternet:
 # -- dnsperf ----------------------------------------------------------------------------------
 
 
-@dataclass
-class PerfRun:
-    """What one dnsperf run reported; latencies (seconds, sorted) come from its -v lines."""
-
-    sent: int = 0
-    completed: int = 0
-    lost: int = 0
-    rcodes: dict[str, int] = field(default_factory=dict)
-    run_time: float = 0.0
-    qps: float = 0.0
-    latencies: list[float] = field(default_factory=list)
-
-    def percentile(self, fraction: float) -> float | None:
-        """Nearest-rank percentile of the per-query latencies, in seconds."""
-        if not self.latencies:
-            return None
-        rank = max(1, math.ceil(fraction * len(self.latencies)))
-        return self.latencies[rank - 1]
-
-    def summary(self) -> dict[str, object]:
-        """The figures without the raw latency list, for --json."""
-        data = asdict(self)
-        del data["latencies"]
-        for name, fraction in (("p50", 0.5), ("p90", 0.9), ("p99", 0.99), ("p999", 0.999)):
-            data[f"latency_{name}"] = self.percentile(fraction)
-        data["latency_max"] = self.latencies[-1] if self.latencies else None
-        return data
-
-
 _VERBOSE = re.compile(r"^> ([A-Z]+) \S+ \S+ ([0-9.]+)$")
 _FIELDS = {
     "sent": re.compile(r"Queries sent:\s+(\d+)"),
-    "completed": re.compile(r"Queries completed:\s+(\d+)"),
+    "answered": re.compile(r"Queries completed:\s+(\d+)"),
     "lost": re.compile(r"Queries lost:\s+(\d+)"),
     "run_time": re.compile(r"Run time \(s\):\s+([0-9.]+)"),
-    "qps": re.compile(r"Queries per second:\s+([0-9.]+)"),
 }
 
 
-def parse_dnsperf(lines: Iterator[str]) -> PerfRun:
+def parse_dnsperf(lines: Iterator[str]) -> benchlib.LoadResult:
     """Parse dnsperf 2.x output: the -v line of each response, then the final statistics."""
-    run = PerfRun()
+    run = benchlib.LoadResult()
     statistics: list[str] = []
     for raw in lines:
         line = raw.rstrip("\n")
@@ -234,7 +203,7 @@ def run_dnsperf(
     seconds: float | None = None,
     rate: int | None = None,
     query_timeout: float = 5.0,
-) -> PerfRun:
+) -> benchlib.LoadResult:
     """Run dnsperf against 127.0.0.1:port and parse what it printed (kept in `output`).
 
     Every response is printed with -v into a file rather than a pipe, so that reading it cannot
@@ -274,43 +243,15 @@ def run_dnsperf(
         return parse_dnsperf(lines)
 
 
-def ping_pong(port: int, names: Sequence[str], seconds: float) -> PerfRun:
+def unloaded(port: int, names: Sequence[str], seconds: float) -> benchlib.LoadResult:
     """One query at a time for `seconds`: the service time of a hit, without queueing.
 
-    A plain blocking socket rather than dnsperf, whose sender thread sleeps between queries when
+    The Python load client rather than dnsperf, whose sender thread sleeps between queries when
     only one may be outstanding (about 2,000 qps, and a few hundred with -v): far too few samples.
     The client's own cost (a few microseconds of Python) is in every figure, for every resolver.
     """
     wires = [dns.message.make_query(name, "A").to_wire() for name in names]
-    run = PerfRun()
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.connect(("127.0.0.1", port))
-        sock.settimeout(1.0)
-        started = time.perf_counter()
-        end = started + seconds
-        index = 0
-        while time.perf_counter() < end:
-            query_id = index & 0xFFFF
-            wire = query_id.to_bytes(2, "big") + wires[index % len(wires)][2:]
-            index += 1
-            run.sent += 1
-            sent = time.perf_counter()
-            sock.send(wire)
-            try:
-                reply = sock.recv(65535)
-                while reply[:2] != wire[:2]:  # a late reply to an earlier query that timed out
-                    reply = sock.recv(65535)
-            except TimeoutError:
-                run.lost += 1
-                continue
-            run.latencies.append(time.perf_counter() - sent)
-            run.completed += 1
-            rcode = dns.rcode.to_text(dns.rcode.Rcode(reply[3] & 0x0F))
-            run.rcodes[rcode] = run.rcodes.get(rcode, 0) + 1
-        run.run_time = time.perf_counter() - started
-    run.qps = run.completed / run.run_time if run.run_time else 0.0
-    run.latencies.sort()
-    return run
+    return benchlib.udp_load(port, itertools.cycle(wires), timeout=1.0, seconds=seconds)
 
 
 # -- one resolver, five phases ----------------------------------------------------------------
@@ -322,22 +263,24 @@ class Result:
 
     label: str
     processes: int
-    cold: PerfRun | None  # None: warmed in passes instead (separate worker caches)
+    cold: benchlib.LoadResult | None  # None: warmed in passes instead (separate worker caches)
     cold_upstream: dict[str, int]
     cold_cpu: float | None
     warm_passes: int
     warm_upstream: int
-    hits: PerfRun | None  # None: not measured (--cold-only), as for the next two
+    hits: benchlib.LoadResult | None  # None: not measured (--cold-only), as for the next two
     hit_upstream: int | None
     hit_cpu: float | None
-    rate: PerfRun | None
+    rate: benchlib.LoadResult | None
     rate_upstream: int | None
-    idle: PerfRun | None
+    idle: benchlib.LoadResult | None
     rss_mb: float | None
 
     def summary(self) -> dict[str, object]:
         data = {
-            key: value for key, value in self.__dict__.items() if not isinstance(value, PerfRun)
+            key: value
+            for key, value in self.__dict__.items()
+            if not isinstance(value, benchlib.LoadResult)
         }
         for name in ("cold", "hits", "rate", "idle"):
             run = getattr(self, name)
@@ -372,9 +315,9 @@ def measure(server: benchlib.Server, ctx: Context, *, cold: bool) -> Result:
     out = ctx.workdir / f"dnsperf-{server.label.replace(' ', '')}"
 
     def say(what: str) -> None:
-        print(f"  {server.label}: {what}", file=sys.stderr, flush=True)
+        benchlib.progress(f"  {server.label}: {what}")
 
-    def one_pass(suffix: str, clients: int) -> PerfRun:
+    def one_pass(suffix: str, clients: int) -> benchlib.LoadResult:
         return run_dnsperf(
             ctx.dnsperf,
             server.port,
@@ -386,7 +329,7 @@ def measure(server: benchlib.Server, ctx: Context, *, cold: bool) -> Result:
             query_timeout=COLD_QUERY_TIMEOUT,
         )
 
-    cold_run: PerfRun | None = None
+    cold_run: benchlib.LoadResult | None = None
     cold_upstream: dict[str, int] = {}
     cold_cpu = None
     passes = 0
@@ -411,7 +354,9 @@ def measure(server: benchlib.Server, ctx: Context, *, cold: bool) -> Result:
         quiet = 0
         while quiet < quiet_needed and passes < MAX_WARM_PASSES:
             internet.reset_counters()
-            benchlib.flood(server.port, wires, settings.cold_in_flight, COLD_QUERY_TIMEOUT)
+            benchlib.udp_load(
+                server.port, wires, in_flight=settings.cold_in_flight, timeout=COLD_QUERY_TIMEOUT
+            )
             passes += 1
             quiet = quiet + 1 if internet.total_queries() == 0 else 0
 
@@ -469,7 +414,7 @@ def measure(server: benchlib.Server, ctx: Context, *, cold: bool) -> Result:
     rate_upstream = internet.total_queries()
 
     say(f"unloaded latency: {settings.idle_seconds:g} s, one query at a time")
-    idle = ping_pong(server.port, bench_names(settings.names), settings.idle_seconds)
+    idle = unloaded(server.port, bench_names(settings.names), settings.idle_seconds)
     result.hits, result.hit_upstream, result.hit_cpu = hits, hit_upstream, hit_cpu
     result.rate, result.rate_upstream = rate, rate_upstream
     result.idle = idle
@@ -478,16 +423,6 @@ def measure(server: benchlib.Server, ctx: Context, *, cold: bool) -> Result:
 
 
 # -- the report -------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Row:
-    """One line of the table: a label and one figure per resolver; `ratio` says if it has one."""
-
-    label: str
-    values: tuple[float | str | None, ...]
-    fmt: str = "{:,.0f}"
-    ratio: bool = True
 
 
 def ms(seconds: float | None) -> float | None:
@@ -504,17 +439,17 @@ def per_query_us(cpu: float | None, queries: int) -> float | None:
 Getter = Callable[[Result], float | str | None]
 
 
-def failures(run: PerfRun | None) -> str | None:
+def failures(run: benchlib.LoadResult | None) -> str | None:
     if run is None:
         return None
     return f"{run.rcodes.get('SERVFAIL', 0)} / {run.lost}"
 
 
-def rows_for(results: Sequence[Result], settings: Settings) -> list[Row | str]:
+def rows_for(results: Sequence[Result], settings: Settings) -> list[benchlib.Row | str]:
     """The table, section by section (a str is a section heading)."""
 
-    def row(label: str, get: Getter, fmt: str = "{:,.0f}", ratio: bool = True) -> Row:
-        return Row(label, tuple(get(result) for result in results), fmt, ratio)
+    def row(label: str, get: Getter, fmt: str = "{:,.0f}", ratio: bool = True) -> benchlib.Row:
+        return benchlib.Row(label, tuple(get(result) for result in results), fmt, ratio)
 
     def upstream_split(result: Result) -> str | None:
         if result.cold is None:
@@ -526,7 +461,7 @@ def rows_for(results: Sequence[Result], settings: Settings) -> list[Row | str]:
     def cold_upstream(result: Result) -> float | None:
         return None if result.cold is None else sum(result.cold_upstream.values()) / n
 
-    def on(phase: str, get: Callable[[PerfRun], float | str | None]) -> Getter:
+    def on(phase: str, get: Callable[[benchlib.LoadResult], float | str | None]) -> Getter:
         """A getter for a figure of one phase, None where the phase was not measured."""
 
         def getter(result: Result) -> float | str | None:
@@ -535,17 +470,16 @@ def rows_for(results: Sequence[Result], settings: Settings) -> list[Row | str]:
 
         return getter
 
-    def percentiles(phase: str, which: Sequence[tuple[str, float]]) -> list[Row]:
+    def latency(fraction: float) -> Callable[[benchlib.LoadResult], float | None]:
+        return lambda run: ms(run.percentile(fraction))
+
+    def percentiles(phase: str, which: Sequence[tuple[str, float]]) -> list[benchlib.Row]:
         return [
-            row(
-                f"latency {name} (ms)",
-                on(phase, lambda run, f=fraction: ms(run.percentile(f))),
-                "{:.3f}",
-            )
+            row(f"latency {name} (ms)", on(phase, latency(fraction)), "{:.3f}")
             for name, fraction in which
         ]
 
-    def latency_max(phase: str) -> Row:
+    def latency_max(phase: str) -> benchlib.Row:
         return row(
             "latency max (ms)",
             on(phase, lambda run: ms(run.latencies[-1] if run.latencies else None)),
@@ -554,14 +488,14 @@ def rows_for(results: Sequence[Result], settings: Settings) -> list[Row | str]:
 
     n = settings.names
     hit_percentiles = (("p50", 0.5), ("p90", 0.9), ("p99", 0.99))
-    cold_rows: list[Row | str] = [
+    cold_rows: list[benchlib.Row | str] = [
         f"cold: {n} distinct names from an empty cache, {settings.cold_in_flight} in flight",
         row("wall time (s)", on("cold", lambda c: c.run_time), "{:.2f}"),
         row("names per second", on("cold", lambda c: c.qps)),
         row("SERVFAIL / lost", lambda r: failures(r.cold), ratio=False),
         row(
             "non-NOERROR answers",
-            on("cold", lambda c: c.completed - c.rcodes.get("NOERROR", 0)),
+            on("cold", lambda c: c.answered - c.rcodes.get("NOERROR", 0)),
             ratio=False,
         ),
         row("upstream queries per name", cold_upstream, "{:.3f}"),
@@ -576,7 +510,7 @@ def rows_for(results: Sequence[Result], settings: Settings) -> list[Row | str]:
         row("passes to warm every worker", lambda r: r.warm_passes or None, ratio=False),
         row("upstream queries, warm re-run", lambda r: r.warm_upstream, ratio=False),
     ]
-    process_rows: list[Row | str] = [
+    process_rows: list[benchlib.Row | str] = [
         "process",
         row("processes", lambda r: r.processes, ratio=False),
         row("resident memory at end (MB)", lambda r: r.rss_mb, "{:.1f}"),
@@ -592,7 +526,7 @@ def rows_for(results: Sequence[Result], settings: Settings) -> list[Row | str]:
         latency_max("hits"),
         row(
             "server CPU per query (us)",
-            lambda r: None if r.hits is None else per_query_us(r.hit_cpu, r.hits.completed),
+            lambda r: None if r.hits is None else per_query_us(r.hit_cpu, r.hits.answered),
             "{:,.1f}",
         ),
         row("SERVFAIL / lost", lambda r: failures(r.hits), ratio=False),
@@ -604,63 +538,18 @@ def rows_for(results: Sequence[Result], settings: Settings) -> list[Row | str]:
         row("SERVFAIL / lost", lambda r: failures(r.rate), ratio=False),
         row("upstream queries", lambda r: r.rate_upstream, ratio=False),
         f"cache hits, unloaded: {settings.idle_seconds:g} s, one query at a time (Python client)",
-        row("queries answered", on("idle", lambda h: h.completed)),
+        row("queries answered", on("idle", lambda h: h.answered)),
         *percentiles("idle", hit_percentiles),
         row("SERVFAIL / lost", lambda r: failures(r.idle), ratio=False),
         *process_rows,
     ]
 
 
-def render_table(results: Sequence[Result], settings: Settings) -> str:
-    """A fixed-width table, one column per resolver, then each of ours divided by Unbound's."""
-    labels = [r.label for r in results]
-    reference = labels.index(UNBOUND) if UNBOUND in labels else None
-    compared = [i for i, label in enumerate(labels) if reference is not None and i != reference]
-    header = ["", *labels] + [f"{labels[i]}/unbound" for i in compared]
-    width = [32] + [max(14, len(h) + 2) for h in header[1:]]
-    lines = [
-        "".join(
-            h.rjust(w) if i else h.ljust(w)
-            for i, (h, w) in enumerate(zip(header, width, strict=True))
-        )
-    ]
-    lines.append("-" * sum(width))
-    for item in rows_for(results, settings):
-        if isinstance(item, str):
-            lines.append(item)
-            continue
-        cells = [_cell(v, item.fmt) for v in item.values]
-        if reference is not None:
-            cells += [
-                _ratio(item.values[i], item.values[reference]) if item.ratio else ""
-                for i in compared
-            ]
-        text = ("  " + item.label).ljust(width[0])
-        lines.append(text + "".join(c.rjust(w) for c, w in zip(cells, width[1:], strict=False)))
-    return "\n".join(lines)
-
-
-def _cell(value: float | str | None, fmt: str) -> str:
-    """One figure as text; '-' where the phase did not apply or could not be measured."""
-    if value is None:
-        return "-"
-    if isinstance(value, str):
-        return value
-    return fmt.format(value)
-
-
-def _ratio(ours: float | str | None, theirs: float | str | None) -> str:
-    """ours / unbound, left empty where it means nothing (text, or dividing by zero)."""
-    if not isinstance(ours, int | float) or not isinstance(theirs, int | float) or theirs == 0:
-        return ""
-    return f"{ours / theirs:.2f}"
-
-
 def target_lines(results: Sequence[Result], settings: Settings) -> list[str]:
-    """Issue 4's targets, each met or missed, with the margin."""
+    """The targets, each met or missed, with the margin."""
     by_label = {r.label: r for r in results}
     ours, unbound = by_label.get(OURS), by_label.get(UNBOUND)
-    lines = ["targets (issue 4)"]
+    lines = ["targets, each met or missed in this run"]
 
     def verdict(met: bool, missed_by: str) -> str:
         return "met" if met else f"MISSED by {missed_by}"
@@ -712,7 +601,6 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description="Cold-resolution and cache-hit benchmark: our resolver vs Unbound.",
     )
-    parser.add_argument("--quick", action="store_true", help="a short run (well under a minute)")
     parser.add_argument("--names", type=int, help="how many distinct names (default 1000, 200)")
     parser.add_argument("--cold-in-flight", type=int, help="queries in flight when cold (20)")
     parser.add_argument("--seconds", type=float, help="cache-hit phase length (10 s, 3 s)")
@@ -723,7 +611,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--workers",
         type=int,
         default=os.cpu_count() or 2,
-        help="also measure ours with this many workers, if `serve` has --workers "
+        help="also measure ours with this many workers "
         "(default: the number of CPUs, %(default)s); 1 or less: skip",
     )
     parser.add_argument(
@@ -749,7 +637,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="run our resolver from the checkout at DIR (e.g. an older commit's `git archive`) "
         "instead of this one, for before/after comparisons",
     )
-    benchlib.add_block_option(parser, DEFAULT_BLOCK)
+    benchlib.add_common_options(parser, DEFAULT_BLOCK)
     parser.add_argument(
         "--profile",
         type=Path,
@@ -757,7 +645,6 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="run our 1-worker resolver under cProfile, save the stats to FILE and print the top "
         "entries (profiling slows it down: its figures are then not comparable)",
     )
-    parser.add_argument("--json", type=Path, metavar="FILE", help="also write the figures as JSON")
     return parser.parse_args(argv)
 
 
@@ -826,7 +713,7 @@ def pin_cpus() -> Pinning | None:
     return Pinning(str(server), ",".join(map(str, clients)), ",".join(map(str, cpus)))
 
 
-def plans(args: argparse.Namespace, unbound: str | None, help_text: str) -> list[Plan]:
+def plans(args: argparse.Namespace, unbound: str | None) -> list[Plan]:
     checkout = args.checkout.resolve() if args.checkout else None
 
     def ours(workers: int | None, profile: Path | None) -> Callable[[int, Path, Path], list[str]]:
@@ -844,7 +731,7 @@ def plans(args: argparse.Namespace, unbound: str | None, help_text: str) -> list
     result = [Plan(OURS, ours(None, args.profile), cold=True, cwd=checkout)]
     if args.cold_only:
         pass  # N workers have no cold phase of their own
-    elif args.workers > 1 and benchlib.serve_supports("--workers", help_text):
+    elif args.workers > 1:
         plan = Plan(
             f"ours x{args.workers}",
             ours(args.workers, None),
@@ -853,8 +740,6 @@ def plans(args: argparse.Namespace, unbound: str | None, help_text: str) -> list
             single_process=False,
         )
         result.append(plan)
-    elif args.workers > 1:
-        print("`resolver serve` has no --workers: measuring 1 worker only", file=sys.stderr)
     if unbound is not None:
         result.append(Plan(UNBOUND, unbound_command, cold=True))
     return result
@@ -877,12 +762,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     unbound = None if args.no_unbound else benchlib.find_tool("unbound")
     if unbound is None and not args.no_unbound:
         print("unbound is not installed: measuring our resolver only", file=sys.stderr)
-    help_text = benchlib.serve_help(args.checkout.resolve() if args.checkout else None)
-    todo = plans(args, unbound, help_text)
+    todo = plans(args, unbound)
     pinning = pin_cpus() if args.pin else None
 
-    started = time.monotonic()
-    load_before = os.getloadavg()
+    report = benchlib.Report("resolve_bench", args.quick)
     results: list[Result] = []
     failed: list[str] = []
     try:
@@ -935,39 +818,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         versions.append(f"ours from {args.checkout}")
     if pinning is not None:
         versions.append(f"pinned: resolvers on CPU {pinning.server}, clients on {pinning.clients}")
-    print()
-    print(benchlib.report_header("resolve_bench", args.quick, versions))
-    print(
-        benchlib.load_line(load_before, started)
-        + ("; ours ran under cProfile: its figures are not comparable" if args.profile else "")
-    )
-    print()
-    print(render_table(results, settings))
+    if args.profile:
+        report.add("ours ran under cProfile: its figures are not comparable", "")
+    report.figures([r.label for r in results], rows_for(results, settings))
     if any(r.label == UNBOUND for r in results):
-        print(
-            "\nX/unbound: above 1 means X takes more (time, CPU, queries, memory); below 1 means"
-            " X does less (qps)."
+        report.add(
+            "",
+            "X/unbound: above 1 means X takes more (time, CPU, queries, memory); below 1 means"
+            " X does less (qps).",
         )
-    print()
-    print("\n".join(target_lines(results, settings)))
+    report.add("", *target_lines(results, settings))
     for failure in failed:
-        print(f"\n{failure}")
-    if args.json:
-        payload = {
-            "mode": "quick" if args.quick else "full",
-            "settings": asdict(settings),
-            "load_average": [load_before[0], os.getloadavg()[0]],
-            "results": [result.summary() for result in results],
-        }
-        args.json.write_text(json.dumps(payload, indent=2) + "\n")
+        report.add("", failure)
+    report.data["settings"] = asdict(settings)
+    report.data["results"] = [result.summary() for result in results]
+    report.emit(versions, args.json)
     if args.profile:
         print_profile(args.profile)
     return 0
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except KeyboardInterrupt:  # every child is already stopped by the `finally` blocks
-        print("resolve_bench: interrupted", file=sys.stderr)
-        sys.exit(130)
+    benchlib.run_main("resolve_bench", main)
