@@ -10,6 +10,8 @@ import dns.rdatatype
 
 from resolver.cache.records import Rank
 from resolver.config import Limits, UpstreamConfig
+from resolver.core.actions import SendQuery
+from resolver.core.resolution import Resolution
 from resolver.testing import Fault, TestInternet
 from resolver.testing.scripted import ScriptedWorld
 from tests.helpers import assert_only_the_configured_roots_were_asked, loopback_config, texts
@@ -278,3 +280,14 @@ def test_trace_names_every_server_asked(world: ScriptedWorld) -> None:
     assert "referral to test." in "\n".join(lines)
     assert "referral to example.test." in "\n".join(lines)
     assert "answer: www.example.test. 300 IN A 192.0.2.1" in "\n".join(lines)
+
+
+def test_cold_questions_that_start_together_prime_at_the_same_root(world: ScriptedWorld) -> None:
+    """Priming goes to the hints in order, so the carrier can share one packet among them."""
+    firsts = []
+    for label in ("a", "b", "c"):
+        qname = dns.name.from_text(f"{label}.example.test.")
+        action = Resolution(qname, dns.rdatatype.A, world.context).next_action()
+        assert isinstance(action, SendQuery)
+        firsts.append((action.server.address, action.query.question[0].name.to_text()))
+    assert set(firsts) == {("127.53.0.1", ".")}
