@@ -24,6 +24,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import dns.name
 from cachetools import TLRUCache
 
 from resolver.config import UpstreamConfig
@@ -66,6 +67,12 @@ class ServerTable:
         # Each update stores the entry again, so its lifetime runs from the last update.
         self._servers: TLRUCache[str, ServerInfo] = TLRUCache(
             maxsize=size, ttu=lambda _address, _info, now: now + ttl, timer=clock
+        )
+        # (address, zone) pairs whose server said it does not serve the zone, kept as long as
+        # the rest (Unbound's lame marks in its infrastructure cache): one address may be lame
+        # for one zone and serve another, so the mark is per zone.
+        self._lame: TLRUCache[tuple[str, dns.name.Name], bool] = TLRUCache(
+            maxsize=size, ttu=lambda _key, _value, now: now + ttl, timer=clock
         )
 
     def __len__(self) -> int:
@@ -173,6 +180,14 @@ class ServerTable:
         """The server answered FORMERR to EDNS: ask it without EDNS for `infra_ttl` seconds."""
         info = self._update(address)
         info.no_edns_until = self._clock() + self._config.infra_ttl
+
+    def record_lame(self, address: str, zone: dns.name.Name) -> None:
+        """The server at `address` answered as one that does not serve `zone` (lame, REFUSED)."""
+        self._lame[(address, zone)] = True
+
+    def is_lame(self, address: str, zone: dns.name.Name) -> bool:
+        """Whether `address` was found lame for `zone` within the last `infra_ttl` seconds."""
+        return (address, zone) in self._lame
 
     def no_edns(self, address: str) -> bool:
         info = self._servers.get(address)

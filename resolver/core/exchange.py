@@ -192,6 +192,11 @@ class Exchange:
     ) -> Classified | Miss:
         """The verdict on a matching response, or why the server is of no use for it."""
         rcode = response.rcode()
+        if rcode == dns.rcode.REFUSED and not recursive:
+            # An authority that refuses a zone's question does not serve the zone (Unbound
+            # counts it lame too); SERVFAIL and the rest may be passing trouble.
+            self._work.say(depth, "  REFUSED: lame for {}; trying another server", zone)
+            return Miss.LAME
         if rcode not in _JUDGED_RCODES or (recursive and rcode == dns.rcode.YXDOMAIN):
             return Miss.REJECTED
         if recursive:

@@ -8,6 +8,7 @@ negative answers are kept with their SOA for min(SOA TTL, SOA MINIMUM).
 from __future__ import annotations
 
 import dns.rcode
+import dns.rdatatype
 import dns.rrset
 
 from resolver.cache.records import Rank, RecordCache, with_ttl
@@ -29,8 +30,14 @@ def follow_referral(cache: RecordCache, verdict: Classified) -> Delegation:
 def cache_verdict(cache: RecordCache, verdict: Classified) -> None:
     """Remember a verdict's records: AA answers at rank ANSWER, others one rank below."""
     rank = Rank.ANSWER if verdict.authoritative else Rank.NONAUTH_ANSWER
+    previous = None
     for rrset in verdict.chain:
-        cache.put_rrset(rrset, rank)
+        # A CNAME synthesised from the DNAME before it is not kept: the cached DNAME gives it
+        # again, with the DNAME in the answer as RFC 6672 wants (Unbound does the same).
+        synthesised = rrset.rdtype == dns.rdatatype.CNAME and previous == dns.rdatatype.DNAME
+        if not synthesised:
+            cache.put_rrset(rrset, rank)
+        previous = rrset.rdtype
     for glue in verdict.glue:
         cache.put_rrset(glue, Rank.GLUE)
 

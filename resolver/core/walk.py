@@ -124,7 +124,12 @@ class Walk:
             quick = relearnable or relearning
             try:
                 asked, verdict = yield from self._ask_zone(
-                    delegation, question, depth, fallback, retries=0 if quick else None
+                    delegation,
+                    question,
+                    depth,
+                    fallback,
+                    retries=0 if quick else None,
+                    skip_lame=relearnable,
                 )
             except ResolutionFailed as failure:
                 if not (quick and failure.reason.authorities_failed):
@@ -343,6 +348,7 @@ class Walk:
         *,
         retries: int | None = None,
         in_order: bool = False,
+        skip_lame: bool = False,
     ) -> Generator[SendQuery, Outcome, tuple[Question, Classified]]:
         """Ask the zone's servers in turn until one gives a usable (non-lame) response.
 
@@ -356,12 +362,18 @@ class Walk:
         and so is every server after it, and so are the retransmissions (RFC 9156 relaxed mode;
         such servers exist, and failing the name would be worse than showing it). Returns the
         question that was answered with the verdict.
+        A server found lame for the zone (for the full question) is remembered so, and asked
+        only once the others have failed; with `skip_lame`, not at all (the parent is asked
+        instead: the zone may have moved to other servers).
         """
         table, upstream = self._work.ctx.servers, self._work.ctx.config.upstream
         attempts = Attempts(upstream.timeout, upstream.retries if retries is None else retries)
         looked_up: set[dns.name.Name] = set()
         while True:
             candidates = attempts.fresh(self._servers_of(delegation))
+            sound = [s for s in candidates if not table.is_lame(s.address, delegation.zone)]
+            if sound or skip_lame:
+                candidates = sound
             if not candidates:
                 ns_name = self._next_glueless_name(delegation, looked_up)
                 if ns_name is not None and self._glueless_allowed(looked_up, depth):
@@ -401,6 +413,8 @@ class Walk:
                 return question, verdict
             if verdict is Miss.SILENT:
                 attempts.silent(server)
+            elif verdict is Miss.LAME and fallback is None:
+                table.record_lame(server.address, delegation.zone)
 
     def _next_glueless_name(
         self, delegation: Delegation, looked_up: set[dns.name.Name]
