@@ -176,3 +176,20 @@ async def test_an_icmp_error_after_sending_is_an_ordinary_failure() -> None:
     query = dns.message.make_query("www.example.test.", "A")
     outcome = await Upstream().perform(SendQuery(Server("127.0.0.1", port), query, False, 5.0))
     assert outcome == NetworkError("ECONNREFUSED", unreachable=False)
+
+
+def test_a_server_that_refused_a_zone_is_not_asked_again_for_it(world: ScriptedWorld) -> None:
+    """A lame mark is kept per server and zone (Unbound's infrastructure cache): a refusing
+    server costs one query, not one per question."""
+    world.resolve("example.test.", "NS")
+    world.internet.reset_counters()
+    world.internet.servers["ns1.example.test."].fault = Fault.REFUSED
+    for _ in range(5):  # the refusing server looks far faster than its sibling
+        world.context.servers.record_rtt("127.53.2.2", 2.0)
+    for label in ("f", "g", "h", "i", "j"):
+        assert world.resolve(f"{label}.example.test.").rcode == dns.rcode.NXDOMAIN
+    assert world.internet.servers["ns1.example.test."].query_count == 1
+    assert world.context.servers.is_lame(NS1_EXAMPLE, dns.name.from_text("example.test."))
+    assert not world.context.servers.is_lame(NS1_EXAMPLE, dns.name.from_text("other.test."))
+    world.clock.advance(world.config.upstream.infra_ttl + 1)
+    assert not world.context.servers.is_lame(NS1_EXAMPLE, dns.name.from_text("example.test."))
