@@ -136,7 +136,7 @@ def make_case(seed: int, number: int) -> Case:
     rng = random.Random(f"{seed}/{number}")
     guarded = rng.random() < 0.5
     config = CONFIGS[rng.random() < 1 / 3]
-    queries = []
+    queries: list[tuple[dns.message.Message, bool]] = []
     for _ in range(rng.randint(1, 3)):
         name, rdtype = rng.choice(QUESTIONS)
         edns = 0 if rng.random() < 0.7 else False
@@ -211,7 +211,7 @@ async def ask(
         tally.add_failure(Failure(case.number, "bad reply", problem.split(":")[0], text))
     if reply is not None and len(reply) >= 4:
         flags = int.from_bytes(reply[2:4], "big")
-        tally.rcodes["TC" if flags & dns.flags.TC else dns.rcode.to_text(flags & 0xF)] += 1
+        tally.rcodes["TC" if flags & dns.flags.TC else dns.rcode.Rcode.to_text(flags & 0xF)] += 1
 
 
 _INTERNET: TestInternet | None = None

@@ -5,8 +5,9 @@ at it. That needs a subprocess that is always stopped, even when a test fails ha
 client programs themselves, which a fresh machine may not have yet. Both live here so that
 `test_daemon.py` and `test_cli.py` share one careful implementation.
 
-The module is imported as `daemon_support` (pytest puts `tests/` on `sys.path` because the
-directory has no `__init__.py`), so no change to the pytest configuration is needed.
+The module is imported as `tests.daemon_support`, like the other helpers here (the repository
+root is on `sys.path` through pytest's `pythonpath`), so that mypy, which names every file under
+`tests/` that way, and pytest agree on one module name.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -240,7 +241,10 @@ def _wait_ready(daemon: Daemon, lines: queue.Queue[str | None]) -> str:
 
 
 def run_command(
-    command: Sequence[str], *, timeout: float = COMMAND_TIMEOUT, **kwargs: object
+    command: Sequence[str],
+    *,
+    timeout: float = COMMAND_TIMEOUT,
+    env: Mapping[str, str] | None = None,
 ) -> Finished:
     """Run a short-lived command to completion; the timeout kills it rather than hang the suite."""
     result = subprocess.run(
@@ -250,7 +254,7 @@ def run_command(
         text=True,
         timeout=timeout,
         check=False,
-        **kwargs,  # type: ignore[arg-type]
+        env=env,
     )
     return Finished(result.returncode, result.stdout, result.stderr)
 

@@ -94,7 +94,7 @@ def offline_handler() -> QueryHandler:
     hints = parse_root_hints(TestInternet.default().hints_text())
     service = ResolverService(loopback_config(), hints)
 
-    async def silence(_action: SendQuery) -> Timeout:
+    async def silence(action: SendQuery) -> Timeout:
         return Timeout()
 
     service.upstream.perform = silence  # type: ignore[method-assign]

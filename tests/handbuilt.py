@@ -9,7 +9,7 @@ addresses are only keys of a dictionary here; no packet is ever sent.
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import dns.flags
@@ -67,7 +67,7 @@ def reply(
     return response
 
 
-def question(query: dns.message.Message) -> tuple[dns.name.Name, int]:
+def question(query: dns.message.Message) -> tuple[dns.name.Name, dns.rdatatype.RdataType]:
     return query.question[0].name, query.question[0].rdtype
 
 
@@ -144,7 +144,7 @@ class Clock:
 class World:
     """A resolver's shared state facing the hand-built servers; `log` records every query."""
 
-    def __init__(self, config: Config | None = None, servers: dict[str, Server] | None = None):
+    def __init__(self, config: Config | None = None, servers: Mapping[str, Server] | None = None):
         self.config = config or Config()
         self.clock = Clock()
         self.servers: dict[str, Server] = {ROOT: root_server, COM: com_server, EX: ex_server}

@@ -18,8 +18,8 @@ def rrset(text: str) -> dns.rrset.RRset:
     return dns.rrset.from_text(name, int(ttl), "IN", rdtype, " ".join(data))
 
 
-def make(clock: FakeClock, **changes: int) -> RecordCache:
-    return RecordCache(CacheConfig(**changes), clock)
+def make(clock: FakeClock, config: CacheConfig | None = None) -> RecordCache:
+    return RecordCache(CacheConfig() if config is None else config, clock)
 
 
 def delegate(cache: RecordCache, text: str) -> None:
@@ -65,7 +65,7 @@ def test_authoritative_data_replaces_glue() -> None:
 
 
 def test_ttls_are_clamped_to_the_configured_bounds() -> None:
-    cache = make(FakeClock(), max_ttl=3600, min_ttl=60, max_delegation_ttl=172_800)
+    cache = make(FakeClock(), CacheConfig(max_ttl=3600, min_ttl=60, max_delegation_ttl=172_800))
     cache.put_rrset(rrset("www.example.test. 999999 A 192.0.2.1"), Rank.ANSWER)
     cache.put_rrset(rrset("mail.example.test. 5 A 192.0.2.2"), Rank.ANSWER)
     cache.put_rrset(
@@ -101,7 +101,7 @@ def test_nxdomain_covers_every_type_and_nodata_only_its_own() -> None:
 
 
 def test_negative_ttl_is_capped() -> None:
-    cache = make(FakeClock(), max_negative_ttl=60)
+    cache = make(FakeClock(), CacheConfig(max_negative_ttl=60))
     cache.put_negative(WWW, None, dns.rcode.NXDOMAIN, SOA)
     negative = cache.get_negative(WWW, dns.rdatatype.A)
     assert negative is not None and negative.soa.ttl == 60
@@ -115,7 +115,7 @@ def test_authoritative_data_clears_a_stale_negative_entry() -> None:
 
 
 def test_size_bound_evicts_the_least_recently_used() -> None:
-    cache = make(FakeClock(), max_entries=3)
+    cache = make(FakeClock(), CacheConfig(max_entries=3))
     for index in range(3):
         cache.put_rrset(rrset(f"h{index}.example.test. 300 A 192.0.2.{index}"), Rank.ANSWER)
     cache.get_rrset(dns.name.from_text("h0.example.test."), dns.rdatatype.A)  # h0 is now recent
@@ -150,7 +150,7 @@ def test_flush_one_name_or_a_subtree() -> None:
 
 def test_a_failure_is_remembered_for_the_failure_ttl() -> None:
     clock = FakeClock()
-    cache = make(clock, failure_ttl=5)
+    cache = make(clock, CacheConfig(failure_ttl=5))
     assert cache.put_failure(WWW, dns.rdatatype.A, ServfailReason.NO_REACHABLE_AUTHORITY)
     assert cache.get_failure(WWW, dns.rdatatype.A) is ServfailReason.NO_REACHABLE_AUTHORITY
     assert cache.get_failure(WWW, dns.rdatatype.AAAA) is None  # per type
@@ -177,7 +177,7 @@ def test_a_failure_ttl_is_kept_between_one_second_and_five_minutes() -> None:
 
 def test_a_failure_is_never_an_answer_and_is_not_served_stale() -> None:
     clock = FakeClock()
-    cache = make(clock, failure_ttl=5)
+    cache = make(clock, CacheConfig(failure_ttl=5))
     cache.put_failure(WWW, dns.rdatatype.A, ServfailReason.NO_REACHABLE_AUTHORITY)
     assert cache.get_rrset(WWW, dns.rdatatype.A) is None
     assert cache.get_negative(WWW, dns.rdatatype.A) is None
@@ -189,7 +189,7 @@ def test_a_failure_is_never_an_answer_and_is_not_served_stale() -> None:
 
 
 def test_an_answer_or_a_negative_answer_replaces_a_remembered_failure() -> None:
-    cache = make(FakeClock(), failure_ttl=5)
+    cache = make(FakeClock(), CacheConfig(failure_ttl=5))
     cache.put_failure(WWW, dns.rdatatype.A, ServfailReason.NO_REACHABLE_AUTHORITY)
     cache.put_failure(WWW, dns.rdatatype.MX, ServfailReason.NO_REACHABLE_AUTHORITY)
     cache.put_rrset(rrset("www.example.test. 300 A 192.0.2.1"), Rank.ANSWER)
@@ -199,7 +199,7 @@ def test_an_answer_or_a_negative_answer_replaces_a_remembered_failure() -> None:
 
 
 def test_failures_share_the_size_bound_and_are_flushed() -> None:
-    cache = make(FakeClock(), max_entries=2, failure_ttl=5)
+    cache = make(FakeClock(), CacheConfig(max_entries=2, failure_ttl=5))
     cache.put_rrset(rrset("www.example.test. 300 A 192.0.2.1"), Rank.ANSWER)
     cache.put_failure(WWW, dns.rdatatype.MX, ServfailReason.TIMEOUT)
     cache.put_failure(WWW, dns.rdatatype.TXT, ServfailReason.TIMEOUT)

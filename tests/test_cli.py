@@ -17,12 +17,12 @@ from pathlib import Path
 import dns.name
 import dns.rdatatype
 import pytest
-from daemon_support import Finished, ensure_command, free_port, run_command, run_resolver
 
 import resolver
 from resolver.config import Config
 from resolver.core.hints import load_root_hints
 from resolver.testing import TestInternet
+from tests.daemon_support import Finished, ensure_command, free_port, run_command, run_resolver
 from tests.helpers import assert_only_the_configured_roots_were_asked
 
 

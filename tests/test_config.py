@@ -26,7 +26,13 @@ import dns.query
 import dns.rcode
 import dns.rdatatype
 import pytest
-from daemon_support import (
+
+from resolver import configfile
+from resolver.cli import Endpoint
+from resolver.config import Config, IPNetwork, bundled_root_hints
+from resolver.configfile import ConfigError, build, keys, load_config, parse_endpoint
+from resolver.testing import TestInternet
+from tests.daemon_support import (
     STOPPED_MARKER,
     Daemon,
     Finished,
@@ -35,12 +41,6 @@ from daemon_support import (
     resolver_command,
     run_resolver,
 )
-
-from resolver import configfile
-from resolver.cli import Endpoint
-from resolver.config import Config, IPNetwork, bundled_root_hints
-from resolver.configfile import ConfigError, build, keys, load_config, parse_endpoint
-from resolver.testing import TestInternet
 
 REPO = Path(__file__).resolve().parent.parent
 DOCS = REPO / "docs" / "configuration.md"

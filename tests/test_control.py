@@ -24,10 +24,10 @@ import dns.query
 import dns.rcode
 import pytest
 import trio
-from daemon_support import Finished, free_port, run_resolver, running_daemon
 
 from resolver.server.control import dispatch
 from resolver.testing import TestInternet
+from tests.daemon_support import Finished, free_port, run_resolver, running_daemon
 
 EXAMPLE_SERVERS = ("ns1.example.test.", "ns2.example.test.")
 TLD_SERVERS = ("ns1.nic.test.", "ns2.nic.test.")

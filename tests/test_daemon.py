@@ -20,7 +20,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from daemon_support import (
+
+from resolver.testing import Fault, TestInternet
+from tests.daemon_support import (
     Daemon,
     ensure_command,
     free_port,
@@ -28,8 +30,6 @@ from daemon_support import (
     run_command,
     running_daemon,
 )
-
-from resolver.testing import Fault, TestInternet
 from tests.helpers import assert_only_the_configured_roots_were_asked
 
 ROOT_SERVERS = ("a.root-servers.test.", "b.root-servers.test.")

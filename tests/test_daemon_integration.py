@@ -9,9 +9,9 @@ from pathlib import Path
 import dns.message
 import dns.query
 import pytest
-from daemon_support import free_port, running_daemon
 
 from resolver.testing import TestInternet
+from tests.daemon_support import free_port, running_daemon
 
 
 @pytest.fixture

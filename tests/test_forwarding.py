@@ -29,6 +29,7 @@ from resolver.core.resolution import Resolution
 from resolver.server.daemon import serve
 from resolver.server.service import ResolverService
 from resolver.testing import Fault, TestInternet
+from resolver.testing.faults import Reply
 from resolver.testing.scripted import ScriptedWorld, perform
 from tests.frontend_support import ask, query, start_resolver
 from tests.helpers import loopback_config, texts
@@ -324,10 +325,10 @@ def log_flags(internet: TestInternet) -> list[tuple[str, str, bool]]:
     sent: list[tuple[str, str, bool]] = []
     original = internet.respond
 
-    def respond(address: str, message: dns.message.Message, tcp: bool = False):  # type: ignore[no-untyped-def]
-        rd = bool(message.flags & dns.flags.RD)
-        sent.append((internet.server_at(address).name, message.question[0].name.to_text(), rd))
-        return original(address, message, tcp)
+    def respond(address: str, query: dns.message.Message, tcp: bool = False) -> Reply:
+        rd = bool(query.flags & dns.flags.RD)
+        sent.append((internet.server_at(address).name, query.question[0].name.to_text(), rd))
+        return original(address, query, tcp)
 
     internet.respond = respond  # type: ignore[method-assign]
     return sent

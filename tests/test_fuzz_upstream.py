@@ -120,7 +120,7 @@ def test_complete_handler_answers_every_client_whatever_the_authorities_send(
     upstream = HostileUpstream(
         INTERNET, DrawChooser(data.draw), rng, guard_poison=guarded, replies=REPLIES
     )
-    queries = [
+    queries: list[tuple[dns.message.Message, bool]] = [
         (
             dns.message.make_query(
                 name, rdtype, use_edns=0 if edns else False, id=rng.getrandbits(16)

@@ -58,8 +58,9 @@ def asked(world: ScriptedWorld, names: tuple[str, ...]) -> list[tuple[str, str, 
     ]
 
 
-def with_upstream(config: Config, **changes: object) -> Config:
-    return dataclasses.replace(config, upstream=dataclasses.replace(config.upstream, **changes))
+def with_upstream(config: Config, *, harden_glue: bool) -> Config:
+    upstream = dataclasses.replace(config.upstream, harden_glue=harden_glue)
+    return dataclasses.replace(config, upstream=upstream)
 
 
 def cached_addresses(world: ScriptedWorld, name: str) -> set[str]:

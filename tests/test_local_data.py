@@ -14,11 +14,11 @@ import dns.rcode
 import dns.rdatatype
 import pytest
 import trio
-from daemon_support import Finished, run_resolver
 
 from resolver.core.overrides import DEFAULT_LOCAL_TTL, OverrideError
 from resolver.testing import TestInternet
 from resolver.testing.scripted import ScriptedWorld
+from tests.daemon_support import Finished, run_resolver
 from tests.frontend_support import ask, query, start_resolver
 from tests.helpers import loopback_config, texts
 

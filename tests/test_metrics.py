@@ -15,7 +15,6 @@ from typing import Any
 import dns.message
 import dns.query
 import pytest
-from daemon_support import Finished, free_port, run_resolver, running_daemon
 from prometheus_client.parser import text_string_to_metric_families
 
 from resolver.server.latency import (
@@ -39,6 +38,7 @@ from resolver.server.report import (
 )
 from resolver.server.stats import Stats
 from resolver.testing import TestInternet
+from tests.daemon_support import Finished, free_port, run_resolver, running_daemon
 
 
 @pytest.fixture

@@ -42,11 +42,11 @@ def log_queries(internet: TestInternet) -> list[Sent]:
     sent: list[Sent] = []
     original = internet.respond
 
-    def respond(address: str, message: dns.message.Message, tcp: bool = False) -> Reply:
-        asked = message.question[0]
+    def respond(address: str, query: dns.message.Message, tcp: bool = False) -> Reply:
+        asked = query.question[0]
         server = tier(internet.server_at(address).name)
         sent.append((server, asked.name.to_text(), dns.rdatatype.to_text(asked.rdtype)))
-        return original(address, message, tcp)
+        return original(address, query, tcp)
 
     internet.respond = respond  # type: ignore[method-assign]
     return sent
@@ -222,8 +222,8 @@ def test_a_server_denying_empty_non_terminals_still_resolves(world: ScriptedWorl
     original = internet.respond
     denied = {dns.name.from_text("c.example.test."), dns.name.from_text("b.c.example.test.")}
 
-    def deny_ents(address: str, message: dns.message.Message, tcp: bool = False) -> Reply:
-        reply = original(address, message, tcp)
+    def deny_ents(address: str, query: dns.message.Message, tcp: bool = False) -> Reply:
+        reply = original(address, query, tcp)
         if isinstance(reply, dns.message.Message) and reply.question[0].name in denied:
             reply.set_rcode(dns.rcode.NXDOMAIN)
         return reply
@@ -249,13 +249,13 @@ def test_a_server_rejecting_minimised_names_gets_the_full_name(
     original = internet.respond
     addresses: list[str] = []
 
-    def reject_minimised(address: str, message: dns.message.Message, tcp: bool = False) -> Reply:
+    def reject_minimised(address: str, query: dns.message.Message, tcp: bool = False) -> Reply:
         addresses.append(address)
-        if message.question[0].name != full:
-            rejection = dns.message.make_response(message)
+        if query.question[0].name != full:
+            rejection = dns.message.make_response(query)
             rejection.set_rcode(rcode)
             return rejection
-        return original(address, message, tcp)
+        return original(address, query, tcp)
 
     internet.respond = reject_minimised  # type: ignore[method-assign]
     sent = log_queries(internet)

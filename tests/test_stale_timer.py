@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import NoReturn
 
 import dns.edns
 import dns.message
@@ -21,6 +22,7 @@ import pytest
 import trio
 
 from resolver.config import CacheConfig, UpstreamConfig
+from resolver.core.actions import SendQuery
 from resolver.core.hints import load_root_hints
 from resolver.server.service import ResolutionCrashed, ResolverService
 from resolver.testing import Fault, TestInternet
@@ -155,7 +157,7 @@ async def test_a_crash_in_a_background_resolution_reaches_its_askers_not_the_ser
     service = ResolverService(loopback_config(), hints)
     await nursery.start(service.run)
 
-    async def broken(_action: object) -> object:
+    async def broken(action: SendQuery) -> NoReturn:
         raise RuntimeError("a bug")
 
     real = service.upstream.perform

@@ -260,10 +260,10 @@ def test_hints_list_the_root_servers(internet: TestInternet, tmp_path: Path) -> 
     hints = dns.zone.from_text(
         path.read_text(), origin=dns.name.root, relativize=False, check_origin=False
     )
-    ns = hints.get_rrset(dns.name.root, "NS")
+    ns = hints.find_rrset(dns.name.root, "NS")
     assert names(ns) == {"a.root-servers.test.", "b.root-servers.test."}
     assert ns.ttl == 3600000
-    assert names(hints.get_rrset("b.root-servers.test.", "A")) == {"127.53.0.2"}
+    assert names(hints.find_rrset("b.root-servers.test.", "A")) == {"127.53.0.2"}
 
 
 def test_construction_refuses_non_loopback_and_unknown_zones() -> None:

@@ -11,9 +11,9 @@ from pathlib import Path
 import dns.message
 import dns.query
 import pytest
-from daemon_support import free_port, run_resolver, running_daemon
 
 from resolver.testing import TestInternet
+from tests.daemon_support import free_port, run_resolver, running_daemon
 
 
 @pytest.fixture
