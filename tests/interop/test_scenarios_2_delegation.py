@@ -96,11 +96,9 @@ def test_s16_dead_parent_glue_falls_back_to_out_of_zone_ns(qmin: bool) -> None:
     assert w.last_queries <= 10
 
 
-# 17: glueless, out of zone: example.com's servers are named in example.net
-@qmin
-def test_s17_glueless_out_of_zone_ns_is_resolved_first(qmin: bool) -> None:
-    tlds = tld_records(ex_ns=(("ns.example.net.", None),))
-    both = Auth(
+def example_com_hosted_in_example_net() -> Auth:
+    """ns.example.net.'s server: example.net. itself, and example.com. whose NS it is."""
+    return Auth(
         Zone(
             "example.net.",
             ["example.net. 3600 NS ns.example.net.", f"ns.example.net. 3600 A {NETS}"],
@@ -110,7 +108,13 @@ def test_s17_glueless_out_of_zone_ns_is_resolved_first(qmin: bool) -> None:
             ["example.com. 3600 NS ns.example.net.", "www.example.com. 300 A 192.0.2.1"],
         ),
     )
-    w = standard(qmin, tlds=tlds, servers={NETS: both})
+
+
+# 17: glueless, out of zone: example.com's servers are named in example.net
+@qmin
+def test_s17_glueless_out_of_zone_ns_is_resolved_first(qmin: bool) -> None:
+    tlds = tld_records(ex_ns=(("ns.example.net.", None),))
+    w = standard(qmin, tlds=tlds, servers={NETS: example_com_hosted_in_example_net()})
     a = w.resolve("www.example.com.")
     assert a.rcode == OK and texts(a) == [WWW]
     assert w.last_queries <= 9
@@ -326,17 +330,7 @@ def test_s29_single_server_first_datagram_lost_is_retried(qmin: bool) -> None:
 def test_s30_out_of_bailiwick_glue_is_neither_used_nor_cached(qmin: bool) -> None:
     tlds = tld_records(ex_ns=(("ns.example.net.", None),))
     tlds["com."] += [f"ns.example.net. 172800 A {EVIL}"]  # glue com may not give
-    both = Auth(
-        Zone(
-            "example.net.",
-            ["example.net. 3600 NS ns.example.net.", f"ns.example.net. 3600 A {NETS}"],
-        ),
-        Zone(
-            "example.com.",
-            ["example.com. 3600 NS ns.example.net.", "www.example.com. 300 A 192.0.2.1"],
-        ),
-    )
-    w = standard(qmin, tlds=tlds, servers={NETS: both})
+    w = standard(qmin, tlds=tlds, servers={NETS: example_com_hosted_in_example_net()})
     a = w.resolve("www.example.com.")
     assert a.rcode == OK and texts(a) == [WWW]
     assert not asked(w, EVIL)
