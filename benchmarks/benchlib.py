@@ -126,9 +126,11 @@ class Topology:
         return cls(block, servers, zones)
 
     def free_subnet(self) -> str:
-        """A /24 of the block that no server uses yet (the standard topology grows with the
-        test suite, so a fixed choice could collide with it one day)."""
+        """A /24 of the block that no server and no delegation uses yet (the standard topology
+        grows with the test suite, so a fixed choice could collide with it one day)."""
         taken = {spec.address.split(".")[2] for spec in self.servers}
+        glue = re.escape(self.block) + r"\.(\d+)\."
+        taken.update(re.findall(glue, self.zones.get("test.", "")))
         for octet in range(200, 255):
             if str(octet) not in taken:
                 return f"{self.block}.{octet}"
@@ -150,20 +152,11 @@ class Topology:
         SOA MINIMUM; the SOA's own TTL is `soa_ttl` (default: the zone's `ttl`), so negative
         answers live min(soa_ttl, negative_ttl) seconds (RFC 2308).
         """
-        if not origin.endswith(".test."):
-            raise ValueError(f"{origin} is not under test.")
-        subnet = self.free_subnet()
-        ns1, ns2 = f"{subnet}.1", f"{subnet}.2"
+        ns1, ns2 = self.delegate(origin)
         self.servers += [
             ServerSpec(f"ns1.{origin}", ns1, (origin,)),
             ServerSpec(f"ns2.{origin}", ns2, (origin,)),
         ]
-        self.zones["test."] += (
-            f"{origin} 172800 NS ns1.{origin}\n"
-            f"{origin} 172800 NS ns2.{origin}\n"
-            f"ns1.{origin} 172800 A {ns1}\n"
-            f"ns2.{origin} 172800 A {ns2}\n"
-        )
         soa_ttl = ttl if soa_ttl is None else soa_ttl
         self.zones[origin] = (
             f"$ORIGIN {origin}\n"
@@ -174,6 +167,22 @@ class Topology:
             f"ns1 A {ns1}\n"
             f"ns2 A {ns2}\n" + records
         )
+
+    def delegate(self, origin: str) -> tuple[str, str]:
+        """Delegate `origin` (a child of `test.`) to ns1 and ns2 of its own, at two addresses
+        of a free /24 which are returned; who serves them is the caller's choice (a zone of
+        this topology, or a faster authority started beside it, as `flood.py` does)."""
+        if not origin.endswith(".test."):
+            raise ValueError(f"{origin} is not under test.")
+        subnet = self.free_subnet()
+        ns1, ns2 = f"{subnet}.1", f"{subnet}.2"
+        self.zones["test."] += (
+            f"{origin} 172800 NS ns1.{origin}\n"
+            f"{origin} 172800 NS ns2.{origin}\n"
+            f"ns1.{origin} 172800 A {ns1}\n"
+            f"ns2.{origin} 172800 A {ns2}\n"
+        )
+        return ns1, ns2
 
     def build(self) -> TestInternet:
         return TestInternet(self.zones, self.servers)
@@ -435,11 +444,56 @@ def _parent_of(pid: int) -> int | None:
     return int(stat.rsplit(")", 1)[1].split()[1])
 
 
+@dataclass(frozen=True)
+class Pinning:
+    """CPU lists (taskset syntax) for the resolver under test, for the clients, and every CPU."""
+
+    server: str
+    clients: str
+    every: str
+
+    def command(self, command: Sequence[str], *, single_process: bool = True) -> list[str]:
+        """`command` under taskset: a one-process resolver on its CPU, several on every CPU."""
+        return ["taskset", "-c", self.server if single_process else self.every, *command]
+
+
+def pin_cpus() -> Pinning | None:
+    """Keep the resolver and its clients off each other's CPU (`--pin`); None if impossible.
+
+    Otherwise the scheduler now and then runs the load client and the resolver on one CPU, and
+    the resolver waits for its turn: on a 2-CPU machine that alone moved our p99 at 5,000 qps
+    between 0.2 and 2.7 ms from run to run, and pinned it stayed at 0.25 to 0.28 ms. This
+    process (and so the test internet's thread, the Python client and every child it starts
+    unpinned: dnsperf, a flood's authority) goes to every CPU but the last; the resolver,
+    through `Pinning.command`, to the last.
+    """
+    try:
+        cpus = sorted(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return None
+    if len(cpus) < 2 or find_tool("taskset") is None:
+        return None
+    server, clients = cpus[-1], cpus[:-1]
+    os.sched_setaffinity(0, clients)
+    return Pinning(str(server), ",".join(map(str, clients)), ",".join(map(str, cpus)))
+
+
+def add_pin_option(parser: argparse.ArgumentParser) -> None:
+    """`--pin` / `--no-pin`, on by default with 2 CPUs or more (see `pin_cpus`)."""
+    parser.add_argument(
+        "--pin",
+        action=argparse.BooleanOptionalAction,
+        default=(os.cpu_count() or 1) >= 2,
+        help="run each one-process resolver on a CPU of its own and this script, its clients "
+        "and the test internet on the others (N workers get every CPU); default: on with 2 "
+        "CPUs or more",
+    )
+
+
 def ours_command(
     port: int,
     hints: Path,
     *,
-    cache_size: int | None = None,
     workers: int | None = None,
     config: Path | None = None,
     profile: Path | None = None,
@@ -458,8 +512,6 @@ def ours_command(
     ]
     if config is not None:
         command += ["--config", str(config)]
-    if cache_size is not None:
-        command += ["--cache-size", str(cache_size)]
     if workers is not None:
         command += ["--workers", str(workers)]
     return command
@@ -522,6 +574,8 @@ class LoadResult:
 
     `latencies` (seconds, sorted) has one entry per answered query when asked for; `lags`
     (seconds, sorted) says how late each query of a scheduled run left (`udp_load(times=...)`).
+    `send_time` (`udp_load` only) is how long queries were being sent: unlike `run_time`, it
+    leaves out the wait for the last answers (up to a timeout when one is lost).
     """
 
     sent: int = 0
@@ -529,6 +583,7 @@ class LoadResult:
     lost: int = 0
     rcodes: dict[str, int] = field(default_factory=dict)
     run_time: float = 0.0
+    send_time: float = 0.0
     latencies: list[float] = field(default_factory=list)
     lags: list[float] = field(default_factory=list)
 
@@ -620,6 +675,7 @@ def udp_load(
                     next_due = math.inf
                 outstanding[query_id] = (now, now + timeout)
                 result.sent += 1
+                result.send_time = now - started
                 now = time.perf_counter()
             if exhausted and not outstanding:
                 break
@@ -884,6 +940,12 @@ class Row:
     values: tuple[float | str | None, ...]
     fmt: str = "{:,.0f}"
     ratio: bool = True
+
+
+def target(text: str, met: bool, missed_by: str) -> str:
+    """One line of a report's targets: what was asked and measured, then met or missed by how
+    much (every benchmark words its verdicts alike, so they can be searched for)."""
+    return f"  {text}: " + ("met" if met else f"MISSED by {missed_by}")
 
 
 #: The resolver every other one is divided by in a table of figures.

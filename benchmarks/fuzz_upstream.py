@@ -1,14 +1,14 @@
 """A million hostile authoritative responses through the complete handler.
 
-Each case is a fresh resolver (`QueryHandler` over `ResolverService`, empty caches) asked one to
-three client questions in turn, every upstream query of which is answered by
-`resolver.testing.mutations.HostileUpstream`: the test internet's genuine reply, mutated or not
+Each case is a fresh resolver (`ResolverService`: the engine as the daemon sets it up, empty
+caches) asked one to three client questions in turn, every upstream query of which is answered by
+`resolver.testing.mutations.HostileNetwork`: the test internet's genuine reply, mutated or not
 (flags, rcodes, sections, names, TTLs, counts, truncation, compression loops, noise). No socket
 is opened: the test internet answers in-process, so this runs anywhere and at CPU speed.
 
 What it counts, per case and in all: the client replies by rcode, the upstream exchanges by
 outcome, and every failure:
-- **escaped**: an exception out of `QueryHandler.respond` (what would reach a listener);
+- **escaped**: an exception out of `ResolverService.respond` (what would reach a listener);
 - **caught**: an exception the handler's or the service's safety net caught and logged (the
   client got SERVFAIL, but a hostile server found a bug all the same);
 - **bad reply**: a reply that breaks `mutations.reply_problem` (no reply, wrong ID, an rcode
@@ -48,13 +48,13 @@ import dns.rdatatype
 import trio
 
 from resolver.config import Config, UpstreamConfig
-from resolver.server.handler import QueryHandler
+from resolver.server.service import ResolverService
 from resolver.testing import TestInternet
 from resolver.testing.mutations import (
     QUESTIONS,
     ROUTED,
     CaughtErrors,
-    HostileUpstream,
+    HostileNetwork,
     RandomChooser,
     hostile_resolver,
     reply_problem,
@@ -154,20 +154,20 @@ def signature(error: BaseException) -> str:
 
 
 #: Genuine replies of the test internet, shared by every case of a process (see
-#: `HostileUpstream`): replaying a case alone gives the same replies, only slower.
+#: `HostileNetwork`): replaying a case alone gives the same replies, only slower.
 REPLIES: dict[tuple[object, ...], Any] = {}
 
 
 async def run_case(
     internet: TestInternet, case: Case, tally: Tally, caught: CaughtErrors, log: bool = False
-) -> HostileUpstream:
+) -> HostileNetwork:
     """Ask the case's questions of a fresh resolver; count replies and failures in `tally`.
 
     `log` keeps a line per upstream exchange (for `--replay`).
     """
     internet.reset_counters()
     random.seed(case.rng.getrandbits(64))  # dnspython shuffles RRsets with it as it renders
-    upstream = HostileUpstream(
+    upstream = HostileNetwork(
         internet,
         RandomChooser(case.rng),
         case.rng,
@@ -178,9 +178,9 @@ async def run_case(
     caught.records.clear()
     async with hostile_resolver(
         internet, upstream, case.config, case.rng.getrandbits(32)
-    ) as handler:
+    ) as service:
         for query, tcp in case.queries:
-            await ask(handler, query, tcp, case, tally)
+            await ask(service, query, tcp, case, tally)
     for record in caught.records:
         assert record.exc_info is not None and record.exc_info[1] is not None
         error = record.exc_info[1]
@@ -193,12 +193,12 @@ async def run_case(
 
 
 async def ask(
-    handler: QueryHandler, query: dns.message.Message, tcp: bool, case: Case, tally: Tally
+    service: ResolverService, query: dns.message.Message, tcp: bool, case: Case, tally: Tally
 ) -> None:
-    """One client query through the handler, its reply checked and counted."""
+    """One client query through the complete client path, its reply checked and counted."""
     tally.client_queries += 1
     try:
-        reply = await handler.respond(query.to_wire(), "127.0.0.1", tcp)
+        reply = await service.respond(query.to_wire(), "127.0.0.1", tcp)
     except Exception as error:  # the very thing this script looks for
         text = "".join(traceback.format_exception(error))
         tally.add_failure(Failure(case.number, "escaped", signature(error), text))
@@ -256,7 +256,7 @@ def replay(seed: int, number: int) -> int:
         f"forward and stub zones={routed}"
     )
 
-    async def main() -> HostileUpstream:
+    async def main() -> HostileNetwork:
         with CaughtErrors() as caught:
             return await run_case(internet, case, tally, caught, log=True)
 

@@ -9,15 +9,15 @@ period of hours. It is replayed two ways:
 
 1. SIMULATION, with a FakeClock moved to each query's time and no sockets, so hours of traffic
    take seconds; one fresh resolver per cache size. Two models, both the project's own code:
-   - `server`: what `resolver serve` runs, minus sockets: `QueryHandler` (its packet cache, then
-     the full path) over `ResolverService` (the iterator and the record cache), whose upstream
-     answers from the test internet's data through `resolver.testing.scripted.perform`. A cache
-     of N entries means N records and N packets (`cache.max_entries`, `cache.max_packets`).
+   - `server`: what `resolver serve` runs, minus sockets: the `Engine` (its packet cache, then
+     the full path: the iterator and the record cache), driven by `resolver.testing.scripted`
+     with upstream answers from the test internet's data. A cache of N entries means N records
+     and N packets (`cache.max_entries`, `cache.max_packets`).
    - `records`: the pure iterator and record cache alone (`resolver.testing.scripted.
      ScriptedWorld`, `CacheConfig(max_entries=N)`), which is what a hit costs without the
      packet cache in front.
-   A hit is a query that sent no upstream query (`world.last_queries == 0`, or the server's
-   upstream counter unchanged).
+   A hit is a query that sent no upstream query (`world.last_queries == 0`; for the server
+   model, the engine's own count of misses unchanged).
 2. LIVE: a real `resolver serve` subprocess and a real test internet on loopback. A live run
    cannot take hours, so a second trace from the same generator is time-compressed: its arrival
    times AND the zone's TTLs are divided by one factor (TTLs rounded, at least 2 s: DNS TTLs are
@@ -60,16 +60,11 @@ import dns.message
 import dns.name
 import dns.rcode
 import dns.rdatatype
-import trio
 
 from resolver.config import CacheConfig, Config, UpstreamConfig
-from resolver.core.actions import Outcome, SendQuery
-from resolver.core.hints import parse_root_hints
-from resolver.server.handler import QueryHandler
-from resolver.server.service import ResolverService
-from resolver.server.upstream import Upstream
+from resolver.engine import Client
 from resolver.testing import TestInternet
-from resolver.testing.scripted import FakeClock, ScriptedWorld, perform
+from resolver.testing.scripted import FakeClock, ScriptedWorld
 
 DEFAULT_BLOCK = "127.154"
 ZONE = "hr.test."
@@ -319,18 +314,6 @@ def sim_config(size: int | None) -> Config:
     )
 
 
-class ScriptedUpstream(Upstream):
-    """The server's upstream, answered from the test internet's data: no sockets, no waiting."""
-
-    def __init__(self, internet: TestInternet) -> None:
-        super().__init__()
-        self.internet = internet
-
-    async def perform(self, action: SendQuery) -> Outcome:
-        self.sent += 1
-        return perform(self.internet, action)
-
-
 def simulate_records(
     internet: TestInternet, universe: Universe, trace: Trace, size: int | None
 ) -> Replay:
@@ -360,37 +343,32 @@ def simulate_server(
 ) -> Replay:
     """What `resolver serve` does with each query, without sockets, on a fake clock.
 
-    The client's bytes go through `QueryHandler.respond` (packet cache, else the full path,
-    which fills the packet cache), exactly as the UDP listener does; the resolution's upstream
-    queries are answered at once from the test internet's data.
+    The client's bytes go to the engine exactly as the UDP listener hands them over (packet
+    cache, else the full path, which fills the packet cache); its upstream queries are answered
+    at once from the test internet's data (`ScriptedWorld.query`). A hit is what the engine
+    counts as one: a query that did not wait for an upstream query.
     """
     clock = FakeClock()
     start = clock.now
-    upstream = ScriptedUpstream(internet)
-    service = ResolverService(
-        sim_config(size), parse_root_hints(internet.hints_text()), clock=clock, upstream=upstream
-    )
-    handler = QueryHandler(service)
+    world = ScriptedWorld(internet, sim_config(size), clock=clock)
+    stats = world.engine.stats
+    client = Client(CLIENT)
     wires = [dns.message.make_query(name, "A").to_wire() for name in universe.names]
     replay = Replay("server", size, len(trace), 0, misses=[0] * len(universe.names))
-
-    async def replay_all() -> None:
-        for index, (when, name) in enumerate(zip(trace.times, trace.names, strict=True)):
-            clock.now = start + when
-            sent = upstream.sent
-            wire = (index & 0xFFFF).to_bytes(2, "big") + wires[name][2:]
-            reply = await handler.respond(wire, CLIENT, False)
-            if upstream.sent == sent:
-                replay.hits += 1
-            else:
-                replay.misses[name] += 1
-            if reply is None or reply[3] & 0x0F == dns.rcode.SERVFAIL:
-                replay.servfails += 1
-
     began = time.perf_counter()
-    trio.run(replay_all)
+    for index, (when, name) in enumerate(zip(trace.times, trace.names, strict=True)):
+        clock.now = start + when
+        misses = stats.cache_misses
+        wire = (index & 0xFFFF).to_bytes(2, "big") + wires[name][2:]
+        reply = world.query(wire, client)
+        if stats.cache_misses == misses:
+            replay.hits += 1
+        else:
+            replay.misses[name] += 1
+        if reply is None or reply[3] & 0x0F == dns.rcode.SERVFAIL:
+            replay.servfails += 1
     replay.seconds = time.perf_counter() - began
-    replay.entries = len(service.cache)
+    replay.entries = len(world.cache)
     internet.reset_counters()
     return replay
 

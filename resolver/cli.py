@@ -277,7 +277,7 @@ def query(
     summary = f";; {dns.rcode.to_text(answer.rcode)}"
     if answer.failure is not None:
         summary += f" ({answer.failure.text})"
-    click.echo(f"{summary}; {service.upstream.sent} upstream queries")
+    click.echo(f"{summary}; {service.engine.upstream_sent} upstream queries")
     for rrset in (*answer.answer, *answer.authority):
         click.echo(rrset.to_text())
     if answer.rcode == dns.rcode.SERVFAIL:

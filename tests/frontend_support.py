@@ -12,11 +12,12 @@ import pytest
 import trio
 
 from resolver.config import Config
-from resolver.core.actions import SendQuery, Timeout
+from resolver.core.actions import NetworkError
 from resolver.core.hints import parse_root_hints
+from resolver.engine import Send
 from resolver.server.daemon import serve
-from resolver.server.handler import QueryHandler
 from resolver.server.service import ResolverService
+from resolver.server.upstream import Network
 from resolver.server.wire import framed, receive_framed
 from resolver.testing import TestInternet
 from tests.helpers import loopback_config
@@ -89,13 +90,14 @@ async def ask(message: dns.message.Message, **options: object) -> dns.message.Me
     return dns.message.from_wire(reply)
 
 
-def offline_handler() -> QueryHandler:
-    """A handler whose every upstream query times out at once: nothing leaves the process."""
+class Silence(Network):
+    """A network where nobody answers: nothing leaves the process."""
+
+    async def carry(self, send: Send, received: Callable[[bytes], None]) -> NetworkError | None:
+        return None
+
+
+def offline_handler() -> ResolverService:
+    """A resolver whose every upstream query times out at once: nothing leaves the process."""
     hints = parse_root_hints(TestInternet.default().hints_text())
-    service = ResolverService(loopback_config(), hints)
-
-    async def silence(action: SendQuery) -> Timeout:
-        return Timeout()
-
-    service.upstream.perform = silence  # type: ignore[method-assign]
-    return QueryHandler(service)
+    return ResolverService(loopback_config(), hints, network=Silence())

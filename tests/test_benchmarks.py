@@ -135,12 +135,18 @@ def test_resolve_bench_quick(tools: None, tmp_path: Path) -> None:
             r"^cache hits at a fixed 5,000 qps",
             rf"^  latency p99\.9 \(ms\){row}",
             r"^cache hits, unloaded",
+            r"^low load: [\d.]+ s at a fixed 200 qps, Zipf over [\d,]+ names",
+            rf"^  misses \(upstream queries\)\s+{NUMBER}",
+            rf"^  server CPU \(s\)\s+{NUMBER}",
+            rf"^  server CPU per miss \(us\)\s+{NUMBER}",
             rf"^  resident memory at end \(MB\){row}",
             r"^targets, each met or missed in this run",
-            r"^  cache-hit throughput, 1 worker >= 0\.5 x Unbound: .*: (met|MISSED)",
-            r"^  p99 < 1 ms at 5,000 qps of hits, ours: .*: (met|MISSED)",
-            r"^  cold upstream queries per name <= Unbound's: .*: (met|MISSED)",
+            r"^  CPU per cold name <= 250 us: .*: (met|MISSED)",
+            r"^  CPU per miss at 200 qps <= 250 us: .*: (met|MISSED)",
             r"^  cold wall time <= 2 x Unbound's: .*: (met|MISSED)",
+            r"^  cold upstream queries per name <= Unbound's: .*: (met|MISSED)",
+            r"^  cache-hit throughput, 1 worker >= 0\.75 x Unbound: .*: (met|MISSED)",
+            r"^  p99 < 0\.5 ms at 5,000 qps of hits, ours: .*: (met|MISSED)",
         ],
     )
     assert report.stat().st_size > 0
@@ -188,5 +194,33 @@ def test_memory_quick(tools: None) -> None:
             r"^ours: [\d.]+ MiB resident with [\d,]+ names cached",
             r"^unbound: [\d.]+ MiB resident with [\d,]+ names cached",
             r"^  ours, cache full and evicting: peak [\d.]+ MiB",
+            r"^  resident memory after 10,000 cached names <= 2 x Unbound's: .*: (met|MISSED)",
         ],
     )
+
+
+def test_flood_quick(tools: None, tmp_path: Path) -> None:
+    report = tmp_path / "flood.json"
+    run = run_benchmark("flood.py", "--quick", "--json", str(report))
+    assert run.returncode == 0, run.explain()
+    row = rf"(\s+{NUMBER}){{2}}"
+    assert_lines(
+        run,
+        [
+            r"^flood \(--quick\) ",
+            r"^\s+ours\s+unbound\s+ours/unbound",
+            r"^flood: unique names under flood\.test\. \(each NXDOMAIN\), offered at a fixed",
+            rf"^  queries answered per second{row}",
+            rf"^  NXDOMAIN{row}",
+            rf"^  SERVFAIL{row}",
+            rf"^  lost \(no answer in [\d.]+ s\){row}",
+            rf"^  latency p50 \(ms\){row}",
+            rf"^  latency p99 \(ms\){row}",
+            rf"^  resident memory before \(MB\){row}",
+            rf"^  resident memory after \(MB\){row}",
+            rf"^  resident memory growth \(MB\){row}",
+            rf"^  server CPU \(s\){row}",
+            r"^  flood absorbed at >= 5,000 qps in one process, ours: .*: (met|MISSED)",
+        ],
+    )
+    assert report.stat().st_size > 0

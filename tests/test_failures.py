@@ -18,7 +18,8 @@ from resolver.cache.records import Rank
 from resolver.core.actions import Answer, Done, NetworkError, Outcome, SendQuery, Server, Timeout
 from resolver.core.reasons import ServfailReason
 from resolver.core.resolution import Resolution
-from resolver.server.upstream import Upstream
+from resolver.engine import Send
+from resolver.server.upstream import Network
 from resolver.testing import Fault
 from resolver.testing.scripted import ScriptedWorld, perform
 from tests.helpers import texts
@@ -150,6 +151,15 @@ def test_stale_data_does_not_hide_a_policy_failure(world: ScriptedWorld) -> None
     assert not answer.stale
 
 
+async def carry_one(server: Server) -> NetworkError | None:
+    """What the network carrier reports for one UDP query to `server` (within 5 s)."""
+    query = dns.message.make_query("www.example.test.", "A")
+    send = Send(1, server, query.to_wire(), False, 0.0, SendQuery(server, query, False, 5.0))
+    with trio.move_on_after(5.0):
+        return await Network().carry(send, lambda _data: None)
+    return None
+
+
 @pytest.mark.parametrize("code", [errno.ENETUNREACH, errno.EHOSTUNREACH, errno.EADDRNOTAVAIL])
 async def test_the_transport_reports_unreachable_addresses_at_once(
     monkeypatch: pytest.MonkeyPatch, code: int
@@ -162,8 +172,7 @@ async def test_the_transport_reports_unreachable_addresses_at_once(
 
     with trio.socket.socket(trio.socket.AF_INET, trio.socket.SOCK_DGRAM) as probe:
         monkeypatch.setattr(type(probe), "connect", unreachable)
-    query = dns.message.make_query("www.example.test.", "A")
-    outcome = await Upstream().perform(SendQuery(Server("127.0.0.1", 9), query, False, 5.0))
+    outcome = await carry_one(Server("127.0.0.1", 9))
     assert outcome == NetworkError(errno.errorcode[code], unreachable=True)
 
 
@@ -173,8 +182,7 @@ async def test_an_icmp_error_after_sending_is_an_ordinary_failure() -> None:
     with trio.socket.socket(trio.socket.AF_INET, trio.socket.SOCK_DGRAM) as closed:
         await closed.bind(("127.0.0.1", 0))
         port = closed.getsockname()[1]
-    query = dns.message.make_query("www.example.test.", "A")
-    outcome = await Upstream().perform(SendQuery(Server("127.0.0.1", port), query, False, 5.0))
+    outcome = await carry_one(Server("127.0.0.1", port))
     assert outcome == NetworkError("ECONNREFUSED", unreachable=False)
 
 

@@ -9,7 +9,7 @@ The live tests run two real resolvers: the one under test forwards to a second o
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,10 +22,11 @@ import pytest
 import trio
 
 from resolver.config import ForwardZone, StubZone, UpstreamConfig
-from resolver.core.actions import Answer, Done, Outcome, Response, SendQuery, Timeout
+from resolver.core.actions import Answer, Done, NetworkError, Outcome, Response, SendQuery, Timeout
 from resolver.core.overrides import OverrideError
 from resolver.core.reasons import ServfailReason
 from resolver.core.resolution import Resolution
+from resolver.engine import Send
 from resolver.server.daemon import serve
 from resolver.server.service import ResolverService
 from resolver.testing import Fault, TestInternet
@@ -392,15 +393,15 @@ async def start_backend(
 
 
 def record_upstream(service: ResolverService) -> list[SendQuery]:
-    """Every query the service sends upstream from now on, as the transport is asked to."""
+    """Every query the service sends upstream from now on, as the network is asked to."""
     sent: list[SendQuery] = []
-    original: Callable[[SendQuery], Awaitable[Outcome]] = service.upstream.perform
+    original = service.network.carry
 
-    async def perform(action: SendQuery) -> Outcome:
-        sent.append(action)
-        return await original(action)
+    async def carry(send: Send, received: Callable[[bytes], None]) -> NetworkError | None:
+        sent.append(send.action)
+        return await original(send, received)
 
-    service.upstream.perform = perform  # type: ignore[method-assign]
+    service.network.carry = carry  # type: ignore[method-assign]
     return sent
 
 

@@ -8,13 +8,13 @@ Hypothesis draws each mutation lazily, when the resolver sends the query it answ
 a failure to the fewest and smallest mutations.
 
 Three drivers:
-- the complete client path, `QueryHandler.respond` over `ResolverService` set up as the daemon
-  sets it up, whose `upstream` is a `HostileUpstream` (the real transport's rules: a new ID per
+- the complete client path, `ResolverService.respond`, the engine set up as the daemon
+  sets it up, whose network is a `HostileNetwork` (the engine's rules: a new ID per
   query, a wrong ID or question ignored, unparseable bytes behind the right ID a `BareHeader`
   when TC or an error rcode is set); one `trio.run` per example, one to three client questions
   per example, so that what one answer left in the caches meets the next;
 - the pure `Resolution`, driven synchronously, for more cases at less cost;
-- the transport's own part (parse, match, bare header) on hostile bytes alone.
+- the engine's matching of replies (parse, match, bare header) on hostile bytes alone.
 
 What must hold: nothing raises, and no safety net of the handler or service catches anything
 (an internal-error SERVFAIL or a logged traceback fails the test); every client query gets bytes
@@ -55,7 +55,7 @@ from resolver.testing.mutations import (
     ROUTED,
     CaughtErrors,
     DrawChooser,
-    HostileUpstream,
+    HostileNetwork,
     RandomChooser,
     Target,
     answer_problem,
@@ -69,7 +69,7 @@ from tests.helpers import loopback_config
 
 #: One internet for every example: its zones are only read; its query logs are reset per example.
 INTERNET = TestInternet.default()
-#: Its genuine replies, remembered across examples (see `HostileUpstream`).
+#: Its genuine replies, remembered across examples (see `HostileNetwork`).
 REPLIES: dict[tuple[object, ...], Any] = {}
 
 #: Settings common to both drivers: each example's draws depend on the resolver's own queries,
@@ -83,15 +83,15 @@ questions = st.lists(st.sampled_from(QUESTIONS), min_size=1, max_size=3)
 
 
 async def ask_all(
-    upstream: HostileUpstream,
+    upstream: HostileNetwork,
     seed: int,
     asked: list[tuple[dns.message.Message, bool]],
     guarded: bool,
     config: Config,
 ) -> None:
-    async with hostile_resolver(INTERNET, upstream, config, seed) as handler:
+    async with hostile_resolver(INTERNET, upstream, config, seed) as service:
         for query, tcp in asked:
-            reply = await handler.respond(query.to_wire(), "127.0.0.1", tcp)
+            reply = await service.respond(query.to_wire(), "127.0.0.1", tcp)
             problem = reply_problem(query, reply, guarded)
             assert problem is None, problem
 
@@ -117,7 +117,7 @@ def test_complete_handler_answers_every_client_whatever_the_authorities_send(
 ) -> None:
     INTERNET.reset_counters()
     rng = random.Random(seed)
-    upstream = HostileUpstream(
+    upstream = HostileNetwork(
         INTERNET, DrawChooser(data.draw), rng, guard_poison=guarded, replies=REPLIES
     )
     queries: list[tuple[dns.message.Message, bool]] = [
@@ -135,7 +135,7 @@ def test_complete_handler_answers_every_client_whatever_the_authorities_send(
     assert not caught.records, "\n".join(caught.describe())
 
 
-def resolve(world: ScriptedWorld, upstream: HostileUpstream, name: str, rdtype: str) -> Answer:
+def resolve(world: ScriptedWorld, upstream: HostileNetwork, name: str, rdtype: str) -> Answer:
     """One resolution of the pure core, every query answered by the hostile upstream."""
     resolution = Resolution(
         dns.name.from_text(name), dns.rdatatype.from_text(rdtype), world.context
@@ -163,7 +163,7 @@ def test_pure_resolution_always_ends_in_an_answer(
     INTERNET.reset_counters()
     config = loopback_config(**ROUTED) if routed else loopback_config()
     world = ScriptedWorld(INTERNET, config, seed=seed)
-    upstream = HostileUpstream(
+    upstream = HostileNetwork(
         INTERNET, DrawChooser(data.draw), random.Random(seed), guard_poison=guarded, replies=REPLIES
     )
     for name, rdtype in asked:
@@ -186,7 +186,7 @@ def test_the_checks_accept_what_a_healthy_internet_says() -> None:
     the resolver, not the noise of their own checks."""
     world = ScriptedWorld(INTERNET, loopback_config())
     rng = random.Random(1)
-    upstream = HostileUpstream(INTERNET, Genuine(rng), rng)
+    upstream = HostileNetwork(INTERNET, Genuine(rng), rng)
     answer = resolve(world, upstream, "alias.example.test.", "A")
     assert [rrset.to_text() for rrset in answer.answer] == [
         "alias.example.test. 600 IN CNAME www.example.test.",
@@ -252,8 +252,8 @@ UPSTREAM_QUERY.flags = 0  # as the iterator asks an authority: RD=0
     tcp=st.booleans(),
 )
 def test_the_transport_takes_any_reply_without_raising(wire: bytes | None, tcp: bool) -> None:
-    """The transport's part (parse, match, bare header) never raises on hostile bytes: an
-    exception there would escape `Upstream.perform`, outside every check of the resolver."""
+    """The engine's matching (parse, match, bare header) never raises on hostile bytes: an
+    exception there would escape `Engine.upstream_reply`, outside every check of the resolver."""
     action = SendQuery(Server("127.53.2.1"), UPSTREAM_QUERY, tcp, 1.0)
     outcome = transport_outcome(action, wire)
     if isinstance(outcome, Response):

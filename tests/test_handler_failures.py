@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import struct
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 
 import dns.edns
 import dns.flags
@@ -22,11 +22,11 @@ import dns.rrset
 import pytest
 import trio
 
-from resolver.core.actions import Answer
+import resolver.engine.engine as engine_module
+from resolver.core.actions import Action, Answer, Done
+from resolver.core.resolution import Resolution
 from resolver.server.service import ResolverService
 from tests.frontend_support import ask, offline_handler, query, tcp_exchange, udp_exchange
-
-Resolve = Callable[..., Awaitable[Answer]]
 
 #: The name whose answer the tests replace with a too-large one or a crash.
 DOOMED = dns.name.from_text("doomed.example.test.")
@@ -39,25 +39,24 @@ def too_big_answer() -> Answer:
     return Answer(dns.rcode.NOERROR, (rrset,))
 
 
-def replace_resolve(
-    service: ResolverService, monkeypatch: pytest.MonkeyPatch, fake: Resolve
-) -> None:
-    """`fake` answers for DOOMED; every other question is resolved as usual."""
-    real = service.resolve
+def replace_resolve(monkeypatch: pytest.MonkeyPatch, fake: Callable[[], Answer]) -> None:
+    """`fake` answers (or raises) for DOOMED inside the engine; every other question is
+    resolved as usual."""
 
-    async def resolve(qname: dns.name.Name, qtype: int, *args: object, **kwargs: object) -> Answer:
-        if qname == DOOMED:
-            return await fake(qname, qtype, *args, **kwargs)
-        return await real(qname, qtype, *args, **kwargs)  # type: ignore[arg-type]
+    class Doomed(Resolution):
+        def next_action(self) -> Action:
+            if self.qname == DOOMED:
+                return Done(fake())
+            return super().next_action()
 
-    monkeypatch.setattr(service, "resolve", resolve)
+    monkeypatch.setattr(engine_module, "Resolution", Doomed)
 
 
-async def give_too_big(*_args: object, **_kwargs: object) -> Answer:
+def give_too_big() -> Answer:
     return too_big_answer()
 
 
-async def crash(*_args: object, **_kwargs: object) -> Answer:
+def crash() -> Answer:
     raise RuntimeError("a bug in resolution")
 
 
@@ -80,7 +79,7 @@ async def test_an_answer_too_large_for_any_message_is_servfail_over_tcp_and_tc_o
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     handler = offline_handler()
-    replace_resolve(handler.service, monkeypatch, give_too_big)
+    replace_resolve(monkeypatch, give_too_big)
     request = query("doomed.example.test.", "TXT", use_edns=0)
     over_tcp = await handler.respond(request.to_wire(), "127.0.0.1", tcp=True)
     assert over_tcp is not None
@@ -96,7 +95,7 @@ async def test_an_answer_too_large_for_any_message_is_servfail_over_tcp_and_tc_o
     truncated = dns.message.from_wire(over_udp)
     assert truncated.flags & dns.flags.TC and truncated.answer == []
     assert truncated.rcode() == dns.rcode.NOERROR
-    assert len(handler.packets) == 0  # nothing unrenderable was stored
+    assert len(handler.engine.packets) == 0  # nothing unrenderable was stored
 
 
 @pytest.mark.parametrize("rdtype", ["A", "ANY"])
@@ -105,10 +104,10 @@ async def test_a_crash_in_resolution_is_servfail_with_an_extended_error_and_one_
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, rdtype: str, tcp: bool
 ) -> None:
     handler = offline_handler()
-    replace_resolve(handler.service, monkeypatch, crash)
+    replace_resolve(monkeypatch, crash)
     request = query("doomed.example.test.", rdtype, use_edns=0)
     request.flags |= dns.flags.CD
-    reply = await handler.handle(request.to_wire(), "127.0.0.1", tcp)
+    reply = await handler.respond(request.to_wire(), "127.0.0.1", tcp)
     assert reply is not None
     response = dns.message.from_wire(reply)
     assert response.id == request.id
@@ -126,13 +125,13 @@ async def test_a_flood_of_crashing_queries_logs_one_traceback_a_second(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     handler = offline_handler()
-    replace_resolve(handler.service, monkeypatch, crash)
+    replace_resolve(monkeypatch, crash)
     wire = query("doomed.example.test.").to_wire()
     for _ in range(50):
-        assert await handler.handle(wire, "127.0.0.1", False) is not None
+        assert await handler.respond(wire, "127.0.0.1", False) is not None
     assert len(error_records(caplog)) == 1
-    handler._last_error_logged -= 1.0  # as if a second had passed since that record
-    await handler.handle(wire, "127.0.0.1", False)
+    handler.engine._last_error_logged -= 1.0  # as if a second had passed since that record
+    await handler.respond(wire, "127.0.0.1", False)
     records = error_records(caplog)
     assert len(records) == 2
     assert "49 more since the last report" in records[1].getMessage()
@@ -143,9 +142,9 @@ async def test_a_client_without_edns_gets_servfail_without_opt(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     handler = offline_handler()
-    replace_resolve(handler.service, monkeypatch, crash)
+    replace_resolve(monkeypatch, crash)
     request = query("doomed.example.test.")
-    reply = await handler.handle(request.to_wire(), "127.0.0.1", tcp=False)
+    reply = await handler.respond(request.to_wire(), "127.0.0.1", tcp=False)
     assert reply is not None
     response = dns.message.from_wire(reply)
     assert response.rcode() == dns.rcode.SERVFAIL
@@ -156,14 +155,14 @@ async def test_when_even_the_servfail_cannot_be_rendered_the_header_goes_alone(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     handler = offline_handler()
-    replace_resolve(handler.service, monkeypatch, crash)
+    replace_resolve(monkeypatch, crash)
 
     def broken_render(*_args: object) -> bytes:
         raise RuntimeError("a bug in rendering")
 
-    monkeypatch.setattr(handler, "_render", broken_render)
+    monkeypatch.setattr(handler.engine.clients, "_render", broken_render)
     request = query("doomed.example.test.", use_edns=0)
-    reply = await handler.handle(request.to_wire(), "127.0.0.1", tcp=False)
+    reply = await handler.respond(request.to_wire(), "127.0.0.1", tcp=False)
     assert reply is not None
     query_id, flags, *counts = struct.unpack("!HHHHHH", reply)
     assert query_id == request.id
@@ -176,16 +175,10 @@ async def test_cancellation_passes_through_and_is_no_servfail(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     handler = offline_handler()
-
-    async def forever(*_args: object, **_kwargs: object) -> Answer:
-        await trio.sleep_forever()
-        raise AssertionError("unreachable")
-
-    replace_resolve(handler.service, monkeypatch, forever)
     replies: list[bytes | None] = []
     with trio.CancelScope() as scope:
         scope.cancel()
-        replies.append(await handler.handle(query("doomed.example.test.").to_wire(), "::1", False))
+        replies.append(await handler.respond(query("doomed.example.test.").to_wire(), "::1", False))
     assert scope.cancelled_caught
     assert replies == []
     assert handler.stats.servfails == 0
@@ -197,12 +190,12 @@ async def test_a_broken_packet_cache_sends_the_query_down_the_full_path(
     handler = offline_handler()
     answer = Answer(dns.rcode.NOERROR, (dns.rrset.from_text(DOOMED, 60, "IN", "A", "192.0.2.9"),))
 
-    async def fixed(*_args: object, **_kwargs: object) -> Answer:
+    def fixed() -> Answer:
         return answer
 
-    replace_resolve(handler.service, monkeypatch, fixed)
+    replace_resolve(monkeypatch, fixed)
 
-    real_answer = handler.packets.answer
+    real_answer = handler.engine.packets.answer
     calls = 0
 
     def broken_once(*args: object) -> object:
@@ -213,7 +206,7 @@ async def test_a_broken_packet_cache_sends_the_query_down_the_full_path(
             raise RuntimeError("a bug in the packet cache")
         return real_answer(*args)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(handler.packets, "answer", broken_once)
+    monkeypatch.setattr(handler.engine.packets, "answer", broken_once)
     request = query("doomed.example.test.")
     reply = await handler.respond(request.to_wire(), "127.0.0.1", tcp=False)
     assert reply is not None
@@ -229,11 +222,10 @@ async def test_a_failed_prefetch_is_logged_and_forgotten(
 ) -> None:
     """Prefetch runs in the daemon's own nursery: an exception there would stop the daemon."""
     handler = offline_handler()
-    replace_resolve(handler.service, monkeypatch, crash)
+    replace_resolve(monkeypatch, crash)
     wire = query("doomed.example.test.").to_wire()
-    handler._refreshing.add(b"key")
-    await handler._refresh(b"key", wire)  # returns: nothing escapes
-    assert handler._refreshing == set()
+    handler.engine._prefetch(b"key", wire)  # returns: nothing escapes
+    assert handler.engine._refreshing == set()
     assert handler.stats.prefetches == 0
     assert len(error_records(caplog)) == 1
 
@@ -244,7 +236,7 @@ async def test_a_failed_prefetch_is_logged_and_forgotten(
 async def test_listeners_survive_an_answer_too_large_to_render(
     resolver: ResolverService, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    replace_resolve(resolver, monkeypatch, give_too_big)
+    replace_resolve(monkeypatch, give_too_big)
     doomed = query("doomed.example.test.", "TXT")
     over_udp = await ask(doomed)
     assert over_udp.id == doomed.id and over_udp.flags & dns.flags.TC
@@ -264,7 +256,7 @@ async def test_listeners_survive_an_answer_too_large_to_render(
 async def test_listeners_survive_a_crash_in_resolution(
     resolver: ResolverService, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    replace_resolve(resolver, monkeypatch, crash)
+    replace_resolve(monkeypatch, crash)
     for rdtype in ("A", "ANY"):
         doomed = query("doomed.example.test.", rdtype, use_edns=0)
         over_udp = await ask(doomed)

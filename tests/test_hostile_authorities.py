@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-import socket
 from collections.abc import Callable
 
 import dns.flags
@@ -18,11 +17,9 @@ import dns.message
 import dns.opcode
 import dns.rcode
 import dns.rdatatype
-import trio
 
 from resolver.config import Config, StubZone
-from resolver.core.actions import BareHeader, NetworkError, SendQuery, Server, Timeout
-from resolver.server.upstream import Upstream
+from resolver.core.actions import BareHeader, NetworkError, SendQuery, Timeout
 from tests.handbuilt import (
     COM,
     EX,
@@ -79,26 +76,7 @@ def test_an_outage_seen_by_concurrent_questions_is_retransmitted_through() -> No
     assert world.resolve("www.example.com.", "TXT").rcode != dns.rcode.SERVFAIL
 
 
-def test_one_lost_datagram_shared_by_merged_queries_is_one_failure() -> None:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as silent:
-        silent.bind(("127.0.0.1", 0))
-        port = silent.getsockname()[1]
-        upstream = Upstream()
-        outcomes: list[object] = []
-
-        async def ask() -> None:
-            query = dns.message.make_query("example.com.", "A", use_edns=0, flags=0)
-            action = SendQuery(Server("127.0.0.1", port), query, False, 0.2)
-            outcomes.append(await upstream.perform(action))
-
-        async def main() -> None:
-            async with trio.open_nursery() as nursery:
-                for _ in range(3):
-                    nursery.start_soon(ask)
-
-        trio.run(main)
-    assert upstream.sent == 1
-    assert sorted(o.shared for o in outcomes if isinstance(o, Timeout)) == [False, True, True]
+# (One lost datagram shared by merged queries is one failure: tests/test_engine.py.)
 
 
 def test_a_server_without_tcp_keeps_serving_over_udp() -> None:

@@ -95,7 +95,7 @@ VALID = query("www.example.test.").to_wire()
     tcp=st.booleans(),
 )
 async def test_random_and_mutated_packets_never_raise(data: bytes, tcp: bool) -> None:
-    reply = await OFFLINE.handle(data, "127.0.0.1", tcp)
+    reply = await OFFLINE.respond(data, "127.0.0.1", tcp)
     if reply is not None:
         parsed = dns.message.from_wire(reply)
         assert parsed.flags & dns.flags.QR

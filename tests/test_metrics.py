@@ -17,7 +17,7 @@ import dns.query
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from resolver.server.latency import (
+from resolver.engine.latency import (
     BOUNDS,
     EXPORTED_BOUNDS,
     LatencyHistogram,
@@ -26,6 +26,7 @@ from resolver.server.latency import (
     cumulative,
     percentile,
 )
+from resolver.engine.stats import Stats
 from resolver.server.metrics import families
 from resolver.server.report import (
     METRICS,
@@ -36,7 +37,6 @@ from resolver.server.report import (
     summarize,
     take_sample,
 )
-from resolver.server.stats import Stats
 from resolver.testing import TestInternet
 from tests.daemon_support import Finished, free_port, run_resolver, running_daemon
 
@@ -226,7 +226,7 @@ def process(**sources: Any) -> Process:
         census={"rrsets": 0, "delegations": 0, "negative": 0, "stale": 0},
         packets=0,
         latency=LatencyHistogram(),
-        monotonic_now=0.0,
+        now=0.0,
     )
     return dataclasses.replace(quiet, **sources)
 

@@ -10,7 +10,6 @@ import dns.message
 import pytest
 
 from resolver.cache.packets import PacketCache, parse_plain_query, ttl_offsets
-from resolver.server.handler import QueryHandler
 from resolver.server.service import ResolverService
 from resolver.testing import TestInternet
 from resolver.testing.scripted import FakeClock, ScriptedWorld
@@ -171,13 +170,12 @@ def test_packet_copy_equals_a_fresh_dnspython_rendering(
     """The full path answers from the packet it just stored; that copy must be exactly what
     rendering the answer with dnspython gives, so the saving changes no byte (CD included)."""
     answer = world.resolve(name, rdtype)
-    service = ResolverService(world.config, world.context.hints, clock=world.clock)
-    handler = QueryHandler(service)
+    handler = world.engine.clients
     flags = dns.flags.RD | (dns.flags.CD if cd else 0)
     request = query(name, rdtype, use_edns=0 if edns else False, flags=flags)
     wire = request.to_wire()
     rendered = handler._render(handler._response(request, answer), request, tcp)
-    plain = handler._remember(wire, request, answer)
+    plain = handler.remember(wire, request, answer)
     assert plain is not None
     limit = 65535 if tcp else handler._udp_limit(plain.edns_payload)
     hit = handler.packets.answer(wire, plain, limit)

@@ -10,8 +10,8 @@ have come from the timer.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import NoReturn
 
 import dns.edns
 import dns.message
@@ -22,9 +22,10 @@ import pytest
 import trio
 
 from resolver.config import CacheConfig, UpstreamConfig
-from resolver.core.actions import SendQuery
+from resolver.core.actions import NetworkError
 from resolver.core.hints import load_root_hints
-from resolver.server.service import ResolutionCrashed, ResolverService
+from resolver.engine import Send
+from resolver.server.service import ResolverService
 from resolver.testing import Fault, TestInternet
 from resolver.testing.scripted import FakeClock
 from tests.frontend_support import ask, query, start_resolver
@@ -150,24 +151,31 @@ async def test_the_timer_can_be_switched_off_with_serve_stale(
     assert not stale_ede(response)
 
 
-async def test_a_crash_in_a_background_resolution_reaches_its_askers_not_the_service(
-    nursery: trio.Nursery, live_internet: TestInternet, tmp_path: Path
+async def test_a_crash_in_carrying_a_query_costs_that_query_not_the_service(
+    nursery: trio.Nursery,
+    live_internet: TestInternet,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     hints = load_root_hints(live_internet.write_hints(tmp_path / "test.hints"))
     service = ResolverService(loopback_config(), hints)
     await nursery.start(service.run)
+    real = service.network.carry
+    broken_root = live_internet.root_servers[0].address
 
-    async def broken(action: SendQuery) -> NoReturn:
-        raise RuntimeError("a bug")
+    async def broken(send: Send, received: Callable[[bytes], None]) -> NetworkError | None:
+        if send.server.address == broken_root:
+            raise RuntimeError("a bug")
+        return await real(send, received)
 
-    real = service.upstream.perform
-    service.upstream.perform = broken  # type: ignore[method-assign]
-    with pytest.raises(ResolutionCrashed):
-        await service.resolve(dns.name.from_text(NAME), dns.rdatatype.A)
-    assert service.in_flight == 0
-    service.upstream.perform = real  # type: ignore[method-assign]
+    service.network.carry = broken  # type: ignore[method-assign]
     answer = await service.resolve(dns.name.from_text(NAME), dns.rdatatype.A)
-    assert answer.rcode == dns.rcode.NOERROR and answer.answer
+    assert answer.rcode == dns.rcode.NOERROR and answer.answer  # through the other root
+    assert service.in_flight == 0
+    crashes = [record for record in caplog.records if record.exc_info]
+    assert crashes and all(
+        str(record.exc_info[1]) == "a bug" for record in crashes if record.exc_info
+    )
 
 
 async def test_a_cache_only_question_is_never_merged_with_a_resolution(

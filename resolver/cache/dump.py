@@ -26,7 +26,7 @@ This module is pure text and cache operations; reading and writing files is the 
 
 from __future__ import annotations
 
-import time
+import datetime
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
@@ -116,7 +116,9 @@ def snapshot(held: Iterable[Held], now: float) -> Dump:
 def format_dump(dump: Dump) -> Iterator[str]:
     """The text of `dump`, line by line (each ending in a newline)."""
     yield HEADER
-    stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(dump.written_at))
+    stamp = datetime.datetime.fromtimestamp(dump.written_at, datetime.UTC).strftime(
+        "%Y-%m-%dT%H:%M:%SZ"
+    )
     yield f"{_TIME} {dump.written_at:.3f} ; {stamp}\n"
     for entry in dump.entries:
         if isinstance(entry, DumpedRRset):

@@ -13,7 +13,6 @@ import trio
 
 from resolver.config import Config
 from resolver.core.hints import load_root_hints
-from resolver.server.handler import QueryHandler
 from resolver.server.listeners import TcpListener, UdpListener, bind_socket
 from resolver.server.notify import notify
 from resolver.server.operations import Operations
@@ -41,7 +40,7 @@ async def serve(
     is called, so a process supervisor sees either a working server or an error, never
     something in between.
     """
-    service = ResolverService(config, load_root_hints(config.root_hints), clock=clock)
+    hints = load_root_hints(config.root_hints)
     with contextlib.ExitStack() as resources:
         shared = config.workers > 1
         bound = [
@@ -54,6 +53,7 @@ async def serve(
         query_log = None
         if config.query_log is not None:
             query_log = resources.enter_context(contextlib.closing(QueryLog(config.query_log)))
+        service = ResolverService(config, hints, clock=clock, query_log=query_log)
         operations = Operations(config, service)
         operations.open(resources)  # control socket and metrics port, bound before --user too
         if config.user is not None:
@@ -61,11 +61,10 @@ async def serve(
         with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
             async with trio.open_nursery() as nursery:
                 await nursery.start(service.run)  # resolutions outlive their first asker
-                handler = QueryHandler(service, background=nursery, query_log=query_log)
-                nursery.start_soon(operations.run, handler)
+                nursery.start_soon(operations.run)
                 for udp, tcp in bound:
-                    nursery.start_soon(UdpListener(udp, handler, config.limits).run)
-                    nursery.start_soon(TcpListener(tcp, handler, config.limits).run)
+                    nursery.start_soon(UdpListener(udp, service).run)
+                    nursery.start_soon(TcpListener(tcp, service, config.limits).run)
                 ready([f"udp+tcp {format_endpoint(a, p)}" for a, p in config.listen])
                 task_status.started(service)
                 async for signum in signals:

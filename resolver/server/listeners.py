@@ -1,20 +1,24 @@
 """The client-facing sockets: UDP datagrams and TCP streams with 2-byte framing (RFC 7766).
 
-The handler turns every failure of one query into a reply (SERVFAIL at worst) and never
-raises; the listeners still catch what might escape it, as a last resort, because an exception
-reaching a listener's nursery would stop the listener for every client.
+The listeners only move bytes: every query goes to the engine (the packet cache inline, the
+full path through `ResolverService.carry`), which turns every failure of one query into a reply
+(SERVFAIL at worst) and never raises. The listeners still catch what might escape, as a last
+resort, because an exception reaching a listener's nursery would stop it for every client.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import math
 import socket
 
 import trio
 
 from resolver.config import Limits
+from resolver.engine import Client
 from resolver.server.errors import StartupError
-from resolver.server.handler import QueryHandler
+from resolver.server.service import ResolverService
 from resolver.server.wire import MAX_MESSAGE, family_of, framed, receive_framed
 
 log = logging.getLogger(__name__)
@@ -61,66 +65,86 @@ def bind_socket(
     return sock
 
 
+class _Datagram:
+    """Where a UDP client's reply goes: sent at once, from the listening socket."""
+
+    __slots__ = ("peer", "sock")
+
+    def __init__(self, sock: socket.socket, peer: tuple[str, int]) -> None:
+        self.sock, self.peer = sock, peer
+
+    def send(self, wire: bytes | None) -> None:
+        if wire is None:
+            return
+        try:
+            self.sock.sendto(wire, self.peer)
+        except OSError as error:  # a full send buffer included: the client will retry
+            log.debug("udp reply to %s failed: %s", self.peer, error)
+
+
 class UdpListener:
-    """Answers datagrams: cache hits inline, in batches; everything else in a task of its own.
+    """Answers datagrams: cache hits inline, in batches; the rest through the engine.
 
     A trio checkpoint per packet would cap the hit rate far below what the socket can carry, so
     the loop waits for readability once and then drains the non-blocking socket with plain
     `recvfrom`/`sendto` calls, answering packet-cache hits on the spot (DESIGN.md, performance
-    notes). Slow-path work in progress is bounded; beyond it packets are dropped and the client
-    retries, so memory stays bounded under a flood.
+    notes). A miss costs no task: the engine replies through `_Datagram` when its answer is
+    ready, and it drops queries beyond `limits.max_in_flight` waiting clients, so memory stays
+    bounded under a flood.
     """
 
-    def __init__(self, sock: socket.socket, handler: QueryHandler, limits: Limits) -> None:
+    def __init__(self, sock: socket.socket, service: ResolverService) -> None:
         self.sock = sock
-        self.handler = handler
-        self._capacity = limits.max_in_flight
-        self._pending = 0
+        self.service = service
 
     async def run(self) -> None:
-        sock, answer_from_cache = self.sock, self.handler.answer_from_cache
-        async with trio.open_nursery() as nursery:
-            while True:
-                await trio.lowlevel.wait_readable(sock)
-                for _ in range(_UDP_BATCH):
-                    try:
-                        data, peer = sock.recvfrom(MAX_MESSAGE)
-                    except BlockingIOError:
-                        break
-                    except OSError as error:  # e.g. an ICMP error queued for an earlier reply
-                        log.debug("udp receive failed: %s", error)
-                        continue
+        sock, service = self.sock, self.service
+        engine = service.engine
+        answer_from_cache = engine.answer_from_cache
+        while True:
+            await trio.lowlevel.wait_readable(sock)
+            for _ in range(_UDP_BATCH):
+                try:
+                    data, peer = sock.recvfrom(MAX_MESSAGE)
+                except BlockingIOError:
+                    break
+                except OSError as error:  # e.g. an ICMP error queued for an earlier reply
+                    log.debug("udp receive failed: %s", error)
+                    continue
+                try:
                     reply = answer_from_cache(data, peer[0], False)
                     if reply is not None:
-                        self._send_now(reply, peer)
-                    elif self._pending < self._capacity:
-                        self._pending += 1
-                        nursery.start_soon(self._answer, data, peer)
+                        _Datagram(sock, peer).send(reply)
+                        if engine.has_output:  # a prefetch started
+                            service.carry(engine.take_output())
+                    else:
+                        client = Client(peer[0], False, _Datagram(sock, peer))
+                        service.carry(engine.client_query(data, client))
+                except Exception:
+                    log.error("udp query from %s dropped by an internal error", peer, exc_info=True)
 
-    def _send_now(self, reply: bytes, peer: tuple) -> None:
-        try:
-            self.sock.sendto(reply, peer)
-        except OSError as error:  # a full send buffer included: the client will retry
-            log.debug("udp reply to %s failed: %s", peer, error)
 
-    async def _answer(self, data: bytes, peer: tuple) -> None:
-        try:
-            reply = await self.handler.handle(data, peer[0], tcp=False)
-            if reply is not None:
-                self._send_now(reply, peer)
-        except Exception:
-            log.error("udp query from %s dropped by an internal error", peer, exc_info=True)
-        finally:
-            self._pending -= 1
+class _Connection:
+    """Where a TCP client's replies go: queued for the connection's writer, in any order
+    (RFC 7766 section 7), each freeing a pipeline slot."""
+
+    def __init__(self, channel: trio.MemorySendChannel[bytes], slots: trio.Semaphore) -> None:
+        self.channel, self.slots = channel, slots
+
+    def send(self, wire: bytes | None) -> None:
+        self.slots.release()
+        if wire is not None:
+            with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+                self.channel.send_nowait(framed(wire))  # unless the client has gone
 
 
 class TcpListener:
     """Serves TCP clients: several queries per connection, idle timeout, bounded connections."""
 
-    def __init__(self, sock: socket.socket, handler: QueryHandler, limits: Limits) -> None:
+    def __init__(self, sock: socket.socket, service: ResolverService, limits: Limits) -> None:
         sock.listen(128)
         self.listener = trio.SocketListener(trio.socket.from_stdlib_socket(sock))
-        self.handler = handler
+        self.service = service
         self.limits = limits
         self.connections = 0
 
@@ -136,32 +160,43 @@ class TcpListener:
 
     async def _serve(self, stream: trio.SocketStream) -> None:
         peer = stream.socket.getpeername()[0]
-        send_lock = trio.Lock()
+        service, engine = self.service, self.service.engine
         slots = trio.Semaphore(_TCP_PIPELINE)
+        sender, replies = trio.open_memory_channel[bytes](math.inf)
+        connection = _Connection(sender, slots)
 
-        async def answer(wire: bytes) -> None:
-            try:
-                reply = await self.handler.respond(wire, peer, tcp=True)
-                if reply is not None:
-                    async with send_lock:
-                        await stream.send_all(framed(reply))
-            except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
-                pass
-            except Exception:
-                log.error("tcp query from %s dropped by an internal error", peer, exc_info=True)
-            finally:
-                slots.release()
+        async def write() -> None:
+            async for framed_reply in replies:
+                await stream.send_all(framed_reply)
 
         try:
             async with stream, trio.open_nursery() as nursery:
+                nursery.start_soon(write)
                 while True:
                     with trio.move_on_after(self.limits.tcp_idle_timeout) as idle:
                         wire = await receive_framed(stream)
                     if idle.cancelled_caught or wire is None:
                         break
                     await slots.acquire()
-                    nursery.start_soon(answer, wire)
+                    try:
+                        reply = engine.answer_from_cache(wire, peer, True)
+                        if reply is not None:
+                            connection.send(reply)
+                            service.carry(engine.take_output())
+                        else:
+                            service.carry(engine.client_query(wire, Client(peer, True, connection)))
+                    except Exception:
+                        log.error(
+                            "tcp query from %s dropped by an internal error", peer, exc_info=True
+                        )
+                        slots.release()
+                # Queries still being answered are answered before the connection closes.
+                with trio.move_on_after(self.limits.max_resolution_time + 1):
+                    for _ in range(_TCP_PIPELINE):
+                        await slots.acquire()
+                sender.close()
         except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as error:
             log.debug("tcp client %s: %s", peer, error)
         finally:
+            sender.close()
             self.connections -= 1

@@ -27,8 +27,8 @@ from prometheus_client.core import (
 from prometheus_client.core import Metric as Family
 from prometheus_client.registry import Collector
 
+from resolver.engine.latency import EXPORTED_BOUNDS, Reading, cumulative
 from resolver.server.errors import StartupError
-from resolver.server.latency import EXPORTED_BOUNDS, Reading, cumulative
 from resolver.server.report import FAMILY_HELP, METRICS, Kind, Metric, Sample
 
 log = logging.getLogger(__name__)

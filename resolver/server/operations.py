@@ -2,7 +2,7 @@
 
 `Operations` belongs to one resolver process: it binds the control socket and starts the
 metrics thread before privileges are dropped (like the DNS sockets), then serves the commands
-`stats`, `flush`, `dump` and `load` from a trio task once the query handler exists.
+`stats`, `flush`, `dump` and `load` from a trio task.
 
 `SupervisorOperations` is the same face for `--workers N`, where each worker has its own cache
 and counters. The supervisor owns the operator's control socket and metrics port and relays:
@@ -42,6 +42,7 @@ from resolver.cache.dump import (
     snapshot,
 )
 from resolver.config import Config
+from resolver.engine.latency import ROTATE_EVERY
 from resolver.server.control import (
     ControlError,
     ControlServer,
@@ -50,8 +51,6 @@ from resolver.server.control import (
     control_listener,
     request,
 )
-from resolver.server.handler import QueryHandler
-from resolver.server.latency import ROTATE_EVERY, LatencyHistogram
 from resolver.server.metrics import metrics_server
 from resolver.server.report import Process, Sample, summarize, take_sample
 from resolver.server.service import ResolverService
@@ -136,7 +135,6 @@ class Operations:
         self.config = config
         self.service = service
         self.started = time.time()
-        self.handler: QueryHandler | None = None
         self._listener: socket.socket | None = None
 
     def open(self, resources: contextlib.ExitStack) -> None:
@@ -152,9 +150,9 @@ class Operations:
 
             resources.enter_context(metrics_server(self.config.metrics, fetch))
 
-    async def run(self, handler: QueryHandler) -> None:
+    async def run(self) -> None:
         """Serve the control socket and keep the recent-latency window moving, until cancelled."""
-        self.handler = handler
+        engine = self.service.engine
         if self._listener is None and self.config.metrics is None:
             return
         async with trio.open_nursery() as nursery:
@@ -162,7 +160,7 @@ class Operations:
                 nursery.start_soon(ControlServer(self._listener, self.handlers()).run)
             while True:
                 await trio.sleep(ROTATE_EVERY)
-                handler.latency.rotate(time.monotonic())
+                engine.latency.rotate(engine.timer())
 
     def handlers(self) -> dict[str, Handler]:
         return {
@@ -177,22 +175,17 @@ class Operations:
 
     def sample(self) -> Sample:
         """This process's numbers now; call it in the trio thread."""
-        handler = self.handler
-        service = self.service
-        if handler is None:  # a scrape before the handler exists: nothing answered yet
-            latency, packets = LatencyHistogram(time.monotonic()), 0
-        else:
-            latency, packets = handler.latency, len(handler.packets)
+        engine = self.service.engine
         return take_sample(
             Process(
                 started=self.started,
-                stats=service.stats,
-                upstream_sent=service.upstream.sent,
-                in_flight=service.in_flight,
-                census=service.cache.census(),
-                packets=packets,
-                latency=latency,
-                monotonic_now=time.monotonic(),
+                stats=engine.stats,
+                upstream_sent=engine.upstream_sent,
+                in_flight=engine.in_flight,
+                census=engine.cache.census(),
+                packets=len(engine.packets),
+                latency=engine.latency,
+                now=engine.timer(),
             )
         )
 
@@ -211,10 +204,9 @@ class Operations:
         if subtree and name is None:
             raise RequestError("subtree needs a name")
         removed = self.service.cache.flush(name, subtree=subtree)
-        cleared = 0
-        if self.handler is not None:
-            cleared = len(self.handler.packets)
-            self.handler.packets.clear()
+        packets = self.service.engine.packets
+        cleared = len(packets)
+        packets.clear()
         log.info("cache flush %s: %d entries, %d packets", name or "(all)", removed, cleared)
         return {"removed": removed, "packets_cleared": cleared}
 

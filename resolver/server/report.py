@@ -28,8 +28,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from resolver.server.latency import LatencyHistogram, Reading, percentiles
-from resolver.server.stats import Stats
+from resolver.engine.latency import LatencyHistogram, Reading, percentiles
+from resolver.engine.stats import Stats
 
 
 class Kind(enum.StrEnum):
@@ -51,7 +51,7 @@ class Process:
     census: Mapping[str, int]
     packets: int
     latency: LatencyHistogram
-    monotonic_now: float
+    now: float
 
 
 def _sum(values: Sequence[Any]) -> Any:
@@ -201,7 +201,7 @@ METRICS: tuple[Metric, ...] = (
         "latency",
         Kind.HISTOGRAM,
         "Time spent on a client query, from reading it to having the reply ready.",
-        lambda p: Reading.of(p.latency, p.monotonic_now),
+        lambda p: Reading.of(p.latency, p.now),
         "resolver_query_duration_seconds",
         combine=Reading.add,
         json=_latency,

@@ -1,60 +1,58 @@
-"""Drive resolutions against the real network, merging identical questions that are in flight.
+"""The trio carrier of the engine: bytes to and from sockets, and the passing of time.
 
-Once `run` has started (the daemon does it), each resolution runs as a task of the service's
-own nursery rather than in the task of the client that asked first. Clients only wait for it,
-and that is what lets the RFC 8767 section 5 client-response timer work: a client still
-waiting after `cache.stale_client_timeout` gets the stale answer the cache holds, if any, while
-the resolution goes on in the background and refreshes the cache when it ends, whether or not
-anyone still waits for it. Without `run` (`resolver query`, benchmarks) resolutions run in the
-caller's task and every caller waits for the end.
+All DNS logic is in `resolver.engine.Engine`; this module only does what the engine cannot:
+it sends the engine's `Send`s over the network (a task per upstream query, cancelled by the
+engine's `Close`), hands every reply back, sends each `Reply` to its client (through the
+`ReplyTo` the listener gave as the client's token), and calls `tick` when the engine's next
+deadline comes. Once `run` has started (the daemon does it) upstream queries run in the
+service's own nursery and outlive the client that caused them; without it (`resolver query`,
+tests) `resolve` and `respond` run one for the time of the call.
 """
 
 from __future__ import annotations
 
 import logging
-import random
-import secrets
+import math
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Protocol
 
 import dns.name
-import dns.rcode
 import trio
 
 from resolver.cache.records import RecordCache
-from resolver.cache.servers import ServerTable
 from resolver.config import Config
-from resolver.core.actions import Action, Answer, Done, SendQuery
+from resolver.core.actions import Answer, NetworkError
 from resolver.core.hints import RootHints
-from resolver.core.reasons import ServfailReason
-from resolver.core.resolution import Context, Resolution, Tracer
-from resolver.server.stats import Stats
-from resolver.server.upstream import Upstream
+from resolver.core.resolution import Context, Tracer
+from resolver.engine import Client, Close, Engine, Output, QueryLogSink, Reply, Send
+from resolver.engine.stats import Stats
+from resolver.server.upstream import Network
 
 log = logging.getLogger(__name__)
 
-#: A question in flight: name, type, and whether it may be answered from the cache only.
-_Key = tuple[dns.name.Name, int, bool]
+
+class ReplyTo(Protocol):
+    """A client's token: how its reply reaches it (None: the engine sends nothing)."""
+
+    def send(self, wire: bytes | None) -> None: ...
 
 
-class ResolutionCrashed(Exception):
-    """The resolution a client waited for ended in an exception (a bug): its askers see this."""
+class _Awaited:
+    """A reply that a task waits for (`respond`)."""
 
+    def __init__(self) -> None:
+        self.done = trio.Event()
+        self.wire: bytes | None = None
 
-@dataclass
-class _InFlight:
-    """One resolution (a prefetch if `refresh`) and everyone waiting for it."""
-
-    resolution: Resolution
-    refresh: bool
-    done: trio.Event = field(default_factory=trio.Event)
-    answer: Answer | None = None
-    error: BaseException | None = None
+    def send(self, wire: bytes | None) -> None:
+        self.wire = wire
+        self.done.set()
 
 
 class ResolverService:
-    """Everything one resolver process shares: the cache, server data and in-flight table."""
+    """One `Engine` and the trio tasks that carry its packets and keep its time."""
 
     def __init__(
         self,
@@ -62,39 +60,144 @@ class ResolverService:
         hints: RootHints,
         *,
         clock: Callable[[], float] = time.time,
-        upstream: Upstream | None = None,
+        network: Network | None = None,
+        query_log: QueryLogSink | None = None,
     ) -> None:
-        self.config = config
-        self.clock = clock
-        self.stats = Stats()
-        self.cache = RecordCache(config.cache, clock)
-        self.upstream = upstream or Upstream()
-        self.context = Context(
-            cache=self.cache,
-            servers=ServerTable(config.upstream.server_table_size, clock, config.upstream),
-            hints=hints,
-            config=config,
-            rng=random.Random(secrets.randbits(64)),
-        )
-        self._in_flight: dict[_Key, _InFlight] = {}
-        self._background: trio.Nursery | None = None
+        self.engine = Engine(config, hints, clock, timer=time.monotonic, query_log=query_log)
+        self.network = network or Network()
+        self._nursery: trio.Nursery | None = None
+        self._exchanges: dict[int, trio.CancelScope] = {}
+        self._wake = trio.Event()
+        self._timer_at = math.inf
+        self._temporary = False
+        self._users = 0
+        self._idle = trio.Event()
+
+    # -- what others read ---------------------------------------------------------------------
+
+    @property
+    def config(self) -> Config:
+        return self.engine.config
+
+    @property
+    def clock(self) -> Callable[[], float]:
+        return self.engine.clock
+
+    @property
+    def stats(self) -> Stats:
+        return self.engine.stats
+
+    @property
+    def cache(self) -> RecordCache:
+        return self.engine.cache
+
+    @property
+    def context(self) -> Context:
+        return self.engine.context
 
     @property
     def in_flight(self) -> int:
-        return len(self._in_flight)
+        return self.engine.in_flight
+
+    # -- running --------------------------------------------------------------------------------
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        """Host resolutions in a nursery of their own until cancelled (`nursery.start(run)`).
-
-        Cancelling it cancels the resolutions still going; their waiters get SERVFAIL.
-        """
+        """Carry the engine's packets and time until cancelled (`nursery.start(run)`)."""
         async with trio.open_nursery() as nursery:
-            self._background = nursery
+            self._nursery = nursery
+            nursery.start_soon(self._keep_time)
             try:
                 task_status.started()
                 await trio.sleep_forever()
             finally:
-                self._background = None
+                self._nursery = None
+
+    @asynccontextmanager
+    async def _running(self) -> AsyncIterator[None]:
+        """Run for the time of one call when `run` has not been started. Calls that overlap
+        share one nursery: the first call's lasts until the last call is done."""
+        if self._nursery is not None and not self._temporary:
+            yield
+            return
+        self._users += 1
+        try:
+            if self._nursery is not None:
+                yield
+                return
+            async with trio.open_nursery() as nursery:
+                self._nursery, self._temporary, self._idle = nursery, True, trio.Event()
+                nursery.start_soon(self._keep_time)
+                try:
+                    yield
+                    self._users -= 1
+                    if self._users:
+                        await self._idle.wait()
+                    self._users += 1
+                finally:
+                    self._nursery, self._temporary = None, False
+                    nursery.cancel_scope.cancel()
+        finally:
+            self._users -= 1
+            if self._users == 0:
+                self._idle.set()
+
+    def carry(self, outputs: list[Output]) -> None:
+        """Carry out what the engine asked for; never blocks."""
+        for output in outputs:
+            if isinstance(output, Reply):
+                token: ReplyTo = output.client.token  # type: ignore[assignment]  # ours
+                token.send(output.wire)
+            elif isinstance(output, Send):
+                if self._nursery is None:
+                    continue  # stopping: the query's deadline ends it at the next start
+                scope = self._exchanges[output.handle] = trio.CancelScope()
+                self._nursery.start_soon(self._exchange, output, scope)
+            else:
+                assert isinstance(output, Close)
+                closed = self._exchanges.pop(output.handle, None)
+                if closed is not None:
+                    closed.cancel()
+        deadline = self.engine.next_deadline()
+        if deadline is not None and deadline < self._timer_at:
+            self._wake.set()
+
+    async def _exchange(self, send: Send, scope: trio.CancelScope) -> None:
+        engine = self.engine
+        with scope:
+            try:
+                failure = await self.network.carry(
+                    send, lambda data: self.carry(engine.upstream_reply(send.handle, data))
+                )
+            except Exception:  # a bug must cost this query, never the service's nursery
+                log.exception("carrying a query to %s failed", send.server.address)
+                failure = NetworkError("internal error")
+            if failure is None:  # the carrier knows nothing more will come
+                self.carry(engine.upstream_silent(send.handle))
+            else:
+                self.carry(
+                    engine.upstream_failed(
+                        send.handle, failure.reason, unreachable=failure.unreachable
+                    )
+                )
+        if send.handle in self._exchanges:
+            del self._exchanges[send.handle]
+
+    async def _keep_time(self) -> None:
+        """Call `tick` at each of the engine's deadlines (woken early by an earlier one)."""
+        engine = self.engine
+        while True:
+            self._wake = trio.Event()
+            deadline = engine.next_deadline()
+            self._timer_at = math.inf if deadline is None else deadline
+            if deadline is not None:
+                with trio.move_on_after(max(0.0, deadline - engine.timer())):
+                    await self._wake.wait()
+                if not self._wake.is_set():
+                    self.carry(engine.tick())
+            else:
+                await self._wake.wait()
+
+    # -- asking -----------------------------------------------------------------------------------
 
     async def resolve(
         self,
@@ -105,116 +208,32 @@ class ResolverService:
         refresh: bool = False,
         cache_only: bool = False,
     ) -> Answer:
-        """Answer one question; concurrent askers of the same question share one resolution.
+        """Answer one question given as a name and a type (`resolver query`, tests)."""
+        answers: list[Answer] = []
+        done = trio.Event()
 
-        `refresh` (prefetch) asks the authorities again even if the answer is still cached.
-        `cache_only` (RD=0 queries) answers from the cache and never asks upstream; such a
-        question is never merged with one that may recurse.
-        """
-        if trace is not None:
-            return await self._drive(self._resolution(qname, qtype, trace, refresh, cache_only))
-        key = (qname, qtype, cache_only)
-        pending = self._in_flight.get(key)
-        if pending is not None:
-            if not refresh and not cache_only:  # only resolutions that ask upstream last
-                self.stats.cache_misses += 1
-            # A prefetch in flight means the cached answer is still fresh: nothing is stale.
-            return await self._wait(pending, stale_allowed=not (refresh or pending.refresh))
-        if len(self._in_flight) >= self.config.limits.max_in_flight:
-            return Answer.servfail(ServfailReason.TOO_MANY_QUERIES)
-        resolution = self._resolution(qname, qtype, None, refresh, cache_only)
-        if self._background is None:
-            pending = self._in_flight[key] = _InFlight(resolution, refresh)
-            await self._finish(key, pending, None, contain=False)
-            return self._outcome(pending)
-        # The first step runs here: a question the cache answers costs no task and no wait.
-        first = resolution.next_action()
-        if isinstance(first, Done):
-            self._count(resolution, first.answer)
-            return first.answer
-        pending = self._in_flight[key] = _InFlight(resolution, refresh)
-        self._background.start_soon(self._finish, key, pending, first)
-        return await self._wait(pending, stale_allowed=not refresh)
+        def on_answer(answer: Answer) -> None:
+            answers.append(answer)
+            done.set()
 
-    def _resolution(
-        self,
-        qname: dns.name.Name,
-        qtype: int,
-        trace: Tracer | None,
-        refresh: bool,
-        cache_only: bool,
-    ) -> Resolution:
-        return Resolution(qname, qtype, self.context, trace, refresh=refresh, cache_only=cache_only)
+        async with self._running():
+            self.carry(
+                self.engine.ask(
+                    qname, qtype, on_answer, trace=trace, refresh=refresh, cache_only=cache_only
+                )
+            )
+            await done.wait()
+        return answers[0]
 
-    async def _wait(self, pending: _InFlight, *, stale_allowed: bool) -> Answer:
-        """The resolution's answer; or, if it is still going after `stale_client_timeout`
-        and the cache holds stale data for the question, that (RFC 8767 section 5)."""
-        cache_config = self.config.cache
-        if stale_allowed and cache_config.serve_stale:
-            with trio.move_on_after(cache_config.stale_client_timeout):
-                await pending.done.wait()
-            if not pending.done.is_set():
-                stale = pending.resolution.stale_answer()
-                if stale is not None:
-                    return stale
-        await pending.done.wait()
-        return self._outcome(pending)
-
-    @staticmethod
-    def _outcome(pending: _InFlight) -> Answer:
-        if pending.error is not None:
-            raise ResolutionCrashed(str(pending.error)) from pending.error
-        assert pending.answer is not None
-        return pending.answer
-
-    async def _finish(
-        self,
-        key: _Key,
-        pending: _InFlight,
-        first: Action | None,
-        *,
-        contain: bool = True,
-    ) -> None:
-        """Run the resolution on from its `first` action to its end, then wake its waiters.
-
-        With `contain` (in the background nursery) an exception must not escape, since it
-        would stop the daemon: it is logged and handed to the waiters instead, as if it had
-        been raised in their task.
-        """
-        resolution = pending.resolution
-        try:
-            pending.answer = await self._drive(resolution, first)
-            if not pending.refresh and resolution.queries_sent:
-                self.stats.cache_misses += 1
-        except Exception as error:
-            if not contain:
-                raise
-            log.exception("resolution of %s %s failed", resolution.qname, resolution.qtype)
-            pending.error = error
-        finally:
-            if pending.answer is None and pending.error is None:
-                pending.answer = Answer.servfail(ServfailReason.TIMEOUT)
-            pending.done.set()
-            del self._in_flight[key]
-
-    async def _drive(self, resolution: Resolution, first: Action | None = None) -> Answer:
-        """Perform the resolution's queries until it is done or `max_resolution_time` is up."""
-        answer: Answer | None = None
-        with trio.move_on_after(self.config.limits.max_resolution_time):
-            action = resolution.next_action() if first is None else first
-            while isinstance(action, SendQuery):
-                action = resolution.receive(await self.upstream.perform(action))
-            assert isinstance(action, Done)
-            answer = action.answer
-        if answer is None:
-            answer = resolution.give_up(ServfailReason.TIMEOUT)
-        self._count(resolution, answer)
-        return answer
-
-    def _count(self, resolution: Resolution, answer: Answer) -> None:
-        stats = self.stats
-        stats.resolutions += 1
-        if resolution.queries_sent == 0:  # cache-only resolutions never send any
-            stats.cache_answers += 1
-        if answer.rcode == dns.rcode.SERVFAIL:
-            stats.servfails += 1
+    async def respond(self, wire: bytes, client_address: str, tcp: bool) -> bytes | None:
+        """The reply to one client query's bytes: the packet cache first, then the full path."""
+        engine = self.engine
+        reply = engine.answer_from_cache(wire, client_address, tcp)
+        async with self._running():
+            self.carry(engine.take_output())
+            if reply is not None:
+                return reply
+            awaited = _Awaited()
+            self.carry(engine.client_query(wire, Client(client_address, tcp, awaited)))
+            await awaited.done.wait()
+        return awaited.wire

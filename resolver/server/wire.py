@@ -1,23 +1,15 @@
-"""Helpers for DNS over byte streams and for hostile bytes, shared by both sides of the server."""
+"""Helpers for DNS over byte streams, shared by both sides of the server."""
 
 from __future__ import annotations
 
 import socket
 import struct
 
-import dns.exception
-import dns.message
 import trio
 
-MAX_MESSAGE = 65_535
+from resolver.engine.messages import MAX_MESSAGE
 
-
-def parse(wire: bytes) -> dns.message.Message | None:
-    """The message, or None for bytes that are not one; hostile input never raises out of here."""
-    try:
-        return dns.message.from_wire(wire)
-    except (dns.exception.DNSException, ValueError, UnicodeError, IndexError, KeyError):
-        return None
+__all__ = ["MAX_MESSAGE", "family_of", "framed", "receive_framed"]
 
 
 async def receive_exactly(stream: trio.abc.ReceiveStream, size: int) -> bytes | None:

@@ -17,10 +17,10 @@ levels:
 Every mutation draws its decisions from a `Chooser`, so one set of functions serves two drivers:
 `RandomChooser` (a seeded `random.Random`, for `benchmarks/fuzz_upstream.py`: a seed replays a
 case) and `DrawChooser` (hypothesis's `draw`, for tests: hypothesis shrinks a failure to its
-smallest form). `HostileUpstream` puts the mutator where the resolver's UDP/TCP transport sits and
-applies the transport's own rules to what comes back (`transport_outcome`: wrong ID or question
-ignored, so a timeout; unparseable bytes behind the right ID with TC=1 or an error rcode: a
-`BareHeader`).
+smallest form). `HostileNetwork` puts the mutator where the network sits: the engine matches what
+comes back as it matches anything from the network (wrong ID or question ignored, so a timeout;
+unparseable bytes behind the right ID with TC=1 or an error rcode: a `BareHeader`).
+`transport_outcome` applies the same rules for tests that drive one `Resolution` by hand.
 
 **The poison invariant.** `POISON_ADDRESS` is only ever planted under `POISON_NAME`
 (`poison.test.`), and only by servers that are not authoritative for it (every server except the
@@ -58,14 +58,14 @@ import trio
 
 from resolver.config import Config, ForwardZone, StubZone
 from resolver.core import actions
-from resolver.core.actions import NetworkError, Outcome, Response, SendQuery, Timeout
+from resolver.core.actions import NetworkError, Outcome, SendQuery, Timeout
 from resolver.core.hints import parse_root_hints
 from resolver.core.reasons import ServfailReason
-from resolver.core.scrub import bare_header, is_response_to
-from resolver.server.handler import QueryHandler
+from resolver.engine import Send
+from resolver.engine.messages import parse
+from resolver.engine.outbound import match_reply
 from resolver.server.service import ResolverService
-from resolver.server.upstream import Upstream
-from resolver.server.wire import parse
+from resolver.server.upstream import Network
 from resolver.testing.authority import zone_origin
 from resolver.testing.faults import POISON_ADDRESS, POISON_NAME, Reply
 from resolver.testing.internet import TestInternet
@@ -852,42 +852,32 @@ def hostile_reply(reply: Reply, target: Target) -> SearchStrategy[Any]:
 
 
 def transport_outcome(action: SendQuery, wire: bytes | None, rtt: float = 0.01) -> Outcome:
-    """What `resolver.server.upstream` makes of `wire` as the only reply to `action`.
+    """What the engine makes of `wire` as the only reply to `action` (None: silence).
 
-    Its rules: bytes that parse and answer the question are a `Response`; bytes behind the
-    right ID that do not parse or carry no question are a `BareHeader` when their header means
-    something (TC=1, an error rcode: `scrub.bare_header`). Anything else is ignored over UDP,
-    where the wait then ends in a timeout, and ends the exchange over TCP, where the connection
-    carries that one reply ("malformed response").
+    Its rules (`resolver.engine.outbound.match_reply`): bytes that answer the question are a
+    `Response`, bytes behind the right ID whose header means something are a `BareHeader`;
+    anything else is ignored over UDP, where the wait then ends in a timeout, and ends the
+    exchange over TCP, where the connection carries that one reply ("malformed response").
     """
     if wire is None:
         return Timeout()
-    message = parse(wire)
-    same_id = len(wire) >= 2 and wire[:2] == struct.pack("!H", action.query.id)
-    if (
-        same_id
-        and message is not None
-        and is_response_to(action.query, message, exact_case=action.exact_case)
-    ):
-        return Response(message, rtt)
-    bare = bare_header(wire, message) if same_id else None
-    if bare is not None:
-        return bare
+    outcome = match_reply(action, wire, rtt)
+    if outcome is not None:
+        return outcome
     return NetworkError("connection closed or malformed response") if action.tcp else Timeout()
 
 
-#: How many genuine replies a `HostileUpstream` remembers before it starts again.
+#: How many genuine replies a `HostileNetwork` remembers before it starts again.
 REPLY_MEMORY = 20_000
 
 
-class HostileUpstream(Upstream):
-    """An `Upstream` whose network is the test internet seen through a mutator.
+class HostileNetwork(Network):
+    """The engine's network: the test internet seen through a mutator.
 
-    Each query gets a fresh random ID as the real transport gives it, the genuine reply of the
-    addressed server (none if no server is there), then, two times in three, a `hostile`
-    version of it drawn from `choose`, then the transport's verdict (`transport_outcome`).
-    `log` keeps one line per query (server, question, mutations, outcome, bytes) for a failure
-    report. `replies` may be shared between instances over one internet: genuine replies are
+    Each query gets the genuine reply of the addressed server (none if no server is there),
+    then, two times in three, a `hostile` version of it drawn from `choose`. `log` keeps one
+    line per query (server, question, mutations, outcome, bytes) for a failure report.
+    `replies` may be shared between instances over one internet: genuine replies are
     remembered there, which makes fuzzing several times faster.
     """
 
@@ -901,7 +891,6 @@ class HostileUpstream(Upstream):
         replies: dict[tuple[object, ...], tuple[Reply, tuple[dns.name.Name, ...]]] | None = None,
         keep_log: bool = True,
     ) -> None:
-        super().__init__()
         self.replies = replies if replies is not None else {}
         self.keep_log = keep_log
         self.internet = internet
@@ -910,50 +899,54 @@ class HostileUpstream(Upstream):
         self.guard_poison = guard_poison
         self.addresses = tuple(server.address for server in internet.servers.values())
         self.log: list[str] = []
+        self.sent = 0
         #: How many exchanges ended in each outcome (Response, Timeout, BareHeader).
         self.outcomes: collections.Counter[str] = collections.Counter()
 
-    async def perform(self, action: SendQuery) -> Outcome:
+    async def carry(self, send: Send, received: Callable[[bytes], None]) -> NetworkError | None:
         await trio.lowlevel.checkpoint()
-        return self.exchange(action)
+        wire = self.reply(send.action)
+        if wire is not None:
+            received(wire)
+        return None  # nothing more will come: the engine times out what did not match
 
     def exchange(self, action: SendQuery) -> Outcome:
-        """The synchronous core of `perform`, for drivers of the pure `Resolution`."""
+        """One exchange for drivers of a single `Resolution`: a fresh ID, as the engine gives."""
+        action.query.id = self.rng.getrandbits(16)
+        return transport_outcome(action, self.reply(action))
+
+    def reply(self, action: SendQuery) -> bytes | None:
+        """The bytes that come back for `action` (whose query carries its ID), or None."""
         query = action.query
-        query.id = self.rng.getrandbits(16)
         self.sent += 1
         reply, zones = self._genuine(action)
-        if action.query.flags & dns.flags.RD:
+        if query.flags & dns.flags.RD:
             # A forwarder is trusted for the whole chain from the question (it recurses for
             # us, `classify_recursive`): for the poison invariant it speaks for every name.
             zones = (dns.name.root,)
         applied = Applied()
-        wire: bytes | None = None
-        if self.choose.integer(0, 2) == 0:  # as `mutate` decides, without a wire round trip
+        wire: bytes | None
+        genuine = self.choose.integer(0, 2) == 0  # as `mutate` decides
+        if genuine:
             applied.names.append("genuine")
-            if isinstance(reply, dns.message.Message):
-                message = _copy(reply)
-                message.id = query.id
-                outcome: Outcome = Response(message, 0.01)
-            else:
-                wire = reply
-                if wire is not None and len(wire) >= 2:
-                    wire = struct.pack("!H", query.id) + wire[2:]
-                outcome = transport_outcome(action, wire)
+            wire = _render(reply)
         else:
             guarded = self.guard_poison and not Target(query, zones).may_poison
             target = Target(query, zones, guarded=guarded, addresses=self.addresses)
             wire = hostile(reply, target, self.choose, applied)
-            outcome = transport_outcome(action, wire)
+        if wire is not None and len(wire) >= 2:
+            wire = struct.pack("!H", query.id) + wire[2:]
+        outcome = transport_outcome(action, wire)
         self.outcomes[type(outcome).__name__] += 1
         if self.keep_log:
             question = query.question[0]
             self.log.append(
                 f"{action.server.address} {'TCP' if action.tcp else 'UDP'} {question.name} "
                 f"{dns.rdatatype.to_text(question.rdtype)}: {'+'.join(applied.names)} -> "
-                f"{type(outcome).__name__}" + (f" [{wire.hex()}]" if wire is not None else "")
+                f"{type(outcome).__name__}"
+                + (f" [{wire.hex()}]" if wire is not None and not genuine else "")
             )
-        return outcome
+        return wire
 
     def _genuine(self, action: SendQuery) -> tuple[Reply, tuple[dns.name.Name, ...]]:
         """What the addressed server says (parsed from its wire form, as the transport would
@@ -1165,25 +1158,22 @@ class CaughtErrors(logging.Handler):
 @asynccontextmanager
 async def hostile_resolver(
     internet: TestInternet,
-    upstream: HostileUpstream,
+    network: HostileNetwork,
     config: Config,
     seed: int,
-) -> AsyncIterator[QueryHandler]:
-    """The complete client path over `upstream`, set up as `resolver serve` sets it up.
+) -> AsyncIterator[ResolverService]:
+    """The complete client path over `network`, set up as `resolver serve` sets it up.
 
-    A `QueryHandler` over a `ResolverService` whose resolutions run in a nursery of their own
-    (as in the daemon: they outlive their first asker, and the service's safety net is the one
-    in use). The cache clock is fake and the service's own random generator (server choice,
-    0x20) is seeded, so a case replays exactly from its seed.
+    A running `ResolverService` (its engine's questions outlive their first asker, as in the
+    daemon) whose network is `network`; `respond` is a client's way in. The cache clock is
+    fake and the engine's random generator (server choice, 0x20) is seeded, so a case replays
+    exactly from its seed.
     """
     service = ResolverService(
-        config,
-        parse_root_hints(internet.hints_text()),
-        clock=FakeClock(),
-        upstream=upstream,
+        config, parse_root_hints(internet.hints_text()), clock=FakeClock(), network=network
     )
     service.context.rng.seed(seed)
     async with trio.open_nursery() as nursery:
         await nursery.start(service.run)
-        yield QueryHandler(service, background=nursery)
+        yield service
         nursery.cancel_scope.cancel()

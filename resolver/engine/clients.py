@@ -1,0 +1,289 @@
+"""The client-facing protocol: which queries to answer, and the bytes of each reply.
+
+Everything a hostile client can send ends here as FORMERR, REFUSED, NOTIMP or silence. Nothing
+here resolves or waits: `admit` says whether a query needs a resolution (and which), `reply`
+renders the answer the engine found, `from_packet_cache` answers plain questions from the
+packet cache without building a DNS message at all.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import struct
+from dataclasses import dataclass
+
+import dns.edns
+import dns.exception
+import dns.flags
+import dns.message
+import dns.name
+import dns.opcode
+import dns.rcode
+import dns.rdataclass
+import dns.rdatatype
+import dns.rrset
+
+from resolver.cache.packets import PacketCache, ParsedQuestion, parse_plain_query
+from resolver.config import Config
+from resolver.core.actions import Answer
+from resolver.core.reasons import ServfailReason
+from resolver.engine.messages import MAX_MESSAGE, parse
+
+log = logging.getLogger(__name__)
+
+HEADER = struct.Struct("!HHHHHH")
+_QR = 0x8000
+# Header bits a reply copies from the query: opcode, RD and CD (RFC 1035 4.1.1, RFC 4035 3.2.2).
+_COPIED_FLAGS = 0x7800 | dns.flags.RD | dns.flags.CD
+# RD as a bit of the header's third byte, for the fast path that reads bytes, not messages.
+_RD_BYTE = 0x01
+_REFUSED_TYPES = frozenset({dns.rdatatype.AXFR, dns.rdatatype.IXFR})
+MIN_UDP_PAYLOAD = 512
+# Client addresses whose access-list verdict is remembered; forgotten all at once when full.
+_ACCESS_MEMORY = 4096
+# RFC 8914 has no code for "the resolver itself failed": Other (0), with words that say so.
+_INTERNAL_ERROR = dns.edns.EDEOption(
+    dns.edns.EDECode.make(ServfailReason.INTERNAL_ERROR.ede_code),
+    ServfailReason.INTERNAL_ERROR.text,
+)
+# An RD=0 query where the operator refuses those (`non_recursive_queries`): Prohibited (18).
+_PROHIBITED = dns.edns.EDEOption(dns.edns.EDECode.PROHIBITED, "recursion not desired")
+
+
+def header_only(wire: bytes, rcode: dns.rcode.Rcode) -> bytes:
+    """A reply carrying just the client's ID, opcode, RD and CD, for queries we could not parse
+    (or whose full reply could not be rendered)."""
+    query_id, flags = struct.unpack_from("!HH", wire.ljust(4, b"\0"))
+    flags = (flags & _COPIED_FLAGS) | _QR | dns.flags.RA | rcode
+    return HEADER.pack(query_id, flags, 0, 0, 0, 0)
+
+
+def _allowed(address: str, config: Config) -> bool:
+    try:
+        ip = ipaddress.ip_address(address.split("%", 1)[0])
+    except ValueError:
+        return False
+    if ip.version == 6 and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return any(ip in network for network in config.allow)
+
+
+def minimal_any(qname: dns.name.Name, answer: Answer) -> Answer:
+    """RFC 8482 answer to ANY: the name's A records, or a synthesised HINFO if it has none.
+
+    ANY is a favourite of amplification attacks and no client needs its full answer; resolving
+    a single type keeps the work and the response small while still telling NXDOMAIN apart.
+    """
+    if answer.rcode != dns.rcode.NOERROR or answer.answer:
+        return answer
+    ttl = answer.authority[0].ttl if answer.authority else 0
+    hinfo = dns.rrset.from_text(qname, ttl, "IN", "HINFO", '"RFC8482" ""')
+    return Answer(dns.rcode.NOERROR, (hinfo,))
+
+
+@dataclass(frozen=True, slots=True)
+class Admitted:
+    """A well-formed query that needs an answer: the question to resolve and how."""
+
+    query: dns.message.Message
+    qname: dns.name.Name
+    #: The type to resolve: A for ANY, which is answered with `minimal_any`.
+    qtype: int
+    #: RD=0 (RFC 1034 4.3.1): answered from local data and the cache, never by recursion.
+    cache_only: bool
+
+
+@dataclass(frozen=True, slots=True)
+class PacketHit:
+    reply: bytes
+    #: The cached answer is close to expiry: worth resolving again (prefetch) if the client
+    #: asked us to recurse. `key` identifies it in the packet cache.
+    refresh_key: bytes | None
+
+
+class ClientProtocol:
+    """Validation, access control, answer rendering and truncation, and the packet cache."""
+
+    def __init__(self, config: Config, packets: PacketCache) -> None:
+        self.config = config
+        self.packets = packets
+        self._access: dict[str, bool] = {}
+        # RD=0 queries under "refuse" must reach the slow path, which refuses them.
+        self._refuse_rd0 = config.non_recursive_queries == "refuse"
+
+    def allowed(self, client_address: str) -> bool:
+        """The access-list verdict, remembered per address (bounded) to keep hits cheap."""
+        verdict = self._access.get(client_address)
+        if verdict is None:
+            if len(self._access) >= _ACCESS_MEMORY:
+                self._access.clear()
+            verdict = self._access[client_address] = _allowed(client_address, self.config)
+        return verdict
+
+    def _udp_limit(self, client_payload: int | None) -> int:
+        if client_payload is None:
+            return MIN_UDP_PAYLOAD
+        return max(MIN_UDP_PAYLOAD, min(client_payload, self.config.edns_payload))
+
+    def from_packet_cache(self, wire: bytes, client_address: str, tcp: bool) -> PacketHit | None:
+        """The reply from the packet cache for a plain, allowed question, or None."""
+        question = parse_plain_query(wire)
+        if question is None or not self.allowed(client_address):
+            return None
+        recursion_desired = wire[2] & _RD_BYTE
+        if self._refuse_rd0 and not recursion_desired:
+            return None
+        limit = MAX_MESSAGE if tcp else self._udp_limit(question.edns_payload)
+        hit = self.packets.answer(wire, question, limit)
+        if hit is None:
+            return None
+        reply, expiring = hit
+        # Only a client that asked us to recurse may make us ask the authorities.
+        return PacketHit(reply, question.key if expiring and recursion_desired else None)
+
+    def admit(self, wire: bytes, client_address: str, tcp: bool) -> Admitted | bytes | None:
+        """The question to resolve, or the reply that needs no resolution (None: no reply)."""
+        if len(wire) < 3 or wire[2] & 0x80:
+            return None  # no ID to answer to, or QR=1: a response, perhaps reflected at us
+        if not self.allowed(client_address):
+            return header_only(wire, dns.rcode.REFUSED)
+        query = parse(wire) if len(wire) >= HEADER.size else None
+        if query is None:
+            return header_only(wire, dns.rcode.FORMERR)
+        refusal = self._refusal(query)
+        if refusal is not None:
+            return self._render(self._empty_response(query, refusal), query, tcp)
+        question = query.question[0]
+        cache_only = not query.flags & dns.flags.RD
+        if cache_only and self._refuse_rd0:
+            response = self._empty_response(query, dns.rcode.REFUSED)
+            if response.edns >= 0:
+                response.use_edns(0, payload=response.payload, options=[_PROHIBITED])
+            return self._render(response, query, tcp)
+        qtype = dns.rdatatype.A if question.rdtype == dns.rdatatype.ANY else question.rdtype
+        return Admitted(query, question.name, qtype, cache_only)
+
+    def reply(self, wire: bytes, admitted: Admitted, answer: Answer, tcp: bool) -> bytes:
+        """The reply to `admitted`; a fresh answer to a plain question fills the packet cache."""
+        query = admitted.query
+        question = query.question[0]
+        if question.rdtype == dns.rdatatype.ANY:
+            return self._render(
+                self._response(query, minimal_any(question.name, answer)), query, tcp
+            )
+        if admitted.cache_only:
+            # Not for the packet cache: a referral made for an RD=0 client must never be
+            # served to one that asked us to recurse.
+            return self._render(self._response(query, answer), query, tcp)
+        plain = self.remember(wire, query, answer)
+        if plain is not None:
+            # Just stored: the packet cache makes the client's copy from the one rendering,
+            # byte for byte what rendering again would give (unless it must be truncated).
+            limit = MAX_MESSAGE if tcp else self._udp_limit(plain.edns_payload)
+            hit = self.packets.answer(wire, plain, limit)
+            if hit is not None:
+                return hit[0]
+        return self._render(self._response(query, answer), query, tcp)
+
+    def remember(
+        self, wire: bytes, query: dns.message.Message, answer: Answer
+    ) -> ParsedQuestion | None:
+        """Put a fresh, complete answer to a plain question into the packet cache.
+
+        Returns the parsed plain question when the answer was offered to the packet cache. An
+        answer too large for any message is not stored: rendering it for the client says what
+        happens (TC=1 over UDP, SERVFAIL over TCP).
+        """
+        if answer.failure is not None or answer.stale:
+            return None
+        if not query.flags & dns.flags.RD:
+            return None  # cache-only answers (referrals) are for RD=0 clients alone
+        if answer.rcode not in (dns.rcode.NOERROR, dns.rcode.NXDOMAIN):
+            return None
+        question = parse_plain_query(wire)
+        if question is None:
+            return None
+        response = self._response(query, answer)
+        response.use_edns(False)
+        response.flags &= ~(dns.flags.RD | dns.flags.CD)  # the packet cache copies the client's
+        try:
+            stored = bytearray(response.to_wire(max_size=MAX_MESSAGE))
+        except dns.exception.TooBig:
+            return None
+        stored[12 : question.name_end] = stored[12 : question.name_end].lower()
+        self.packets.store(question.key, bytes(stored))
+        return question
+
+    def failure(self, wire: bytes, tcp: bool) -> bytes | None:
+        """SERVFAIL for a query whose handling raised: with its question and an Extended DNS
+        Error if the client sent EDNS, or just the header if even that cannot be rendered."""
+        if len(wire) < 3 or wire[2] & 0x80:
+            return None
+        try:
+            query = parse(wire)
+            if query is not None and len(query.question) == 1:
+                response = self._empty_response(query, dns.rcode.SERVFAIL)
+                if response.edns >= 0:
+                    response.use_edns(0, payload=response.payload, options=[_INTERNAL_ERROR])
+                return self._render(response, query, tcp)
+        except Exception:
+            log.error("could not render a SERVFAIL; sending just the header", exc_info=True)
+        return header_only(wire, dns.rcode.SERVFAIL)
+
+    def _refusal(self, query: dns.message.Message) -> dns.rcode.Rcode | None:
+        """The rcode for a query we will not resolve, or None if it is a fine question."""
+        if query.opcode() != dns.opcode.QUERY:
+            return dns.rcode.NOTIMP
+        if query.edns > 0:
+            return dns.rcode.BADVERS  # RFC 6891 6.1.3: we speak EDNS version 0 only
+        if len(query.question) != 1:
+            return dns.rcode.FORMERR
+        question = query.question[0]
+        if question.rdclass != dns.rdataclass.IN:
+            return dns.rcode.REFUSED
+        if question.rdtype in _REFUSED_TYPES:
+            return dns.rcode.REFUSED
+        if dns.rdatatype.is_metatype(question.rdtype) and question.rdtype != dns.rdatatype.ANY:
+            return dns.rcode.FORMERR
+        return None
+
+    def _empty_response(
+        self, query: dns.message.Message, rcode: dns.rcode.Rcode
+    ) -> dns.message.Message:
+        response = dns.message.make_response(
+            query, recursion_available=True, our_payload=self.config.edns_payload
+        )
+        # RFC 4035 3.2.2: CD is copied. AD stays clear: nothing here is validated.
+        response.flags |= query.flags & dns.flags.CD
+        response.set_rcode(rcode)
+        return response
+
+    def _response(self, query: dns.message.Message, answer: Answer) -> dns.message.Message:
+        response = self._empty_response(query, answer.rcode)
+        response.answer = list(answer.answer)
+        response.authority = list(answer.authority)
+        # Extended DNS Errors (RFC 8914) tell an EDNS client why, in the words of our logs.
+        error = None
+        if answer.failure is not None:
+            code = dns.edns.EDECode.make(answer.failure.ede_code)
+            error = dns.edns.EDEOption(code, answer.failure.text)
+        elif answer.stale:
+            error = dns.edns.EDEOption(dns.edns.EDECode.STALE_ANSWER)
+        if error is not None and response.edns >= 0:
+            response.use_edns(0, payload=response.payload, options=[error])
+        return response
+
+    def _render(
+        self, response: dns.message.Message, query: dns.message.Message, tcp: bool
+    ) -> bytes:
+        """Wire bytes; over UDP, TC=1 with no records if it exceeds what the client accepts."""
+        if tcp:
+            return response.to_wire(max_size=MAX_MESSAGE)
+        limit = self._udp_limit(query.payload if query.edns >= 0 else None)
+        try:
+            return response.to_wire(max_size=limit)
+        except dns.exception.TooBig:
+            response.answer, response.authority, response.additional = [], [], []
+            response.flags |= dns.flags.TC
+            return response.to_wire()

@@ -1,0 +1,494 @@
+"""The whole resolver as one object without I/O, in the manner of Unbound's mesh.
+
+The engine owns everything one resolver process shares: the record, packet and server caches,
+the questions in flight (identical client questions share one resolution), the queries on the
+wire (identical ones share one packet, `outbound.py`), their IDs and the matching of replies,
+every deadline, and the statistics. Its inputs are a client's query (bytes, with an opaque
+`Client` to reply to), bytes that arrived for an upstream query, a failure to deliver one, and
+the passing of time (`tick`, with the injected clocks). Its outputs are `Reply` (bytes for a
+client), `Send` and `Close` (for the carrier of upstream queries), and `next_deadline()` (when
+to call `tick` again). Whoever carries the bytes, trio sockets in the daemon or a script in
+tests and simulations, runs the same loop:
+
+    outputs = engine.client_query(wire, client)      # or any other input
+    for output in outputs: carry it out; bytes that come back go to engine.upstream_reply
+    at engine.next_deadline(): outputs = engine.tick()
+
+Nothing here reads a clock other than the injected one, sleeps or touches a socket, so merging,
+retries, timeouts and the client-response timer of RFC 8767 run in tests on a fake clock.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import logging
+import random
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import dns.name
+import dns.rcode
+
+from resolver.cache.packets import PacketCache
+from resolver.cache.records import RecordCache
+from resolver.cache.servers import ServerTable
+from resolver.config import Config
+from resolver.core.actions import Action, Answer, Done, NetworkError, Outcome, SendQuery
+from resolver.core.hints import RootHints
+from resolver.core.reasons import ServfailReason
+from resolver.core.resolution import Context, Resolution, Tracer
+from resolver.engine.clients import Admitted, ClientProtocol
+from resolver.engine.latency import FAST_PATH_SAMPLING, LatencyHistogram
+from resolver.engine.messages import parse
+from resolver.engine.outbound import Close, Outbound, Send
+from resolver.engine.stats import Stats
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], float]
+
+#: At most one traceback a second: a client that can trigger a bug on every query must not be
+#: able to flood the log (the others are counted and reported with the next one).
+_ERROR_LOG_INTERVAL = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class Client:
+    """Who asked: the address (for the access list and logs), the transport, and `token`,
+    which the carrier uses to find the socket or connection to reply on."""
+
+    address: str
+    tcp: bool = False
+    token: object = None
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """Send `wire` to `client`; None: the engine is done with the query and sends nothing
+    (a packet that was not a query, or one dropped under load)."""
+
+    client: Client
+    wire: bytes | None
+
+
+Output = Reply | Send | Close
+
+
+class QueryLogSink(Protocol):
+    """Where the engine reports each answered client query (the daemon's `--query-log`)."""
+
+    def record(
+        self, client: str, query: bytes, reply: bytes | None, source: str, seconds: float
+    ) -> None: ...
+
+
+@dataclass(eq=False, slots=True)
+class _Waiter:
+    """Someone waiting for a question's answer: a client, a prefetch, or a caller of `ask`."""
+
+    deliver: Callable[[Answer, bool], None]  # (answer, whether it came from the cache alone)
+    client: bool
+    #: May be answered with stale data once `cache.stale_client_timeout` has passed.
+    stale_allowed: bool
+
+
+#: A question in flight: name, type, and whether it may be answered from the cache only.
+_Key = tuple[dns.name.Name, int, bool]
+
+
+@dataclass(eq=False, slots=True)
+class _Question:
+    key: _Key | None  # None: traced, never shared
+    resolution: Resolution
+    refresh: bool
+    waiters: list[_Waiter] = field(default_factory=list)
+    handle: int | None = None  # the upstream query it waits for
+    done: bool = False
+
+
+class Engine:
+    """One resolver process's state and logic; see the module docstring for the loop."""
+
+    def __init__(
+        self,
+        config: Config,
+        hints: RootHints,
+        clock: Clock,
+        *,
+        timer: Clock | None = None,
+        rng: random.Random | None = None,
+        query_log: QueryLogSink | None = None,
+    ) -> None:
+        self.config = config
+        # Two clocks: `clock` is wall time, for TTLs (absolute expiry times survive a dump and
+        # a restart); `timer` is for deadlines and latencies, which a step of the wall clock
+        # must not stretch or cut (the daemon gives it time.monotonic). Simulations pass one
+        # fake clock for both.
+        self.clock = clock
+        self.timer = timer or clock
+        self.stats = Stats()
+        self.cache = RecordCache(config.cache, clock)
+        self.context = Context(
+            cache=self.cache,
+            servers=ServerTable(config.upstream.server_table_size, clock, config.upstream),
+            hints=hints,
+            config=config,
+            rng=rng or random.Random(secrets.randbits(64)),
+        )
+        self.packets = PacketCache(config.cache.max_packets, clock, config.edns_payload)
+        self.clients = ClientProtocol(config, self.packets)
+        self.query_log = query_log
+        # Client-query latencies for stats and metrics; fast-path calls are sampled.
+        self.latency = LatencyHistogram(self.timer())
+        self._untimed = 1
+        self._hits_timed = 0  # packet hits accounted for in `latency` so far
+        # Query IDs must be unpredictable (RFC 5452): from the system's generator unless a
+        # test passes its own, so that runs replay exactly.
+        self._outbound: Outbound[_Question] = Outbound(rng or random.SystemRandom())
+        self._questions: dict[_Key, _Question] = {}
+        self._timers: list[tuple[float, int, Callable[[], None]]] = []
+        self._timer_order = itertools.count()
+        self._outbox: list[Output] = []
+        self._refreshing: set[bytes] = set()
+        self._waiting_clients = 0
+        self._last_error_logged = -_ERROR_LOG_INTERVAL
+        self._errors_not_logged = 0
+
+    # -- what the carrier reads -------------------------------------------------------------
+
+    @property
+    def in_flight(self) -> int:
+        """Questions being resolved (merged ones count once)."""
+        return len(self._questions)
+
+    @property
+    def upstream_sent(self) -> int:
+        """Packets sent to authorities so far."""
+        return self._outbound.sent
+
+    def next_deadline(self) -> float | None:
+        """When `tick` has work to do next (`timer` time), or None if nothing is waiting."""
+        return self._timers[0][0] if self._timers else None
+
+    @property
+    def has_output(self) -> bool:
+        """Whether `take_output` has something (checked after packet hits, which may prefetch)."""
+        return bool(self._outbox)
+
+    def take_output(self) -> list[Output]:
+        """Outputs produced outside an input's return (a prefetch started by a packet hit)."""
+        outbox, self._outbox = self._outbox, []
+        return outbox
+
+    # -- inputs -------------------------------------------------------------------------------
+
+    def answer_from_cache(self, wire: bytes, client_address: str, tcp: bool) -> bytes | None:
+        """The reply from the packet cache, or None: then `client_query` takes the full path.
+
+        The carrier calls this inline for every datagram, so it must never raise: an exception
+        here is logged and the query goes to the full path, which answers it (or SERVFAILs it).
+        A prefetch it starts leaves its upstream queries in `take_output()`.
+        """
+        try:  # free in Python 3.11 unless it raises; a method call per hit would not be
+            self._untimed -= 1
+            started = 0.0
+            if not self._untimed:  # one call in FAST_PATH_SAMPLING is timed (latency.py: why)
+                self._untimed = FAST_PATH_SAMPLING
+                started = self.timer()
+            hit = self.clients.from_packet_cache(wire, client_address, tcp)
+            if hit is None:
+                return None
+            stats = self.stats
+            stats.queries += 1
+            stats.packet_hits += 1
+            if started:  # this hit stands for every hit since the last timed one
+                self.latency.observe(self.timer() - started, stats.packet_hits - self._hits_timed)
+                self._hits_timed = stats.packet_hits
+            if self.query_log is not None:
+                self.query_log.record(client_address, wire, hit.reply, "packet-cache", 0.0)
+            if hit.refresh_key is not None and self.config.cache.prefetch:
+                self._prefetch(hit.refresh_key, wire)
+            return hit.reply
+        except Exception:
+            log.error("packet cache failed for a query from %s", client_address, exc_info=True)
+            return None
+
+    def client_query(self, wire: bytes, client: Client) -> list[Output]:
+        """The full path for one client query: its reply now or, after a resolution, later.
+
+        Never raises an Exception: one raised while answering becomes a SERVFAIL for this
+        query alone and one log record.
+        """
+        started = self.timer()
+        if len(wire) >= 3 and not wire[2] & 0x80:
+            self.stats.queries += 1
+        try:
+            admitted = self.clients.admit(wire, client.address, client.tcp)
+        except Exception:
+            self._log_internal_error(f"answering a query from {client.address}")
+            self._reply(client, wire, self._failure(wire, client.tcp), started)
+            return self.take_output()
+        if not isinstance(admitted, Admitted):
+            self._reply(client, wire, admitted, started)
+            return self.take_output()
+        if not client.tcp and self._waiting_clients >= self.config.limits.max_in_flight:
+            self._outbox.append(Reply(client, None))  # the client retries; memory stays bounded
+            return self.take_output()
+        self._waiting_clients += 1
+
+        def deliver(answer: Answer, from_cache: bool) -> None:
+            self._waiting_clients -= 1
+            self._count_client(from_cache)
+            try:
+                reply: bytes | None = self.clients.reply(wire, admitted, answer, client.tcp)
+            except Exception:
+                self._log_internal_error(f"answering a query from {client.address}")
+                reply = self._failure(wire, client.tcp)
+            self._reply(client, wire, reply, started)
+
+        waiter = _Waiter(deliver, client=True, stale_allowed=True)
+        self._start(admitted.qname, admitted.qtype, waiter, cache_only=admitted.cache_only)
+        return self.take_output()
+
+    def ask(
+        self,
+        qname: dns.name.Name,
+        qtype: int,
+        on_answer: Callable[[Answer], None],
+        *,
+        trace: Tracer | None = None,
+        refresh: bool = False,
+        cache_only: bool = False,
+    ) -> list[Output]:
+        """Resolve a question that comes as a name and a type (`resolver query`, tests).
+
+        `refresh` (prefetch) asks the authorities again even if the answer is still cached;
+        `cache_only` (RD=0) answers from the cache and never asks upstream. A traced question
+        runs on its own, so that its trace shows every step.
+        """
+        waiter = _Waiter(lambda answer, _cached: on_answer(answer), False, not refresh)
+        self._start(qname, qtype, waiter, trace=trace, refresh=refresh, cache_only=cache_only)
+        return self.take_output()
+
+    def upstream_reply(self, handle: int, data: bytes) -> list[Output]:
+        """Bytes that arrived on the socket (or connection) of upstream query `handle`."""
+        self._settle(handle, self._outbound.received(handle, data, self.timer()))
+        return self.take_output()
+
+    def upstream_failed(
+        self, handle: int, reason: str, *, unreachable: bool = False
+    ) -> list[Output]:
+        """The query could not be sent, or its connection closed without a reply.
+
+        `unreachable` says this host cannot reach the address at all (no route), so waiting
+        for it or asking it again is pointless.
+        """
+        self._settle(handle, self._outbound.failed(handle, NetworkError(reason, unreachable)))
+        return self.take_output()
+
+    def upstream_silent(self, handle: int) -> list[Output]:
+        """No reply will come for `handle` (a scripted network knows it): time out now."""
+        self._settle(handle, self._outbound.silent(handle))
+        return self.take_output()
+
+    def tick(self) -> list[Output]:
+        """Fire every deadline that has passed by the clock's current time."""
+        now = self.timer()
+        timers = self._timers
+        while timers and timers[0][0] <= now:
+            _when, _order, fire = heapq.heappop(timers)
+            fire()
+        return self.take_output()
+
+    # -- questions ------------------------------------------------------------------------------
+
+    def _start(
+        self,
+        qname: dns.name.Name,
+        qtype: int,
+        waiter: _Waiter,
+        *,
+        trace: Tracer | None = None,
+        refresh: bool = False,
+        cache_only: bool = False,
+    ) -> None:
+        key: _Key | None = None if trace is not None else (qname, qtype, cache_only)
+        pending = self._questions.get(key) if key is not None else None
+        if pending is not None:
+            # A prefetch in flight means the cached answer is still fresh: nothing is stale.
+            waiter.stale_allowed = waiter.stale_allowed and not pending.refresh
+            self._join(pending, waiter)
+            return
+        if len(self._questions) >= self.config.limits.max_in_flight:
+            waiter.deliver(Answer.servfail(ServfailReason.TOO_MANY_QUERIES), False)
+            return
+        resolution = Resolution(
+            qname, qtype, self.context, trace, refresh=refresh, cache_only=cache_only
+        )
+        question = _Question(key, resolution, refresh)
+        action = self._step(question, None)
+        if isinstance(action, Done):
+            # Answered from local data or the cache: no task, no table entry, no wait.
+            self._count_resolution(resolution, action.answer)
+            waiter.deliver(action.answer, resolution.queries_sent == 0)
+            return
+        if key is not None:
+            self._questions[key] = question
+        deadline = self.timer() + self.config.limits.max_resolution_time
+        self._at(deadline, lambda: self._out_of_time(question))
+        self._join(question, waiter)
+        self._wait(question, action)
+
+    def _join(self, question: _Question, waiter: _Waiter) -> None:
+        question.waiters.append(waiter)
+        cache_config = self.config.cache
+        if waiter.stale_allowed and cache_config.serve_stale:
+            # RFC 8767 section 5: a client waiting this long gets stale data, if any is held,
+            # while the resolution goes on and refreshes the cache.
+            when = self.timer() + cache_config.stale_client_timeout
+            self._at(when, lambda: self._stale_timer(question, waiter))
+
+    def _step(self, question: _Question, outcome: Outcome | None) -> Action:
+        """The resolution's next action; a bug inside it ends the question in SERVFAIL."""
+        resolution = question.resolution
+        try:
+            return resolution.next_action() if outcome is None else resolution.receive(outcome)
+        except Exception:
+            self._log_internal_error(f"resolving {resolution.qname}")
+            return Done(Answer.servfail(ServfailReason.INTERNAL_ERROR))
+
+    def _wait(self, question: _Question, action: SendQuery) -> None:
+        handle, send = self._outbound.ask(question, action, self.timer())
+        question.handle = handle
+        if send is not None:
+            self._outbox.append(send)
+            self._at(send.deadline, lambda: self._expire(handle))
+
+    def _settle(self, handle: int, outcomes: list[tuple[_Question, Outcome]]) -> None:
+        """Hand what became of upstream query `handle` to every question that waited for it."""
+        if not outcomes:
+            return
+        self._outbox.append(Close(handle))
+        for question, outcome in outcomes:
+            if question.done:
+                continue
+            question.handle = None
+            action = self._step(question, outcome)
+            if isinstance(action, Done):
+                self._end(question, action.answer)
+            else:
+                self._wait(question, action)
+
+    def _expire(self, handle: int) -> None:
+        self._settle(handle, self._outbound.expire(handle, self.timer()))
+
+    def _out_of_time(self, question: _Question) -> None:
+        """`limits.max_resolution_time` has passed: stale data or SERVFAIL, for everyone."""
+        if question.done:
+            return
+        if question.handle is not None and self._outbound.abandon(question.handle, question):
+            self._outbox.append(Close(question.handle))
+        try:
+            answer = question.resolution.give_up(ServfailReason.TIMEOUT)
+        except Exception:
+            self._log_internal_error(f"giving up on {question.resolution.qname}")
+            answer = Answer.servfail(ServfailReason.INTERNAL_ERROR)
+        self._end(question, answer)
+
+    def _stale_timer(self, question: _Question, waiter: _Waiter) -> None:
+        if question.done or waiter not in question.waiters:
+            return
+        stale = question.resolution.stale_answer()
+        if stale is not None:
+            question.waiters.remove(waiter)
+            waiter.deliver(stale, False)
+
+    def _end(self, question: _Question, answer: Answer) -> None:
+        question.done = True
+        if question.key is not None and self._questions.get(question.key) is question:
+            del self._questions[question.key]
+        self._count_resolution(question.resolution, answer)
+        for waiter in question.waiters:
+            try:
+                waiter.deliver(answer, False)
+            except Exception:
+                self._log_internal_error(f"answering {question.resolution.qname}")
+
+    def _at(self, when: float, fire: Callable[[], None]) -> None:
+        heapq.heappush(self._timers, (when, next(self._timer_order), fire))
+
+    # -- prefetch -------------------------------------------------------------------------------
+
+    def _prefetch(self, key: bytes, wire: bytes) -> None:
+        """Resolve a popular answer again before it expires (Unbound's prefetch)."""
+        if key in self._refreshing:
+            return
+        if len(self._refreshing) >= self.config.limits.max_in_flight // 4:
+            return  # refreshing is a nicety: it never takes the place of client questions
+        query = parse(wire)
+        if query is None or len(query.question) != 1:
+            return
+        self._refreshing.add(key)
+
+        def store(answer: Answer, _cached: bool) -> None:
+            self._refreshing.discard(key)
+            try:
+                if self.clients.remember(wire, query, answer) is not None:
+                    self.stats.prefetches += 1
+            except Exception:
+                log.error("prefetch of a cached answer failed", exc_info=True)
+
+        question = query.question[0]
+        waiter = _Waiter(store, client=False, stale_allowed=False)
+        self._start(question.name, question.rdtype, waiter, refresh=True)
+
+    # -- accounting and replies -----------------------------------------------------------------
+
+    def _count_client(self, from_cache: bool) -> None:
+        """The one place that decides what a hit is, for the full path: a client question
+        answered without waiting for any upstream query (packet hits are counted inline)."""
+        if not from_cache:
+            self.stats.cache_misses += 1
+
+    def _count_resolution(self, resolution: Resolution, answer: Answer) -> None:
+        stats = self.stats
+        stats.resolutions += 1
+        if resolution.queries_sent == 0:  # cache-only resolutions never send any
+            stats.cache_answers += 1
+        if answer.rcode == dns.rcode.SERVFAIL:
+            stats.servfails += 1
+
+    def _reply(self, client: Client, wire: bytes, reply: bytes | None, started: float) -> None:
+        elapsed = self.timer() - started
+        if reply is not None:
+            self.latency.observe(elapsed)
+        self._outbox.append(Reply(client, reply))
+        if self.query_log is not None:
+            try:
+                source = "tcp" if client.tcp else "udp"
+                self.query_log.record(client.address, wire, reply, source, elapsed)
+            except Exception:
+                log.error("query log failed", exc_info=True)
+
+    def _failure(self, wire: bytes, tcp: bool) -> bytes | None:
+        reply = self.clients.failure(wire, tcp)
+        if reply is not None:
+            self.stats.servfails += 1
+        return reply
+
+    def _log_internal_error(self, doing: str) -> None:
+        """Log the exception being handled, rate-limited (see `_ERROR_LOG_INTERVAL`)."""
+        now = self.timer()
+        if now - self._last_error_logged < _ERROR_LOG_INTERVAL:
+            self._errors_not_logged += 1
+            return
+        log.error(
+            "internal error %s (%d more since the last report)",
+            doing,
+            self._errors_not_logged,
+            exc_info=True,
+        )
+        self._last_error_logged, self._errors_not_logged = now, 0

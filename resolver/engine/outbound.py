@@ -1,0 +1,180 @@
+"""Queries to authorities in flight: their IDs, merging, deadlines and the matching of replies.
+
+This is the one place that decides whether bytes from the network answer a query (RFC 5452
+section 3: the ID, the question, and with 0x20 the letter case of the name). The carrier
+(sockets, or a script) only delivers what arrived on the socket of one query; the source
+address and port are the kernel's check, since each query has a connected socket of its own.
+
+Identical queries to the same server at the same time (same name, type, transport, EDNS use
+and RD bit) share one packet, as Unbound's serviced queries do: with QNAME minimisation, a burst
+of cold names in one zone would otherwise ask the root and the TLD once per name. The first
+asker owns the query: only it is told of a timeout as its own (`Timeout(shared=False)`), so one
+lost datagram counts as one failure of the server however many questions waited for it.
+"""
+
+from __future__ import annotations
+
+import itertools
+import random
+from dataclasses import dataclass, field
+from typing import Generic, TypeVar
+
+from resolver.core.actions import (
+    BareHeader,
+    NetworkError,
+    Outcome,
+    Response,
+    SendQuery,
+    Server,
+    Timeout,
+)
+from resolver.core.scrub import bare_header, is_response_to
+from resolver.engine.messages import MAX_MESSAGE, parse
+
+Asker = TypeVar("Asker")
+
+
+@dataclass(frozen=True, slots=True)
+class Send:
+    """Send `wire` to `server` (over TCP if `tcp`) and hand back every reply with `handle`.
+
+    `action` is what the resolution asked for (`wire` is its query with the ID chosen here),
+    for carriers that play the network from a script and would otherwise parse it again.
+    """
+
+    handle: int
+    server: Server
+    wire: bytes
+    tcp: bool
+    deadline: float
+    action: SendQuery = field(repr=False, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Close:
+    """The engine waits no longer for `handle`: release its socket or connection."""
+
+    handle: int
+
+
+@dataclass(eq=False, slots=True)
+class _Query(Generic[Asker]):
+    handle: int
+    key: tuple[object, ...]
+    action: SendQuery
+    sent_at: float
+    deadline: float
+    askers: list[Asker]
+
+
+class Outbound(Generic[Asker]):
+    """The table of upstream queries on the wire, each with the askers waiting for it."""
+
+    def __init__(self, rng: random.Random) -> None:
+        self._rng = rng
+        self._by_key: dict[tuple[object, ...], _Query[Asker]] = {}
+        self._by_handle: dict[int, _Query[Asker]] = {}
+        self._handles = itertools.count(1)
+        #: Packets sent upstream (merged queries count once).
+        self.sent = 0
+
+    def __len__(self) -> int:
+        return len(self._by_handle)
+
+    def ask(self, asker: Asker, action: SendQuery, now: float) -> tuple[int, Send | None]:
+        """The handle `asker` waits on, and what to send (None: it joined the identical query
+        already on the wire)."""
+        query = action.query
+        question = query.question[0]
+        name: object = question.name.labels if action.exact_case else question.name
+        key = (action.server, name, question.rdtype, action.tcp, query.edns, query.flags)
+        pending = self._by_key.get(key)
+        if pending is not None:
+            pending.askers.append(asker)
+            query.id = pending.action.query.id  # TEMPORARY until exchange.py stops re-checking
+            return pending.handle, None
+        query.id = self._rng.getrandbits(16)
+        wire = query.to_wire()
+        handle = next(self._handles)
+        deadline = now + action.timeout
+        pending = _Query(handle, key, action, now, deadline, [asker])
+        self._by_key[key] = self._by_handle[handle] = pending
+        self.sent += 1
+        return handle, Send(handle, action.server, wire, action.tcp, deadline, action)
+
+    def deadline(self, handle: int) -> float | None:
+        pending = self._by_handle.get(handle)
+        return None if pending is None else pending.deadline
+
+    def received(self, handle: int, data: bytes, now: float) -> list[tuple[Asker, Outcome]]:
+        """The askers and what to tell them, if `data` answers the query; else nothing.
+
+        Over UDP, bytes that do not answer the query are ignored and the wait goes on: a forged
+        or stray datagram can neither poison the answer nor cut the real one short. Over TCP
+        the connection carries the one reply, so one that does not match ends the exchange.
+        """
+        pending = self._by_handle.get(handle)
+        if pending is None:
+            return []
+        outcome = match_reply(pending.action, data, now - pending.sent_at)
+        if outcome is None:
+            if not pending.action.tcp:
+                return []
+            outcome = NetworkError("connection closed or malformed response")
+        return self._finish(pending, outcome)
+
+    def failed(self, handle: int, error: NetworkError) -> list[tuple[Asker, Outcome]]:
+        """The carrier could not deliver the query, or the connection broke before a reply."""
+        pending = self._by_handle.get(handle)
+        return [] if pending is None else self._finish(pending, error)
+
+    def expire(self, handle: int, now: float) -> list[tuple[Asker, Outcome]]:
+        """The deadline of `handle` has passed (or the carrier knows no reply will come)."""
+        pending = self._by_handle.get(handle)
+        if pending is None or pending.deadline > now:
+            return []
+        return self._finish(pending, Timeout())
+
+    def silent(self, handle: int) -> list[tuple[Asker, Outcome]]:
+        """No reply will ever come (a scripted network said so): a timeout, now."""
+        pending = self._by_handle.get(handle)
+        return [] if pending is None else self._finish(pending, Timeout())
+
+    def abandon(self, handle: int, asker: Asker) -> bool:
+        """`asker` waits no longer; True when nobody does and the query was dropped."""
+        pending = self._by_handle.get(handle)
+        if pending is None:
+            return False
+        if asker in pending.askers:
+            pending.askers.remove(asker)
+        if pending.askers:
+            return False
+        self._drop(pending)
+        return True
+
+    def _finish(self, pending: _Query[Asker], outcome: Outcome) -> list[tuple[Asker, Outcome]]:
+        self._drop(pending)
+        owner, *others = pending.askers
+        shared: Outcome = Timeout(shared=True) if isinstance(outcome, Timeout) else outcome
+        return [(owner, outcome), *((asker, shared) for asker in others)]
+
+    def _drop(self, pending: _Query[Asker]) -> None:
+        del self._by_handle[pending.handle]
+        if self._by_key.get(pending.key) is pending:
+            del self._by_key[pending.key]
+
+
+def match_reply(action: SendQuery, data: bytes, rtt: float) -> Outcome | None:
+    """A `Response` or `BareHeader` if `data` answers the query `action` sent, else None.
+
+    The one test of whether bytes answer a query; scripted networks that hand outcomes to a
+    single resolution use it too.
+    """
+    query = action.query
+    if len(data) < 2 or int.from_bytes(data[:2], "big") != query.id:
+        return None
+    message = parse(data) if len(data) <= MAX_MESSAGE else None
+    if message is not None and is_response_to(query, message, exact_case=action.exact_case):
+        return Response(message, rtt)
+    bare: BareHeader | None = bare_header(data, message)
+    return bare
