@@ -1,7 +1,8 @@
-"""The vocabulary between the pure iterator and whoever carries its packets.
+"""The vocabulary between one question's iterator (`Resolution`) and the engine that hosts it.
 
-The iterator says `SendQuery` (or `Done`); the carrier answers with an `Outcome`. Nothing here
-does I/O, so tests can play the network from a script.
+The iterator says `SendQuery` (or `Done`); the engine sends it, matches what comes back
+(`engine/outbound.py`) and answers with an `Outcome`. Nothing here does I/O, so tests can also
+play the network for one resolution from a script.
 """
 
 from __future__ import annotations
@@ -28,7 +29,8 @@ class Server:
 
 @dataclass(frozen=True, slots=True)
 class SendQuery:
-    """Send `query` to `server` and report back; the carrier chooses the ID and source port.
+    """Send `query` to `server` and report back; the engine chooses the ID, the carrier the
+    source port.
 
     `exact_case` says the query name's letter case was randomised (0x20) and must match.
     """
@@ -42,7 +44,7 @@ class SendQuery:
 
 @dataclass(frozen=True, slots=True)
 class Response:
-    """A response that passed the carrier's checks (source, port, ID and question match)."""
+    """A response that passed the engine's checks (ID and question; the socket's source)."""
 
     message: dns.message.Message
     rtt: float
@@ -51,7 +53,7 @@ class Response:
 @dataclass(frozen=True, slots=True)
 class Timeout:
     """No reply in time. `shared` says another resolution's identical query was the one on the
-    wire (the carrier merged them): only that one counts the server's failure, so one lost
+    wire (the engine merged them): only that one counts the server's failure, so one lost
     datagram is one failure however many questions waited for it."""
 
     shared: bool = False

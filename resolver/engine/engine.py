@@ -85,12 +85,23 @@ class QueryLogSink(Protocol):
     ) -> None: ...
 
 
+@dataclass(order=True, slots=True)
+class _Timer:
+    """A deadline in the timer heap; cancelled by dropping `fire`, so that what it would have
+    touched (a finished question, its resolution) is freed now, not when the deadline passes."""
+
+    when: float
+    order: int
+    fire: Callable[[], None] | None = field(compare=False)
+
+
 @dataclass(eq=False, slots=True)
 class _Waiter:
     """Someone waiting for a question's answer: a client, a prefetch, or a caller of `ask`."""
 
-    deliver: Callable[[Answer, bool], None]  # (answer, whether it came from the cache alone)
-    client: bool
+    #: (answer, hit): True if it came from the cache alone, False if it waited for upstream
+    #: queries, None if neither (turned away before any lookup).
+    deliver: Callable[[Answer, bool | None], None]
     #: May be answered with stale data once `cache.stale_client_timeout` has passed.
     stale_allowed: bool
 
@@ -107,6 +118,7 @@ class _Question:
     waiters: list[_Waiter] = field(default_factory=list)
     handle: int | None = None  # the upstream query it waits for
     done: bool = False
+    timers: list[_Timer] = field(default_factory=list)  # cancelled when it ends
 
 
 class Engine:
@@ -149,8 +161,9 @@ class Engine:
         # test passes its own, so that runs replay exactly.
         self._outbound: Outbound[_Question] = Outbound(rng or random.SystemRandom())
         self._questions: dict[_Key, _Question] = {}
-        self._timers: list[tuple[float, int, Callable[[], None]]] = []
+        self._timers: list[_Timer] = []
         self._timer_order = itertools.count()
+        self._live_timers = 0
         self._outbox: list[Output] = []
         self._refreshing: set[bytes] = set()
         self._waiting_clients = 0
@@ -171,7 +184,10 @@ class Engine:
 
     def next_deadline(self) -> float | None:
         """When `tick` has work to do next (`timer` time), or None if nothing is waiting."""
-        return self._timers[0][0] if self._timers else None
+        timers = self._timers
+        while timers and timers[0].fire is None:
+            heapq.heappop(timers)
+        return timers[0].when if timers else None
 
     @property
     def has_output(self) -> bool:
@@ -239,9 +255,9 @@ class Engine:
             return self.take_output()
         self._waiting_clients += 1
 
-        def deliver(answer: Answer, from_cache: bool) -> None:
+        def deliver(answer: Answer, hit: bool | None) -> None:
             self._waiting_clients -= 1
-            self._count_client(from_cache)
+            self._count_client(hit)
             try:
                 reply: bytes | None = self.clients.reply(wire, admitted, answer, client.tcp)
             except Exception:
@@ -249,7 +265,7 @@ class Engine:
                 reply = self._failure(wire, client.tcp)
             self._reply(client, wire, reply, started)
 
-        waiter = _Waiter(deliver, client=True, stale_allowed=True)
+        waiter = _Waiter(deliver, stale_allowed=True)
         self._start(admitted.qname, admitted.qtype, waiter, cache_only=admitted.cache_only)
         return self.take_output()
 
@@ -269,7 +285,13 @@ class Engine:
         `cache_only` (RD=0) answers from the cache and never asks upstream. A traced question
         runs on its own, so that its trace shows every step.
         """
-        waiter = _Waiter(lambda answer, _cached: on_answer(answer), False, not refresh)
+
+        def deliver(answer: Answer, hit: bool | None) -> None:
+            if not refresh:  # a question asked by name counts as a client's; a refresh not
+                self._count_client(hit)
+            on_answer(answer)
+
+        waiter = _Waiter(deliver, stale_allowed=not refresh)
         self._start(qname, qtype, waiter, trace=trace, refresh=refresh, cache_only=cache_only)
         return self.take_output()
 
@@ -298,9 +320,11 @@ class Engine:
         """Fire every deadline that has passed by the clock's current time."""
         now = self.timer()
         timers = self._timers
-        while timers and timers[0][0] <= now:
-            _when, _order, fire = heapq.heappop(timers)
-            fire()
+        while timers and timers[0].when <= now:
+            fire = heapq.heappop(timers).fire
+            if fire is not None:
+                self._live_timers -= 1
+                fire()
         return self.take_output()
 
     # -- questions ------------------------------------------------------------------------------
@@ -323,7 +347,7 @@ class Engine:
             self._join(pending, waiter)
             return
         if len(self._questions) >= self.config.limits.max_in_flight:
-            waiter.deliver(Answer.servfail(ServfailReason.TOO_MANY_QUERIES), False)
+            waiter.deliver(Answer.servfail(ServfailReason.TOO_MANY_QUERIES), None)
             return
         resolution = Resolution(
             qname, qtype, self.context, trace, refresh=refresh, cache_only=cache_only
@@ -338,7 +362,7 @@ class Engine:
         if key is not None:
             self._questions[key] = question
         deadline = self.timer() + self.config.limits.max_resolution_time
-        self._at(deadline, lambda: self._out_of_time(question))
+        question.timers.append(self._at(deadline, lambda: self._out_of_time(question)))
         self._join(question, waiter)
         self._wait(question, action)
 
@@ -349,7 +373,7 @@ class Engine:
             # RFC 8767 section 5: a client waiting this long gets stale data, if any is held,
             # while the resolution goes on and refreshes the cache.
             when = self.timer() + cache_config.stale_client_timeout
-            self._at(when, lambda: self._stale_timer(question, waiter))
+            question.timers.append(self._at(when, lambda: self._stale_timer(question, waiter)))
 
     def _step(self, question: _Question, outcome: Outcome | None) -> Action:
         """The resolution's next action; a bug inside it ends the question in SERVFAIL."""
@@ -365,6 +389,7 @@ class Engine:
         question.handle = handle
         if send is not None:
             self._outbox.append(send)
+            # Not cancelled when the reply comes: it holds only the handle, and ends at once.
             self._at(send.deadline, lambda: self._expire(handle))
 
     def _settle(self, handle: int, outcomes: list[tuple[_Question, Outcome]]) -> None:
@@ -408,6 +433,8 @@ class Engine:
 
     def _end(self, question: _Question, answer: Answer) -> None:
         question.done = True
+        for timer in question.timers:
+            self._cancel(timer)
         if question.key is not None and self._questions.get(question.key) is question:
             del self._questions[question.key]
         self._count_resolution(question.resolution, answer)
@@ -417,8 +444,21 @@ class Engine:
             except Exception:
                 self._log_internal_error(f"answering {question.resolution.qname}")
 
-    def _at(self, when: float, fire: Callable[[], None]) -> None:
-        heapq.heappush(self._timers, (when, next(self._timer_order), fire))
+    def _at(self, when: float, fire: Callable[[], None]) -> _Timer:
+        timer = _Timer(when, next(self._timer_order), fire)
+        heapq.heappush(self._timers, timer)
+        self._live_timers += 1
+        return timer
+
+    def _cancel(self, timer: _Timer) -> None:
+        if timer.fire is None:
+            return
+        timer.fire = None
+        self._live_timers -= 1
+        if len(self._timers) > 1024 and len(self._timers) > 4 * self._live_timers:
+            # Mostly cancelled entries: rebuild, so a flood does not leave a long heap behind.
+            self._timers = [timer for timer in self._timers if timer.fire is not None]
+            heapq.heapify(self._timers)
 
     # -- prefetch -------------------------------------------------------------------------------
 
@@ -433,7 +473,7 @@ class Engine:
             return
         self._refreshing.add(key)
 
-        def store(answer: Answer, _cached: bool) -> None:
+        def store(answer: Answer, _hit: bool | None) -> None:
             self._refreshing.discard(key)
             try:
                 if self.clients.remember(wire, query, answer) is not None:
@@ -442,22 +482,22 @@ class Engine:
                 log.error("prefetch of a cached answer failed", exc_info=True)
 
         question = query.question[0]
-        waiter = _Waiter(store, client=False, stale_allowed=False)
+        waiter = _Waiter(store, stale_allowed=False)
         self._start(question.name, question.rdtype, waiter, refresh=True)
 
     # -- accounting and replies -----------------------------------------------------------------
 
-    def _count_client(self, from_cache: bool) -> None:
+    def _count_client(self, hit: bool | None) -> None:
         """The one place that decides what a hit is, for the full path: a client question
         answered without waiting for any upstream query (packet hits are counted inline)."""
-        if not from_cache:
+        if hit:
+            self.stats.cache_answers += 1
+        elif hit is not None:
             self.stats.cache_misses += 1
 
     def _count_resolution(self, resolution: Resolution, answer: Answer) -> None:
         stats = self.stats
         stats.resolutions += 1
-        if resolution.queries_sent == 0:  # cache-only resolutions never send any
-            stats.cache_answers += 1
         if answer.rcode == dns.rcode.SERVFAIL:
             stats.servfails += 1
 

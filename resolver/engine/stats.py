@@ -1,4 +1,4 @@
-"""Counters of what the resolver has done, shared by the front end, the driver and reporting."""
+"""Counters of what the engine has done, read by reporting (`server/report.py`)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ class Stats:
     """Plain integer counters: cheap enough to bump on the cache-hit path.
 
     Reported only through the rows of `report.METRICS` that read them (a test fails for a field
-    that no row reads); the field names are what the in-flight code increments.
+    that no row reads); the engine increments them (what a hit is: `Engine._count_client`).
     """
 
     queries: int = 0

@@ -1,7 +1,8 @@
 """Every metric the resolver reports, defined once in `METRICS`, and the views made from it.
 
 A *cache hit* is a client query answered without any upstream query: a packet-cache hit (the
-fast path) or a resolution that found everything in the record cache. A *cache miss* is a client
+fast path) or a question answered from the record cache alone (the engine decides, in
+`Engine._count_client`). A *cache miss* is a client
 query whose answer waited for upstream queries: a resolution that sent some, or a query that
 joined an identical resolution already in flight (only resolutions that ask upstream are ever in
 flight). Prefetch refreshes are not client queries and are neither. `hit_rate` is
@@ -161,7 +162,7 @@ METRICS: tuple[Metric, ...] = (
     Metric(
         "resolutions_from_cache",
         Kind.COUNTER,
-        "Resolutions answered from cached records alone.",
+        "Client queries answered from cached records alone (behind the packet cache).",
         lambda p: p.stats.cache_answers,
         "resolver_resolutions_from_cache",
     ),
