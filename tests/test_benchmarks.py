@@ -224,3 +224,16 @@ def test_flood_quick(tools: None, tmp_path: Path) -> None:
         ],
     )
     assert report.stat().st_size > 0
+
+
+def test_profile_cold_quick() -> None:
+    run = run_benchmark("profile_cold.py", "--quick")
+    assert run.returncode == 0, run.explain()
+    assert_lines(
+        run,
+        [
+            r"^profile_cold \(--quick\) ",
+            r"^resolver CPU per cold name: " + NUMBER + " us",
+            r"^\s+exchange: parse the reply\s+" + NUMBER,
+        ],
+    )

@@ -29,6 +29,7 @@ from resolver.core.reasons import Lameness
 from resolver.core.scrub import in_bailiwick
 
 ADDRESS_TYPES = (dns.rdatatype.A, dns.rdatatype.AAAA)
+_AA, _RA = int(dns.flags.AA), int(dns.flags.RA)
 
 
 class Kind(Enum):
@@ -223,13 +224,14 @@ def classify(
     8. An NS set pointing up the tree or sideways: lame, AA or not, never NODATA.
     9. AA with nothing else: NODATA without an SOA to quote. Anything else is lame.
     """
-    aa = bool(response.flags & dns.flags.AA)
+    flags = int(response.flags)  # plain ints: `&` on dnspython's Flag builds an enum member
+    aa = bool(flags & _AA)
     rcode = response.rcode()
     answer = in_bailiwick(response.answer, zone)
     authority_all = [r for r in response.authority if r.rdclass == dns.rdataclass.IN]
     authority = in_bailiwick(authority_all, zone)
     chain, final_name, answered = _follow_chain(answer, qname, qtype, one_link=True)
-    if response.flags & dns.flags.RA and not aa:
+    if flags & _RA and not aa:
         alias_only = len(chain) == 1 and chain[0].rdtype == dns.rdatatype.CNAME
         if alias_only and not answered and rcode == dns.rcode.NOERROR:
             # Only the alias is taken, never a verdict on its target (an SOA beside it would

@@ -10,13 +10,15 @@ from __future__ import annotations
 import random
 from collections.abc import Iterable
 
-import dns.flags
 import dns.message
 import dns.name
 import dns.rdataclass
 import dns.rrset
 
 from resolver.core.actions import BareHeader
+
+_HEADER_SIZE = 12
+_QR, _OPCODE, _TC, _RCODE, _FORMERR = 0x8000, 0x7800, 0x0200, 0x000F, 1
 
 
 def is_response_to(
@@ -27,9 +29,11 @@ def is_response_to(
     With `exact_case` (0x20 randomisation), the name must come back with the very letter case
     we sent: a blind spoofer has to guess one more bit per letter.
     """
-    if response.id != query.id or not response.flags & dns.flags.QR:
+    # Flags as plain ints: `&` on dnspython's Flag enums builds an enum member each time.
+    flags = int(response.flags)
+    if response.id != query.id or not flags & _QR:
         return False
-    if response.opcode() != query.opcode():  # RFC 1035 4.1.1: the opcode is copied back
+    if (flags ^ int(query.flags)) & _OPCODE:  # RFC 1035 4.1.1: the opcode is copied back
         return False
     if len(response.question) != 1 or len(query.question) != 1:
         return False
@@ -60,10 +64,6 @@ def in_bailiwick(section: Iterable[dns.rrset.RRset], zone: dns.name.Name) -> lis
         for rrset in section
         if rrset.rdclass == dns.rdataclass.IN and rrset.name.is_subdomain(zone)
     ]
-
-
-_HEADER_SIZE = 12
-_QR, _OPCODE, _TC, _RCODE, _FORMERR = 0x8000, 0x7800, 0x0200, 0x000F, 1
 
 
 def bare_header(data: bytes, message: dns.message.Message | None) -> BareHeader | None:

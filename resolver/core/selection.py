@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import random
+from dataclasses import dataclass
 
 from resolver.cache.servers import ServerTable
 from resolver.config import UpstreamConfig
@@ -24,22 +26,46 @@ def usable_address(address: str, config: UpstreamConfig, *, configured: bool = F
     misconfiguration or an attempt to turn the resolver against the host it runs on (Unbound's
     do-not-query-localhost). `do_ip4` and `do_ip6` apply to the address family of the socket.
     """
+    kind = _address_kind(address)
+    if kind is None or not (config.do_ip4 if kind.version == 4 else config.do_ip6):
+        return False
+    if kind.never:
+        return False
+    return not kind.loopback or config.query_loopback or configured
+
+
+@dataclass(frozen=True, slots=True)
+class _Kind:
+    """What `usable_address` needs to know of an address, whatever the configuration."""
+
+    version: int
+    never: bool  # unspecified, "this network" or multicast, in either form
+    loopback: bool
+
+
+@functools.lru_cache(maxsize=4096)
+def _address_kind(address: str) -> _Kind | None:
+    """The address's kind, None if it is not an IP address.
+
+    Memoised: parsing an address with `ipaddress` costs more than the rest of choosing a
+    server, and the same few addresses (the servers of the zones in use) come back on every
+    query. Bounded, since addresses learnt from the network are unbounded in number.
+    """
     try:
         ip = ipaddress.ip_address(address)
     except ValueError:
-        return False
-    if not (config.do_ip4 if ip.version == 4 else config.do_ip6):
-        return False
+        return None
     target = ip.ipv4_mapped if isinstance(ip, ipaddress.IPv6Address) else None
+    never = False
     for form in (ip, target):
         if form is None:
             continue
         if form.is_unspecified or form.is_multicast:
-            return False
+            never = True
         if isinstance(form, ipaddress.IPv4Address) and form in _THIS_NETWORK:
-            return False
+            never = True
     loopback = ip.is_loopback or (target is not None and target.is_loopback)
-    return not loopback or config.query_loopback or configured
+    return _Kind(ip.version, never, loopback)
 
 
 def choose_server(candidates: list[Server], table: ServerTable, rng: random.Random) -> Server:

@@ -172,7 +172,7 @@ class Walk:
                 raise ResolutionFailed(ServfailReason.REFERRAL_DEPTH)
             assert verdict.delegation is not None
             delegation = follow_referral(self._work.ctx.cache, verdict)
-            self._work.say(depth, "  referral to {}", delegation.describe())
+            self._work.say(depth, "  referral to {}", delegation)
             walk = fresh_walk()
 
     def _minimiser(self, name: dns.name.Name) -> Minimiser | None:

@@ -52,16 +52,25 @@ class Delegation:
         *,
         from_cache: bool = False,
     ) -> Delegation:
-        """The NS set with addresses from fresh glue first, then from the cache."""
+        """The NS set with addresses from fresh glue first, then from the cache.
+
+        Built once per iteration (every cold name), so each NS name is hashed once here:
+        dnspython hashes a name label by label, lower-casing each, every time.
+        """
         names = tuple(rdata.target for rdata in ns)
-        addresses: dict[dns.name.Name, list[str]] = {name: [] for name in names}
+        glued: dict[dns.name.Name, list[str]] = {}
         for rrset in glue:
-            addresses.setdefault(rrset.name, []).extend(rdata.address for rdata in rrset)
+            glued.setdefault(rrset.name, []).extend(rdata.address for rdata in rrset)
+        if not glued:  # the common case: a delegation from the cache
+            found = {name: tuple(cache.addresses(name)) for name in names}
+            return cls(ns.name, names, found, from_cache=from_cache)
+        found = {}
         for name in names:
-            if not addresses[name]:
-                addresses[name] = cache.addresses(name)
-        found_addresses = {name: tuple(found) for name, found in addresses.items()}
-        return cls(ns.name, names, found_addresses, from_cache=from_cache)
+            addresses = glued.get(name)
+            found[name] = tuple(addresses) if addresses else tuple(cache.addresses(name))
+        for name, addresses in glued.items():  # glue for names not in the NS set, as given
+            found.setdefault(name, tuple(addresses))
+        return cls(ns.name, names, found, from_cache=from_cache)
 
     @classmethod
     def from_servers(cls, zone: dns.name.Name, servers: tuple[Server, ...]) -> Delegation:
@@ -71,3 +80,5 @@ class Delegation:
     def describe(self) -> str:
         names = [str(n) for n in self.ns_names] + [s.address for s in self.fixed]
         return f"{self.zone} ({', '.join(names)})"
+
+    __str__ = describe  # for traces, which format their arguments only when someone listens

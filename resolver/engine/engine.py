@@ -224,7 +224,10 @@ class Engine:
                 self.latency.observe(self.timer() - started, stats.packet_hits - self._hits_timed)
                 self._hits_timed = stats.packet_hits
             if self.query_log is not None:
-                self.query_log.record(client_address, wire, hit.reply, "packet-cache", 0.0)
+                try:
+                    self.query_log.record(client_address, wire, hit.reply, "packet-cache", 0.0)
+                except Exception:
+                    log.error("query log failed", exc_info=True)
             if hit.refresh_key is not None and self.config.cache.prefetch:
                 self._prefetch(hit.refresh_key, wire)
             return hit.reply
@@ -321,10 +324,15 @@ class Engine:
         now = self.timer()
         timers = self._timers
         while timers and timers[0].when <= now:
-            fire = heapq.heappop(timers).fire
-            if fire is not None:
-                self._live_timers -= 1
+            timer = heapq.heappop(timers)
+            fire, timer.fire = timer.fire, None
+            if fire is None:
+                continue  # cancelled
+            self._live_timers -= 1
+            try:
                 fire()
+            except Exception:  # a bug must cost one deadline's work, never the carrier's loop
+                self._log_internal_error("at a deadline")
         return self.take_output()
 
     # -- questions ------------------------------------------------------------------------------
@@ -457,7 +465,8 @@ class Engine:
         self._live_timers -= 1
         if len(self._timers) > 1024 and len(self._timers) > 4 * self._live_timers:
             # Mostly cancelled entries: rebuild, so a flood does not leave a long heap behind.
-            self._timers = [timer for timer in self._timers if timer.fire is not None]
+            # In place: `tick` may hold this very list while a callback cancels a timer.
+            self._timers[:] = [timer for timer in self._timers if timer.fire is not None]
             heapq.heapify(self._timers)
 
     # -- prefetch -------------------------------------------------------------------------------

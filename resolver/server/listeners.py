@@ -8,9 +8,7 @@ resort, because an exception reaching a listener's nursery would stop it for eve
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import math
 import socket
 
 import trio
@@ -126,16 +124,20 @@ class UdpListener:
 
 class _Connection:
     """Where a TCP client's replies go: queued for the connection's writer, in any order
-    (RFC 7766 section 7), each freeing a pipeline slot."""
+    (RFC 7766 section 7). A reply holds its pipeline slot until it is written, so a client
+    that does not read has at most `_TCP_PIPELINE` replies waiting in memory."""
 
     def __init__(self, channel: trio.MemorySendChannel[bytes], slots: trio.Semaphore) -> None:
         self.channel, self.slots = channel, slots
 
     def send(self, wire: bytes | None) -> None:
-        self.slots.release()
-        if wire is not None:
-            with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
-                self.channel.send_nowait(framed(wire))  # unless the client has gone
+        if wire is None:
+            self.slots.release()
+            return
+        try:
+            self.channel.send_nowait(framed(wire))  # never blocks: the reply holds a slot
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            self.slots.release()  # the client has gone
 
 
 class TcpListener:
@@ -160,20 +162,27 @@ class TcpListener:
 
     async def _serve(self, stream: trio.SocketStream) -> None:
         peer = stream.socket.getpeername()[0]
-        service, engine = self.service, self.service.engine
+        service, engine, limits = self.service, self.service.engine, self.limits
         slots = trio.Semaphore(_TCP_PIPELINE)
-        sender, replies = trio.open_memory_channel[bytes](math.inf)
+        sender, replies = trio.open_memory_channel[bytes](_TCP_PIPELINE)
         connection = _Connection(sender, slots)
 
-        async def write() -> None:
+        async def write(done: trio.CancelScope) -> None:
             async for framed_reply in replies:
-                await stream.send_all(framed_reply)
+                # A client that stops reading must not hold the connection (and its slot in
+                # max_tcp_clients) forever: a reply not taken within the idle timeout ends it.
+                with trio.move_on_after(limits.tcp_idle_timeout) as stuck:
+                    await stream.send_all(framed_reply)
+                slots.release()
+                if stuck.cancelled_caught:
+                    done.cancel()
+                    return
 
         try:
             async with stream, trio.open_nursery() as nursery:
-                nursery.start_soon(write)
+                nursery.start_soon(write, nursery.cancel_scope)
                 while True:
-                    with trio.move_on_after(self.limits.tcp_idle_timeout) as idle:
+                    with trio.move_on_after(limits.tcp_idle_timeout) as idle:
                         wire = await receive_framed(stream)
                     if idle.cancelled_caught or wire is None:
                         break
@@ -184,17 +193,18 @@ class TcpListener:
                             connection.send(reply)
                             service.carry(engine.take_output())
                         else:
-                            service.carry(engine.client_query(wire, Client(peer, True, connection)))
+                            client = Client(peer, True, connection)
+                            service.carry(engine.client_query(wire, client))
                     except Exception:
                         log.error(
                             "tcp query from %s dropped by an internal error", peer, exc_info=True
                         )
                         slots.release()
-                # Queries still being answered are answered before the connection closes.
-                with trio.move_on_after(self.limits.max_resolution_time + 1):
+                # Queries still being answered are answered (and written) before closing.
+                with trio.move_on_after(limits.max_resolution_time + limits.tcp_idle_timeout):
                     for _ in range(_TCP_PIPELINE):
                         await slots.acquire()
-                sender.close()
+                nursery.cancel_scope.cancel()
         except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as error:
             log.debug("tcp client %s: %s", peer, error)
         finally:

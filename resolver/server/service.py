@@ -70,8 +70,6 @@ class ResolverService:
         self._wake = trio.Event()
         self._timer_at = math.inf
         self._temporary = False
-        self._users = 0
-        self._idle = trio.Event()
 
     # -- what others read ---------------------------------------------------------------------
 
@@ -103,6 +101,8 @@ class ResolverService:
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Carry the engine's packets and time until cancelled (`nursery.start(run)`)."""
+        if self._nursery is not None:
+            raise RuntimeError("the service is already running")
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
             nursery.start_soon(self._keep_time)
@@ -114,32 +114,22 @@ class ResolverService:
 
     @asynccontextmanager
     async def _running(self) -> AsyncIterator[None]:
-        """Run for the time of one call when `run` has not been started. Calls that overlap
-        share one nursery: the first call's lasts until the last call is done."""
-        if self._nursery is not None and not self._temporary:
+        """Carry packets and time for the length of one call when `run` has not been started
+        (`resolver query`, tests). Calls that overlap need `run`: a caller's nursery cannot
+        outlive it, so it could not carry another caller's queries to the end."""
+        if self._nursery is not None:
+            if self._temporary:
+                raise RuntimeError("concurrent calls need the service running (service.run)")
             yield
             return
-        self._users += 1
-        try:
-            if self._nursery is not None:
+        async with trio.open_nursery() as nursery:
+            self._nursery, self._temporary = nursery, True
+            nursery.start_soon(self._keep_time)
+            try:
                 yield
-                return
-            async with trio.open_nursery() as nursery:
-                self._nursery, self._temporary, self._idle = nursery, True, trio.Event()
-                nursery.start_soon(self._keep_time)
-                try:
-                    yield
-                    self._users -= 1
-                    if self._users:
-                        await self._idle.wait()
-                    self._users += 1
-                finally:
-                    self._nursery, self._temporary = None, False
-                    nursery.cancel_scope.cancel()
-        finally:
-            self._users -= 1
-            if self._users == 0:
-                self._idle.set()
+            finally:
+                self._nursery, self._temporary = None, False
+                nursery.cancel_scope.cancel()
 
     def carry(self, outputs: list[Output]) -> None:
         """Carry out what the engine asked for; never blocks."""

@@ -1,0 +1,101 @@
+"""The shortcuts of the miss path give exactly what the general tools they replace give.
+
+The upstream query renders itself (`exchange.make_query`) instead of going through dnspython's
+renderer, and the server table keeps its entries in plain ordered dictionaries instead of
+cachetools' `TLRUCache`: both must be indistinguishable from what they replace.
+"""
+
+from __future__ import annotations
+
+import random
+
+import dns.edns
+import dns.flags
+import dns.message
+import dns.name
+import dns.rdatatype
+import dns.rrset
+import pytest
+from cachetools import TLRUCache
+
+from resolver.cache.servers import _Expiring
+from resolver.core.exchange import make_query
+from resolver.core.scrub import randomize_case
+from resolver.testing.scripted import FakeClock
+
+NAMES = ["a1.bench.test.", "WWW.Example.COM.", ".", "x" * 63 + ".y" * 60 + ".", "a\\.b.test."]
+
+
+@pytest.mark.parametrize("text", NAMES)
+@pytest.mark.parametrize("payload", [None, 512, 1232, 4096])
+@pytest.mark.parametrize("flags", [0, dns.flags.RD, dns.flags.RD | dns.flags.CD])
+def test_a_query_renders_to_the_bytes_dnspython_renders(
+    text: str, payload: int | None, flags: int
+) -> None:
+    name = dns.name.from_text(text)
+    for rdtype in (dns.rdatatype.A, dns.rdatatype.AAAA, dns.rdatatype.NS, dns.rdatatype.ANY):
+        ours = make_query(name, rdtype, payload=payload, flags=flags)
+        theirs = dns.message.make_query(
+            name,
+            dns.rdatatype.RdataType.make(rdtype),
+            use_edns=False if payload is None else 0,
+            payload=payload or 1232,
+            flags=flags,
+            id=0,
+        )
+        assert ours == theirs
+        assert (ours.edns, ours.payload, ours.request_payload, ours.ednsflags) == (
+            theirs.edns,
+            theirs.payload,
+            theirs.request_payload,
+            theirs.ednsflags,
+        )
+        for query_id in (0, 1, 0x8000, 0xFFFF):
+            ours.id = theirs.id = query_id  # as the carrier sets it
+            assert ours.to_wire() == theirs.to_wire()
+            assert ours.to_wire(prepend_length=True) == theirs.to_wire(prepend_length=True)
+            assert ours.to_wire(max_size=512) == theirs.to_wire(max_size=512)
+            assert dns.message.from_wire(ours.to_wire()) == theirs
+
+
+def test_the_query_keeps_the_case_0x20_gave_its_name() -> None:
+    name = randomize_case(dns.name.from_text("mixed.case.example.test."), random.Random(7))
+    query = make_query(name, dns.rdatatype.A, payload=1232)
+    assert dns.message.from_wire(query.to_wire()).question[0].name.labels == name.labels
+
+
+def test_a_query_changed_after_it_was_made_is_rendered_by_dnspython() -> None:
+    query = make_query(dns.name.from_text("a.test."), dns.rdatatype.A, payload=1232)
+    query.use_edns(0, 0, 1232, options=[dns.edns.GenericOption(dns.edns.OptionType.NSID, b"x")])
+    query.additional.append(dns.rrset.from_text("b.test.", 60, "IN", "A", "192.0.2.1"))
+    reference = dns.message.make_query("a.test.", "A", use_edns=0, payload=1232, flags=0, id=0)
+    reference.use_edns(0, 0, 1232, options=[dns.edns.GenericOption(dns.edns.OptionType.NSID, b"x")])
+    reference.additional.append(dns.rrset.from_text("b.test.", 60, "IN", "A", "192.0.2.1"))
+    assert query.to_wire() == reference.to_wire()
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_the_server_table_map_behaves_as_a_tlru_cache_with_one_ttl(seed: int) -> None:
+    rng = random.Random(seed)
+    clock = FakeClock()
+    size, ttl = rng.randint(1, 6), rng.choice([5, 30, 900])
+    ours: _Expiring[str, int] = _Expiring(size, ttl, clock)
+    theirs: TLRUCache[str, int] = TLRUCache(
+        maxsize=size, ttu=lambda _key, _value, now: now + ttl, timer=clock
+    )
+    keys = [f"192.0.2.{i}" for i in range(10)]
+    for step in range(400):
+        key = rng.choice(keys)
+        action = rng.random()
+        if action < 0.4:
+            ours[key] = theirs[key] = step
+        elif action < 0.7:
+            assert ours.get(key) == theirs.get(key)
+        elif action < 0.85:
+            assert (key in ours) == (key in theirs)
+        elif action < 0.95:
+            clock.advance(rng.choice([0.5, 1, 3, ttl]))
+        else:
+            assert len(ours) == len(theirs)
+    for key in keys:
+        assert ours.get(key) == theirs.get(key)
