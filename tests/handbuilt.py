@@ -22,9 +22,10 @@ import dns.rrset
 from resolver.cache.records import RecordCache
 from resolver.cache.servers import ServerTable
 from resolver.config import Config
-from resolver.core.actions import Action, Answer, Done, Outcome, Response, SendQuery, Timeout
+from resolver.core.actions import Action, Answer, Done, Outcome, SendQuery, Timeout
 from resolver.core.hints import parse_root_hints
 from resolver.core.resolution import Context, Resolution, Tracer
+from resolver.engine.outbound import match_reply
 
 ROOT = "198.41.0.4"
 COM = "192.5.6.30"
@@ -183,7 +184,8 @@ class World:
             truncated = dns.message.make_response(action.query)
             truncated.flags |= dns.flags.TC
             wire = truncated.to_wire()
-        return Response(dns.message.from_wire(wire), 0.01)
+        outcome = match_reply(action, wire, 0.01)  # as the engine matches what comes back
+        return Timeout() if outcome is None else outcome
 
     def start(self, qname: str, rdtype: str = "A", trace: Tracer | None = None) -> Resolution:
         return Resolution(name(qname), dns.rdatatype.from_text(rdtype), self.context, trace)

@@ -208,3 +208,76 @@ def test_failures_share_the_size_bound_and_are_flushed() -> None:
     assert cache.census()["failures"] == 2
     assert cache.flush(WWW) == 2
     assert cache.get_failure(WWW, dns.rdatatype.TXT) is None
+
+
+def test_what_comes_out_equals_what_went_in_in_every_detail() -> None:
+    """Entries are stored compactly (addresses as text, other records as their rdatas) and
+    built again on the way out: owner, letter case, class, type, records and their order."""
+    cache = make(FakeClock())
+    records = dns.rrset.from_text
+    originals = [
+        records("www.example.test.", 300, "IN", "A", "192.0.2.9", "192.0.2.1", "192.0.2.5"),
+        records("www.example.test.", 300, "IN", "AAAA", "2001:db8::1", "2001:db8:0:0:1::2"),
+        records("Mixed.Example.TEST.", 300, "IN", "A", "192.0.2.7"),
+        records("alias.example.test.", 300, "IN", "CNAME", "Target.Example.TEST."),
+        records("example.test.", 300, "IN", "MX", "10 mx2.example.test.", "5 mx1.example.test."),
+    ]
+    for original in originals:
+        cache.put_rrset(original, Rank.ANSWER)
+    for original in originals:
+        held = cache.get_rrset(original.name, original.rdtype)
+        assert held is not None and held.to_text() == original.to_text()
+        assert held == original and list(held) == list(original)
+        assert (held.rdclass, held.rdtype, held.covers) == (
+            original.rdclass,
+            original.rdtype,
+            original.covers,
+        )
+    mixed = cache.get_rrset(dns.name.from_text("mixed.example.test."), dns.rdatatype.A)
+    assert mixed is not None and mixed.name.to_text() == "Mixed.Example.TEST."  # as stored
+    plain = cache.get_rrset(dns.name.from_text("WWW.example.test."), dns.rdatatype.A)
+    assert plain is not None and plain.name.to_text() == "www.example.test."  # as stored
+    assert cache.addresses(WWW) == [
+        "192.0.2.9",
+        "192.0.2.1",
+        "192.0.2.5",
+        "2001:db8::1",
+        "2001:db8::1:0:0:2",
+    ]
+
+
+def test_a_label_holding_a_dot_is_not_confused_with_two_labels() -> None:
+    cache = make(FakeClock())
+    dotted = dns.name.Name([b"a.b", b"example", b"test", b""])
+    two = dns.name.from_text("a.b.example.test.")
+    cache.put_rrset(dns.rrset.from_text(dotted, 300, "IN", "A", "192.0.2.1"), Rank.ANSWER)
+    assert cache.get_rrset(two, dns.rdatatype.A) is None
+    held = cache.get_rrset(dotted, dns.rdatatype.A)
+    assert held is not None and held.name == dotted
+    assert [owner for owner, _type, _entry in cache.export()] == [dotted]
+    assert cache.flush(dns.name.from_text("example.test."), subtree=True) == 1
+
+
+def test_flushing_the_root_subtree_forgets_everything() -> None:
+    cache = make(FakeClock())
+    cache.put_rrset(rrset("www.example.test. 300 A 192.0.2.1"), Rank.ANSWER)
+    cache.put_negative(dns.name.root, dns.rdatatype.TXT, dns.rcode.NOERROR, SOA)
+    cache.put_failure(WWW, dns.rdatatype.MX, ServfailReason.TIMEOUT)
+    assert cache.flush(dns.name.root, subtree=True) == 3 and len(cache) == 0
+
+
+def test_the_negative_answers_of_one_zone_share_its_soa_until_it_changes() -> None:
+    """A flood of random names in one zone is all NXDOMAIN: one SOA for all, not one each."""
+    cache = make(FakeClock())
+    names = [dns.name.from_text(f"r{index}.example.test.") for index in range(3)]
+    data = "ns1.example.test. h.example.test. {} 7200 3600 1209600 300"
+    for name in names[:2]:  # each from a response of its own: equal SOAs, not the same object
+        soa = dns.rrset.from_text("example.test.", 3600, "IN", "SOA", data.format(1))
+        cache.put_negative(name, None, dns.rcode.NXDOMAIN, soa)
+    bumped = dns.rrset.from_text("example.test.", 3600, "IN", "SOA", data.format(2))
+    cache.put_negative(names[2], None, dns.rcode.NXDOMAIN, bumped)
+    first, second, third = (cache.get_negative(name, dns.rdatatype.A) for name in names)
+    assert first is not None and second is not None and third is not None
+    assert first.soa[0] is second.soa[0] and first.soa == second.soa
+    assert third.soa == bumped and third.soa[0].serial == 2
+    assert first.soa[0].serial == 1  # the older answers keep the SOA they came with

@@ -1,8 +1,8 @@
 """The shortcuts of the miss path give exactly what the general tools they replace give.
 
 The upstream query renders itself (`exchange.make_query`) instead of going through dnspython's
-renderer, and the server table keeps its entries in plain ordered dictionaries instead of
-cachetools' `TLRUCache`: both must be indistinguishable from what they replace.
+renderer: it must be indistinguishable from what it replaces. (The caches' `ExpiringLru`
+against the mapping it replaces: tests/test_cache_lru.py.)
 """
 
 from __future__ import annotations
@@ -16,12 +16,9 @@ import dns.name
 import dns.rdatatype
 import dns.rrset
 import pytest
-from cachetools import TLRUCache
 
-from resolver.cache.servers import _Expiring
 from resolver.core.exchange import make_query
 from resolver.core.scrub import randomize_case
-from resolver.testing.scripted import FakeClock
 
 NAMES = ["a1.bench.test.", "WWW.Example.COM.", ".", "x" * 63 + ".y" * 60 + ".", "a\\.b.test."]
 
@@ -72,30 +69,3 @@ def test_a_query_changed_after_it_was_made_is_rendered_by_dnspython() -> None:
     reference.use_edns(0, 0, 1232, options=[dns.edns.GenericOption(dns.edns.OptionType.NSID, b"x")])
     reference.additional.append(dns.rrset.from_text("b.test.", 60, "IN", "A", "192.0.2.1"))
     assert query.to_wire() == reference.to_wire()
-
-
-@pytest.mark.parametrize("seed", range(20))
-def test_the_server_table_map_behaves_as_a_tlru_cache_with_one_ttl(seed: int) -> None:
-    rng = random.Random(seed)
-    clock = FakeClock()
-    size, ttl = rng.randint(1, 6), rng.choice([5, 30, 900])
-    ours: _Expiring[str, int] = _Expiring(size, ttl, clock)
-    theirs: TLRUCache[str, int] = TLRUCache(
-        maxsize=size, ttu=lambda _key, _value, now: now + ttl, timer=clock
-    )
-    keys = [f"192.0.2.{i}" for i in range(10)]
-    for step in range(400):
-        key = rng.choice(keys)
-        action = rng.random()
-        if action < 0.4:
-            ours[key] = theirs[key] = step
-        elif action < 0.7:
-            assert ours.get(key) == theirs.get(key)
-        elif action < 0.85:
-            assert (key in ours) == (key in theirs)
-        elif action < 0.95:
-            clock.advance(rng.choice([0.5, 1, 3, ttl]))
-        else:
-            assert len(ours) == len(theirs)
-    for key in keys:
-        assert ours.get(key) == theirs.get(key)

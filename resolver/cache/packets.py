@@ -6,6 +6,10 @@ of byte patches: the client's ID, RD and CD bits and letter case, the TTLs aged 
 response has spent here, and an OPT record if the client sent one. Everything unusual (a
 malformed or exotic query, an answer too large for the client's UDP size) is left to the slow
 path, which treats it exactly as before; only well-formed, plain questions are served from here.
+
+An entry is the response's bytes, where its TTL fields are, and two times; the TTLs as stored
+are read back from the bytes, not kept twice. Entries live in an `ExpiringLru` (see there for
+why not cachetools' `TLRUCache`, which cost more per entry than the bytes themselves).
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ import struct
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from cachetools import TLRUCache
+from resolver.cache.lru import ExpiringLru
 
 _HEADER = struct.Struct("!HHHHHH")
 _TTL = struct.Struct("!I")
@@ -36,11 +40,10 @@ class ParsedQuestion:
     edns_payload: int | None
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class _Packet:
-    wire: bytes
+    wire: bytes  # holds the TTLs as stored, at `ttl_offsets`
     ttl_offsets: tuple[int, ...]
-    ttls: tuple[int, ...]
     stored_at: float
     expires: float
 
@@ -118,12 +121,12 @@ class PacketCache:
     def __init__(self, max_entries: int, clock: Callable[[], float], our_payload: int) -> None:
         self._clock = clock
         self._opt = b"\x00" + struct.pack("!HHIH", _OPT_TYPE, our_payload, 0, 0)
-        self._entries: TLRUCache[bytes, _Packet] = TLRUCache(
-            maxsize=max_entries, ttu=lambda _key, packet, _now: packet.expires, timer=clock
+        self._entries: ExpiringLru[bytes, _Packet] = ExpiringLru(
+            max_entries, lambda _key, packet: packet.expires
         )
 
     def __len__(self) -> int:
-        return len(self._entries)
+        return self._entries.size(self._clock())
 
     def clear(self) -> None:
         self._entries.clear()
@@ -138,14 +141,15 @@ class PacketCache:
         lifetime = min(ttls)
         if lifetime <= 0:
             return
-        self._entries[key] = _Packet(wire, offsets, ttls, now, now + lifetime)
+        self._entries.put(key, _Packet(wire, offsets, now, now + lifetime), now)
 
     def answer(
         self, query: bytes, question: ParsedQuestion, limit: int
     ) -> tuple[bytes, bool] | None:
         """The stored response made the client's own, and whether it is in the last 10% of its
         life (time to prefetch); None on a miss or if it is larger than `limit` bytes."""
-        packet = self._entries.get(question.key)
+        now = self._clock()
+        packet = self._entries.get(question.key, now)
         if packet is None:
             return None
         if len(packet.wire) + (len(self._opt) if question.edns_payload else 0) > limit:
@@ -155,9 +159,10 @@ class PacketCache:
         reply[2] |= query[2] & _RD  # RD and CD, copied from the query
         reply[3] |= query[3] & _CD
         reply[12 : question.name_end] = query[12 : question.name_end]  # the client's case
-        elapsed = self._clock() - packet.stored_at
+        elapsed = now - packet.stored_at
         age = int(elapsed)
-        for offset, ttl in zip(packet.ttl_offsets, packet.ttls, strict=True):
+        for offset in packet.ttl_offsets:
+            (ttl,) = _TTL.unpack_from(reply, offset)
             _TTL.pack_into(reply, offset, max(0, ttl - age))
         if question.edns_payload:
             reply += self._opt

@@ -2,22 +2,47 @@
 
 Expiry is stored as an absolute wall-clock time (from the injected clock), as Unbound does, so a
 cached entry keeps its meaning in a dump or across a restart, and tests run hours of TTL with a
-fake clock. cachetools' TLRUCache bounds the number of entries (least recently used goes first)
-and drops each entry when its own TTL runs out.
+fake clock. An `ExpiringLru` bounds the number of entries (least recently used goes first) and
+drops each entry when its own TTL, and its serve-stale window, run out.
+
+Entries are stored compactly, since a resolver's memory is mostly its cache. As dnspython
+RRsets (an RRset object, a dict of rdata objects, a `Name` of several small objects) in a
+cachetools `TLRUCache`, a realistic mix of records cost 1,229 bytes of heap each; stored as
+below, about 550.
+
+- The key is one bytes object: the owner's labels in lower case joined by dots, then the type
+  (2 bytes) and the kind of entry (1 byte). It is built in about 0.3 us and hashes once, where a
+  dnspython `Name` hashes with a Python loop over its letters (2 us, four times per lookup of a
+  `TLRUCache`). A name with a dot inside a label, which the joined text could not tell apart,
+  is spelt as length-prefixed labels instead, with a flag in the kind byte.
+- The value is a flat tuple. In place of the owner it holds None when the owner is the key's
+  name as it is (in lower case: nearly always), and the records as one of two payloads:
+  - addresses (IN A and AAAA, three quarters of a cache) as their text, one string each: the
+    rdata objects are made again on a read, which costs about 1 us each, as dnspython's own
+    unpickling makes them (its constructor validates the text again, 15 us);
+  - anything else as the dict that the RRset kept its rdatas in. A read copies it: a new dict
+    would hash each rdata again, and dnspython hashes an rdata by rendering it (16 to 36 us for
+    an NS, CNAME or SOA record), while a copy keeps the hashes.
 """
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from enum import IntEnum
+from typing import Any
 
 import dns.name
 import dns.rcode
+import dns.rdata
+import dns.rdataclass
 import dns.rdatatype
+import dns.rdtypes.IN.A
+import dns.rdtypes.IN.AAAA
 import dns.rrset
-from cachetools import Cache, TLRUCache
 
+from resolver.cache.lru import ExpiringLru
 from resolver.config import CacheConfig
 from resolver.core.reasons import ServfailReason
 
@@ -60,25 +85,33 @@ class CachedNegative:
     expires: float
 
 
-@dataclass(frozen=True, slots=True)
-class CachedFailure:
-    """A resolution of (name, type) that failed (RFC 9520 section 3.2), and why.
-
-    Never an answer: it only spares the authorities, and the clients, the same doomed
-    resolution for a few seconds. It is not kept for serve-stale, and not dumped.
-    """
-
-    reason: ServfailReason
-    expires: float
-
-
-# The kind tags keep positive, negative and failure entries for the same name apart in one
-# cache, so a single size bound (and a single LRU order) covers everything the resolver
-# remembers.
+# The kinds keep positive, negative and failure entries for the same name apart in one cache,
+# so a single size bound (and a single LRU order) covers everything the resolver remembers.
+# The stored tuples, by kind (`owner` is None when it is the key's own name, in lower case;
+# `records` is address strings, or one dict of rdatas: see the module's docstring):
+#   _RRSET     (expires, TTL << 3 | rank, owner, records...)
+#   _NODATA    (expires, SOA TTL, rcode, owner, SOA owner, SOA's dict of rdatas); also _NXDOMAIN
+#   _FAILURE   (expires, reason)
 _RRSET = 0
-_NEGATIVE = 1
-_FAILURE = 2
-_Key = tuple[int, dns.name.Name, int | None]
+_NODATA = 1
+_NXDOMAIN = 2
+_FAILURE = 3
+_KIND = 0x7F
+_ESCAPED = 0x80  # the key spells the name as length-prefixed labels (see `_spelling`)
+_SUFFIX = struct.Struct(">HB")  # type, kind
+_RANK_BITS = 3
+_RANK_MASK = (1 << _RANK_BITS) - 1
+_RANKS: dict[int, Rank] = {rank.value: rank for rank in Rank}
+_Stored = tuple[Any, ...]  # one of the tuples above
+_NS_SUFFIX = _SUFFIX.pack(dns.rdatatype.NS, _RRSET)
+#: The rdata classes whose records are stored as address text: IN A and IN AAAA.
+_ADDRESS_TYPES: dict[int, tuple[type[dns.rdata.Rdata], dns.rdatatype.RdataType]] = {
+    dns.rdatatype.A: (dns.rdtypes.IN.A.A, dns.rdatatype.A),
+    dns.rdatatype.AAAA: (dns.rdtypes.IN.AAAA.AAAA, dns.rdatatype.AAAA),
+}
+_set_slot = object.__setattr__
+#: How many zones' SOAs `RecordCache._shared_soa` remembers.
+_SOA_ZONES = 256
 
 
 def with_ttl(rrset: dns.rrset.RRset, ttl: int) -> dns.rrset.RRset:
@@ -90,26 +123,92 @@ def with_ttl(rrset: dns.rrset.RRset, ttl: int) -> dns.rrset.RRset:
     return copy
 
 
+def _spelling(name: dns.name.Name) -> tuple[bytes, int]:
+    """The name's labels joined by dots, as written, and 0; or, when a label holds a dot itself
+    (so that the joined text could stand for two names), its labels each after its length, and
+    the flag `_ESCAPED`. A key holds the first element in lower case."""
+    labels = name.labels
+    text = b".".join(labels)
+    if text.count(b".") == len(labels) - 1:
+        return text, 0
+    return b"".join(bytes((len(label),)) + label for label in labels), _ESCAPED
+
+
+def _name_of(text: bytes, escaped: int) -> dns.name.Name:
+    """The name spelt `text` by `_spelling` (which said `escaped`)."""
+    if not escaped:
+        return dns.name.Name(text.split(b"."))
+    labels = []
+    position = 0
+    while position < len(text):
+        end = position + 1 + text[position]
+        labels.append(text[position + 1 : end])
+        position = end
+    return dns.name.Name(labels)
+
+
+def _records(rrset: dns.rrset.RRset) -> tuple[Any, ...]:
+    """The records of `rrset` as stored: its addresses, or a copy of its dict of rdatas (which
+    keeps their hashes; a copy, so that the caller may still change its RRset)."""
+    address_type = _ADDRESS_TYPES.get(rrset.rdtype)
+    if address_type is not None and rrset.rdclass == dns.rdataclass.IN:
+        cls = address_type[0]
+        rdatas: list[Any] = list(rrset)
+        if all(type(rdata) is cls and rdata.rdcomment is None for rdata in rdatas):
+            return tuple(rdata.address for rdata in rdatas)
+    return (rrset.items.copy(),)
+
+
+def _rrset(owner: dns.name.Name, rdtype: int, records: _Stored, ttl: int) -> dns.rrset.RRset:
+    """A fresh RRset of stored records (see `_records`), which the caller may change or keep."""
+    first = records[0]
+    if type(first) is dict:
+        rdata = next(iter(first))
+        rrset = dns.rrset.RRset(owner, rdata.rdclass, rdata.rdtype, rdata.covers())
+        rrset.items = first.copy()
+    else:
+        cls, rdtype_enum = _ADDRESS_TYPES[rdtype]
+        rrset = dns.rrset.RRset(owner, dns.rdataclass.IN, rdtype_enum)
+        rdatas = []
+        for address in records:
+            # What dnspython's unpickling does (Rdata.__setstate__), without its dict of state.
+            rdata = cls.__new__(cls)
+            _set_slot(rdata, "rdclass", dns.rdataclass.IN)
+            _set_slot(rdata, "rdtype", rrset.rdtype)
+            _set_slot(rdata, "rdcomment", None)
+            _set_slot(rdata, "address", address)
+            rdatas.append(rdata)
+        # A dns.set.Set keeps its members as the keys of the insertion-ordered dict `items`;
+        # these came out of a valid RRset, so the checks that `add` makes are not repeated.
+        rrset.items = dict.fromkeys(rdatas)
+    rrset.ttl = ttl
+    return rrset
+
+
 class RecordCache:
     """RRsets keyed by (name, type), and negative answers, bounded in entries."""
 
     def __init__(self, config: CacheConfig, clock: Clock) -> None:
         self._config = config
         self._clock = clock
-        # Expired entries are kept for the serve-stale window, then dropped by the TLRU cache.
-        # Failures are never served stale, so they go when they expire.
-        keep_stale = config.max_stale if config.serve_stale else 0
-        self._entries: TLRUCache[_Key, _Entry | CachedNegative | CachedFailure] = TLRUCache(
-            maxsize=config.max_entries,
-            ttu=lambda key, entry, _now: entry.expires + (0 if key[0] == _FAILURE else keep_stale),
-            timer=clock,
-        )
+        # Expired entries are kept for the serve-stale window, then dropped. Failures are never
+        # served stale, so they go when they expire.
+        keep_stale = float(config.max_stale if config.serve_stale else 0)
+
+        def deadline(key: bytes, stored: _Stored) -> float:
+            expires: float = stored[0]
+            return expires if key[-1] & _KIND == _FAILURE else expires + keep_stale
+
+        self._entries: ExpiringLru[bytes, _Stored] = ExpiringLru(config.max_entries, deadline)
+        # The SOA (owner, dict of rdatas) last stored for each of the latest zones: the negative
+        # answers of one zone share it, as they share the zone. Emptied when full.
+        self._soas: dict[tuple[bytes, ...], tuple[dns.name.Name, dict[Any, None]]] = {}
         # Whether a DNAME was ever stored: until then no miss needs to look for one above the
         # name (most resolvers never meet one), which saves a lookup per label on every miss.
         self.holds_dnames = False
 
     def __len__(self) -> int:
-        return len(self._entries)
+        return self._entries.size(self._clock())
 
     def clamp_ttl(self, ttl: int, *, delegation: bool = False) -> int:
         """The TTL the cache would keep for a record: cache-min-ttl, cache-max-ttl, the NS cap."""
@@ -125,29 +224,38 @@ class RecordCache:
         return max(0, int(expires - self._clock()))
 
     def put_rrset(self, rrset: dns.rrset.RRset, rank: Rank, *, delegation: bool = False) -> bool:
-        """Store an RRset unless a more trusted copy is still held; True if it was stored."""
-        key = (_RRSET, rrset.name, rrset.rdtype)
+        """Store an RRset unless a more trusted copy is still held; True if it was stored.
+
+        An empty RRset says nothing (no message can carry one) and is not stored.
+        """
+        if not rrset:
+            return False
+        text, flag = _spelling(rrset.name)
+        lowered = text.lower()
         now = self._clock()
-        held = self._entries.get(key)
-        if isinstance(held, _Entry) and held.rank > rank and held.expires > now:
+        key = lowered + _SUFFIX.pack(rrset.rdtype, _RRSET | flag)
+        held = self._entries.get(key, now)
+        if held is not None and held[1] & _RANK_MASK > rank and held[0] > now:
             return False
         ttl = self.clamp_ttl(rrset.ttl, delegation=delegation)
         if ttl <= 0:
             return False
-        self._entries[key] = _Entry(with_ttl(rrset, ttl), now + ttl, rank)
+        owner = None if text == lowered else rrset.name
+        stored = (now + ttl, ttl << _RANK_BITS | rank, owner, *_records(rrset))
+        self._entries.put(key, stored, now)
         if rrset.rdtype == dns.rdatatype.DNAME:
             self.holds_dnames = True
         if rank >= Rank.NONAUTH_ANSWER:
             # Fresh authoritative data supersedes what we believed about its absence, and a
             # failure to find it.
-            self._entries.pop((_NEGATIVE, rrset.name, rrset.rdtype), None)
-            self._entries.pop((_NEGATIVE, rrset.name, None), None)
-            self._entries.pop((_FAILURE, rrset.name, rrset.rdtype), None)
+            self._entries.pop(lowered + _SUFFIX.pack(rrset.rdtype, _NODATA | flag))
+            self._entries.pop(lowered + _SUFFIX.pack(0, _NXDOMAIN | flag))
+            self._entries.pop(lowered + _SUFFIX.pack(rrset.rdtype, _FAILURE | flag))
         return True
 
-    def _aged_ttl(self, expires: float, stale: bool) -> int | None:
+    def _aged_ttl(self, expires: float, now: float, stale: bool) -> int | None:
         """The TTL to hand out: what is left, or the stale-answer TTL for expired data if asked."""
-        ttl = self.remaining(expires)
+        ttl = max(0, int(expires - now))
         if ttl > 0:
             return ttl
         return self._config.stale_answer_ttl if stale else None
@@ -159,15 +267,22 @@ class RecordCache:
 
         With `stale`, an expired RRset still inside the serve-stale window is returned too.
         """
-        entry = self._entries.get((_RRSET, name, rdtype))
-        if not isinstance(entry, _Entry) or entry.rank < min_rank:
+        text, flag = _spelling(name)
+        lowered = text.lower()
+        now = self._clock()
+        stored = self._entries.get(lowered + _SUFFIX.pack(rdtype, _RRSET | flag), now)
+        if stored is None or stored[1] & _RANK_MASK < min_rank:
             return None
-        ttl = self._aged_ttl(entry.expires, stale)
-        return None if ttl is None else with_ttl(entry.rrset, ttl)
+        ttl = self._aged_ttl(stored[0], now, stale)
+        if ttl is None:
+            return None
+        return _rrset(_owner(stored[2], name, text, lowered, flag), rdtype, stored[3:], ttl)
 
     def rank_of(self, name: dns.name.Name, rdtype: int) -> Rank | None:
-        entry = self._entries.get((_RRSET, name, rdtype))
-        return entry.rank if isinstance(entry, _Entry) and entry.expires > self._clock() else None
+        text, flag = _spelling(name)
+        now = self._clock()
+        stored = self._entries.get(text.lower() + _SUFFIX.pack(rdtype, _RRSET | flag), now)
+        return _RANKS[stored[1] & _RANK_MASK] if stored is not None and stored[0] > now else None
 
     def put_negative(
         self, name: dns.name.Name, rdtype: int | None, rcode: dns.rcode.Rcode, soa: dns.rrset.RRset
@@ -176,22 +291,47 @@ class RecordCache:
         ttl = self.negative_ttl(soa)
         if ttl <= 0:
             return False
-        entry = CachedNegative(rcode, with_ttl(soa, ttl), self._clock() + ttl)
-        self._entries[(_NEGATIVE, name, rdtype)] = entry
+        text, flag = _spelling(name)
+        lowered = text.lower()
+        now = self._clock()
+        if rdtype is None:
+            key = lowered + _SUFFIX.pack(0, _NXDOMAIN | flag)
+        else:
+            key = lowered + _SUFFIX.pack(rdtype, _NODATA | flag)
+        owner = None if text == lowered else name
+        self._entries.put(key, (now + ttl, ttl, rcode, owner, *self._shared_soa(soa)), now)
         if rdtype is not None:
-            self._entries.pop((_FAILURE, name, rdtype), None)
+            self._entries.pop(lowered + _SUFFIX.pack(rdtype, _FAILURE | flag))
         return True
+
+    def _shared_soa(self, soa: dns.rrset.RRset) -> tuple[dns.name.Name, dict[Any, None]]:
+        """The owner and dict of rdatas to store for `soa`: those stored last for its zone if
+        it is the same SOA, letter case included. Every negative answer carries its zone's SOA,
+        and a flood of random names in one zone (water torture) is all negative answers:
+        shared, the SOA costs two references per entry instead of about 900 bytes."""
+        held = self._soas.get(soa.name.labels)
+        same = held is not None and len(soa) == len(held[1]) == 1
+        if held is not None and same and _same_soa(next(iter(held[1])), soa[0]):
+            return held
+        if len(self._soas) >= _SOA_ZONES:
+            self._soas.clear()
+        parts = (soa.name, soa.items.copy())
+        self._soas[soa.name.labels] = parts
+        return parts
 
     def get_negative(
         self, name: dns.name.Name, rdtype: int, *, stale: bool = False
     ) -> CachedNegative | None:
         """A cached NXDOMAIN for the name, else a cached NODATA for (name, rdtype); SOA TTL aged."""
-        for key in ((_NEGATIVE, name, None), (_NEGATIVE, name, rdtype)):
-            entry = self._entries.get(key)
-            if isinstance(entry, CachedNegative):
-                ttl = self._aged_ttl(entry.expires, stale)
+        text, flag = _spelling(name)
+        lowered = text.lower()
+        now = self._clock()
+        for suffix in (_SUFFIX.pack(0, _NXDOMAIN | flag), _SUFFIX.pack(rdtype, _NODATA | flag)):
+            stored = self._entries.get(lowered + suffix, now)
+            if stored is not None:
+                ttl = self._aged_ttl(stored[0], now, stale)
                 if ttl is not None:
-                    return CachedNegative(entry.rcode, with_ttl(entry.soa, ttl), entry.expires)
+                    return _negative(stored, ttl)
         return None
 
     def put_failure(
@@ -202,105 +342,191 @@ class RecordCache:
         RFC 9520 section 3.2: without this, every client asking for a name in a dead zone
         costs the resolver (and the dead zone's neighbours) a full resolution and its timeouts.
         The TTL is bounded as the RFC says (1 s to 5 minutes). True if it was stored.
+
+        A failure is never an answer: it only spares the authorities, and the clients, the same
+        doomed resolution for a few seconds. It is not kept for serve-stale, and not dumped.
         """
         ttl = self._config.failure_ttl if ttl is None else max(1, min(ttl, 300))
-        self._entries[(_FAILURE, name, rdtype)] = CachedFailure(reason, self._clock() + ttl)
+        text, flag = _spelling(name)
+        now = self._clock()
+        key = text.lower() + _SUFFIX.pack(rdtype, _FAILURE | flag)
+        self._entries.put(key, (now + ttl, reason), now)
         return True
 
     def get_failure(self, name: dns.name.Name, rdtype: int) -> ServfailReason | None:
         """Why resolving (name, rdtype) failed, if that was less than its failure TTL ago."""
-        entry = self._entries.get((_FAILURE, name, rdtype))
-        if isinstance(entry, CachedFailure) and entry.expires > self._clock():
-            return entry.reason
-        return None
+        text, flag = _spelling(name)
+        now = self._clock()
+        stored = self._entries.get(text.lower() + _SUFFIX.pack(rdtype, _FAILURE | flag), now)
+        return stored[1] if stored is not None and stored[0] > now else None
 
     def _fresh(self, name: dns.name.Name, rdtype: int) -> dns.rrset.RRset | None:
-        """The stored RRset itself (TTL not aged, not copied) if unexpired: for the iterator's
-        own use on the miss path, where only names and addresses matter."""
-        entry = self._entries.get((_RRSET, name, rdtype))
-        if isinstance(entry, _Entry) and entry.expires > self._clock():
-            return entry.rrset
-        return None
+        """The RRset with its stored TTL (not aged) if unexpired: for the iterator's own use on
+        the miss path, where only names and addresses matter."""
+        text, flag = _spelling(name)
+        lowered = text.lower()
+        now = self._clock()
+        stored = self._entries.get(lowered + _SUFFIX.pack(rdtype, _RRSET | flag), now)
+        if stored is None or stored[0] <= now:
+            return None
+        owner = _owner(stored[2], name, text, lowered, flag)
+        return _rrset(owner, rdtype, stored[3:], stored[1] >> _RANK_BITS)
 
     def closest_delegation(self, name: dns.name.Name) -> dns.rrset.RRset | None:
         """The NS set of the deepest cached zone cut at or above `name` (root excluded)."""
-        while name != dns.name.root:
-            ns = self._fresh(name, dns.rdatatype.NS)
-            if ns is not None:
-                return ns
-            name = name.parent()
+        text, flag = _spelling(name)
+        if flag or not name.is_absolute():
+            while name != dns.name.root:
+                ns = self._fresh(name, dns.rdatatype.NS)
+                if ns is not None:
+                    return ns
+                name = name.parent()
+            return None
+        # Each ancestor's key is a tail of the name's own text: no Name is built for a miss.
+        lowered = text.lower()
+        labels = name.labels
+        now = self._clock()
+        start = 0
+        for index in range(len(labels) - 1):
+            stored = self._entries.get(lowered[start:] + _NS_SUFFIX, now)
+            if stored is not None and stored[0] > now:
+                zone = name if index == 0 else dns.name.Name(labels[index:])
+                owner = _owner(stored[2], zone, text[start:], lowered[start:], flag)
+                return _rrset(owner, dns.rdatatype.NS, stored[3:], stored[1] >> _RANK_BITS)
+            start += len(labels[index]) + 1
         return None
 
     def addresses(self, name: dns.name.Name) -> list[str]:
         """Every cached IPv4 and IPv6 address of `name`, whatever its rank (glue included)."""
+        text, flag = _spelling(name)
+        lowered = text.lower()
+        now = self._clock()
         found: list[str] = []
         for rdtype in (dns.rdatatype.A, dns.rdatatype.AAAA):
-            rrset = self._fresh(name, rdtype)
-            if rrset is not None:
-                found.extend(rdata.address for rdata in rrset)
+            stored = self._entries.get(lowered + _SUFFIX.pack(rdtype, _RRSET | flag), now)
+            if stored is None or stored[0] <= now:
+                continue
+            if type(stored[3]) is dict:
+                found.extend(rdata.address for rdata in stored[3])
+            else:
+                found.extend(stored[3:])
         return found
 
     def flush(self, name: dns.name.Name | None = None, *, subtree: bool = False) -> int:
         """Forget everything (no name), one name, or a name and everything below it."""
-        doomed = [key for key in self._entries if _matches(key, name, subtree)]
+        self._entries.expire(self._clock())
+        if name is None:
+            doomed = [key for key, _stored in self._entries.items()]
+        else:
+            text, flag = _spelling(name)
+            lowered = text.lower()
+            doomed = [
+                key
+                for key, _stored in self._entries.items()
+                if _matches(key, name, lowered, flag, subtree)
+            ]
         for key in doomed:
-            self._entries.pop(key, None)
+            self._entries.pop(key)
         return len(doomed)
-
-    def keys(self) -> Iterator[_Key]:
-        return iter(list(self._entries))
-
-    def _held(self) -> Iterator[tuple[_Key, CachedRRset | CachedNegative | CachedFailure]]:
-        """Every entry held, stale ones included, without touching the LRU order or expiring.
-
-        Reading through `TLRUCache.__getitem__` would move each entry to the recent end, so a
-        dump or a count would change what the cache evicts next; the base `Cache` accessors
-        read the stored values as they are.
-        """
-        for key in list(Cache.__iter__(self._entries)):
-            yield key, Cache.__getitem__(self._entries, key)
 
     def export(self) -> Iterator[tuple[dns.name.Name, int | None, CachedRRset | CachedNegative]]:
         """(owner, type, entry) of every unexpired entry, for `resolver cache dump`.
 
-        Negative entries come after every RRset: restoring in this order gives back the same
-        cache, since an RRset put after a negative entry for its name would replace it.
-        Failures are left out: they last seconds, less than a restart takes.
+        Negative entries come after every RRset, each part from the least recently used on:
+        restoring in this order gives back the same cache, LRU order included, since an RRset
+        put after a negative entry for its name would replace it. Failures are left out: they
+        last seconds, less than a restart takes.
         """
         now = self._clock()
         held = [
-            (key, entry)
-            for key, entry in self._held()
-            if entry.expires > now and not isinstance(entry, CachedFailure)
+            (key, stored)
+            for key, stored in self._entries.items()
+            if stored[0] > now and key[-1] & _KIND != _FAILURE
         ]
-        for kind in (_RRSET, _NEGATIVE):
-            for key, entry in held:
-                if key[0] == kind:
-                    yield key[1], key[2], entry
+        for key, stored in held:
+            if key[-1] & _KIND == _RRSET:
+                owner = _key_owner(key) if stored[2] is None else stored[2]
+                number = int.from_bytes(key[-3:-1], "big")
+                rrset = _rrset(owner, number, stored[3:], stored[1] >> _RANK_BITS)
+                rank = _RANKS[stored[1] & _RANK_MASK]
+                yield owner, rrset.rdtype, _Entry(rrset, stored[0], rank)
+        for key, stored in held:
+            kind = key[-1] & _KIND
+            if kind in (_NODATA, _NXDOMAIN):
+                owner = _key_owner(key) if stored[3] is None else stored[3]
+                rdtype: int | None = None
+                if kind == _NODATA:
+                    rdtype = dns.rdatatype.RdataType.make(int.from_bytes(key[-3:-1], "big"))
+                yield owner, rdtype, _negative(stored, stored[1])
 
     def census(self) -> dict[str, int]:
         """Entries held per kind, for stats: answers (`rrsets`), NS sets and glue learnt from
         referrals (`delegations`), `negative` answers, expired entries still kept for
-        serve-stale (`stale`), and remembered resolution `failures` (expired ones not yet
-        dropped included). The five add up to len(self). O(entries), so for reporting only."""
+        serve-stale (`stale`), and remembered resolution `failures`. The five add up to
+        len(self). O(entries), so for reporting only; it moves no entry in the LRU order."""
         counts = {"rrsets": 0, "delegations": 0, "negative": 0, "stale": 0, "failures": 0}
         now = self._clock()
-        for _key, entry in self._held():
-            if isinstance(entry, CachedFailure):
+        self._entries.expire(now)
+        for key, stored in self._entries.items():
+            kind = key[-1] & _KIND
+            if kind == _FAILURE:
                 counts["failures"] += 1
-            elif entry.expires <= now:
+            elif stored[0] <= now:
                 counts["stale"] += 1
-            elif isinstance(entry, CachedNegative):
+            elif kind != _RRSET:
                 counts["negative"] += 1
-            elif entry.rank <= Rank.REFERRAL:
+            elif stored[1] & _RANK_MASK <= Rank.REFERRAL:
                 counts["delegations"] += 1
             else:
                 counts["rrsets"] += 1
         return counts
 
 
-def _matches(key: _Key, name: dns.name.Name | None, subtree: bool) -> bool:
-    if name is None:
-        return True
-    owner = key[1]
-    return owner.is_subdomain(name) if subtree else owner == name
+def _negative(stored: _Stored, ttl: int) -> CachedNegative:
+    """The negative entry of a stored tuple, its SOA with `ttl`."""
+    return CachedNegative(
+        stored[2], _rrset(stored[4], dns.rdatatype.SOA, stored[5:], ttl), stored[0]
+    )
+
+
+def _same_soa(one: Any, other: Any) -> bool:
+    """Whether two SOA rdatas are the same, compared field by field (dnspython compares
+    rdatas by rendering both, tens of microseconds)."""
+    return (
+        one.serial == other.serial
+        and one.minimum == other.minimum
+        and one.mname.labels == other.mname.labels
+        and one.rname.labels == other.rname.labels
+        and (one.refresh, one.retry, one.expire) == (other.refresh, other.retry, other.expire)
+        and (one.rdclass, one.rdtype) == (other.rdclass, other.rdtype)
+    )
+
+
+def _owner(
+    stored: dns.name.Name | None, asked: dns.name.Name, text: bytes, lowered: bytes, flag: int
+) -> dns.name.Name:
+    """The owner of a stored entry found under the name `asked` (spelt `text`)."""
+    if stored is not None:
+        return stored  # stored in its own letter case
+    if text == lowered:
+        return asked  # the owner is the key's name, which is `asked` exactly
+    return _name_of(lowered, flag)
+
+
+def _matches(key: bytes, name: dns.name.Name, lowered: bytes, flag: int, subtree: bool) -> bool:
+    """Whether the entry under `key` belongs to `name` (`lowered`), or with `subtree` below it."""
+    owner, escaped = key[:-3], key[-1] & _ESCAPED
+    if escaped == flag and owner == lowered:
+        return True  # a name has one spelling
+    if not subtree:
+        return False
+    if not escaped and not flag:
+        # No label holds a dot in this spelling, so a dot marks a label boundary. The root (b"")
+        # is the parent of every absolute name, whose text ends in a dot, and of no other.
+        return owner.endswith(b"." + lowered)
+    return _key_owner(key).is_subdomain(name)
+
+
+def _key_owner(key: bytes) -> dns.name.Name:
+    """The owner name that `key` was made for, in lower case."""
+    return _name_of(key[:-3], key[-1] & _ESCAPED)

@@ -21,81 +21,15 @@ does not grow without end. Time comes from the injected wall clock, like the rec
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Generic, TypeVar
 
 import dns.name
 
+from resolver.cache.lru import ExpiringLru
 from resolver.config import UpstreamConfig
 
 Clock = Callable[[], float]
-K = TypeVar("K")
-V = TypeVar("V")
-
-
-class _Expiring(Generic[K, V]):
-    """A bounded map whose entries expire `ttl` seconds after they were last stored, the least
-    recently used evicted first when full: cachetools' `TLRUCache` with one fixed TTL.
-
-    Server selection reads the table several times per upstream query; a `TLRUCache` read is
-    a membership test, a lookup and a reorder behind two layers of Python calls (about 3 us),
-    this one a dictionary lookup. With one TTL for all, entries expire in the order they were
-    last stored, so `_stored` (oldest store first) is also the expiry order and expired entries
-    are dropped from its front, as `TLRUCache` drops them, before each store and count.
-    """
-
-    def __init__(self, maxsize: int, ttl: float, clock: Clock) -> None:
-        self._maxsize = maxsize
-        self._ttl = ttl
-        self._clock = clock
-        self._values: OrderedDict[K, V] = OrderedDict()  # least recently used first
-        self._stored: OrderedDict[K, float] = OrderedDict()  # expiry times, oldest first
-
-    def __len__(self) -> int:
-        self._expire(self._clock())
-        return len(self._values)
-
-    def may_hold(self) -> bool:
-        """False when nothing at all is held: a test that costs no hashing of a key."""
-        return bool(self._values)
-
-    def __contains__(self, key: K) -> bool:
-        """Whether `key` is held and unexpired; a test only, not a use (no reordering)."""
-        expires = self._stored.get(key)
-        return expires is not None and self._clock() < expires
-
-    def get(self, key: K) -> V | None:
-        expires = self._stored.get(key)
-        if expires is None or not self._clock() < expires:
-            return None
-        self._values.move_to_end(key)
-        return self._values[key]
-
-    def __setitem__(self, key: K, value: V) -> None:
-        now = self._clock()
-        self._expire(now)
-        expires = now + self._ttl
-        self._stored.pop(key, None)
-        if not now < expires:  # stored already expired: forget the key
-            self._values.pop(key, None)
-            return
-        if key not in self._values and len(self._values) >= self._maxsize:
-            evicted, _ = self._values.popitem(last=False)
-            del self._stored[evicted]
-        self._values[key] = value
-        self._values.move_to_end(key)
-        self._stored[key] = expires
-
-    def _expire(self, now: float) -> None:
-        stored = self._stored
-        while stored:
-            key, expires = next(iter(stored.items()))
-            if now < expires:
-                return
-            del stored[key]
-            del self._values[key]
 
 
 @dataclass(slots=True)
@@ -115,6 +49,16 @@ class ServerInfo:
     held_until: float = 0.0
     probing: bool = False
     no_edns_until: float = 0.0
+    #: When the entry goes (`upstream.infra_ttl` after its last update).
+    expires: float = 0.0
+
+
+def _info_expiry(_address: str, info: ServerInfo) -> float:
+    return info.expires
+
+
+def _mark_expiry(_key: tuple[str, dns.name.Name], expires: float) -> float:
+    return expires
 
 
 class ServerTable:
@@ -129,27 +73,29 @@ class ServerTable:
     def __init__(self, size: int, clock: Clock, config: UpstreamConfig | None = None) -> None:
         self._clock = clock
         self._config = config if config is not None else UpstreamConfig()
-        ttl = self._config.infra_ttl
+        self._ttl = self._config.infra_ttl
         # Each update stores the entry again, so its lifetime runs from the last update.
-        self._servers: _Expiring[str, ServerInfo] = _Expiring(size, ttl, clock)
-        # (address, zone) pairs whose server said it does not serve the zone, kept as long as
-        # the rest (Unbound's lame marks in its infrastructure cache): one address may be lame
-        # for one zone and serve another, so the mark is per zone.
-        self._lame: _Expiring[tuple[str, dns.name.Name], bool] = _Expiring(size, ttl, clock)
+        self._servers: ExpiringLru[str, ServerInfo] = ExpiringLru(size, _info_expiry)
+        # (address, zone) pairs whose server said it does not serve the zone, with when the
+        # mark goes, kept as long as the rest (Unbound's lame marks in its infrastructure
+        # cache): one address may be lame for one zone and serve another.
+        self._lame: ExpiringLru[tuple[str, dns.name.Name], float] = ExpiringLru(size, _mark_expiry)
 
     def __len__(self) -> int:
-        return len(self._servers)
+        return self._servers.size(self._clock())
 
     def info(self, address: str) -> ServerInfo | None:
         """What is known about `address`, or None (never met, or forgotten since)."""
-        return self._servers.get(address)
+        return self._servers.get(address, self._clock())
 
     def _update(self, address: str) -> ServerInfo:
         """The entry to change (a new one if none); stored again so its lifetime restarts."""
-        info = self._servers.get(address)
+        now = self._clock()
+        info = self._servers.get(address, now)
         if info is None:
             info = ServerInfo()
-        self._servers[address] = info
+        info.expires = now + self._ttl
+        self._servers.put(address, info, now)
         return info
 
     def _penalty(self, info: ServerInfo, now: float) -> float:
@@ -164,7 +110,7 @@ class ServerTable:
 
         The score is the smoothed RTT, or the decayed timeout penalty if that is larger.
         """
-        info = self._servers.get(address)
+        info = self.info(address)
         if info is None:
             return 0.0
         return max(info.srtt or 0.0, self._penalty(info, self._clock()))
@@ -222,7 +168,7 @@ class ServerTable:
         until the probe succeeds (`record_rtt`) or fails (`record_failure`), or, if it never
         reports back, until the re-armed hold runs out and another probe is let through.
         """
-        info = self._servers.get(address)
+        info = self.info(address)
         if info is None or not info.held_until:
             return False
         now = self._clock()
@@ -235,7 +181,7 @@ class ServerTable:
 
     def probing(self, address: str) -> bool:
         """Is the one probe after a hold-down out for `address` (for traces and tests)?"""
-        info = self._servers.get(address)
+        info = self.info(address)
         return info is not None and info.probing
 
     def set_no_edns(self, address: str) -> None:
@@ -245,13 +191,14 @@ class ServerTable:
 
     def record_lame(self, address: str, zone: dns.name.Name) -> None:
         """The server at `address` answered as one that does not serve `zone` (lame, REFUSED)."""
-        self._lame[(address, zone)] = True
+        now = self._clock()
+        self._lame.put((address, zone), now + self._ttl, now)
 
     def is_lame(self, address: str, zone: dns.name.Name) -> bool:
         """Whether `address` was found lame for `zone` within the last `infra_ttl` seconds."""
         # Most resolvers hold no lame mark at all: skip hashing the zone's name then.
-        return self._lame.may_hold() and (address, zone) in self._lame
+        return bool(self._lame) and self._lame.get((address, zone), self._clock()) is not None
 
     def no_edns(self, address: str) -> bool:
-        info = self._servers.get(address)
+        info = self.info(address)
         return info is not None and self._clock() < info.no_edns_until

@@ -33,7 +33,7 @@ from resolver.core.actions import (
 )
 from resolver.core.chain import Question
 from resolver.core.iterate import Classified, Kind, classify, classify_recursive
-from resolver.core.scrub import is_response_to, randomize_case
+from resolver.core.scrub import randomize_case
 from resolver.core.work import Work
 
 #: TC as a plain int: `&` with dnspython's Flag enum builds an enum member every time.
@@ -138,10 +138,8 @@ class Exchange:
                 response = None
                 truncated, rcode = outcome.truncated, outcome.rcode
             else:
+                # It answers `query`: the engine matched it (`engine/outbound.py`).
                 response = outcome.message
-                if not is_response_to(query, response, exact_case=upstream.use_0x20):
-                    self._work.say(depth, "  response does not match the question; ignored")
-                    return Miss.SILENT
                 truncated, rcode = bool(int(response.flags) & _TC), response.rcode()
             # Only the header of a BareHeader could be read; its TC and rcode still count.
             if truncated and not tcp:

@@ -91,7 +91,6 @@ class Outbound(Generic[Asker]):
         pending = self._by_key.get(key)
         if pending is not None:
             pending.askers.append(asker)
-            query.id = pending.action.query.id  # TEMPORARY until exchange.py stops re-checking
             return pending.handle, None
         query.id = self._rng.getrandbits(16)
         wire = query.to_wire()
