@@ -178,8 +178,8 @@ STAGES: dict[str, tuple[tuple[str, str], ...]] = {
     "exchange: parse the reply": ((__name__, "parse"),),
     "exchange: match reply to query": (("resolver.core.scrub", "is_response_to"),),
     "classification": (
-        ("resolver.core.iterate", "classify"),
-        ("resolver.core.iterate", "classify_recursive"),
+        ("resolver.core.classify", "classify"),
+        ("resolver.core.classify", "classify_recursive"),
     ),
     "learning and caching": (
         ("resolver.core.learn", "conclude"),

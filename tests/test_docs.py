@@ -28,7 +28,7 @@ def _modules() -> list[Path]:
 def test_every_module_is_in_the_architecture_tables(module: Path) -> None:
     text = ARCHITECTURE.read_text(encoding="utf-8")
     relative = module.relative_to(ROOT / "resolver")
-    # The package table names `core/iterate.py`; the test internet's table names `faults.py`.
+    # The package table names `core/classify.py`; the test internet's table names `faults.py`.
     names = {f"`{relative.as_posix()}`", f"`{module.name}`"}
     assert any(name in text for name in names), f"docs/architecture.md never names {relative}"
 

@@ -32,7 +32,7 @@ from resolver.core.actions import (
     Timeout,
 )
 from resolver.core.chain import Question
-from resolver.core.iterate import Classified, Kind, classify, classify_recursive
+from resolver.core.classify import Classified, Kind, classify, classify_recursive
 from resolver.core.scrub import randomize_case
 from resolver.core.work import Work
 

@@ -13,7 +13,7 @@ import dns.rrset
 
 from resolver.cache.records import Rank, RecordCache, with_ttl
 from resolver.core.chain import Records, Step
-from resolver.core.iterate import Classified, Kind
+from resolver.core.classify import Classified, Kind
 from resolver.core.work import Work
 from resolver.core.zonecut import Delegation
 

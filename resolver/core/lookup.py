@@ -17,7 +17,7 @@ import dns.rdatatype
 from resolver.cache.records import Rank, with_ttl
 from resolver.core.actions import Answer
 from resolver.core.chain import Chain, Step
-from resolver.core.iterate import synthesise_cname
+from resolver.core.classify import synthesise_cname
 from resolver.core.reasons import ResolutionFailed
 from resolver.core.work import Work
 
