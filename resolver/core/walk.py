@@ -18,8 +18,8 @@ import dns.rdatatype
 
 from resolver.core.actions import Answer, Outcome, SendQuery, Server
 from resolver.core.chain import Question, Step
-from resolver.core.exchange import Attempts, Exchange, Miss
 from resolver.core.classify import Classified, Kind
+from resolver.core.exchange import Attempts, Exchange, Miss
 from resolver.core.learn import cache_negative, cache_verdict, conclude, follow_referral
 from resolver.core.lookup import MINIMISED_TYPE, CacheLookup
 from resolver.core.minimise import Minimiser
