@@ -7,6 +7,7 @@ import json
 import logging
 import os
 import sys
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -231,7 +232,7 @@ def serve(
         with SupervisorOperations(config) as operations:  # one control socket for all workers
             Supervisor(config, operations.worker_config).run(ready)
     else:
-        trio.run(serve_forever, config, ready)
+        trio.run(partial(serve_forever, freeze_gc=True), config, ready)
     click.echo("resolver stopped")
 
 

@@ -19,6 +19,7 @@ from resolver.core.actions import Answer, Done, NetworkError, Outcome, SendQuery
 from resolver.core.reasons import ServfailReason
 from resolver.core.resolution import Resolution
 from resolver.engine import Send
+from resolver.server import upstream
 from resolver.server.upstream import Network
 from resolver.testing import Fault
 from resolver.testing.scripted import ScriptedWorld, perform
@@ -167,11 +168,10 @@ async def test_the_transport_reports_unreachable_addresses_at_once(
     """The socket's connect fails the way a missing route makes it fail; a loopback target
     keeps any packet on this machine should the patch ever stop working."""
 
-    async def unreachable(self: object, address: object) -> None:
+    def unreachable(sock: object, address: object) -> None:
         raise OSError(code, "unreachable")
 
-    with trio.socket.socket(trio.socket.AF_INET, trio.socket.SOCK_DGRAM) as probe:
-        monkeypatch.setattr(type(probe), "connect", unreachable)
+    monkeypatch.setattr(upstream, "_connect", unreachable)
     outcome = await carry_one(Server("127.0.0.1", 9))
     assert outcome == NetworkError(errno.errorcode[code], unreachable=True)
 

@@ -115,6 +115,71 @@ def test_an_answer_too_big_for_the_client_is_not_served_here() -> None:
     assert packets.answer(request, question, limit=512) is not None
 
 
+def test_a_repeated_query_gets_the_same_bytes_as_a_fresh_copy() -> None:
+    """`answer_again` serves exact repeats (ID aside) from a ready copy; each byte is what
+    `answer` would make, and anything that would change a byte sends it back to `answer`."""
+    clock = FakeClock()
+    packets = PacketCache(100, clock, our_payload=1232)
+    request = query("WwW.eXaMpLe.TeSt.", use_edns=0, payload=4096).to_wire()
+    question = parse_plain_query(request)
+    assert question is not None
+    packets.store(question.key, stored_response())
+    assert packets.answer_again(request) is None  # nothing ready yet
+    first = packets.answer(request, question, 1232, True)
+    assert first is not None
+    again = b"\xab\xcd" + request[2:]  # the same query with another ID
+    reply = packets.answer_again(again)
+    assert reply == b"\xab\xcd" + first[0][2:]
+    clock.advance(0.5)
+    assert packets.answer_again(again) == reply  # same second of age, same bytes
+    clock.advance(0.6)  # a second older: the TTLs change, so `answer` makes the copy
+    assert packets.answer_again(again) is None
+    fresh = packets.answer(again, question, 1232, True)
+    assert fresh is not None and packets.answer_again(again) == fresh[0]
+    assert dns.message.from_wire(fresh[0]).answer[0].ttl == 299
+    packets.store(question.key, stored_response(ttl=60))  # replaced: the old copy is stale
+    assert packets.answer_again(again) is None
+    assert packets.answer(again, question, 1232, True) is not None
+    clock.advance(54.1)  # 54 s of 60: the prefetch window, which only `answer` reports
+    assert packets.answer_again(again) is None
+    hit = packets.answer(again, question, 1232, True)
+    assert hit is not None and hit[1] and packets.answer_again(again) is None
+    packets.clear()
+    assert packets.answer_again(again) is None
+
+
+def test_only_repeatable_answers_are_made_ready() -> None:
+    packets = PacketCache(100, FakeClock(), our_payload=1232)
+    request = wire_of("www.example.test.")
+    question = parse_plain_query(request)
+    assert question is not None
+    packets.store(question.key, stored_response())
+    assert packets.answer(request, question, 512) is not None
+    assert packets.answer_again(request) is None
+    assert packets.answer(request, question, 20, True) is None  # too big: never ready
+    assert packets.answer_again(request) is None
+
+
+@pytest.mark.parametrize("tcp", [False, True])
+@pytest.mark.parametrize("rd", [False, True])
+def test_the_engine_serves_repeats_like_first_hits(
+    world: ScriptedWorld, tcp: bool, rd: bool
+) -> None:
+    """A repeat served ready is byte for byte the first hit's reply (ID aside); ready copies are
+    made for UDP hits with RD=1 only."""
+    world.resolve("www.example.test.", "A")
+    request = query("www.example.test.", use_edns=0, flags=dns.flags.RD if rd else 0)
+    wire = request.to_wire()
+    world.query(query("www.example.test.").to_wire())  # fills the packet cache (RD=1 only)
+    first = world.engine.answer_from_cache(wire, "127.0.0.1", tcp)
+    assert first is not None
+    packets = world.engine.packets
+    assert (packets.answer_again(wire) is not None) == (rd and not tcp)
+    again = world.engine.answer_from_cache(wire, "127.0.0.1", tcp)
+    assert again == first
+    assert world.engine.answer_from_cache(wire, "10.9.9.9", tcp) is None  # access list first
+
+
 def zero_ttls(wire: bytes) -> bytes:
     patched = bytearray(wire)
     for offset in ttl_offsets(wire):

@@ -10,6 +10,15 @@ path, which treats it exactly as before; only well-formed, plain questions are s
 An entry is the response's bytes, where its TTL fields are, and two times; the TTLs as stored
 are read back from the bytes, not kept twice. Entries live in an `ExpiringLru` (see there for
 why not cachetools' `TLRUCache`, which cost more per entry than the bytes themselves).
+
+Most hits repeat a query seen a moment ago byte for byte but for its ID (a client asks the same
+names again, in the same letter case and with the same EDNS). Parsing the question and patching
+the copy cost more than everything else a hit does, so the reply made for such a query is kept
+(`answer_again`): its bytes after the ID, good until the TTLs age by one more second or the entry
+enters its prefetch window. A repeat then costs one dictionary lookup on the query's bytes, the
+entry's own lookup (which keeps the LRU order and sees expiry and replacement), and prepending
+the ID. These ready replies are few and bounded (`_READY_MEMORY`), forgotten all at once when
+full, and only made for hits over UDP with RD=1 (see `answer`'s `repeatable`).
 """
 
 from __future__ import annotations
@@ -17,6 +26,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from resolver.cache.lru import ExpiringLru
 
@@ -29,11 +39,18 @@ _MIN_UDP = 512
 # not part of the key; once answers are validated, a CD=1 answer needs an entry of its own.
 _RD = 0x01
 _CD = 0x10
+# Ready replies kept for repeated queries (see the module's docstring): enough for the names a
+# busy resolver is asked most, small next to the cache (a few hundred bytes each).
+_READY_MEMORY = 4096
+# A ready reply stops being used this long (seconds) before its TTLs would age by one more second
+# or its entry would enter the prefetch window, so float rounding can never make it differ from
+# a fresh copy: in that last millisecond the full patch runs instead.
+_READY_SLACK = 0.001
 
 
-@dataclass(frozen=True, slots=True)
-class ParsedQuestion:
-    """Where the question sits in a client's query, and what the client can receive."""
+class ParsedQuestion(NamedTuple):
+    """Where the question sits in a client's query, and what the client can receive (a named
+    tuple: made for every hit that is not a repeat, and cheaper to make than a dataclass)."""
 
     key: bytes
     name_end: int
@@ -46,6 +63,16 @@ class _Packet:
     ttl_offsets: tuple[int, ...]
     stored_at: float
     expires: float
+
+
+class _Ready(NamedTuple):
+    """The reply to one exact query (all but its ID), while its TTLs and prefetch state hold."""
+
+    tail: bytes  # the reply without its ID
+    key: bytes
+    packet: _Packet  # the entry it was copied from: replaced or gone means stale
+    since: float
+    until: float
 
 
 def parse_plain_query(wire: bytes) -> ParsedQuestion | None:
@@ -124,12 +151,14 @@ class PacketCache:
         self._entries: ExpiringLru[bytes, _Packet] = ExpiringLru(
             max_entries, lambda _key, packet: packet.expires
         )
+        self._ready: dict[bytes, _Ready] = {}  # query without its ID -> ready reply
 
     def __len__(self) -> int:
         return self._entries.size(self._clock())
 
     def clear(self) -> None:
         self._entries.clear()
+        self._ready.clear()
 
     def store(self, key: bytes, wire: bytes) -> None:
         """Keep a response rendered without OPT, its question in lowercase, RD and CD clear."""
@@ -143,11 +172,31 @@ class PacketCache:
             return
         self._entries.put(key, _Packet(wire, offsets, now, now + lifetime), now)
 
+    def answer_again(self, query: bytes) -> bytes | None:
+        """The reply to an exact repeat (ID aside) of a query `answer` served with `repeatable`,
+        if its entry and its TTLs have not changed since; None: ask `answer`.
+
+        Never in the prefetch window (`answer` says when that starts), so never expiring.
+        """
+        ready = self._ready.get(query[2:])
+        if ready is None:
+            return None
+        now = self._clock()
+        if not ready.since <= now < ready.until:
+            return None
+        if self._entries.get(ready.key, now) is not ready.packet:
+            return None  # expired, evicted or replaced (`get` also keeps the LRU order)
+        return query[:2] + ready.tail
+
     def answer(
-        self, query: bytes, question: ParsedQuestion, limit: int
+        self, query: bytes, question: ParsedQuestion, limit: int, repeatable: bool = False
     ) -> tuple[bytes, bool] | None:
         """The stored response made the client's own, and whether it is in the last 10% of its
-        life (time to prefetch); None on a miss or if it is larger than `limit` bytes."""
+        life (time to prefetch); None on a miss or if it is larger than `limit` bytes.
+
+        `repeatable`: every repeat of this query (ID aside) would get the same `limit`, and a
+        ready copy of the reply may serve them (`answer_again`).
+        """
         now = self._clock()
         packet = self._entries.get(question.key, now)
         if packet is None:
@@ -159,7 +208,8 @@ class PacketCache:
         reply[2] |= query[2] & _RD  # RD and CD, copied from the query
         reply[3] |= query[3] & _CD
         reply[12 : question.name_end] = query[12 : question.name_end]  # the client's case
-        elapsed = now - packet.stored_at
+        stored_at = packet.stored_at
+        elapsed = now - stored_at
         age = int(elapsed)
         for offset in packet.ttl_offsets:
             (ttl,) = _TTL.unpack_from(reply, offset)
@@ -167,5 +217,14 @@ class PacketCache:
         if question.edns_payload:
             reply += self._opt
             reply[10:12] = b"\x00\x01"
-        expiring = elapsed * 10 >= (packet.expires - packet.stored_at) * 9
+        lifetime = packet.expires - stored_at
+        expiring = elapsed * 10 >= lifetime * 9
+        if repeatable and not expiring:
+            ready = self._ready
+            if len(ready) >= _READY_MEMORY:
+                ready.clear()
+            until = min(stored_at + age + 1, stored_at + lifetime * 0.9) - _READY_SLACK
+            made = bytes(reply)
+            ready[query[2:]] = _Ready(made[2:], question.key, packet, now, until)
+            return made, False
         return bytes(reply), expiring

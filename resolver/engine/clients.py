@@ -8,10 +8,11 @@ packet cache without building a DNS message at all.
 
 from __future__ import annotations
 
+import io
 import ipaddress
 import logging
 import struct
-from dataclasses import dataclass
+from typing import NamedTuple
 
 import dns.edns
 import dns.exception
@@ -33,6 +34,7 @@ from resolver.engine.messages import MAX_MESSAGE, parse
 log = logging.getLogger(__name__)
 
 HEADER = struct.Struct("!HHHHHH")
+_TYPE_CLASS = struct.Struct("!HH")
 _QR = 0x8000
 # Header bits a reply copies from the query: opcode, RD and CD (RFC 1035 4.1.1, RFC 4035 3.2.2).
 _COPIED_FLAGS = 0x7800 | dns.flags.RD | dns.flags.CD
@@ -82,20 +84,45 @@ def minimal_any(qname: dns.name.Name, answer: Answer) -> Answer:
     return Answer(dns.rcode.NOERROR, (hinfo,))
 
 
-@dataclass(frozen=True, slots=True)
 class Admitted:
     """A well-formed query that needs an answer: the question to resolve and how."""
 
-    query: dns.message.Message
-    qname: dns.name.Name
-    #: The type to resolve: A for ANY, which is answered with `minimal_any`.
-    qtype: int
-    #: RD=0 (RFC 1034 4.3.1): answered from local data and the cache, never by recursion.
-    cache_only: bool
+    __slots__ = ("_query", "cache_only", "plain", "qname", "qtype", "wire")
+
+    def __init__(
+        self,
+        wire: bytes,
+        query: dns.message.Message | None,
+        qname: dns.name.Name,
+        qtype: int,
+        cache_only: bool,
+        plain: ParsedQuestion | None = None,
+    ) -> None:
+        self.wire, self._query = wire, query
+        #: The type to resolve: A for ANY, which is answered with `minimal_any`.
+        self.qname, self.qtype = qname, qtype
+        #: RD=0 (RFC 1034 4.3.1): answered from local data and the cache, never by recursion.
+        self.cache_only = cache_only
+        #: Set for a plain question of an ordinary type with RD=1 (`_admit_plain`): its answer
+        #: is rendered from the bytes of the query, without a `dns.message.Message`.
+        self.plain = plain
+
+    @property
+    def query(self) -> dns.message.Message:
+        """The query as a message: parsed by `admit`, or when first needed for a plain one
+        (only answers that miss the packet cache need it)."""
+        if self._query is None:
+            query = parse(self.wire)
+            if query is None:  # `_admit_plain` admits only what dnspython parses
+                raise ValueError("a plain query that does not parse")
+            self._query = query
+        return self._query
 
 
-@dataclass(frozen=True, slots=True)
-class PacketHit:
+class PacketHit(NamedTuple):
+    """A reply from the packet cache (a named tuple: made on every hit, at half the cost of a
+    frozen dataclass)."""
+
     reply: bytes
     #: The cached answer is close to expiry: worth resolving again (prefetch) if the client
     #: asked us to recurse. `key` identifies it in the packet cache.
@@ -128,14 +155,22 @@ class ClientProtocol:
 
     def from_packet_cache(self, wire: bytes, client_address: str, tcp: bool) -> PacketHit | None:
         """The reply from the packet cache for a plain, allowed question, or None."""
+        if not self.allowed(client_address):
+            return None
+        # Most hits repeat a recent query: its reply is ready, no parsing (packets.py: why).
+        ready = self.packets.answer_again(wire)
+        if ready is not None:
+            return PacketHit(ready, None)
         question = parse_plain_query(wire)
-        if question is None or not self.allowed(client_address):
+        if question is None:
             return None
         recursion_desired = wire[2] & _RD_BYTE
         if self._refuse_rd0 and not recursion_desired:
             return None
         limit = MAX_MESSAGE if tcp else self._udp_limit(question.edns_payload)
-        hit = self.packets.answer(wire, question, limit)
+        # Ready copies only for UDP (its limit fits TCP too) and RD=1 (whatever
+        # `non_recursive_queries` says, RD=0 is never served by `answer_again`).
+        hit = self.packets.answer(wire, question, limit, not tcp and bool(recursion_desired))
         if hit is None:
             return None
         reply, expiring = hit
@@ -148,6 +183,9 @@ class ClientProtocol:
             return None  # no ID to answer to, or QR=1: a response, perhaps reflected at us
         if not self.allowed(client_address):
             return header_only(wire, dns.rcode.REFUSED)
+        plain = self._admit_plain(wire)
+        if plain is not None:
+            return plain
         query = parse(wire) if len(wire) >= HEADER.size else None
         if query is None:
             return header_only(wire, dns.rcode.FORMERR)
@@ -162,10 +200,48 @@ class ClientProtocol:
                 response.use_edns(0, payload=response.payload, options=[_PROHIBITED])
             return self._render(response, query, tcp)
         qtype = dns.rdatatype.A if question.rdtype == dns.rdatatype.ANY else question.rdtype
-        return Admitted(query, question.name, qtype, cache_only)
+        return Admitted(wire, query, question.name, qtype, cache_only)
+
+    def _admit_plain(self, wire: bytes) -> Admitted | None:
+        """The common query, admitted from its bytes: a plain question (`parse_plain_query`)
+        of class IN and an ordinary type, with RD=1 and an OPT without options, if any.
+
+        Parsing a query into a `dns.message.Message` costs more than the rest of its admission
+        and reply together; for these queries every check of `admit` is decided by the bytes
+        already (opcode QUERY, one question, EDNS version 0, nothing to refuse), and dnspython
+        would parse them (options are left to it: it validates some, and may reject them).
+        None: anything else, which takes the full path.
+        """
+        if not wire[2] & _RD_BYTE:
+            return None
+        plain = parse_plain_query(wire)
+        if plain is None:
+            return None
+        name_end = plain.name_end
+        qtype, qclass = _TYPE_CLASS.unpack_from(wire, name_end)
+        if qclass != dns.rdataclass.IN or dns.rdatatype.is_metatype(qtype):
+            return None  # ANY, zone transfers, other classes: the full path
+        if plain.edns_payload is not None and len(wire) != name_end + 4 + 11:
+            return None  # EDNS options
+        try:
+            qname = dns.name.from_wire(wire, 12)[0]
+        except dns.exception.DNSException:
+            return None
+        rdtype = dns.rdatatype.RdataType.make(qtype)
+        return Admitted(wire, None, qname, rdtype, cache_only=False, plain=plain)
 
     def reply(self, wire: bytes, admitted: Admitted, answer: Answer, tcp: bool) -> bytes:
         """The reply to `admitted`; a fresh answer to a plain question fills the packet cache."""
+        plain = admitted.plain
+        if plain is not None:
+            # Rendered once, from the bytes, for the packet cache, and copied for the client.
+            if self._store(wire, plain, admitted.qname, answer):
+                limit = MAX_MESSAGE if tcp else self._udp_limit(plain.edns_payload)
+                hit = self.packets.answer(wire, plain, limit)
+                if hit is not None:
+                    return hit[0]
+            query = admitted.query
+            return self._render(self._response(query, answer), query, tcp)
         query = admitted.query
         question = query.question[0]
         if question.rdtype == dns.rdatatype.ANY:
@@ -195,25 +271,46 @@ class ClientProtocol:
         answer too large for any message is not stored: rendering it for the client says what
         happens (TC=1 over UDP, SERVFAIL over TCP).
         """
-        if answer.failure is not None or answer.stale:
-            return None
         if not query.flags & dns.flags.RD:
             return None  # cache-only answers (referrals) are for RD=0 clients alone
-        if answer.rcode not in (dns.rcode.NOERROR, dns.rcode.NXDOMAIN):
-            return None
         question = parse_plain_query(wire)
-        if question is None:
+        if question is None or len(query.question) != 1:
             return None
-        response = self._response(query, answer)
-        response.use_edns(False)
-        response.flags &= ~(dns.flags.RD | dns.flags.CD)  # the packet cache copies the client's
-        try:
-            stored = bytearray(response.to_wire(max_size=MAX_MESSAGE))
-        except dns.exception.TooBig:
+        if not self._store(wire, question, query.question[0].name, answer):
             return None
-        stored[12 : question.name_end] = stored[12 : question.name_end].lower()
-        self.packets.store(question.key, bytes(stored))
         return question
+
+    def _store(
+        self, wire: bytes, question: ParsedQuestion, qname: dns.name.Name, answer: Answer
+    ) -> bool:
+        """Render a fresh, complete answer to the plain question of `wire` for the packet
+        cache; False if it is not one, or too large for any message.
+
+        Rendered here rather than by `dns.message.Message.to_wire`: a message built only to be
+        rendered costs more than the rendering. The bytes are the same: the query's ID, QR and
+        RA (RD and CD clear: the packet cache copies the client's), the question as the client
+        wrote it, then lowercased, the records with dnspython's own compression, no OPT.
+        """
+        if answer.failure is not None or answer.stale:
+            return False
+        if answer.rcode not in (dns.rcode.NOERROR, dns.rcode.NXDOMAIN):
+            return False
+        name_end = question.name_end
+        out = io.BytesIO()
+        out.write(bytes(12))
+        compress: dict[dns.name.Name, int] = {}
+        qname.to_wire(out, compress)
+        out.write(wire[name_end : name_end + 4])
+        answers = sum(rrset.to_wire(out, compress) for rrset in answer.answer)
+        authority = sum(rrset.to_wire(out, compress) for rrset in answer.authority)
+        if out.tell() > MAX_MESSAGE:
+            return False
+        stored = bytearray(out.getbuffer())
+        flags = _QR | dns.flags.RA | answer.rcode
+        HEADER.pack_into(stored, 0, HEADER.unpack_from(wire)[0], flags, 1, answers, authority, 0)
+        stored[12:name_end] = stored[12:name_end].lower()
+        self.packets.store(question.key, bytes(stored))
+        return True
 
     def failure(self, wire: bytes, tcp: bool) -> bytes | None:
         """SERVFAIL for a query whose handling raised: with its question and an Extended DNS

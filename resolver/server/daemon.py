@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 import signal
 import socket
@@ -32,6 +33,7 @@ async def serve(
     ready: Callable[[list[str]], None],
     *,
     clock: Callable[[], float] = time.time,
+    freeze_gc: bool = False,
     task_status: trio.TaskStatus[ResolverService] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Run the resolver until cancelled or signalled; `ready` gets the bound endpoints.
@@ -39,6 +41,13 @@ async def serve(
     Everything that can fail at start (hints, sockets, the user to become) fails before `ready`
     is called, so a process supervisor sees either a working server or an error, never
     something in between.
+
+    `freeze_gc` (for a process that serves and nothing else): once started, everything alive
+    (modules, dnspython's tables, trio, the hints) moves out of the cyclic collector's reach, so
+    a full collection, which the cache's growth triggers now and then, no longer walks it: about
+    10 ms less in such a pause, which every query waiting meanwhile pays. Hits alone allocate
+    nothing that lives, so they trigger no collection at all. Off in tests, which start many
+    servers in one process and would keep each one's leftovers forever.
     """
     hints = load_root_hints(config.root_hints)
     with contextlib.ExitStack() as resources:
@@ -65,6 +74,9 @@ async def serve(
                 for udp, tcp in bound:
                     nursery.start_soon(UdpListener(udp, service).run)
                     nursery.start_soon(TcpListener(tcp, service, config.limits).run)
+                if freeze_gc:
+                    gc.collect()
+                    gc.freeze()
                 ready([f"udp+tcp {format_endpoint(a, p)}" for a, p in config.listen])
                 task_status.started(service)
                 async for signum in signals:

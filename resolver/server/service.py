@@ -152,25 +152,26 @@ class ResolverService:
             self._wake.set()
 
     async def _exchange(self, send: Send, scope: trio.CancelScope) -> None:
-        engine = self.engine
+        engine, handle, exchanges = self.engine, send.handle, self._exchanges
+
+        def received(data: bytes) -> None:
+            self.carry(engine.upstream_reply(handle, data))
+
         with scope:
             try:
-                failure = await self.network.carry(
-                    send, lambda data: self.carry(engine.upstream_reply(send.handle, data))
-                )
+                failure = await self.network.carry(send, received)
             except Exception:  # a bug must cost this query, never the service's nursery
                 log.exception("carrying a query to %s failed", send.server.address)
                 failure = NetworkError("internal error")
-            if failure is None:  # the carrier knows nothing more will come
-                self.carry(engine.upstream_silent(send.handle))
+            if trio.current_effective_deadline() == -math.inf:
+                pass  # cancelled (the carrier returned rather than raise): nothing to report
+            elif failure is None:  # the carrier knows nothing more will come
+                self.carry(engine.upstream_silent(handle))
             else:
                 self.carry(
-                    engine.upstream_failed(
-                        send.handle, failure.reason, unreachable=failure.unreachable
-                    )
+                    engine.upstream_failed(handle, failure.reason, unreachable=failure.unreachable)
                 )
-        if send.handle in self._exchanges:
-            del self._exchanges[send.handle]
+        exchanges.pop(handle, None)
 
     async def _keep_time(self) -> None:
         """Call `tick` at each of the engine's deadlines (woken early by an earlier one)."""

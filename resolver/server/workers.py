@@ -18,6 +18,7 @@ import signal
 import time
 from collections import deque
 from collections.abc import Callable
+from functools import partial
 from types import FrameType
 
 import trio
@@ -56,7 +57,7 @@ def _worker(config: Config, report: multiprocessing.connection.Connection) -> No
     os.environ.pop("NOTIFY_SOCKET", None)  # the supervisor speaks to systemd, not each worker
     _die_with_parent()
     try:
-        trio.run(serve, config, lambda _endpoints: report.send(_READY))
+        trio.run(partial(serve, freeze_gc=True), config, lambda _endpoints: report.send(_READY))
     except (StartupError, HintsError) as error:
         report.send(str(error))
         os._exit(1)
