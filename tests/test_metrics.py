@@ -306,6 +306,7 @@ def test_the_text_keeps_its_layout() -> None:
         "packet cache        43 hits (87.8% of queries)",
         "upstream queries    0",
         "SERVFAIL            0",
+        "dropped             0",
         "prefetches          0",
         "in flight           0",
         "latency (last 10s)  p50 1.8 ms, p90 1.96 ms, p99 2 ms over 1 queries",

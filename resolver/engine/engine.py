@@ -254,6 +254,7 @@ class Engine:
             self._reply(client, wire, admitted, started)
             return self.take_output()
         if not client.tcp and self._waiting_clients >= self.config.limits.max_in_flight:
+            self.stats.dropped += 1
             self._outbox.append(Reply(client, None))  # the client retries; memory stays bounded
             return self.take_output()
         self._waiting_clients += 1

@@ -21,6 +21,8 @@ class Stats:
     prefetches: int = 0
     # Client questions whose answer waited for upstream queries (report.py defines hits).
     cache_misses: int = 0
+    # Client queries dropped unanswered under load (their clients retry).
+    dropped: int = 0
 
     def snapshot(self) -> dict[str, int]:
         return asdict(self)

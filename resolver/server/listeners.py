@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import socket
+from collections import deque
 
 import trio
 
@@ -22,8 +23,12 @@ from resolver.server.wire import MAX_MESSAGE, family_of, framed, receive_framed
 log = logging.getLogger(__name__)
 
 UDP_RECEIVE_BUFFER = 4 * 1024 * 1024
-# Datagrams handled per wake-up before the loop lets other tasks run.
+# Datagrams read per wake-up (hits answered at once), and misses handled per wake-up, before
+# the loop lets other tasks (replies from upstream) run.
+_UDP_DRAIN = 256
 _UDP_BATCH = 64
+# Misses waiting for their turn under overload; beyond it the oldest are dropped.
+_UDP_BACKLOG = 512
 
 # Queries one TCP connection may have in progress at once (RFC 7766 6.2.1.1 pipelining).
 _TCP_PIPELINE = 16
@@ -87,8 +92,13 @@ class UdpListener:
     the loop waits for readability once and then drains the non-blocking socket with plain
     `recvfrom`/`sendto` calls, answering packet-cache hits on the spot (DESIGN.md, performance
     notes). A miss costs no task: the engine replies through `_Datagram` when its answer is
-    ready, and it drops queries beyond `limits.max_in_flight` waiting clients, so memory stays
-    bounded under a flood.
+    ready.
+
+    Under overload (a flood of unique names, each a miss), misses wait in a bounded backlog and
+    the newest go first, the oldest being dropped when it is full, as Unbound's jostling does:
+    a client gives up on a query after a second or two, so answering the kernel's queue in
+    arrival order would spend the whole CPU on answers nobody waits for any more. Dropped
+    queries are counted (`dropped`); their clients retry.
     """
 
     def __init__(self, sock: socket.socket, service: ResolverService) -> None:
@@ -98,12 +108,16 @@ class UdpListener:
     async def run(self) -> None:
         sock, service = self.sock, self.service
         engine = service.engine
+        stats = engine.stats
         # Looked up once: a hit is a few microseconds, and each attribute lookup is a part of it.
         answer_from_cache, recvfrom, sendto = engine.answer_from_cache, sock.recvfrom, sock.sendto
-        misses: list[tuple[bytes, tuple[str, int]]] = []
+        backlog: deque[tuple[bytes, tuple[str, int]]] = deque()
         while True:
-            await trio.lowlevel.wait_readable(sock)
-            for _ in range(_UDP_BATCH):
+            if backlog:
+                await trio.lowlevel.checkpoint()  # let replies from upstream in first
+            else:
+                await trio.lowlevel.wait_readable(sock)
+            for _ in range(_UDP_DRAIN):
                 try:
                     data, peer = recvfrom(MAX_MESSAGE)
                 except BlockingIOError:
@@ -117,22 +131,25 @@ class UdpListener:
                     log.error("udp query from %s dropped by an internal error", peer, exc_info=True)
                     continue
                 if reply is None:
-                    misses.append((data, peer))
+                    if len(backlog) >= _UDP_BACKLOG:
+                        backlog.popleft()
+                        stats.dropped += 1
+                    backlog.append((data, peer))
                     continue
                 try:
                     sendto(reply, peer)
                 except OSError as error:  # a full send buffer included: the client will retry
                     log.debug("udp reply to %s failed: %s", peer, error)
-            # The batch's hits are answered first: a miss's engine work (parsing, the record
-            # cache, perhaps a resolution's first steps) takes far longer than a hit, and hits
-            # queued behind it would wait for nothing.
-            for data, peer in misses:
+            # Hits were answered first: a miss's engine work (parsing, the record cache,
+            # perhaps a resolution's first steps) takes far longer than a hit, and hits queued
+            # behind it would wait for nothing. Then a batch of misses, newest first.
+            for _ in range(min(_UDP_BATCH, len(backlog))):
+                data, peer = backlog.pop()
                 try:
                     client = Client(peer[0], False, _Datagram(sock, peer))
                     service.carry(engine.client_query(data, client))
                 except Exception:
                     log.error("udp query from %s dropped by an internal error", peer, exc_info=True)
-            misses.clear()
             if engine.has_output:  # a prefetch started by a hit
                 try:
                     service.carry(engine.take_output())

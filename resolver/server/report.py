@@ -183,6 +183,14 @@ METRICS: tuple[Metric, ...] = (
         line=("SERVFAIL", "{servfails}"),
     ),
     Metric(
+        "dropped",
+        Kind.COUNTER,
+        "Client queries dropped unanswered under load (the oldest waiting misses; clients retry).",
+        lambda p: p.stats.dropped,
+        "resolver_dropped_queries",
+        line=("dropped", "{dropped}"),
+    ),
+    Metric(
         "prefetches",
         Kind.COUNTER,
         "Answers refreshed in the background (prefetch).",
