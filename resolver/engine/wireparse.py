@@ -1,0 +1,388 @@
+"""A DNS message from wire bytes, as `dns.message.from_wire` builds it, in a fraction of its time.
+
+Every reply from an authority is parsed once, and dnspython's reader spends most of a cold name's
+parsing in its generality: a `Parser` object with a context manager per record and per name, an
+enum made for each type and class, names built through the immutable-object machinery (a
+context variable set and reset per object), `find_rrset` per record and each rdata hashed twice
+as it is added. This module reads the bytes of the common reply (QUERY opcode; A, AAAA, NS,
+CNAME, DNAME, PTR, SOA, MX, TXT and SRV records of class IN; one OPT) in one loop over the
+buffer and builds the very objects dnspython would: a `QueryMessage` with the same sections,
+RRsets, rdata, `index`, flags and OPT RRset (which carries EDNS version, extended rcode, payload
+and options), so nothing downstream can tell the difference.
+
+The rule is to vouch only for what it knows: at anything else (another opcode, a TSIG, an OPT
+where it may not be, any record that does not parse exactly as dnspython would parse it, counts
+larger than the data, trailing bytes) it gives up and returns what `dns.message.from_wire` makes
+of the whole message, or the exception it raises. Records of other types and classes (DS, RRSIG,
+NSEC, CH TXT...) are read by dnspython's own rdata parser, positioned on the same bytes, so the
+fast path does not have to know them. `tests/test_wireparse.py` holds the two readers to the
+same result over thousands of mutated replies of the test internet.
+
+Names follow dnspython's rules exactly (RFC 1035 section 4.1.4 compression, pointers strictly
+backwards, each followed segment wholly before the one that pointed to it, at most 16 hops, at
+most 255 octets) and are made as dnspython's immutable wrapper allows its own code to make them:
+`Name.__new__` and the `labels` slot set directly.
+"""
+
+from __future__ import annotations
+
+import struct
+from typing import Any, cast
+
+import dns.flags
+import dns.ipv6
+import dns.message
+import dns.name
+import dns.rdata
+import dns.rdataclass
+import dns.rdatatype
+import dns.rrset
+import dns.wire
+
+__all__ = ["from_wire"]
+
+
+class _Unsure(Exception):
+    """The fast path does not vouch for this message: dnspython's reader decides."""
+
+
+_HEADER = struct.Struct("!HHHHHH")
+_RR_HEADER = struct.Struct("!HHIH")
+_QUESTION = struct.Struct("!HH")
+_SOA_TAIL = struct.Struct("!IIIII")
+_SRV_HEAD = struct.Struct("!HHH")
+
+#: dnspython's limit on compression pointers followed within one name.
+_MAX_HOPS = dns.name.MAX_COMPRESSION_POINTER_CHAIN
+_TTL_LIMIT = 0x7FFFFFFF  # larger TTLs are read as 0 (RFC 2181 section 8), as dnspython does
+
+_IN = dns.rdataclass.IN
+_NONE = dns.rdatatype.NONE
+_OPT = int(dns.rdatatype.OPT)
+_TSIG = int(dns.rdatatype.TSIG)
+_SECTIONS = tuple(dns.message.MessageSection)
+#: The enum members by value, so that reading a known type or class costs a dict lookup.
+_TYPES: dict[int, dns.rdatatype.RdataType] = {int(t): t for t in dns.rdatatype.RdataType}
+_KNOWN_CLASSES = {int(c): c for c in dns.rdataclass.RdataClass}
+_CLASSES: dict[int, dns.rdataclass.RdataClass] = dict(_KNOWN_CLASSES)
+_CLASS_MEMO = 1024
+_SINGLETONS = frozenset(int(t) for t in dns.rdatatype.RdataType if dns.rdatatype.is_singleton(t))
+
+_A = int(dns.rdatatype.A)
+_AAAA = int(dns.rdatatype.AAAA)
+_NS = int(dns.rdatatype.NS)
+_CNAME = int(dns.rdatatype.CNAME)
+_PTR = int(dns.rdatatype.PTR)
+_DNAME = int(dns.rdatatype.DNAME)
+_SOA = int(dns.rdatatype.SOA)
+_MX = int(dns.rdatatype.MX)
+_TXT = int(dns.rdatatype.TXT)
+_SRV = int(dns.rdatatype.SRV)
+_FAST = frozenset((_A, _AAAA, _NS, _CNAME, _PTR, _DNAME, _SOA, _MX, _TXT, _SRV))
+#: The rdata class dnspython uses for each fast type in class IN.
+_RDATA_CLASS: dict[int, type[dns.rdata.Rdata]] = {
+    rdtype: dns.rdata.get_rdata_class(_IN, _TYPES[rdtype]) for rdtype in _FAST
+}
+
+_OPT_CLASS = dns.rdata.get_rdata_class(_IN, dns.rdatatype.OPT)
+
+_new = object.__new__
+_set = object.__setattr__
+_Name = dns.name.Name
+_RRset = dns.rrset.RRset
+_QueryMessage = dns.message.QueryMessage
+_Flag = dns.flags.Flag
+
+_flags_made: dict[int, dns.flags.Flag] = {}
+_FLAGS_MEMO = 1024  # header flag words remembered (hostile ones may try all 65,536)
+_ipv6_text: dict[bytes, str] = {}
+_IPV6_MEMO = 4096  # addresses remembered (the text form is dnspython's, slow to make)
+
+
+def from_wire(wire: bytes) -> dns.message.Message:
+    """`dns.message.from_wire(wire)` with its default arguments: the same message, or the same
+    exception."""
+    if type(wire) is bytes:  # (a bytearray's slices would be bytearrays, not labels)
+        try:
+            return _read(wire)
+        except Exception:  # any doubt at all, even a bug here: dnspython's reader decides
+            pass
+    return dns.message.from_wire(wire)
+
+
+def _flags(value: int) -> dns.flags.Flag:
+    flags = _flags_made.get(value)
+    if flags is None:
+        if len(_flags_made) >= _FLAGS_MEMO:
+            _flags_made.clear()
+        flags = _flags_made[value] = _Flag(value)
+    return flags
+
+
+def _rdtype(value: int) -> dns.rdatatype.RdataType:
+    made = _TYPES.get(value)
+    return dns.rdatatype.RdataType.make(value) if made is None else made
+
+
+def _rdclass(value: int) -> dns.rdataclass.RdataClass:
+    made = _CLASSES.get(value)
+    if made is None:  # an OPT's payload size, or an odd class: remember the pseudo-member
+        if len(_CLASSES) >= _CLASS_MEMO:
+            _CLASSES.clear()
+            _CLASSES.update(_KNOWN_CLASSES)
+        made = _CLASSES[value] = dns.rdataclass.RdataClass.make(value)
+    return made
+
+
+def _ipv6(address: bytes) -> str:
+    text = _ipv6_text.get(address)
+    if text is None:
+        if len(_ipv6_text) >= _IPV6_MEMO:
+            _ipv6_text.clear()
+        text = _ipv6_text[address] = dns.ipv6.inet_ntoa(address)
+    return text
+
+
+def _name(wire: bytes, pos: int, end: int, decompress: bool) -> tuple[dns.name.Name, bytes, int]:
+    """The name at `pos` (read no further than `end`), its lower-cased uncompressed wire form
+    (the key that makes names equal as dnspython compares them) and where the record goes on.
+
+    dnspython's rules (`dns.name.from_wire_parser`): a pointer must point before the start of
+    the segment it is in, the segment it points to must end before that start (so no loop
+    can last), at most 16 pointers are followed and the name has at most 255 octets.
+    """
+    labels: list[bytes] = []
+    parts: list[bytes] = []
+    start = pos  # the start of the segment being read
+    after = -1  # where the record goes on: after the first pointer, or after the name
+    hops = 0
+    while True:
+        if pos >= end:
+            raise _Unsure
+        length = wire[pos]
+        if length == 0:
+            pos += 1
+            break
+        if length < 64:
+            following = pos + 1 + length
+            if following > end:
+                raise _Unsure
+            labels.append(wire[pos + 1 : following])
+            pos = following
+        elif length >= 0xC0 and decompress:
+            if pos + 2 > end:
+                raise _Unsure
+            target = ((length & 0x3F) << 8) | wire[pos + 1]
+            hops += 1
+            if target >= start or hops > _MAX_HOPS:
+                raise _Unsure
+            parts.append(wire[start:pos])
+            if after < 0:
+                after = pos + 2
+            end = start
+            pos = start = target
+        else:
+            raise _Unsure
+    if parts:
+        parts.append(wire[start:pos])
+        key = b"".join(parts).lower()
+    else:
+        key = wire[start:pos].lower()
+        after = pos
+    if len(key) > 255:
+        raise _Unsure
+    labels.append(b"")
+    name = _new(_Name)
+    _set(name, "labels", tuple(labels))
+    return name, key, after
+
+
+def _rdata(rdtype: int, wire: bytes, pos: int, end: int) -> dns.rdata.Rdata:
+    """The rdata of a fast type in `wire[pos:end]`, as its class's `from_wire_parser` makes it."""
+    rd: Any = _new(_RDATA_CLASS[rdtype])
+    _set(rd, "rdclass", _IN)
+    _set(rd, "rdtype", _TYPES[rdtype])
+    _set(rd, "rdcomment", None)
+    if rdtype == _A:
+        if end - pos != 4:
+            raise _Unsure
+        _set(rd, "address", f"{wire[pos]}.{wire[pos + 1]}.{wire[pos + 2]}.{wire[pos + 3]}")
+        return rd
+    if rdtype == _AAAA:
+        if end - pos != 16:
+            raise _Unsure
+        _set(rd, "address", _ipv6(wire[pos:end]))
+        return rd
+    if rdtype == _TXT:
+        strings = []
+        while pos < end:
+            following = pos + 1 + wire[pos]
+            if following > end:
+                raise _Unsure
+            strings.append(wire[pos + 1 : following])
+            pos = following
+        if not strings:
+            raise _Unsure  # dnspython refuses a TXT without strings
+        _set(rd, "strings", tuple(strings))
+        return rd
+    if rdtype == _SOA:
+        mname, _, pos = _name(wire, pos, end, True)
+        rname, _, pos = _name(wire, pos, end, True)
+        if end - pos != _SOA_TAIL.size:
+            raise _Unsure
+        serial, refresh, retry, expire, minimum = _SOA_TAIL.unpack_from(wire, pos)
+        _set(rd, "mname", mname)
+        _set(rd, "rname", rname)
+        _set(rd, "serial", serial)
+        _set(rd, "refresh", refresh)
+        _set(rd, "retry", retry)
+        _set(rd, "expire", expire)
+        _set(rd, "minimum", minimum)
+        return rd
+    if rdtype == _MX:
+        if end - pos < 2:
+            raise _Unsure
+        _set(rd, "preference", (wire[pos] << 8) | wire[pos + 1])
+        exchange, _, pos = _name(wire, pos + 2, end, True)
+        _set(rd, "exchange", exchange)
+    elif rdtype == _SRV:
+        if end - pos < _SRV_HEAD.size:
+            raise _Unsure
+        priority, weight, port = _SRV_HEAD.unpack_from(wire, pos)
+        _set(rd, "priority", priority)
+        _set(rd, "weight", weight)
+        _set(rd, "port", port)
+        target, _, pos = _name(wire, pos + _SRV_HEAD.size, end, True)
+        _set(rd, "target", target)
+    else:  # NS, CNAME, PTR; DNAME's target may not be compressed (RFC 6672 section 2.5)
+        target, _, pos = _name(wire, pos, end, rdtype != _DNAME)
+        _set(rd, "target", target)
+    if pos != end:
+        raise _Unsure  # the rdata must be used up exactly
+    return rd
+
+
+def _new_rrset(
+    name: dns.name.Name,
+    rdclass: dns.rdataclass.RdataClass,
+    rdtype: dns.rdatatype.RdataType,
+    covers: dns.rdatatype.RdataType,
+    ttl: int,
+    items: dict[Any, None],
+) -> dns.rrset.RRset:
+    """`RRset(name, rdclass, rdtype, covers)` holding `items` with `ttl`, without the
+    constructors' chain of calls."""
+    rrset: dns.rrset.RRset = _new(_RRset)
+    rrset.items = items
+    rrset.rdclass = rdclass
+    rrset.rdtype = rdtype
+    rrset.covers = covers
+    rrset.ttl = ttl
+    rrset.name = name
+    rrset.deleting = None
+    return rrset
+
+
+def _opt(
+    name: dns.name.Name, ttl: int, wire: bytes, pos: int, payload: int, rdlen: int
+) -> dns.rrset.RRset:
+    """The message's OPT RRset, as `dns.rrset.from_rdata(name, ttl, rdata)` makes it (the TTL
+    field holds the extended rcode, version and flags: never clamped)."""
+    if rdlen:  # options: dnspython's reader knows them all
+        return dns.rrset.from_rdata(name, ttl, _generic_rdata(wire, pos, payload, _OPT, rdlen))
+    rd: Any = _new(_OPT_CLASS)
+    _set(rd, "rdclass", _rdclass(payload))
+    _set(rd, "rdtype", _TYPES[_OPT])
+    _set(rd, "rdcomment", None)
+    _set(rd, "options", ())
+    return _new_rrset(name, rd.rdclass, rd.rdtype, _NONE, ttl, {rd: None})
+
+
+def _generic_rdata(wire: bytes, pos: int, rdclass: int, rdtype: int, rdlen: int) -> dns.rdata.Rdata:
+    """Any other rdata, by dnspython's own reader on the same bytes at the same offset."""
+    parser = dns.wire.Parser(wire, pos)
+    with parser.restrict_to(rdlen):
+        # dnspython's reader is handed the numbers from the wire too; it makes the enums.
+        return dns.rdata.from_wire_parser(
+            cast(dns.rdataclass.RdataClass, rdclass), cast(dns.rdatatype.RdataType, rdtype), parser
+        )
+
+
+def _read(wire: bytes) -> dns.message.Message:
+    """The message, built as `dns.message._WireReader.read` builds it; `_Unsure` (or any other
+    exception) where this reader does not vouch for the result."""
+    size = len(wire)
+    if size < _HEADER.size:
+        raise _Unsure
+    ident, flags, qdcount, ancount, nscount, arcount = _HEADER.unpack_from(wire)
+    if flags & 0x7800:  # not opcode QUERY: another message class, another reader
+        raise _Unsure
+    message = _QueryMessage(id=ident)
+    message.flags = _flags(flags)
+    message.wire = wire
+    index = message.index
+    pos = _HEADER.size
+
+    section_number = _SECTIONS[0]
+    question = message.sections[0]
+    for _ in range(qdcount):
+        name, _, pos = _name(wire, pos, size, True)
+        if pos + 4 > size:
+            raise _Unsure
+        rdtype, rdclass = _QUESTION.unpack_from(wire, pos)
+        pos += 4
+        rrset = _new_rrset(name, _rdclass(rdclass), _rdtype(rdtype), _NONE, 0, {})
+        question.append(rrset)
+        index[(section_number, name, rrset.rdclass, rrset.rdtype, _NONE, None)] = rrset
+
+    # (section, owner's key, class, type, covers) -> the RRset and its rdata dict
+    found: dict[tuple[int, bytes, int, int, int], tuple[dns.rrset.RRset, dict[Any, None]]] = {}
+    for number, count in ((1, ancount), (2, nscount), (3, arcount)):
+        section = message.sections[number]
+        for _ in range(count):
+            name, key, pos = _name(wire, pos, size, True)
+            if pos + 10 > size:
+                raise _Unsure
+            rdtype, rdclass, ttl, rdlen = _RR_HEADER.unpack_from(wire, pos)
+            pos += 10
+            end = pos + rdlen
+            if end > size:
+                raise _Unsure
+            if rdtype == _OPT:
+                if number != 3 or message.opt is not None or key != b"\x00":
+                    raise _Unsure  # dnspython's BadEDNS
+                message.opt = _opt(name, ttl, wire, pos, rdclass, rdlen)
+                pos = end
+                continue
+            if rdtype == _TSIG:
+                raise _Unsure
+            if rdclass == 1 and rdtype in _FAST:
+                rd = _rdata(rdtype, wire, pos, end)
+                covers = 0
+            else:
+                rd = _generic_rdata(wire, pos, rdclass, rdtype, rdlen)
+                covers = int(rd.covers())
+            pos = end
+            if ttl > _TTL_LIMIT:
+                ttl = 0
+            entry = found.get((number, key, rdclass, rdtype, covers))
+            if entry is None:
+                items: dict[Any, None] = {}
+                rrset = _new_rrset(name, rd.rdclass, rd.rdtype, _rdtype(covers), ttl, items)
+                section.append(rrset)
+                found[(number, key, rdclass, rdtype, covers)] = (rrset, items)
+                index[
+                    (_SECTIONS[number], name, rrset.rdclass, rrset.rdtype, rrset.covers, None)
+                ] = rrset
+            else:
+                # `Rdataset.add(rd, ttl)`: the smallest TTL; a singleton type keeps the last
+                # record; a record equal to one already there changes nothing else.
+                rrset, items = entry
+                if ttl < rrset.ttl:
+                    rrset.ttl = ttl
+                if rdtype in _SINGLETONS:
+                    items.clear()
+            items.setdefault(rd, None)
+    if pos != size:
+        raise _Unsure  # trailing junk
+    return message

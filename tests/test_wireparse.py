@@ -1,0 +1,450 @@
+"""The engine's reader of DNS messages builds exactly what `dns.message.from_wire` builds.
+
+`resolver.engine.wireparse` reads the common reply itself and hands anything unusual to
+dnspython; these tests hold the two to the same result: the same message down to the letter
+case of every label, the Python type of every value, the order of records, the merging of
+RRsets, the TTLs, the OPT record and the `index`; or both refusing the bytes. The corpus is
+every genuine reply of the test internet to a spread of questions, and thousands of hostile
+versions of them made by the mutation fuzzer (`resolver.testing.mutations`: header counts that
+lie, truncation, compression pointers that loop or point forward, flipped bytes, trailing junk,
+duplicated and renamed records, odd TTLs, OPT and RRSIG where they do not belong...), plus
+hand-built edge cases of the name rules.
+"""
+
+from __future__ import annotations
+
+import functools
+import random
+import struct
+from typing import Any
+
+import dns.edns
+import dns.exception
+import dns.flags
+import dns.message
+import dns.name
+import dns.opcode
+import dns.rdata
+import dns.rdataclass
+import dns.rdatatype
+import dns.rrset
+import pytest
+
+from resolver.core.exchange import make_query
+from resolver.engine import wireparse
+from resolver.engine.messages import parse
+from resolver.testing import TestInternet
+from resolver.testing.authority import zone_origin
+from resolver.testing.mutations import QUESTIONS, RandomChooser, Target, mutate
+
+#: Mutated replies compared in each run of the suite (about ten seconds).
+MUTATED_CASES = 4000
+
+_TYPES = ("A", "AAAA", "NS", "SOA", "MX", "TXT", "CNAME", "DNAME", "SRV", "PTR", "DS", "ANY")
+
+
+def _dnspython(wire: bytes) -> dns.message.Message | None:
+    """What `parse` returned before the fast reader: dnspython's verdict, None for a refusal."""
+    try:
+        return dns.message.from_wire(wire)
+    except (dns.exception.DNSException, ValueError, UnicodeError, IndexError, KeyError):
+        return None
+
+
+def _value(value: Any) -> Any:
+    """A value with everything that could differ spelled out (type, letter case, bytes)."""
+    if isinstance(value, dns.name.Name):
+        return ("name", value.labels)
+    if isinstance(value, tuple | list):
+        return (type(value).__name__, tuple(_value(item) for item in value))
+    if isinstance(value, dns.edns.Option):
+        return ("option", type(value).__name__, int(value.otype), value.to_wire())
+    if isinstance(value, dns.rdata.Rdata):
+        slots = sorted(set(value._get_all_slots()))
+        return (type(value), tuple((slot, _value(getattr(value, slot))) for slot in slots))
+    return (type(value), value)
+
+
+def _rrset(rrset: dns.rrset.RRset | None) -> Any:
+    if rrset is None:
+        return None
+    return (
+        type(rrset),
+        _value(rrset.name),
+        _value(rrset.rdclass),
+        _value(rrset.rdtype),
+        _value(rrset.covers),
+        _value(rrset.deleting),
+        _value(rrset.ttl),
+        type(rrset.items),
+        tuple(_value(rd) for rd in rrset),
+    )
+
+
+def describe(message: dns.message.Message | None) -> Any:
+    """Everything a reader of the message could look at, in comparable form."""
+    if message is None:
+        return None
+    where = {
+        id(rrset): (number, position)
+        for number, section in enumerate(message.sections)
+        for position, rrset in enumerate(section)
+    }
+    index = tuple(
+        (tuple(_value(part) for part in key), where.get(id(rrset), "elsewhere"))
+        for key, rrset in message.index.items()
+    )
+    attributes = tuple(
+        (key, _value(value))
+        for key, value in sorted(vars(message).items())
+        if key not in ("sections", "index", "opt")
+    )
+    return (
+        type(message),
+        attributes,
+        tuple(tuple(_rrset(rrset) for rrset in section) for section in message.sections),
+        _rrset(message.opt),
+        index,
+        message.edns,
+        message.ednsflags,
+        message.payload,
+        _value(message.options),
+        message.rcode(),
+        message.opcode(),
+        message.to_text(),
+        message.to_wire(want_shuffle=False),
+    )
+
+
+def assert_same(wire: bytes) -> bool:
+    """`parse` and dnspython agree on `wire`; True if dnspython accepted it."""
+    expected = _dnspython(wire)
+    got = parse(wire)
+    assert describe(got) == describe(expected), wire.hex()
+    return expected is not None
+
+
+# -- the corpus -------------------------------------------------------------------------------
+
+
+@functools.cache
+def internet() -> TestInternet:
+    return TestInternet.default()
+
+
+def _names(
+    server_zones: list[dns.name.Name], all_names: list[dns.name.Name]
+) -> list[dns.name.Name]:
+    """The names worth asking a server: its zones' own, those below them (referrals) and some
+    that do not exist."""
+    chosen = [name for name in all_names if any(name.is_subdomain(zone) for zone in server_zones)]
+    chosen += [dns.name.Name((b"nothing-here",)).concatenate(zone) for zone in server_zones]
+    return chosen
+
+
+@functools.cache
+def corpus() -> tuple[tuple[bytes, Any, Target], ...]:
+    """(wire, the reply as the server made it, the target) for genuine exchanges: every server
+    asked for the names of its zones and below, in several types, with and without EDNS."""
+    net = internet()
+    addresses = tuple(server.address for server in net.servers.values())
+    all_names = sorted(
+        {dns.name.from_text(text) for text, _ in QUESTIONS}
+        | {
+            name.derelativize(zone_origin(zone))
+            for server in net.servers.values()
+            for zone in server.zones
+            for name in zone.nodes
+        }
+    )
+    found = []
+    rng = random.Random(9)
+    for server in net.servers.values():
+        zones = [zone_origin(zone) for zone in server.zones]
+        for name in _names(zones, all_names):
+            for qtype in rng.sample(_TYPES, 4):
+                payload = rng.choice((1232, 4096, None))
+                query = make_query(name, dns.rdatatype.from_text(qtype), payload=payload)
+                reply = server.respond(query, False)
+                if reply is None:
+                    continue
+                wire = reply if isinstance(reply, bytes) else reply.to_wire(max_size=65535)
+                found.append((wire, reply, Target(query, tuple(zones), addresses=addresses)))
+    return tuple(found)
+
+
+def test_genuine_replies_take_the_fast_path_and_agree() -> None:
+    """Every genuine reply is read without dnspython's help, and to the same message."""
+    replies = corpus()
+    assert len(replies) > 300
+    kinds: set[str] = set()
+    for wire, _, _ in replies:
+        fast = wireparse._read(wire)  # raises if it would hand the message to dnspython
+        assert describe(fast) == describe(_dnspython(wire)), wire.hex()
+        for rrset in (rrset for section in fast.sections[1:] for rrset in section):
+            kinds.add(dns.rdatatype.to_text(rrset.rdtype))
+        if fast.opt is not None:
+            kinds.add("OPT")
+    assert {"A", "AAAA", "NS", "SOA", "CNAME", "MX", "TXT", "OPT"} <= kinds
+
+
+def test_mutated_replies_agree_with_dnspython() -> None:
+    """Thousands of hostile replies: both readers refuse them, or build the same message."""
+    replies = corpus()
+    rng = random.Random(2024)
+    accepted = refused = 0
+    for case in range(MUTATED_CASES):
+        _, reply, target = replies[case % len(replies)]
+        wire = mutate(reply, target, RandomChooser(rng))
+        if wire is None:
+            continue
+        if assert_same(wire):
+            accepted += 1
+        else:
+            refused += 1
+    # Both kinds must be well represented, or the comparison proves little.
+    assert accepted > MUTATED_CASES // 4
+    assert refused > MUTATED_CASES // 20
+
+
+# -- hand-built edge cases --------------------------------------------------------------------
+
+_HEADER = struct.Struct("!HHHHHH")
+
+
+def _message(
+    records: list[bytes], question: bytes | None = None, counts: tuple[int, ...] | None = None
+) -> bytes:
+    """A reply with question `question` (www.example.test. A by default) and `records` all in
+    the answer section, unless `counts` (an, ns, ar) says otherwise."""
+    if question is None:
+        question = b"\x03www\x07example\x04test\x00\x00\x01\x00\x01"
+    an, ns, ar = counts if counts is not None else (len(records), 0, 0)
+    return _HEADER.pack(0x1234, 0x8400, 1, an, ns, ar) + question + b"".join(records)
+
+
+def _rr(owner: bytes, rdtype: int, rdata: bytes, ttl: int = 300, rdclass: int = 1) -> bytes:
+    return owner + struct.pack("!HHIH", rdtype, rdclass, ttl, len(rdata)) + rdata
+
+
+_QNAME = b"\xc0\x0c"  # a pointer to the question's name
+_A, _NS, _CNAME, _SOA, _MX, _TXT, _AAAA, _SRV, _DNAME, _OPT, _DS, _RRSIG = (
+    1,
+    2,
+    5,
+    6,
+    15,
+    16,
+    28,
+    33,
+    39,
+    41,
+    43,
+    46,
+)
+
+
+def _rrsig(covered: int) -> bytes:
+    return struct.pack("!HBBIIIH", covered, 8, 3, 300, 2000000000, 1000000000, 12345) + (
+        b"\x07example\x04test\x00" + b"\x01" * 32
+    )
+
+
+EDGE_CASES: dict[str, bytes] = {
+    "a": _message([_rr(_QNAME, _A, b"\xc0\x00\x02\x01")]),
+    "a short": _message([_rr(_QNAME, _A, b"\xc0\x00\x02")]),
+    "a long": _message([_rr(_QNAME, _A, b"\xc0\x00\x02\x01\x00")]),
+    "aaaa": _message([_rr(_QNAME, _AAAA, bytes(range(16)))]),
+    "aaaa v4-mapped": _message([_rr(_QNAME, _AAAA, bytes(10) + b"\xff\xff\x7f\x00\x00\x01")]),
+    "aaaa short": _message([_rr(_QNAME, _AAAA, bytes(15))]),
+    "duplicates, smallest ttl": _message(
+        [_rr(_QNAME, _A, b"\x01\x02\x03\x04", 600), _rr(_QNAME, _A, b"\x01\x02\x03\x04", 60)]
+    ),
+    "case merges rrsets": _message(
+        [
+            _rr(_QNAME, _A, b"\x01\x02\x03\x04"),
+            _rr(b"\x03WWW\x07EXAMPLE\x04TeSt\x00", _A, b"\x01\x02\x03\x05", 30),
+        ]
+    ),
+    "case merges compressed rrsets": _message(
+        [
+            _rr(b"\x03WWW\xc0\x10", _A, b"\x01\x02\x03\x04"),
+            _rr(b"\x03wWw\x07EXAMPLE\xc0\x18", _A, b"\x01\x02\x03\x05", 30),
+            _rr(_QNAME, _A, b"\x01\x02\x03\x06", 20),
+        ]
+    ),
+    "ttl top bit": _message(
+        [
+            _rr(_QNAME, _A, b"\x01\x02\x03\x04", 2**31),
+            _rr(_QNAME, _A, b"\x01\x02\x03\x05", 2**32 - 1),
+        ]
+    ),
+    "two cnames: singleton keeps the last": _message(
+        [_rr(_QNAME, _CNAME, b"\x01a\xc0\x10", 50), _rr(_QNAME, _CNAME, b"\x01b\xc0\x10", 40)]
+    ),
+    "ns case duplicates": _message(
+        [_rr(_QNAME, _NS, b"\x03ns1\xc0\x10"), _rr(_QNAME, _NS, b"\x03NS1\xc0\x10")]
+    ),
+    "soa": _message(
+        [
+            _rr(
+                _QNAME,
+                _SOA,
+                b"\x02ns\xc0\x10\x0ahostmaster\xc0\x10" + struct.pack("!IIIII", 1, 2, 3, 4, 5),
+            )
+        ]
+    ),
+    "soa short": _message([_rr(_QNAME, _SOA, b"\x02ns\xc0\x10\x00" + bytes(19))]),
+    "soa long": _message([_rr(_QNAME, _SOA, b"\x00\x00" + bytes(21))]),
+    "mx": _message([_rr(_QNAME, _MX, b"\x00\x0a\x04mail\xc0\x10")]),
+    "mx short": _message([_rr(_QNAME, _MX, b"\x00")]),
+    "srv": _message([_rr(_QNAME, _SRV, b"\x00\x01\x00\x02\x00\x35\x03srv\xc0\x10")]),
+    "txt": _message([_rr(_QNAME, _TXT, b"\x03abc\x00\x05hello")]),
+    "txt empty": _message([_rr(_QNAME, _TXT, b"")]),
+    "txt overrun": _message([_rr(_QNAME, _TXT, b"\x05abc")]),
+    "dname": _message([_rr(_QNAME, _DNAME, b"\x05other\x04test\x00")]),
+    "dname compressed target": _message([_rr(_QNAME, _DNAME, b"\x05other\xc0\x18")]),
+    "ns with trailing byte in rdata": _message([_rr(_QNAME, _NS, b"\x03ns1\xc0\x10\x00")]),
+    "ds (dnspython's reader)": _message([_rr(_QNAME, _DS, b"\x30\x39\x08\x02" + bytes(32))]),
+    "rrsig covers split rrsets": _message(
+        [_rr(_QNAME, _RRSIG, _rrsig(_A)), _rr(_QNAME, _RRSIG, _rrsig(_NS))]
+    ),
+    "unknown type": _message([_rr(_QNAME, 65280, b"\x01\x02")]),
+    "class ch": _message([_rr(_QNAME, _TXT, b"\x02hi", rdclass=3)]),
+    "class any a": _message([_rr(_QNAME, _A, b"\x01\x02\x03\x04", rdclass=255)]),
+    "class none empty": _message([_rr(_QNAME, _A, b"", rdclass=254)]),
+    "opt": _message([_rr(b"\x00", _OPT, b"", ttl=0x00008000, rdclass=1232)], counts=(0, 0, 1)),
+    "opt extended rcode": _message(
+        [_rr(b"\x00", _OPT, b"", ttl=0x01000000, rdclass=512)], counts=(0, 0, 1)
+    ),
+    "opt with options": _message(
+        [
+            _rr(
+                b"\x00",
+                _OPT,
+                struct.pack("!HH", 10, 8) + b"\x01" * 8 + struct.pack("!HH", 15, 2) + b"\x00\x06",
+                rdclass=4096,
+            )
+        ],
+        counts=(0, 0, 1),
+    ),
+    "opt bad option": _message(
+        [_rr(b"\x00", _OPT, struct.pack("!HH", 8, 1) + b"\x00", rdclass=4096)], counts=(0, 0, 1)
+    ),
+    "opt payload 1 (class IN)": _message([_rr(b"\x00", _OPT, b"", rdclass=1)], counts=(0, 0, 1)),
+    "opt in answer": _message([_rr(b"\x00", _OPT, b"", rdclass=1232)]),
+    "opt not at root": _message([_rr(_QNAME, _OPT, b"", rdclass=1232)], counts=(0, 0, 1)),
+    "two opts": _message([_rr(b"\x00", _OPT, b"", rdclass=1232)] * 2, counts=(0, 0, 2)),
+    "tsig": _message(
+        [_rr(b"\x03key\x00", 250, b"\x0bhmac-sha256\x00" + bytes(16), ttl=0, rdclass=255)],
+        counts=(0, 0, 1),
+    ),
+    "records in every section": _message(
+        [
+            _rr(_QNAME, _A, b"\x01\x02\x03\x04"),
+            _rr(b"\xc0\x10", _NS, b"\x03ns1\xc0\x10"),
+            _rr(b"\x03ns1\xc0\x10", _A, b"\x01\x02\x03\x06"),
+            _rr(_QNAME, _A, b"\x01\x02\x03\x04"),
+        ],
+        counts=(1, 1, 2),
+    ),
+    "same rrset in two sections": _message(
+        [_rr(_QNAME, _A, b"\x01\x02\x03\x04"), _rr(_QNAME, _A, b"\x01\x02\x03\x05")],
+        counts=(1, 0, 1),
+    ),
+    "trailing junk": _message([_rr(_QNAME, _A, b"\x01\x02\x03\x04")]) + b"\x00",
+    "counts too large": _message([_rr(_QNAME, _A, b"\x01\x02\x03\x04")], counts=(2, 0, 0)),
+    "rdata past the end": _message([_rr(_QNAME, _A, b"\x01\x02\x03\x04")])[:-1],
+    "pointer to itself": _message([_rr(b"\xc0\x22", _A, b"\x01\x02\x03\x04")]),
+    "pointer to the byte before": _message([_rr(b"\xc0\x21", _A, b"\x01\x02\x03\x04")]),
+    "pointer forward": _message([_rr(b"\xc0\x30", _A, b"\x01\x02\x03\x04")]),
+    "pointer into the header": _message([_rr(b"\xc0\x02", _A, b"\x01\x02\x03\x04")]),
+    "pointer to a pointer": _message(
+        [_rr(_QNAME, _CNAME, b"\x01a\xc0\x10"), _rr(b"\xc0\x30", _A, b"\x01\x02\x03\x04")]
+    ),
+    "label type 0x40": _message([_rr(b"\x40", _A, b"\x01\x02\x03\x04")]),
+    "label type 0x80": _message([_rr(b"\x80", _A, b"\x01\x02\x03\x04")]),
+    "no question": _HEADER.pack(1, 0x8000, 0, 0, 0, 0),
+    "two questions": _HEADER.pack(1, 0x8000, 2, 0, 0, 0)
+    + (b"\x03www\x07example\x04test\x00\x00\x01\x00\x01" + b"\xc0\x0c\x00\x01\x00\x01"),
+    "question of an unknown type and class": _message(
+        [], question=b"\x03www\x07example\x04test\x00\xff\x00\x04\xd2"
+    ),
+    "opcode notify": _HEADER.pack(1, 0xA000, 0, 0, 0, 0),
+    "opcode update": _HEADER.pack(1, 0xA800, 0, 0, 0, 0),
+    "short header": b"\x12\x34\x84\x00\x00\x01",
+    "flags with z bit": _HEADER.pack(1, 0x8440, 0, 0, 0, 0),
+}
+
+
+def _hops(depth: int) -> bytes:
+    """Questions of the root and of `depth` names, each a label and a pointer to the one
+    before, then an A record owned by the last: its name takes `depth + 1` pointers."""
+    wire = bytearray(b"\x00\x00\x01\x00\x01")
+    previous = 12
+    for _ in range(depth):
+        start = 12 + len(wire)
+        wire += b"\x01x" + struct.pack("!H", 0xC000 | previous) + b"\x00\x01\x00\x01"
+        previous = start
+    wire += _rr(struct.pack("!H", 0xC000 | previous), _A, b"\x01\x02\x03\x04")
+    return _HEADER.pack(1, 0x8400, depth + 1, 1, 0, 0) + bytes(wire)
+
+
+@pytest.mark.parametrize("wire", EDGE_CASES.values(), ids=EDGE_CASES.keys())
+def test_edge_cases_agree_with_dnspython(wire: bytes) -> None:
+    assert_same(wire)
+
+
+@pytest.mark.parametrize("depth", [14, 15, 16, 17])
+def test_pointer_chains_as_long_as_dnspython_allows(depth: int) -> None:
+    """dnspython follows at most 16 pointers in one name: one fewer, exactly, and one more."""
+    accepted = assert_same(_hops(depth))
+    assert accepted == (depth + 1 <= dns.name.MAX_COMPRESSION_POINTER_CHAIN)
+
+
+@pytest.mark.parametrize("length", [253, 254, 255, 256])
+def test_names_up_to_255_octets(length: int) -> None:
+    """A name of `length` octets in wire form (255 is the most dnspython accepts)."""
+    labels = []
+    left = length - 1
+    while left > 0:
+        size = min(63, left - 1)
+        labels.append(bytes([size]) + b"a" * size)
+        left -= size + 1
+    owner = b"".join(labels) + b"\x00"
+    assert len(owner) == length
+    assert assert_same(_message([_rr(owner, _A, b"\x01\x02\x03\x04")])) == (length <= 255)
+
+
+def test_random_bytes_agree_with_dnspython() -> None:
+    """Noise behind a plausible header, and single bytes flipped in a good reply."""
+    rng = random.Random(7)
+    good = EDGE_CASES["records in every section"]
+    for _ in range(2000):
+        data = bytearray(good)
+        for _ in range(rng.randint(1, 3)):
+            data[rng.randrange(len(data))] = rng.randrange(256)
+        assert_same(bytes(data))
+        assert_same(good[:12] + rng.randbytes(rng.randint(0, 40)))
+
+
+def test_names_behave_as_dnspython_names() -> None:
+    """Names made by the fast reader compare, hash and print as dnspython's own."""
+    wire = EDGE_CASES["records in every section"]
+    fast = wireparse._read(wire)
+    slow = dns.message.from_wire(wire)
+    for ours, theirs in zip(
+        (rrset.name for section in fast.sections for rrset in section),
+        (rrset.name for section in slow.sections for rrset in section),
+        strict=True,
+    ):
+        assert type(ours) is type(theirs) is dns.name.Name
+        assert ours == theirs and hash(ours) == hash(theirs)
+        assert ours.to_text() == theirs.to_text() and ours.to_wire() == theirs.to_wire()
+        assert ours == dns.name.from_text(theirs.to_text().upper())
+        with pytest.raises(TypeError):
+            ours.labels = ()  # immutable, as dnspython's
+    assert (
+        fast.find_rrset(fast.answer, slow.answer[0].name, dns.rdataclass.IN, dns.rdatatype.A)
+        is fast.answer[0]
+    )
