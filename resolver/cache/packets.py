@@ -42,6 +42,10 @@ _CD = 0x10
 # Ready replies kept for repeated queries (see the module's docstring): enough for the names a
 # busy resolver is asked most, small next to the cache (a few hundred bytes each).
 _READY_MEMORY = 4096
+#: Only queries this small are kept as keys of ready replies (a plain question with an OPT
+#: record is under 300 bytes): a client padding its queries with large EDNS options must not
+#: make the resolver keep megabytes of them.
+_READY_QUERY_SIZE = 512
 # A ready reply stops being used this long (seconds) before its TTLs would age by one more second
 # or its entry would enter the prefetch window, so float rounding can never make it differ from
 # a fresh copy: in that last millisecond the full patch runs instead.
@@ -219,7 +223,7 @@ class PacketCache:
             reply[10:12] = b"\x00\x01"
         lifetime = packet.expires - stored_at
         expiring = elapsed * 10 >= lifetime * 9
-        if repeatable and not expiring:
+        if repeatable and not expiring and len(query) <= _READY_QUERY_SIZE:
             ready = self._ready
             if len(ready) >= _READY_MEMORY:
                 ready.clear()

@@ -131,6 +131,8 @@ class UdpListener:
                     log.error("udp query from %s dropped by an internal error", peer, exc_info=True)
                     continue
                 if reply is None:
+                    if len(data) < 3 or data[2] & 0x80:
+                        continue  # no ID to answer, or a response: never answered anyway
                     if len(backlog) >= _UDP_BACKLOG:
                         backlog.popleft()
                         stats.dropped += 1
@@ -222,19 +224,25 @@ class TcpListener:
                     if idle.cancelled_caught or wire is None:
                         break
                     await slots.acquire()
+                    # The slot goes back when the reply is written (or the engine says it
+                    # sends none); only if the engine never got the query is it freed here.
                     try:
                         reply = engine.answer_from_cache(wire, peer, True)
                         if reply is not None:
                             connection.send(reply)
-                            service.carry(engine.take_output())
+                            outputs = engine.take_output()
                         else:
-                            client = Client(peer, True, connection)
-                            service.carry(engine.client_query(wire, client))
+                            outputs = engine.client_query(wire, Client(peer, True, connection))
                     except Exception:
                         log.error(
                             "tcp query from %s dropped by an internal error", peer, exc_info=True
                         )
                         slots.release()
+                        continue
+                    try:
+                        service.carry(outputs)
+                    except Exception:
+                        log.error("carrying for %s failed", peer, exc_info=True)
                 # Queries still being answered are answered (and written) before closing.
                 with trio.move_on_after(limits.max_resolution_time + limits.tcp_idle_timeout):
                     for _ in range(_TCP_PIPELINE):

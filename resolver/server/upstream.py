@@ -27,6 +27,8 @@ from resolver.server.wire import MAX_MESSAGE, family_of, framed, receive_framed
 _UNREACHABLE = frozenset(
     {errno.ENETUNREACH, errno.EHOSTUNREACH, errno.EADDRNOTAVAIL, errno.EAFNOSUPPORT}
 )
+#: Datagrams read from one query's socket per wake-up.
+_DRAIN = 16
 
 
 def _connect(sock: socket.socket, address: tuple[str, int]) -> None:
@@ -78,7 +80,9 @@ class Network:
                 return _undelivered(error, local=True)
             while True:
                 await trio.lowlevel.wait_readable(sock)
-                while True:
+                # A bounded drain: datagrams flooding this port (a spoofer's) must not keep
+                # every other task of the resolver waiting.
+                for _ in range(_DRAIN):
                     try:
                         data = sock.recv(MAX_MESSAGE)
                     except BlockingIOError:
