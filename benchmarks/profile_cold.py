@@ -170,6 +170,8 @@ STAGES: dict[str, tuple[tuple[str, str], ...]] = {
     ),
     "zone cut: closest delegation, its addresses": (
         ("resolver.cache.records", "RecordCache.closest_delegation"),
+        ("resolver.cache.records", "RecordCache.closest_cut"),
+        ("resolver.core.zonecut", "Delegation.from_cut"),
         ("resolver.core.zonecut", "Delegation.from_ns"),
         ("resolver.core.zonecut", "Delegation.from_hints"),
     ),

@@ -281,3 +281,32 @@ def test_the_negative_answers_of_one_zone_share_its_soa_until_it_changes() -> No
     assert first.soa[0] is second.soa[0] and first.soa == second.soa
     assert third.soa == bumped and third.soa[0].serial == 2
     assert first.soa[0].serial == 1  # the older answers keep the SOA they came with
+
+
+def test_closest_cut_is_the_closest_delegation_with_its_addresses_while_they_hold() -> None:
+    clock = FakeClock()
+    cache = make(clock)
+    ns = dns.rrset.from_text(
+        "example.test.", 3600, "IN", "NS", "ns1.example.test.", "ns2.example.test."
+    )
+    cache.put_rrset(ns, Rank.REFERRAL, delegation=True)
+    cache.put_rrset(rrset("ns1.example.test. 600 A 192.0.2.1"), Rank.GLUE, delegation=True)
+    name = dns.name.from_text("a.b.www.example.test.")
+    cut = cache.closest_cut(name)
+    assert cut is not None and cut.zone == dns.name.from_text("example.test.")
+    ns1, ns2 = (dns.name.from_text(f"ns{n}.example.test.") for n in (1, 2))
+    assert cut.ns_names == (ns1, ns2)
+    assert dict(cut.addresses) == {ns1: ("192.0.2.1",), ns2: ()}
+    assert cache.closest_cut(dns.name.from_text("other.example.test.")) is cut  # remembered
+    # Whatever it was made of changes: an address learnt, one expired, the NS set replaced.
+    cache.put_rrset(rrset("ns2.example.test. 600 AAAA 2001:db8::2"), Rank.ANSWER)
+    again = cache.closest_cut(name)
+    assert again is not None and again is not cut
+    assert dict(again.addresses) == {ns1: ("192.0.2.1",), ns2: ("2001:db8::2",)}
+    clock.advance(601)
+    expired = cache.closest_cut(name)
+    assert expired is not None and dict(expired.addresses) == {ns1: (), ns2: ()}
+    delegate(cache, "example.test. 3600 NS ns3.example.test.")
+    replaced = cache.closest_cut(name)
+    assert replaced is not None and replaced.ns_names == (dns.name.from_text("ns3.example.test."),)
+    assert cache.closest_cut(dns.name.from_text("www.other.test.")) is None

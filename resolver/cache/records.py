@@ -28,7 +28,7 @@ below, about 550.
 from __future__ import annotations
 
 import struct
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from enum import IntEnum
 from typing import Any
@@ -85,6 +85,17 @@ class CachedNegative:
     expires: float
 
 
+@dataclass(frozen=True, slots=True)
+class ZoneCut:
+    """The deepest cached zone cut at or above a name, as iteration starts from it: the zone,
+    the names of its name servers, and each one's cached addresses (IPv4 then IPv6, glue
+    included), which are shared between callers: copy them to change them."""
+
+    zone: dns.name.Name
+    ns_names: tuple[dns.name.Name, ...]
+    addresses: Mapping[dns.name.Name, tuple[str, ...]]
+
+
 # The kinds keep positive, negative and failure entries for the same name apart in one cache,
 # so a single size bound (and a single LRU order) covers everything the resolver remembers.
 # The stored tuples, by kind (`owner` is None when it is the key's own name, in lower case;
@@ -112,6 +123,11 @@ _ADDRESS_TYPES: dict[int, tuple[type[dns.rdata.Rdata], dns.rdatatype.RdataType]]
 _set_slot = object.__setattr__
 #: How many zones' SOAs `RecordCache._shared_soa` remembers.
 _SOA_ZONES = 256
+#: How many zone cuts `RecordCache.closest_cut` remembers.
+_CUT_ZONES = 1024
+#: A remembered zone cut: the stored NS entry, the keys of its names' addresses and what each
+#: held (None: nothing fresh), and the cut made of them.
+_CutMemo = tuple[_Stored, tuple[bytes, ...], tuple[_Stored | None, ...], ZoneCut]
 
 
 def with_ttl(rrset: dns.rrset.RRset, ttl: int) -> dns.rrset.RRset:
@@ -203,12 +219,34 @@ class RecordCache:
         # The SOA (owner, dict of rdatas) last stored for each of the latest zones: the negative
         # answers of one zone share it, as they share the zone. Emptied when full.
         self._soas: dict[tuple[bytes, ...], tuple[dns.name.Name, dict[Any, None]]] = {}
+        self._last_spelt: tuple[dns.name.Name, tuple[bytes, int, bytes]] = (
+            dns.name.empty,
+            (*_spelling(dns.name.empty), b""),
+        )
+        # The zone cuts made lately, by the key of their NS entry (see `closest_cut`). Emptied
+        # when full.
+        self._cuts: dict[bytes, _CutMemo] = {}
         # Whether a DNAME was ever stored: until then no miss needs to look for one above the
         # name (most resolvers never meet one), which saves a lookup per label on every miss.
         self.holds_dnames = False
 
     def __len__(self) -> int:
         return self._entries.size(self._clock())
+
+    def _spell(self, name: dns.name.Name) -> tuple[bytes, int, bytes]:
+        """`_spelling(name)` and its first element in lower case, for the keys of `name`.
+
+        One resolution looks the same name up several times in a row (a failure, the data, an
+        alias, a denial, its zone cut), so the last name spelt is remembered, by identity:
+        names are immutable, and the one held here cannot be freed and its id reused.
+        """
+        last = self._last_spelt
+        if last[0] is name:
+            return last[1]
+        text, flag = _spelling(name)
+        spelt = (text, flag, text.lower())
+        self._last_spelt = (name, spelt)
+        return spelt
 
     def clamp_ttl(self, ttl: int, *, delegation: bool = False) -> int:
         """The TTL the cache would keep for a record: cache-min-ttl, cache-max-ttl, the NS cap."""
@@ -230,8 +268,7 @@ class RecordCache:
         """
         if not rrset:
             return False
-        text, flag = _spelling(rrset.name)
-        lowered = text.lower()
+        text, flag, lowered = self._spell(rrset.name)
         now = self._clock()
         key = lowered + _SUFFIX.pack(rrset.rdtype, _RRSET | flag)
         held = self._entries.get(key, now)
@@ -267,8 +304,7 @@ class RecordCache:
 
         With `stale`, an expired RRset still inside the serve-stale window is returned too.
         """
-        text, flag = _spelling(name)
-        lowered = text.lower()
+        text, flag, lowered = self._spell(name)
         now = self._clock()
         stored = self._entries.get(lowered + _SUFFIX.pack(rdtype, _RRSET | flag), now)
         if stored is None or stored[1] & _RANK_MASK < min_rank:
@@ -279,9 +315,9 @@ class RecordCache:
         return _rrset(_owner(stored[2], name, text, lowered, flag), rdtype, stored[3:], ttl)
 
     def rank_of(self, name: dns.name.Name, rdtype: int) -> Rank | None:
-        text, flag = _spelling(name)
+        _text, flag, lowered = self._spell(name)
         now = self._clock()
-        stored = self._entries.get(text.lower() + _SUFFIX.pack(rdtype, _RRSET | flag), now)
+        stored = self._entries.get(lowered + _SUFFIX.pack(rdtype, _RRSET | flag), now)
         return _RANKS[stored[1] & _RANK_MASK] if stored is not None and stored[0] > now else None
 
     def put_negative(
@@ -291,8 +327,7 @@ class RecordCache:
         ttl = self.negative_ttl(soa)
         if ttl <= 0:
             return False
-        text, flag = _spelling(name)
-        lowered = text.lower()
+        text, flag, lowered = self._spell(name)
         now = self._clock()
         if rdtype is None:
             key = lowered + _SUFFIX.pack(0, _NXDOMAIN | flag)
@@ -323,8 +358,7 @@ class RecordCache:
         self, name: dns.name.Name, rdtype: int, *, stale: bool = False
     ) -> CachedNegative | None:
         """A cached NXDOMAIN for the name, else a cached NODATA for (name, rdtype); SOA TTL aged."""
-        text, flag = _spelling(name)
-        lowered = text.lower()
+        _text, flag, lowered = self._spell(name)
         now = self._clock()
         for suffix in (_SUFFIX.pack(0, _NXDOMAIN | flag), _SUFFIX.pack(rdtype, _NODATA | flag)):
             stored = self._entries.get(lowered + suffix, now)
@@ -347,24 +381,23 @@ class RecordCache:
         doomed resolution for a few seconds. It is not kept for serve-stale, and not dumped.
         """
         ttl = self._config.failure_ttl if ttl is None else max(1, min(ttl, 300))
-        text, flag = _spelling(name)
+        _text, flag, lowered = self._spell(name)
         now = self._clock()
-        key = text.lower() + _SUFFIX.pack(rdtype, _FAILURE | flag)
+        key = lowered + _SUFFIX.pack(rdtype, _FAILURE | flag)
         self._entries.put(key, (now + ttl, reason), now)
         return True
 
     def get_failure(self, name: dns.name.Name, rdtype: int) -> ServfailReason | None:
         """Why resolving (name, rdtype) failed, if that was less than its failure TTL ago."""
-        text, flag = _spelling(name)
+        _text, flag, lowered = self._spell(name)
         now = self._clock()
-        stored = self._entries.get(text.lower() + _SUFFIX.pack(rdtype, _FAILURE | flag), now)
+        stored = self._entries.get(lowered + _SUFFIX.pack(rdtype, _FAILURE | flag), now)
         return stored[1] if stored is not None and stored[0] > now else None
 
     def _fresh(self, name: dns.name.Name, rdtype: int) -> dns.rrset.RRset | None:
         """The RRset with its stored TTL (not aged) if unexpired: for the iterator's own use on
         the miss path, where only names and addresses matter."""
-        text, flag = _spelling(name)
-        lowered = text.lower()
+        text, flag, lowered = self._spell(name)
         now = self._clock()
         stored = self._entries.get(lowered + _SUFFIX.pack(rdtype, _RRSET | flag), now)
         if stored is None or stored[0] <= now:
@@ -374,7 +407,7 @@ class RecordCache:
 
     def closest_delegation(self, name: dns.name.Name) -> dns.rrset.RRset | None:
         """The NS set of the deepest cached zone cut at or above `name` (root excluded)."""
-        text, flag = _spelling(name)
+        text, flag, lowered = self._spell(name)
         if flag or not name.is_absolute():
             while name != dns.name.root:
                 ns = self._fresh(name, dns.rdatatype.NS)
@@ -383,7 +416,6 @@ class RecordCache:
                 name = name.parent()
             return None
         # Each ancestor's key is a tail of the name's own text: no Name is built for a miss.
-        lowered = text.lower()
         labels = name.labels
         now = self._clock()
         start = 0
@@ -396,10 +428,88 @@ class RecordCache:
             start += len(labels[index]) + 1
         return None
 
+    def closest_cut(self, name: dns.name.Name) -> ZoneCut | None:
+        """The deepest cached zone cut at or above `name` (root excluded), with the addresses of
+        its name servers: `closest_delegation` and `addresses` for each NS name, in one.
+
+        Every cold name starts from a cut, most often one of a few, and making it (an RRset,
+        a name and two lookups per name server, a name hashed per address list) costs more
+        than checking that nothing it was made of has changed. So each cut is remembered with
+        the entries it was made of, and given again while each of those keys still holds the
+        very same entry, fresh: the same lookups are made, so the LRU order and the expiry of
+        every entry are as they would be without the memo.
+        """
+        text, flag, lowered = self._spell(name)
+        if flag or not name.is_absolute():
+            ns = self.closest_delegation(name)
+            return None if ns is None else self._make_cut(ns.name, ns, b"", None)
+        # As in `closest_delegation`: each ancestor's key is a tail of the name's own text.
+        labels = name.labels
+        entries = self._entries
+        now = self._clock()
+        start = 0
+        for index in range(len(labels) - 1):
+            key = lowered[start:] + _NS_SUFFIX
+            stored = entries.get(key, now)
+            if stored is not None and stored[0] > now:
+                memo = self._cuts.get(key)
+                if memo is not None and memo[0] is stored and self._held(memo[1], memo[2], now):
+                    return memo[3]
+                zone = name if index == 0 else dns.name.Name(labels[index:])
+                owner = _owner(stored[2], zone, text[start:], lowered[start:], flag)
+                ns = _rrset(owner, dns.rdatatype.NS, stored[3:], stored[1] >> _RANK_BITS)
+                return self._make_cut(owner, ns, key, stored)
+            start += len(labels[index]) + 1
+        return None
+
+    def _make_cut(
+        self, zone: dns.name.Name, ns: dns.rrset.RRset, key: bytes, stored: _Stored | None
+    ) -> ZoneCut:
+        """The cut of the NS set `ns`, remembered under `key` if `stored` is its entry."""
+        entries = self._entries
+        now = self._clock()
+        keys: list[bytes] = []
+        held: list[_Stored | None] = []
+        found: dict[dns.name.Name, tuple[str, ...]] = {}
+        names = tuple(rdata.target for rdata in ns)
+        for ns_name in names:  # as `addresses` reads them
+            _text, flag, lowered = self._spell(ns_name)
+            addresses: list[str] = []
+            for rdtype in (dns.rdatatype.A, dns.rdatatype.AAAA):
+                address_key = lowered + _SUFFIX.pack(rdtype, _RRSET | flag)
+                entry = entries.get(address_key, now)
+                if entry is not None and entry[0] <= now:
+                    entry = None
+                keys.append(address_key)
+                held.append(entry)
+                if entry is None:
+                    continue
+                if type(entry[3]) is dict:
+                    addresses.extend(rdata.address for rdata in entry[3])
+                else:
+                    addresses.extend(entry[3:])
+            found[ns_name] = tuple(addresses)
+        cut = ZoneCut(zone, names, found)
+        if stored is not None:
+            if len(self._cuts) >= _CUT_ZONES:
+                self._cuts.clear()
+            self._cuts[key] = (stored, tuple(keys), tuple(held), cut)
+        return cut
+
+    def _held(self, keys: tuple[bytes, ...], held: tuple[_Stored | None, ...], now: float) -> bool:
+        """Whether each key still holds the entry it held (None: nothing fresh)."""
+        entries = self._entries
+        for key, was in zip(keys, held, strict=True):
+            entry = entries.get(key, now)
+            if entry is not None and entry[0] <= now:
+                entry = None
+            if entry is not was:
+                return False
+        return True
+
     def addresses(self, name: dns.name.Name) -> list[str]:
         """Every cached IPv4 and IPv6 address of `name`, whatever its rank (glue included)."""
-        text, flag = _spelling(name)
-        lowered = text.lower()
+        _text, flag, lowered = self._spell(name)
         now = self._clock()
         found: list[str] = []
         for rdtype in (dns.rdatatype.A, dns.rdatatype.AAAA):
@@ -418,8 +528,7 @@ class RecordCache:
         if name is None:
             doomed = [key for key, _stored in self._entries.items()]
         else:
-            text, flag = _spelling(name)
-            lowered = text.lower()
+            _text, flag, lowered = self._spell(name)
             doomed = [
                 key
                 for key, _stored in self._entries.items()

@@ -26,7 +26,7 @@ import dns.rdtypes.ANY.CNAME
 import dns.rrset
 
 from resolver.core.reasons import Lameness
-from resolver.core.scrub import in_bailiwick
+from resolver.core.scrub import in_bailiwick, is_within, same_name
 
 ADDRESS_TYPES = (dns.rdatatype.A, dns.rdatatype.AAAA)
 _AA, _RA = int(dns.flags.AA), int(dns.flags.RA)
@@ -69,7 +69,7 @@ def _lame(name: dns.name.Name, why: Lameness) -> Classified:
 def _find(
     section: list[dns.rrset.RRset], name: dns.name.Name, rdtype: int
 ) -> dns.rrset.RRset | None:
-    return next((r for r in section if r.name == name and r.rdtype == rdtype), None)
+    return next((r for r in section if r.rdtype == rdtype and same_name(r.name, name)), None)
 
 
 def synthesise_cname(dname: dns.rrset.RRset, name: dns.name.Name) -> dns.rrset.RRset | None:
@@ -114,8 +114,11 @@ def _follow_chain(
     """
     chain: list[dns.rrset.RRset] = []
     name, visited = qname, set()
-    while name not in visited:
-        visited.add(name)
+    while True:
+        if not one_link:  # one link is one pass: no loop to guard against (nor names to hash)
+            if name in visited:
+                break
+            visited.add(name)
         dname = None if qtype == dns.rdatatype.DNAME else _dname_above(answer, name)
         if dname is not None:
             cname = synthesise_cname(dname, name)
@@ -149,7 +152,7 @@ def _follow_chain(
 
 def _negative_soa(authority: list[dns.rrset.RRset], name: dns.name.Name) -> dns.rrset.RRset | None:
     return next(
-        (r for r in authority if r.rdtype == dns.rdatatype.SOA and name.is_subdomain(r.name)),
+        (r for r in authority if r.rdtype == dns.rdatatype.SOA and is_within(name, r.name)),
         None,
     )
 
@@ -175,7 +178,9 @@ def _cut_below(
         (
             r
             for r in authority
-            if r.rdtype == dns.rdatatype.NS and r.name != zone and name.is_subdomain(r.name)
+            if r.rdtype == dns.rdatatype.NS
+            and not same_name(r.name, zone)
+            and is_within(name, r.name)
         ),
         None,
     )
@@ -184,7 +189,7 @@ def _cut_below(
 def _misdirection(authority: list[dns.rrset.RRset], zone: dns.name.Name) -> Lameness | None:
     """An NS set in the authority section pointing anywhere but down: up the tree or sideways."""
     for rrset in authority:
-        if rrset.rdtype != dns.rdatatype.NS or rrset.name == zone:
+        if rrset.rdtype != dns.rdatatype.NS or same_name(rrset.name, zone):
             continue
         if zone.is_subdomain(rrset.name):
             return Lameness.UPWARD_REFERRAL
@@ -199,6 +204,7 @@ def classify(
     zone: dns.name.Name,
     *,
     harden_glue: bool = True,
+    rcode: int | None = None,
 ) -> Classified:
     """Judge a NOERROR/NXDOMAIN/YXDOMAIN response from a server asked (RD=0) for `zone`.
 
@@ -223,10 +229,13 @@ def classify(
        broken servers set it), never NODATA.
     8. An NS set pointing up the tree or sideways: lame, AA or not, never NODATA.
     9. AA with nothing else: NODATA without an SOA to quote. Anything else is lame.
+
+    `rcode` is the response's, if the caller has read it already.
     """
     flags = int(response.flags)  # plain ints: `&` on dnspython's Flag builds an enum member
     aa = bool(flags & _AA)
-    rcode = response.rcode()
+    if rcode is None:
+        rcode = response.rcode()
     answer = in_bailiwick(response.answer, zone)
     authority_all = [r for r in response.authority if r.rdclass == dns.rdataclass.IN]
     authority = in_bailiwick(authority_all, zone)
@@ -247,13 +256,12 @@ def classify(
     if answered:
         ns = chain[-1] if chain[-1].rdtype == dns.rdatatype.NS else None
         glue = glue_for(ns, response.additional, glue_zone) if ns is not None else ()
-        if ns is not None and not aa and len(chain) == 1 and ns.name != zone:
+        if ns is not None and not aa and len(chain) == 1 and not same_name(ns.name, zone):
             # The parent's copy of a delegation, put in the answer section: a referral.
             return Classified(Kind.REFERRAL, final_name, delegation=ns, glue=glue)
         return Classified(Kind.ANSWER, final_name, tuple(chain), glue=glue, authoritative=aa)
     if chain:
         return Classified(Kind.CNAME, final_name, tuple(chain), authoritative=aa)
-    cut = _cut_below(authority, final_name, zone)
     soa = _negative_soa(authority, final_name)
     if rcode == dns.rcode.NXDOMAIN:
         if aa or soa is not None:
@@ -261,6 +269,7 @@ def classify(
         return _lame(final_name, Lameness.NEGATIVE_WITHOUT_AUTHORITY)
     if soa is not None:
         return Classified(Kind.NODATA, final_name, soa=soa, authoritative=aa)
+    cut = _cut_below(authority, final_name, zone)
     if cut is not None:
         glue = glue_for(cut, response.additional, glue_zone)
         return Classified(Kind.REFERRAL, final_name, delegation=cut, glue=glue)

@@ -23,7 +23,6 @@ import dns.rdatatype
 import dns.rrset
 
 from resolver.core.actions import (
-    BareHeader,
     NetworkError,
     Outcome,
     Response,
@@ -132,15 +131,17 @@ class Exchange:
             transport = "TCP" if tcp else "UDP"
             self._work.say(depth, "ask {} for {} {} over {}", label, name, rdtype_text, transport)
             outcome = yield SendQuery(server, query, tcp, timeout, upstream.use_0x20)
-            if isinstance(outcome, Timeout | NetworkError):
-                return self._undelivered(outcome, server, tcp, timeout, depth)
-            if isinstance(outcome, BareHeader):
-                response = None
-                truncated, rcode = outcome.truncated, outcome.rcode
-            else:
+            response: dns.message.Message | None
+            rcode: int
+            if isinstance(outcome, Response):  # the common case first, in one type test
                 # It answers `query`: the engine matched it (`engine/outbound.py`).
                 response = outcome.message
                 truncated, rcode = bool(int(response.flags) & _TC), response.rcode()
+            elif isinstance(outcome, Timeout | NetworkError):
+                return self._undelivered(outcome, server, tcp, timeout, depth)
+            else:  # a BareHeader: only the header could be read
+                response = None
+                truncated, rcode = outcome.truncated, outcome.rcode
             # Only the header of a BareHeader could be read; its TC and rcode still count.
             if truncated and not tcp:
                 self._work.say(depth, "  truncated; retrying over TCP")
@@ -214,7 +215,12 @@ class Exchange:
         else:
             harden_glue = self._work.ctx.config.upstream.harden_glue
             verdict = classify(
-                response, question.name, question.rdtype, zone, harden_glue=harden_glue
+                response,
+                question.name,
+                question.rdtype,
+                zone,
+                harden_glue=harden_glue,
+                rcode=rcode,
             )
         if verdict.kind is Kind.LAME:
             assert verdict.lameness is not None

@@ -59,10 +59,12 @@ def conclude(work: Work, verdict: Classified, qtype: int, depth: int) -> Step:
     cache_verdict(cache, verdict)
     records = tuple(with_ttl(r, cache.clamp_ttl(r.ttl)) for r in verdict.chain)
     if verdict.kind is Kind.ANSWER:
-        work.say(depth, "  answer: {}", Records(verdict.chain))
+        if work.trace is not None:
+            work.say(depth, "  answer: {}", Records(verdict.chain))
         return Step(dns.rcode.NOERROR, records)
     if verdict.kind is Kind.CNAME:
-        work.say(depth, "  alias: {}", Records(verdict.chain))
+        if work.trace is not None:
+            work.say(depth, "  alias: {}", Records(verdict.chain))
         return Step(dns.rcode.NOERROR, records, next_name=verdict.final_name)
     if verdict.kind is Kind.YXDOMAIN:
         work.say(depth, "  YXDOMAIN: the DNAME makes {} too long", verdict.final_name)

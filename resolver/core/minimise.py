@@ -8,9 +8,12 @@ answers "how many labels next", so the schedule can be tested on its own.
 
 from __future__ import annotations
 
+import functools
+
 import dns.name
 
 
+@functools.lru_cache(maxsize=256)  # asked for every name: a few lengths, the same settings
 def label_schedule(labels: int, max_count: int, one_label: int) -> tuple[int, ...]:
     """How many labels of a `labels`-label name each minimised step reveals, ending with all.
 
@@ -56,3 +59,8 @@ class Minimiser:
         have = len(known) - 1
         count = next((c for c in self._schedule if c > have), len(self.qname) - 1)
         return self.qname.split(count + 1)[1]
+
+    def is_qname(self, name: dns.name.Name) -> bool:
+        """Whether `name`, given by `next_name`, is the qname itself: it is a tail of the
+        qname's labels, so the number of labels tells (and no name is compared)."""
+        return len(name) == len(self.qname)

@@ -40,7 +40,11 @@ def is_response_to(
     asked, echoed = query.question[0], response.question[0]
     if (asked.rdtype, asked.rdclass) != (echoed.rdtype, echoed.rdclass):
         return False
-    return asked.name.labels == echoed.name.labels if exact_case else asked.name == echoed.name
+    return (
+        asked.name.labels == echoed.name.labels
+        if exact_case
+        else same_name(asked.name, echoed.name)
+    )
 
 
 def randomize_case(name: dns.name.Name, rng: random.Random) -> dns.name.Name:
@@ -62,8 +66,24 @@ def in_bailiwick(section: Iterable[dns.rrset.RRset], zone: dns.name.Name) -> lis
     return [
         rrset
         for rrset in section
-        if rrset.rdclass == dns.rdataclass.IN and rrset.name.is_subdomain(zone)
+        if rrset.rdclass == dns.rdataclass.IN and is_within(rrset.name, zone)
     ]
+
+
+def is_within(name: dns.name.Name, zone: dns.name.Name) -> bool:
+    """`name.is_subdomain(zone)`, first tried as the labels themselves: a server nearly always
+    spells the names of its zone as they were asked, and dnspython compares two names by
+    lower-casing every label of both (microseconds). Labels ending in the zone's own labels,
+    letter case included, are below it, whether the names are absolute or relative."""
+    labels = zone.labels
+    if labels and name.labels[-len(labels) :] == labels:
+        return True
+    return name.is_subdomain(zone)
+
+
+def same_name(one: dns.name.Name, other: dns.name.Name) -> bool:
+    """`one == other`, first tried as the labels themselves (see `is_within`)."""
+    return one.labels == other.labels or one == other
 
 
 def bare_header(data: bytes, message: dns.message.Message | None) -> BareHeader | None:

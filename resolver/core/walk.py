@@ -25,6 +25,7 @@ from resolver.core.lookup import MINIMISED_TYPE, CacheLookup
 from resolver.core.minimise import Minimiser
 from resolver.core.overrides import Route
 from resolver.core.reasons import ResolutionFailed, ServfailReason
+from resolver.core.scrub import same_name
 from resolver.core.selection import choose_in_order, choose_server, usable_address
 from resolver.core.work import Work
 from resolver.core.zonecut import Delegation
@@ -38,6 +39,11 @@ FATAL = frozenset({ServfailReason.TOO_MANY_QUERIES, ServfailReason.TIMEOUT})
 #: Types asked with their own type even before the name's zone is known: A is what minimised
 #: questions look like anyway, and DS is asked of the parent on purpose.
 _UNHIDDEN_TYPES = frozenset({dns.rdatatype.A, dns.rdatatype.DS})
+
+_ROOT_LABELS = dns.name.root.labels
+
+#: How many cached cuts' server lists `Context.server_lists` keeps (emptied when full).
+_SERVER_LISTS = 1024
 
 
 @dataclass
@@ -102,7 +108,9 @@ class Walk:
         minimiser = self._minimiser(name)
 
         def fresh_walk() -> _Minimisation:
-            minimising = minimiser is not None and delegation.zone != named_by
+            minimising = minimiser is not None and (
+                named_by is None or not same_name(delegation.zone, named_by)
+            )
             return _Minimisation(delegation.zone, minimising=minimising)
 
         walk = fresh_walk()
@@ -191,7 +199,7 @@ class Walk:
         if child is None:
             walk.minimising = False  # the cache holds an NXDOMAIN on the way: relaxed mode
             return target
-        if child != target.name:
+        if not minimiser.is_qname(child):  # the target's own name, as `_minimiser` made it
             return Question(child, MINIMISED_TYPE)
         if target.rdtype in _UNHIDDEN_TYPES or walk.known == target.name:
             return target
@@ -210,8 +218,8 @@ class Walk:
         """
         return (
             delegation.from_cache
-            and delegation.zone != dns.name.root
-            and delegation.zone not in relearnt
+            and delegation.zone.labels != _ROOT_LABELS  # not the root (absolute or not)
+            and not (relearnt and delegation.zone in relearnt)  # an empty set hashes it too
         )
 
     def _skip_known(
@@ -223,7 +231,7 @@ class Walk:
         no step is left), or None as the next name if the cache holds an NXDOMAIN on the way.
         """
         child = minimiser.next_name(known)
-        while child != minimiser.qname:
+        while not minimiser.is_qname(child):
             negative = self._work.ctx.cache.get_negative(child, MINIMISED_TYPE)
             if negative is not None and negative.rcode == dns.rcode.NXDOMAIN:
                 self._work.say(depth, "cache: {} NXDOMAIN; asking for the full name", child)
@@ -282,13 +290,16 @@ class Walk:
         servers' referrals) is closer.
         """
         cache = self._work.ctx.cache
-        ns = cache.closest_delegation(name)
-        if stub is not None and (
-            ns is None or ns.name == stub.zone or not ns.name.is_subdomain(stub.zone)
-        ):
-            self._work.say(depth, "stub zone {}: asking its configured servers", stub.zone)
-            return Delegation.from_servers(stub.zone, stub.servers)
-        if ns is not None:
+        if stub is None:
+            cut = cache.closest_cut(name)
+            if cut is not None:
+                self._work.say(depth, "cache: closest delegation is {}", cut.zone)
+                return Delegation.from_cut(cut)
+        else:  # the NS set first: the stub's servers may stand in for it
+            ns = cache.closest_delegation(name)
+            if ns is None or ns.name == stub.zone or not ns.name.is_subdomain(stub.zone):
+                self._work.say(depth, "stub zone {}: asking its configured servers", stub.zone)
+                return Delegation.from_servers(stub.zone, stub.servers)
             self._work.say(depth, "cache: closest delegation is {}", ns.name)
             return Delegation.from_ns(ns, cache, from_cache=True)
         root_ns = cache.get_rrset(dns.name.root, dns.rdatatype.NS)
@@ -319,12 +330,28 @@ class Walk:
         if verdict.kind is Kind.ANSWER:
             cache_verdict(self._work.ctx.cache, verdict)
 
-    def _servers_of(self, delegation: Delegation) -> list[Server]:
+    def _servers_of(self, delegation: Delegation) -> tuple[Server, ...]:
         """Every address of the delegation that a query may go to, configured servers first.
 
         An address the operator configured (hints, stub and forward servers) stays usable when
-        it is learnt again from the network, e.g. from the root's answer to priming.
+        it is learnt again from the network, e.g. from the root's answer to priming. The list
+        of a delegation made from a cached cut is the same for every question that starts
+        there, and made once (`Context.server_lists`).
         """
+        cut = delegation.cut
+        if cut is None:
+            return self._make_servers_of(delegation)
+        lists = self._work.ctx.server_lists
+        held = lists.get(id(cut))
+        if held is not None and held[0] is cut:
+            return held[1]
+        servers = self._make_servers_of(delegation)
+        if len(lists) >= _SERVER_LISTS:
+            lists.clear()
+        lists[id(cut)] = (cut, servers)  # the cut held, so that its id is not reused
+        return servers
+
+    def _make_servers_of(self, delegation: Delegation) -> tuple[Server, ...]:
         upstream, configured = self._work.ctx.config.upstream, self._work.ctx.configured_addresses
         servers = [
             s for s in delegation.fixed if usable_address(s.address, upstream, configured=True)
@@ -337,7 +364,7 @@ class Walk:
                 address, upstream, configured=delegation.configured or address in configured
             )
         )
-        return servers
+        return tuple(servers)
 
     def _ask_zone(
         self,
@@ -380,7 +407,7 @@ class Walk:
                     self._work.say(depth, "  looking up the address of name server {}", ns_name)
                     looked_up.add(ns_name)
                     found = yield from self._lookup_addresses(ns_name, depth + 1)
-                    delegation.addresses[ns_name] = found
+                    delegation.learn_addresses(ns_name, found)
                 elif attempts.next_round():
                     self._work.say(depth, "  {}", attempts)
                     if fallback is not None:

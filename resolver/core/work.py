@@ -13,9 +13,10 @@ from dataclasses import dataclass, field
 
 import dns.name
 
-from resolver.cache.records import RecordCache
+from resolver.cache.records import RecordCache, ZoneCut
 from resolver.cache.servers import ServerTable
 from resolver.config import Config, Limits
+from resolver.core.actions import Server
 from resolver.core.hints import RootHints
 from resolver.core.overrides import LocalData, Routes
 from resolver.core.reasons import ResolutionFailed, ServfailReason
@@ -39,6 +40,11 @@ class Context:
     local: LocalData = field(init=False, repr=False)
     routes: Routes = field(init=False, repr=False)
     configured_addresses: frozenset[str] = field(init=False, repr=False)
+    #: The servers to ask for each cached cut lately started from, by the cut's id (see
+    #: `Walk._servers_of`): they depend on the settings too, so they are kept here.
+    server_lists: dict[int, tuple[ZoneCut, tuple[Server, ...]]] = field(
+        init=False, repr=False, compare=False, default_factory=dict
+    )
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "local", LocalData.parse(self.config.local_data))

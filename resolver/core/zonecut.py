@@ -13,7 +13,7 @@ import dns.name
 import dns.rdatatype
 import dns.rrset
 
-from resolver.cache.records import RecordCache
+from resolver.cache.records import RecordCache, ZoneCut
 from resolver.core.actions import Server
 from resolver.core.hints import RootHints
 
@@ -36,6 +36,9 @@ class Delegation:
     fixed: tuple[Server, ...] = ()
     configured: bool = False
     from_cache: bool = False
+    #: The cached cut it was made from, while its addresses are still the cut's: what is
+    #: derived from them alone (the servers to ask) is the same for every copy of the cut.
+    cut: ZoneCut | None = field(default=None, compare=False, repr=False)
 
     @classmethod
     def from_hints(cls, hints: RootHints) -> Delegation:
@@ -54,8 +57,9 @@ class Delegation:
     ) -> Delegation:
         """The NS set with addresses from fresh glue first, then from the cache.
 
-        Built once per iteration (every cold name), so each NS name is hashed once here:
-        dnspython hashes a name label by label, lower-casing each, every time.
+        Built for every referral, so each NS name is hashed once here: dnspython hashes a name
+        label by label, lower-casing each, every time. (A delegation read from the cache is
+        made `from_cut`, which the cache remembers.)
         """
         names = tuple(rdata.target for rdata in ns)
         glued: dict[dns.name.Name, list[str]] = {}
@@ -71,6 +75,16 @@ class Delegation:
         for name, addresses in glued.items():  # glue for names not in the NS set, as given
             found.setdefault(name, tuple(addresses))
         return cls(ns.name, names, found, from_cache=from_cache)
+
+    @classmethod
+    def from_cut(cls, cut: ZoneCut) -> Delegation:
+        """The cached cut `RecordCache.closest_cut` found (its addresses copied: they grow)."""
+        return cls(cut.zone, cut.ns_names, dict(cut.addresses), from_cache=True, cut=cut)
+
+    def learn_addresses(self, ns_name: dns.name.Name, addresses: tuple[str, ...]) -> None:
+        """The addresses a glueless lookup found for `ns_name`."""
+        self.addresses[ns_name] = addresses
+        self.cut = None
 
     @classmethod
     def from_servers(cls, zone: dns.name.Name, servers: tuple[Server, ...]) -> Delegation:
