@@ -29,6 +29,7 @@ from resolver.cache.packets import PacketCache, ParsedQuestion, parse_plain_quer
 from resolver.config import Config
 from resolver.core.actions import Answer
 from resolver.core.reasons import ServfailReason
+from resolver.engine import wirewrite
 from resolver.engine.messages import MAX_MESSAGE, parse
 
 log = logging.getLogger(__name__)
@@ -59,6 +60,38 @@ def header_only(wire: bytes, rcode: dns.rcode.Rcode) -> bytes:
     query_id, flags = struct.unpack_from("!HH", wire.ljust(4, b"\0"))
     flags = (flags & _COPIED_FLAGS) | _QR | dns.flags.RA | rcode
     return HEADER.pack(query_id, flags, 0, 0, 0, 0)
+
+
+_Sections = tuple[tuple[dns.rrset.RRset, ...], tuple[dns.rrset.RRset, ...]]
+
+
+def _render_sections(
+    wire: bytes, name_end: int, qname: dns.name.Name, sections: _Sections
+) -> tuple[bytearray, int, int]:
+    """A blank header, the question and the answer and authority records (`wirewrite`: the
+    bytes of dnspython's rendering, without its cost); the two record counts."""
+    out = bytearray(12)
+    compress: wirewrite.Compress = {}
+    wirewrite.write_name(out, compress, qname)
+    out += wire[name_end : name_end + 4]
+    write = wirewrite.write_rrset
+    answers = sum(write(out, compress, rrset) for rrset in sections[0])
+    authority = sum(write(out, compress, rrset) for rrset in sections[1])
+    return out, answers, authority
+
+
+def _render_sections_dnspython(
+    wire: bytes, name_end: int, qname: dns.name.Name, sections: _Sections
+) -> tuple[bytearray, int, int]:
+    """`_render_sections` by dnspython itself, for the records `wirewrite` does not write."""
+    out = io.BytesIO()
+    out.write(bytes(12))
+    compress: dict[dns.name.Name, int] = {}
+    qname.to_wire(out, compress)
+    out.write(wire[name_end : name_end + 4])
+    answers = sum(rrset.to_wire(out, compress) for rrset in sections[0])
+    authority = sum(rrset.to_wire(out, compress) for rrset in sections[1])
+    return bytearray(out.getbuffer()), answers, authority
 
 
 def _allowed(address: str, config: Config) -> bool:
@@ -289,23 +322,26 @@ class ClientProtocol:
         Rendered here rather than by `dns.message.Message.to_wire`: a message built only to be
         rendered costs more than the rendering. The bytes are the same: the query's ID, QR and
         RA (RD and CD clear: the packet cache copies the client's), the question as the client
-        wrote it, then lowercased, the records with dnspython's own compression, no OPT.
+        wrote it, then lowercased, the records compressed as dnspython compresses them
+        (`wirewrite`, which writes them in a fraction of dnspython's time), no OPT.
         """
         if answer.failure is not None or answer.stale:
             return False
         if answer.rcode not in (dns.rcode.NOERROR, dns.rcode.NXDOMAIN):
             return False
         name_end = question.name_end
-        out = io.BytesIO()
-        out.write(bytes(12))
-        compress: dict[dns.name.Name, int] = {}
-        qname.to_wire(out, compress)
-        out.write(wire[name_end : name_end + 4])
-        answers = sum(rrset.to_wire(out, compress) for rrset in answer.answer)
-        authority = sum(rrset.to_wire(out, compress) for rrset in answer.authority)
-        if out.tell() > MAX_MESSAGE:
+        sections = (answer.answer, answer.authority)
+        if wirewrite.handles(answer.answer) and wirewrite.handles(answer.authority):
+            try:
+                stored, answers, authority = _render_sections(wire, name_end, qname, sections)
+            except wirewrite.Unhandled:
+                stored, answers, authority = _render_sections_dnspython(
+                    wire, name_end, qname, sections
+                )
+        else:
+            stored, answers, authority = _render_sections_dnspython(wire, name_end, qname, sections)
+        if len(stored) > MAX_MESSAGE:
             return False
-        stored = bytearray(out.getbuffer())
         flags = _QR | dns.flags.RA | answer.rcode
         HEADER.pack_into(stored, 0, HEADER.unpack_from(wire)[0], flags, 1, answers, authority, 0)
         stored[12:name_end] = stored[12:name_end].lower()

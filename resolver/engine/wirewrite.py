@@ -1,0 +1,150 @@
+"""Reply sections rendered byte for byte as dnspython renders them, in a fraction of its time.
+
+dnspython compresses a name by building a `dns.name.Name` for every suffix of it (each one
+validated as immutable) to look it up in the compression table: for a cache miss that costs
+more than everything else in rendering its reply. Here the table is keyed by tuples of
+lowercased labels instead, and the rdata of the common types is written directly, with the
+compression each type gets in dnspython (its `_to_wire`): NS, CNAME, PTR, MX and SOA compress
+their names; DNAME, SRV and the others never do. The rules are dnspython's
+(`dns.name.Name.to_wire`): a suffix of two labels or more is remembered at its offset if that
+is below 0x4000, the longest known suffix becomes a pointer, matching ignores ASCII case and
+written labels keep theirs. `tests/test_wirewrite.py` holds the bytes to `Message.to_wire`'s.
+"""
+
+from __future__ import annotations
+
+import random
+import struct
+from collections.abc import Iterable
+
+import dns.ipv6
+import dns.name
+import dns.rdata
+import dns.rdataclass
+import dns.rdatatype
+import dns.rrset
+
+#: Suffix (lowercased labels, root included) -> offset of its first label in the message.
+Compress = dict[tuple[bytes, ...], int]
+
+_RECORD = struct.Struct("!HHIH")
+_SOA_INTS = struct.Struct("!IIIII")
+_POINTER = 0xC000
+_MAX_POINTER = 0x3FFF
+_A = dns.rdatatype.A
+_AAAA = dns.rdatatype.AAAA
+_MX = dns.rdatatype.MX
+_SOA = dns.rdatatype.SOA
+# Rdata that is one name, compressed (dnspython's NSBase); DNAME (UncompressedNS) is not.
+_ONE_NAME = frozenset({dns.rdatatype.NS, dns.rdatatype.CNAME, dns.rdatatype.PTR})
+_TEXT = frozenset({dns.rdatatype.TXT, dns.rdatatype.SPF})
+# Rdata whose dnspython rendering never touches the compression table (checked in each
+# type's `_to_wire`: no names, or names written with `compress=None`): rendered by dnspython.
+_UNCOMPRESSED = frozenset(
+    {
+        dns.rdatatype.DNAME,
+        dns.rdatatype.SRV,
+        dns.rdatatype.NAPTR,
+        dns.rdatatype.HTTPS,
+        dns.rdatatype.SVCB,
+        dns.rdatatype.CAA,
+        dns.rdatatype.HINFO,
+        dns.rdatatype.DS,
+        dns.rdatatype.DNSKEY,
+        dns.rdatatype.RRSIG,
+        dns.rdatatype.NSEC,
+        dns.rdatatype.NSEC3,
+        dns.rdatatype.NSEC3PARAM,
+        dns.rdatatype.SSHFP,
+        dns.rdatatype.TLSA,
+    }
+)
+_HANDLED = frozenset({_A, _AAAA, _MX, _SOA}) | _ONE_NAME | _TEXT | _UNCOMPRESSED
+
+
+class Unhandled(Exception):
+    """Something this writer does not render as dnspython would (a relative name, a type or
+    class it does not know): the caller renders the whole message with dnspython instead."""
+
+
+def write_name(out: bytearray, compress: Compress, name: dns.name.Name) -> None:
+    """Append `name`, compressed as `dns.name.Name.to_wire(out, compress)` compresses it."""
+    labels = name.labels
+    if not labels or labels[-1]:
+        raise Unhandled("relative name")
+    lowered = tuple(map(bytes.lower, labels))
+    for i, label in enumerate(labels):
+        if label:
+            suffix = lowered[i:]
+            offset = compress.get(suffix)
+            if offset is not None:
+                out += (_POINTER | offset).to_bytes(2, "big")
+                return
+            here = len(out)
+            if here <= _MAX_POINTER:
+                compress[suffix] = here
+            out.append(len(label))
+            out += label
+        else:
+            out.append(0)  # the root: never remembered, as dnspython remembers only len > 1
+
+
+def handles(rrsets: Iterable[dns.rrset.RRset]) -> bool:
+    """Whether `write_rrset` renders every one of these (class IN, a type it knows)."""
+    return all(
+        rrset.rdtype in _HANDLED and rrset.rdclass == dns.rdataclass.IN and rrset.deleting is None
+        for rrset in rrsets
+    )
+
+
+def _write_rdata(out: bytearray, compress: Compress, rdtype: int, rd: dns.rdata.Rdata) -> None:
+    if rdtype == _A:
+        # Canonical dotted quad (dnspython makes it so), 4 decimal bytes: no socket here.
+        out += bytes(map(int, rd.address.split(".")))  # type: ignore[attr-defined]
+    elif rdtype in _ONE_NAME:
+        write_name(out, compress, rd.target)  # type: ignore[attr-defined]
+    elif rdtype == _AAAA:
+        out += dns.ipv6.inet_aton(rd.address)  # type: ignore[attr-defined]
+    elif rdtype == _SOA:
+        write_name(out, compress, rd.mname)  # type: ignore[attr-defined]
+        write_name(out, compress, rd.rname)  # type: ignore[attr-defined]
+        out += _SOA_INTS.pack(
+            rd.serial,  # type: ignore[attr-defined]
+            rd.refresh,  # type: ignore[attr-defined]
+            rd.retry,  # type: ignore[attr-defined]
+            rd.expire,  # type: ignore[attr-defined]
+            rd.minimum,  # type: ignore[attr-defined]
+        )
+    elif rdtype == _MX:
+        out += rd.preference.to_bytes(2, "big")  # type: ignore[attr-defined]
+        write_name(out, compress, rd.exchange)  # type: ignore[attr-defined]
+    elif rdtype in _TEXT:
+        for string in rd.strings:  # type: ignore[attr-defined]
+            out.append(len(string))
+            out += string
+    else:  # _UNCOMPRESSED: no name of it is compressed, so the table plays no part
+        wire = rd.to_wire()
+        assert wire is not None
+        out += wire
+
+
+def write_rrset(out: bytearray, compress: Compress, rrset: dns.rrset.RRset) -> int:
+    """Append `rrset` as `rrset.to_wire(out, compress)` does, shuffled alike (the same calls
+    to `random.shuffle`); the number of records. Only for RRsets that `handles` accepts."""
+    rdtype, ttl = rrset.rdtype, rrset.ttl
+    if not rrset:
+        write_name(out, compress, rrset.name)
+        out += _RECORD.pack(rdtype, rrset.rdclass, 0, 0)
+        return 1
+    rdatas = list(rrset)
+    random.shuffle(rdatas)
+    for rd in rdatas:
+        write_name(out, compress, rrset.name)
+        out += _RECORD.pack(rdtype, rrset.rdclass, ttl, 0)
+        start = len(out)
+        _write_rdata(out, compress, rdtype, rd)
+        length = len(out) - start
+        if length > 0xFFFF:
+            raise Unhandled("rdata too long")  # dnspython raises; let it
+        out[start - 2 : start] = length.to_bytes(2, "big")
+    return len(rdatas)
