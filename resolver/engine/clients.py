@@ -264,35 +264,30 @@ class ClientProtocol:
         return Admitted(wire, None, qname, rdtype, cache_only=False, plain=plain)
 
     def reply(self, wire: bytes, admitted: Admitted, answer: Answer, tcp: bool) -> bytes:
-        """The reply to `admitted`; a fresh answer to a plain question fills the packet cache."""
+        """The reply to `admitted`; a fresh answer to a plain question fills the packet cache,
+        rendered once there, and the client gets its copy (unless it must be truncated)."""
         plain = admitted.plain
         if plain is not None:
-            # Rendered once, from the bytes, for the packet cache, and copied for the client.
-            if self._store(wire, plain, admitted.qname, answer):
-                limit = MAX_MESSAGE if tcp else self._udp_limit(plain.edns_payload)
-                hit = self.packets.answer(wire, plain, limit)
-                if hit is not None:
-                    return hit[0]
+            if not self._store(wire, plain, admitted.qname, answer):
+                plain = None
+        else:
             query = admitted.query
-            return self._render(self._response(query, answer), query, tcp)
-        query = admitted.query
-        question = query.question[0]
-        if question.rdtype == dns.rdatatype.ANY:
-            return self._render(
-                self._response(query, minimal_any(question.name, answer)), query, tcp
-            )
-        if admitted.cache_only:
-            # Not for the packet cache: a referral made for an RD=0 client must never be
-            # served to one that asked us to recurse.
-            return self._render(self._response(query, answer), query, tcp)
-        plain = self.remember(wire, query, answer)
+            question = query.question[0]
+            if question.rdtype == dns.rdatatype.ANY:
+                return self._render(
+                    self._response(query, minimal_any(question.name, answer)), query, tcp
+                )
+            if admitted.cache_only:
+                # Not for the packet cache: a referral made for an RD=0 client must never be
+                # served to one that asked us to recurse.
+                return self._render(self._response(query, answer), query, tcp)
+            plain = self.remember(wire, query, answer)
         if plain is not None:
-            # Just stored: the packet cache makes the client's copy from the one rendering,
-            # byte for byte what rendering again would give (unless it must be truncated).
             limit = MAX_MESSAGE if tcp else self._udp_limit(plain.edns_payload)
             hit = self.packets.answer(wire, plain, limit)
             if hit is not None:
                 return hit[0]
+        query = admitted.query
         return self._render(self._response(query, answer), query, tcp)
 
     def remember(
