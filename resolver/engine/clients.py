@@ -54,6 +54,12 @@ _INTERNAL_ERROR = dns.edns.EDEOption(
 _PROHIBITED = dns.edns.EDEOption(dns.edns.EDECode.PROHIBITED, "recursion not desired")
 
 
+def answerable(wire: bytes) -> bool:
+    """Whether a datagram can be answered at all: it has an ID to answer to and is not a
+    response (QR=1: perhaps one reflected at us). Anything else gets no reply, ever."""
+    return len(wire) >= 3 and not wire[2] & 0x80
+
+
 def header_only(wire: bytes, rcode: dns.rcode.Rcode) -> bytes:
     """A reply carrying just the client's ID, opcode, RD and CD, for queries we could not parse
     (or whose full reply could not be rendered)."""
@@ -212,8 +218,8 @@ class ClientProtocol:
 
     def admit(self, wire: bytes, client_address: str, tcp: bool) -> Admitted | bytes | None:
         """The question to resolve, or the reply that needs no resolution (None: no reply)."""
-        if len(wire) < 3 or wire[2] & 0x80:
-            return None  # no ID to answer to, or QR=1: a response, perhaps reflected at us
+        if not answerable(wire):
+            return None
         if not self.allowed(client_address):
             return header_only(wire, dns.rcode.REFUSED)
         plain = self._admit_plain(wire)
@@ -346,7 +352,7 @@ class ClientProtocol:
     def failure(self, wire: bytes, tcp: bool) -> bytes | None:
         """SERVFAIL for a query whose handling raised: with its question and an Extended DNS
         Error if the client sent EDNS, or just the header if even that cannot be rendered."""
-        if len(wire) < 3 or wire[2] & 0x80:
+        if not answerable(wire):
             return None
         try:
             query = parse(wire)

@@ -40,7 +40,7 @@ from resolver.core.actions import Action, Answer, Done, NetworkError, Outcome, S
 from resolver.core.hints import RootHints
 from resolver.core.reasons import ServfailReason
 from resolver.core.resolution import Context, Resolution, Tracer
-from resolver.engine.clients import Admitted, ClientProtocol
+from resolver.engine.clients import Admitted, ClientProtocol, answerable
 from resolver.engine.latency import FAST_PATH_SAMPLING, LatencyHistogram
 from resolver.engine.messages import parse
 from resolver.engine.outbound import Close, Outbound, Send
@@ -242,7 +242,7 @@ class Engine:
         query alone and one log record.
         """
         started = self.timer()
-        if len(wire) >= 3 and not wire[2] & 0x80:
+        if answerable(wire):
             self.stats.queries += 1
         try:
             admitted = self.clients.admit(wire, client.address, client.tcp)

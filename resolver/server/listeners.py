@@ -16,6 +16,7 @@ import trio
 
 from resolver.config import Limits
 from resolver.engine import Client
+from resolver.engine.clients import answerable
 from resolver.server.errors import StartupError
 from resolver.server.service import ResolverService
 from resolver.server.wire import MAX_MESSAGE, family_of, framed, receive_framed
@@ -131,8 +132,8 @@ class UdpListener:
                     log.error("udp query from %s dropped by an internal error", peer, exc_info=True)
                     continue
                 if reply is None:
-                    if len(data) < 3 or data[2] & 0x80:
-                        continue  # no ID to answer, or a response: never answered anyway
+                    if not answerable(data):
+                        continue  # never answered anyway: no place in the backlog
                     if len(backlog) >= _UDP_BACKLOG:
                         backlog.popleft()
                         stats.dropped += 1
