@@ -36,7 +36,15 @@ from resolver.cache.packets import PacketCache
 from resolver.cache.records import RecordCache
 from resolver.cache.servers import ServerTable
 from resolver.config import Config
-from resolver.core.actions import Action, Answer, Done, NetworkError, Outcome, SendQuery
+from resolver.core.actions import (
+    Action,
+    Answer,
+    Done,
+    NetworkError,
+    Outcome,
+    SendQuery,
+    Timeout,
+)
 from resolver.core.hints import RootHints
 from resolver.core.reasons import ServfailReason
 from resolver.core.resolution import Context, Resolution, Tracer
@@ -312,12 +320,12 @@ class Engine:
         `unreachable` says this host cannot reach the address at all (no route), so waiting
         for it or asking it again is pointless.
         """
-        self._settle(handle, self._outbound.failed(handle, NetworkError(reason, unreachable)))
+        self._settle(handle, self._outbound.ended(handle, NetworkError(reason, unreachable)))
         return self.take_output()
 
     def upstream_silent(self, handle: int) -> list[Output]:
         """No reply will come for `handle` (a scripted network knows it): time out now."""
-        self._settle(handle, self._outbound.silent(handle))
+        self._settle(handle, self._outbound.ended(handle, Timeout()))
         return self.take_output()
 
     def tick(self) -> list[Output]:

@@ -101,10 +101,6 @@ class Outbound(Generic[Asker]):
         self.sent += 1
         return handle, Send(handle, action.server, wire, action.tcp, deadline, action)
 
-    def deadline(self, handle: int) -> float | None:
-        pending = self._by_handle.get(handle)
-        return None if pending is None else pending.deadline
-
     def received(self, handle: int, data: bytes, now: float) -> list[tuple[Asker, Outcome]]:
         """The askers and what to tell them, if `data` answers the query; else nothing.
 
@@ -122,22 +118,18 @@ class Outbound(Generic[Asker]):
             outcome = NetworkError("connection closed or malformed response")
         return self._finish(pending, outcome)
 
-    def failed(self, handle: int, error: NetworkError) -> list[tuple[Asker, Outcome]]:
-        """The carrier could not deliver the query, or the connection broke before a reply."""
+    def ended(self, handle: int, outcome: NetworkError | Timeout) -> list[tuple[Asker, Outcome]]:
+        """The query ends without a reply: it could not be delivered or its connection broke
+        (`NetworkError`), or no reply will ever come (a scripted network says so: `Timeout`)."""
         pending = self._by_handle.get(handle)
-        return [] if pending is None else self._finish(pending, error)
+        return [] if pending is None else self._finish(pending, outcome)
 
     def expire(self, handle: int, now: float) -> list[tuple[Asker, Outcome]]:
-        """The deadline of `handle` has passed (or the carrier knows no reply will come)."""
+        """The deadline of `handle` has passed: a timeout (nothing if it has not, or is gone)."""
         pending = self._by_handle.get(handle)
         if pending is None or pending.deadline > now:
             return []
         return self._finish(pending, Timeout())
-
-    def silent(self, handle: int) -> list[tuple[Asker, Outcome]]:
-        """No reply will ever come (a scripted network said so): a timeout, now."""
-        pending = self._by_handle.get(handle)
-        return [] if pending is None else self._finish(pending, Timeout())
 
     def abandon(self, handle: int, asker: Asker) -> bool:
         """`asker` waits no longer; True when nobody does and the query was dropped."""
