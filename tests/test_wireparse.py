@@ -60,8 +60,12 @@ def _value(value: Any) -> Any:
     if isinstance(value, dns.edns.Option):
         return ("option", type(value).__name__, int(value.otype), value.to_wire())
     if isinstance(value, dns.rdata.Rdata):
-        slots = sorted(set(value._get_all_slots()))
-        return (type(value), tuple((slot, _value(getattr(value, slot))) for slot in slots))
+        # The fast reader's rdata may be a subclass that only knows its hash beforehand: the
+        # class dnspython would make, every field, and the hash itself must be the same.
+        cls = next(c for c in type(value).__mro__ if c.__module__.startswith("dns."))
+        slots = sorted(set(value._get_all_slots()) - {"_known_hash"})
+        fields = tuple((slot, _value(getattr(value, slot))) for slot in slots)
+        return (cls, fields, hash(value))
     return (type(value), value)
 
 

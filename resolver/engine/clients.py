@@ -31,6 +31,7 @@ from resolver.core.actions import Answer
 from resolver.core.reasons import ServfailReason
 from resolver.engine import wirewrite
 from resolver.engine.messages import MAX_MESSAGE, parse
+from resolver.engine.wireparse import name_from_wire
 
 log = logging.getLogger(__name__)
 
@@ -263,7 +264,7 @@ class ClientProtocol:
         if plain.edns_payload is not None and len(wire) != name_end + 4 + 11:
             return None  # EDNS options
         try:
-            qname = dns.name.from_wire(wire, 12)[0]
+            qname = name_from_wire(wire, 12)
         except dns.exception.DNSException:
             return None
         rdtype = dns.rdatatype.RdataType.make(qtype)

@@ -39,7 +39,7 @@ import dns.rdatatype
 import dns.rrset
 import dns.wire
 
-__all__ = ["from_wire"]
+__all__ = ["from_wire", "name_from_wire"]
 
 
 class _Unsure(Exception):
@@ -79,9 +79,37 @@ _MX = int(dns.rdatatype.MX)
 _TXT = int(dns.rdatatype.TXT)
 _SRV = int(dns.rdatatype.SRV)
 _FAST = frozenset((_A, _AAAA, _NS, _CNAME, _PTR, _DNAME, _SOA, _MX, _TXT, _SRV))
-#: The rdata class dnspython uses for each fast type in class IN.
+
+
+def _with_known_hash(base: type[dns.rdata.Rdata]) -> type[dns.rdata.Rdata]:
+    """`base`, with the hash dnspython would compute given at birth.
+
+    An rdata is hashed as it joins its RRset's dict, and dnspython's hash renders the record in
+    canonical form first (for an SOA: two names, each lower-cased through a new `Name`), the
+    costliest step of reading a negative answer. The reader has that form in hand already: the
+    record's bytes with its names' lower-cased uncompressed keys. Equality stays dnspython's;
+    an instance made any other way (`replace`, the constructor) hashes as dnspython does.
+    """
+
+    def __hash__(self: Any) -> int:
+        try:
+            known: int = self._known_hash
+        except AttributeError:
+            return base.__hash__(self)
+        return known
+
+    namespace = {"__slots__": ("_known_hash",), "__hash__": __hash__, "__module__": __name__}
+    return type(base.__name__, (base,), namespace)
+
+
+#: The rdata class made for each fast type in class IN: dnspython's own for addresses (the
+#: record cache keeps those as bare addresses when they are exactly that class), a subclass
+#: with a known hash for those whose hash costs a rendering (`_with_known_hash`).
 _RDATA_CLASS: dict[int, type[dns.rdata.Rdata]] = {
-    rdtype: dns.rdata.get_rdata_class(_IN, _TYPES[rdtype]) for rdtype in _FAST
+    rdtype: dns.rdata.get_rdata_class(_IN, _TYPES[rdtype])
+    if rdtype in (_A, _AAAA)
+    else _with_known_hash(dns.rdata.get_rdata_class(_IN, _TYPES[rdtype]))
+    for rdtype in _FAST
 }
 
 _OPT_CLASS = dns.rdata.get_rdata_class(_IN, dns.rdatatype.OPT)
@@ -97,6 +125,16 @@ _flags_made: dict[int, dns.flags.Flag] = {}
 _FLAGS_MEMO = 1024  # header flag words remembered (hostile ones may try all 65,536)
 _ipv6_text: dict[bytes, str] = {}
 _IPV6_MEMO = 4096  # addresses remembered (the text form is dnspython's, slow to make)
+
+
+def name_from_wire(wire: bytes, pos: int) -> dns.name.Name:
+    """`dns.name.from_wire(wire, pos)[0]`: the same name, or the same exception."""
+    if type(wire) is bytes:
+        try:
+            return _name(wire, pos, len(wire), True)[0]
+        except Exception:  # as `from_wire`: dnspython decides what this reader does not
+            pass
+    return dns.name.from_wire(wire, pos)[0]
 
 
 def from_wire(wire: bytes) -> dns.message.Message:
@@ -213,6 +251,7 @@ def _rdata(rdtype: int, wire: bytes, pos: int, end: int) -> dns.rdata.Rdata:
             raise _Unsure
         _set(rd, "address", _ipv6(wire[pos:end]))
         return rd
+    start = pos
     if rdtype == _TXT:
         strings = []
         while pos < end:
@@ -224,12 +263,14 @@ def _rdata(rdtype: int, wire: bytes, pos: int, end: int) -> dns.rdata.Rdata:
         if not strings:
             raise _Unsure  # dnspython refuses a TXT without strings
         _set(rd, "strings", tuple(strings))
+        _set(rd, "_known_hash", hash(wire[start:end]))
         return rd
     if rdtype == _SOA:
-        mname, _, pos = _name(wire, pos, end, True)
-        rname, _, pos = _name(wire, pos, end, True)
+        mname, mkey, pos = _name(wire, pos, end, True)
+        rname, rkey, pos = _name(wire, pos, end, True)
         if end - pos != _SOA_TAIL.size:
             raise _Unsure
+        _set(rd, "_known_hash", hash(mkey + rkey + wire[pos:end]))
         serial, refresh, retry, expire, minimum = _SOA_TAIL.unpack_from(wire, pos)
         _set(rd, "mname", mname)
         _set(rd, "rname", rname)
@@ -243,8 +284,9 @@ def _rdata(rdtype: int, wire: bytes, pos: int, end: int) -> dns.rdata.Rdata:
         if end - pos < 2:
             raise _Unsure
         _set(rd, "preference", (wire[pos] << 8) | wire[pos + 1])
-        exchange, _, pos = _name(wire, pos + 2, end, True)
+        exchange, key, pos = _name(wire, pos + 2, end, True)
         _set(rd, "exchange", exchange)
+        _set(rd, "_known_hash", hash(wire[start : start + 2] + key))
     elif rdtype == _SRV:
         if end - pos < _SRV_HEAD.size:
             raise _Unsure
@@ -252,11 +294,13 @@ def _rdata(rdtype: int, wire: bytes, pos: int, end: int) -> dns.rdata.Rdata:
         _set(rd, "priority", priority)
         _set(rd, "weight", weight)
         _set(rd, "port", port)
-        target, _, pos = _name(wire, pos + _SRV_HEAD.size, end, True)
+        target, key, pos = _name(wire, pos + _SRV_HEAD.size, end, True)
         _set(rd, "target", target)
+        _set(rd, "_known_hash", hash(wire[start : start + _SRV_HEAD.size] + key))
     else:  # NS, CNAME, PTR; DNAME's target may not be compressed (RFC 6672 section 2.5)
-        target, _, pos = _name(wire, pos, end, rdtype != _DNAME)
+        target, key, pos = _name(wire, pos, end, rdtype != _DNAME)
         _set(rd, "target", target)
+        _set(rd, "_known_hash", hash(key))
     if pos != end:
         raise _Unsure  # the rdata must be used up exactly
     return rd

@@ -28,6 +28,11 @@ def format_endpoint(address: str, port: int) -> str:
     return f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
 
 
+#: The collector's thresholds in a serving process (`serve`'s `freeze_gc`): young, middle and
+#: old generations (CPython's defaults: 700, 10, 10).
+_GC_THRESHOLDS = (50_000, 20, 100)
+
+
 async def serve(
     config: Config,
     ready: Callable[[list[str]], None],
@@ -46,8 +51,12 @@ async def serve(
     (modules, dnspython's tables, trio, the hints) moves out of the cyclic collector's reach, so
     a full collection, which the cache's growth triggers now and then, no longer walks it: about
     10 ms less in such a pause, which every query waiting meanwhile pays. Hits alone allocate
-    nothing that lives, so they trigger no collection at all. Off in tests, which start many
-    servers in one process and would keep each one's leftovers forever.
+    nothing that lives, so they trigger no collection at all. The young generation is also
+    collected 70 times less often (`_GC_THRESHOLDS`): a miss allocates a few hundred objects,
+    nearly all freed by reference counting, so the default threshold (700) had the collector
+    walk the young objects every few misses for no garbage, about a tenth of a miss's CPU. Off
+    in tests, which start many servers in one process and would keep each one's leftovers
+    forever.
     """
     hints = load_root_hints(config.root_hints)
     with contextlib.ExitStack() as resources:
@@ -77,6 +86,7 @@ async def serve(
                 if freeze_gc:
                     gc.collect()
                     gc.freeze()
+                    gc.set_threshold(*_GC_THRESHOLDS)
                 ready([f"udp+tcp {format_endpoint(a, p)}" for a, p in config.listen])
                 task_status.started(service)
                 async for signum in signals:
