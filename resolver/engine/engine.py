@@ -347,11 +347,14 @@ class Engine:
         self._shared_done(handle, None, failed=True)
         return self.take_output()
 
-    def shared_stored(self, ok: bool) -> None:
-        """How a `SharedStore` went (counted, and told to the circuit breaker)."""
+    def shared_stored(self, ok: bool | None) -> None:
+        """How a `SharedStore` went (counted, and told to the circuit breaker); None: the
+        carrier did not try (too many writes pending, or not running)."""
         if self.shared is None:
             return
-        if ok:
+        if ok is None:
+            self.stats.shared_skipped += 1
+        elif ok:
             self.stats.shared_stores += 1
             self.shared.breaker.succeeded()
         else:
