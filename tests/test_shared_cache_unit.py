@@ -105,7 +105,7 @@ def message_value(message: dns.message.Message, stored_at: float = NOW, ttl: flo
 
 def answer_message(qname: str, records: list[str], rcode: int = 0) -> dns.message.Message:
     message = dns.message.make_response(dns.message.make_query(qname, "A"))
-    message.set_rcode(rcode)
+    message.set_rcode(dns.rcode.Rcode(rcode))
     message.answer = [rrset(text) for text in records]
     return message
 
