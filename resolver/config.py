@@ -127,6 +127,10 @@ class CacheConfig:
     # Refresh an answer in the background when a client asks for it in the last 10% of its
     # TTL, so that popular names never expire (off by default, as in Unbound).
     prefetch: bool = setting(False, unbound="prefetch")
+    # Keep the cache across restarts: written (atomically) on a clean stop, loaded at start
+    # with TTLs reduced by the time spent on disk; off when unset. With `--workers N`, worker
+    # I uses PATH.worker-I (server/persist.py).
+    persist_file: Path | None = setting(None)
 
 
 @dataclass(frozen=True)
@@ -174,6 +178,43 @@ class UpstreamConfig:
     # How long to wait for a forwarder (`forward_zones`): it recurses for us, so a cold answer
     # can take it several round trips to authorities, more than one authority's `timeout`.
     forward_timeout: float = setting(3.0, gt=0, unit="seconds")
+
+
+def parse_redis_url(text: str) -> str:
+    """A Redis/Valkey URL: `redis://`, `rediss://` (TLS) or `unix://`."""
+    scheme, separator, rest = text.partition("://")
+    if not separator or scheme not in ("redis", "rediss", "unix") or not rest:
+        raise ValueError(f"{text!r} is not a redis://, rediss:// or unix:// URL")
+    return text
+
+
+@dataclass(frozen=True)
+class SharedCacheConfig:
+    """A second-level cache in Redis or Valkey shared by a fleet (Unbound's cachedb), off
+    unless `url` is set; see docs/operations.md, "Running a fleet with a shared cache"."""
+
+    url: str | None = setting(
+        None, parse=parse_redis_url, expects='"redis://HOST:PORT", "rediss://..." or "unix://PATH"'
+    )
+    password: str | None = None
+    database: int = setting(0, le=15)
+    # Prepended to every key, so that several fleets (or other data) can share one Redis.
+    key_prefix: str = "resolver:"
+    # Keys are HMAC-SHA256(secret, question): without the secret nobody can tell which names
+    # the fleet looked up from the keys, nor plant a value under a key they can compute.
+    secret: str | None = None
+    cluster: bool = False
+    # A lookup waits at most this long before the resolver iterates as if it had missed:
+    # a shared-cache hit must cost less than asking an authority.
+    lookup_timeout_ms: int = setting(50, ge=1, unit="milliseconds")
+    store_timeout_ms: int = setting(200, ge=1, unit="milliseconds")
+    connect_timeout_ms: int = setting(500, ge=1, unit="milliseconds")
+    # After this many consecutive errors (timeouts included) the resolver stops asking for
+    # `breaker_seconds`, then lets one call through to test whether Redis is back.
+    breaker_errors: int = setting(5, ge=1)
+    breaker_seconds: float = setting(30.0, gt=0, unit="seconds")
+    # Writes waiting to be sent; more are dropped (counted as skipped), never queued forever.
+    max_pending_stores: int = setting(1000, ge=1)
 
 
 def parse_metrics_endpoint(text: str) -> tuple[str, int]:
@@ -228,6 +269,7 @@ class Config:
     # Only the exact names are local: other types there get NODATA, names below them resolve
     # as usual (Unbound's local-data in a "transparent" local-zone).
     local_data: tuple[str, ...] = setting((), unbound="local-data")
+    shared_cache: SharedCacheConfig = field(default_factory=SharedCacheConfig)
 
 
 def parse_server_address(text: str) -> tuple[str, int | None]:

@@ -263,6 +263,10 @@ def _cross_check(config: Config, where: str, after: str = "") -> Config:
     if (low := config.cache.min_ttl) > (high := config.cache.max_ttl):
         message = f"cache.min_ttl: must not exceed cache.max_ttl ({high}), got {low}"
         raise ConfigError(f"{where}{message}{after}")
+    shared = config.shared_cache
+    if shared.url is not None and (shared.secret is None or len(shared.secret) < 16):
+        message = "shared_cache.secret: needs 16 or more characters when shared_cache.url is set"
+        raise ConfigError(f"{where}{message}{after}")
     return config
 
 

@@ -311,6 +311,7 @@ def test_the_text_keeps_its_layout() -> None:
         "in flight           0",
         "latency (last 10s)  p50 1.8 ms, p90 1.96 ms, p99 2 ms over 1 queries",
         "cache entries       0 answers, 0 delegation records, 0 negative, 0 stale; 1 packets",
+        "shared cache        0 hits, 0 misses, 0 errors, 0 skipped, 0 values dropped, 0 stores",
     ]
 
 

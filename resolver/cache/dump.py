@@ -2,6 +2,7 @@
 
 ```
 ; resolver cache dump ...
+$VERSION 1
 $TIME 1795000904.250 ; 2026-11-17T04:21:44Z
 answer www.example.test. 287 IN A 192.0.2.1
 referral example.test. 172787 IN NS ns1.example.test.
@@ -20,6 +21,14 @@ TTLs are what was left when the dump was written, and `$TIME` says when that was
 a restore takes off the time that passed since: the cache stores absolute expiry times, and a
 warm restart must not make old data young again. Entries that expired meanwhile are dropped.
 Expired entries kept only for serve-stale are not dumped at all.
+
+`$VERSION` numbers the format. Version 1 is every field the cache holds today: the trust rank,
+the remaining TTL, the records, and for a negative answer its kind and SOA. A field added later
+(DNSSEC's validation status) makes version 2: a persisted file of another version is ignored
+whole (`server/persist.py`), and a reader of version 2 must take a version-1 entry as not
+validated, never as secure: a load never makes data more trusted than it was (ranks go through
+the cache's own `put_*` rules, which never let dumped glue replace an answer). A dump without a
+`$VERSION` line (written before it existed) is version 1.
 
 This module is pure text and cache operations; reading and writing files is the caller's job.
 """
@@ -44,6 +53,9 @@ _RANKS = {rank.name.lower(): rank for rank in Rank}
 _NXDOMAIN = "nxdomain"
 _NODATA = "nodata"
 _TIME = "$TIME"
+_VERSION = "$VERSION"
+#: The format `format_dump` writes and `parse_lines` reads.
+VERSION = 1
 
 HEADER = """\
 ; resolver cache dump; `resolver cache load FILE` restores it (docs/operations.md).
@@ -92,6 +104,10 @@ class Dump:
 
     written_at: float
     entries: list[DumpedEntry] = field(default_factory=list)
+    #: The `$VERSION` line's number; None if the dump has none (then it is version 1).
+    version: int | None = VERSION
+    #: Whether the reader stopped at its `max_entries` before the end.
+    cut_short: bool = False
 
 
 Held = tuple[dns.name.Name, int | None, CachedRRset | CachedNegative]
@@ -116,6 +132,7 @@ def snapshot(held: Iterable[Held], now: float) -> Dump:
 def format_dump(dump: Dump) -> Iterator[str]:
     """The text of `dump`, line by line (each ending in a newline)."""
     yield HEADER
+    yield f"{_VERSION} {VERSION}\n"
     stamp = datetime.datetime.fromtimestamp(dump.written_at, datetime.UTC).strftime(
         "%Y-%m-%dT%H:%M:%SZ"
     )
@@ -162,22 +179,44 @@ def _negative(kind: str, rest: str) -> DumpedNegative:
 
 
 def parse_dump(text: str) -> Dump:
-    """The entries of a dump file; DumpError names the first line that makes no sense.
+    """The entries of a dump file; DumpError names the first line that makes no sense."""
+    return parse_lines(text.splitlines())
+
+
+def parse_lines(lines: Iterable[str], max_entries: int | None = None) -> Dump:
+    """The entries of a dump, line by line; DumpError names the first line that makes no sense
+    (or a `$VERSION` other than `VERSION`).
 
     Lines with the same kind, owner, class and type are one RRset (its TTL is the smallest).
+    With `max_entries`, reading stops once that many entries are held, or after eight times as
+    many record lines (an RRset of one record per line must not grow without bound either), so
+    a huge file costs no more memory than a full cache.
     """
     written_at: float | None = None
+    version: int | None = None
     rrsets: dict[tuple[str, dns.name.Name, int, int], DumpedRRset] = {}
     negatives: list[DumpedEntry] = []
-    for number, raw in enumerate(text.splitlines(), start=1):
+    records = 0
+    cut_short = False
+    for number, raw in enumerate(lines, start=1):
         line = raw.strip()
         if not line or line.startswith(";"):
             continue
+        if max_entries is not None and (
+            len(rrsets) + len(negatives) >= max_entries or records >= 8 * max_entries
+        ):
+            cut_short = True
+            break
         kind, _, rest = line.partition(" ")
         try:
-            if kind == _TIME:
+            if kind == _VERSION:
+                version = int(rest.partition(";")[0])
+                if version != VERSION:
+                    raise ValueError(f"format version {version}; this resolver reads {VERSION}")
+            elif kind == _TIME:
                 written_at = float(rest.partition(";")[0])
             elif kind in _RANKS:
+                records += 1
                 record = _record(rest.strip())
                 key = (kind, record.name, record.rdclass, record.rdtype)
                 held = rrsets.get(key)
@@ -186,15 +225,16 @@ def parse_dump(text: str) -> Dump:
                 else:
                     held.rrset.update(record)  # dnspython keeps the smaller TTL
             elif kind in (_NXDOMAIN, _NODATA):
+                records += 1
                 negatives.append(_negative(kind, rest.strip()))
             else:
                 known = ", ".join([*_RANKS, _NXDOMAIN, _NODATA])
-                raise ValueError(f"unknown kind {kind!r} (expected {known} or {_TIME})")
+                raise ValueError(f"unknown kind {kind!r} (expected {known}, {_TIME} or {_VERSION})")
         except (dns.exception.DNSException, ValueError) as error:
             raise DumpError(f"line {number}: {error or type(error).__name__}") from None
     if written_at is None:
         raise DumpError(f"no {_TIME} line: the dump does not say when its TTLs were measured")
-    return Dump(written_at, [*rrsets.values(), *negatives])
+    return Dump(written_at, [*rrsets.values(), *negatives], version, cut_short)
 
 
 @dataclass

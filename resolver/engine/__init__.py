@@ -2,5 +2,16 @@
 
 from resolver.engine.engine import Client, Engine, Output, QueryLogSink, Reply
 from resolver.engine.outbound import Close, Send
+from resolver.engine.shared import SharedLookup, SharedStore
 
-__all__ = ["Client", "Close", "Engine", "Output", "QueryLogSink", "Reply", "Send"]
+__all__ = [
+    "Client",
+    "Close",
+    "Engine",
+    "Output",
+    "QueryLogSink",
+    "Reply",
+    "Send",
+    "SharedLookup",
+    "SharedStore",
+]

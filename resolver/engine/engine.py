@@ -52,6 +52,7 @@ from resolver.engine.clients import Admitted, ClientProtocol, answerable
 from resolver.engine.latency import FAST_PATH_SAMPLING, LatencyHistogram
 from resolver.engine.messages import parse
 from resolver.engine.outbound import Close, Outbound, Send
+from resolver.engine.shared import SharedCache, SharedLookup, SharedStore
 from resolver.engine.stats import Stats
 
 log = logging.getLogger(__name__)
@@ -82,7 +83,7 @@ class Reply:
     wire: bytes | None
 
 
-Output = Reply | Send | Close
+Output = Reply | Send | Close | SharedLookup | SharedStore
 
 
 class QueryLogSink(Protocol):
@@ -127,6 +128,9 @@ class _Question:
     handle: int | None = None  # the upstream query it waits for
     done: bool = False
     timers: list[_Timer] = field(default_factory=list)  # cancelled when it ends
+    # While the shared cache is asked: the upstream query to send if it has nothing.
+    on_shared_miss: SendQuery | None = None
+    shared_handle: int | None = None
 
 
 class Engine:
@@ -177,6 +181,11 @@ class Engine:
         self._waiting_clients = 0
         self._last_error_logged = -_ERROR_LOG_INTERVAL
         self._errors_not_logged = 0
+        self.shared: SharedCache | None = None
+        if config.shared_cache.url is not None:
+            self.shared = SharedCache(config, self.cache, self.stats)
+        self._shared_waiting: dict[int, tuple[_Question, _Timer]] = {}
+        self._shared_handles = itertools.count(1)
 
     # -- what the carrier reads -------------------------------------------------------------
 
@@ -328,6 +337,30 @@ class Engine:
         self._settle(handle, self._outbound.ended(handle, Timeout()))
         return self.take_output()
 
+    def shared_reply(self, handle: int, value: bytes | None) -> list[Output]:
+        """The shared cache's value for lookup `handle` (None: it holds nothing)."""
+        self._shared_done(handle, value, failed=False)
+        return self.take_output()
+
+    def shared_failed(self, handle: int) -> list[Output]:
+        """Lookup `handle` failed (an error or the carrier's timeout): iterate instead."""
+        self._shared_done(handle, None, failed=True)
+        return self.take_output()
+
+    def shared_stored(self, ok: bool | None) -> None:
+        """How a `SharedStore` went (counted, and told to the circuit breaker); None: the
+        carrier did not try (too many writes pending, or not running)."""
+        if self.shared is None:
+            return
+        if ok is None:
+            self.stats.shared_skipped += 1
+        elif ok:
+            self.stats.shared_stores += 1
+            self.shared.breaker.succeeded()
+        else:
+            self.stats.shared_errors += 1
+            self.shared.breaker.failed(self.timer())
+
     def tick(self) -> list[Output]:
         """Fire every deadline that has passed by the clock's current time."""
         now = self.timer()
@@ -381,6 +414,68 @@ class Engine:
         deadline = self.timer() + self.config.limits.max_resolution_time
         question.timers.append(self._at(deadline, lambda: self._out_of_time(question)))
         self._join(question, waiter)
+        shared = self.shared
+        if (
+            shared is not None
+            and key is not None
+            and not refresh
+            and not cache_only
+            and shared.wanted(qtype)
+            and shared.allow(self.timer())
+        ):
+            self._ask_shared(question, action, shared)
+            return
+        self._wait(question, action)
+
+    def _ask_shared(self, question: _Question, action: SendQuery, shared: SharedCache) -> None:
+        """Ask the shared cache before sending `action`, for at most its lookup timeout."""
+        handle = next(self._shared_handles)
+        question.on_shared_miss, question.shared_handle = action, handle
+        resolution = question.resolution
+        self._outbox.append(
+            SharedLookup(
+                handle, shared.key(resolution.qname, resolution.qtype), shared.lookup_timeout
+            )
+        )
+        when = self.timer() + shared.lookup_timeout
+        timer = self._at(when, lambda: self._shared_done(handle, None, failed=True))
+        question.timers.append(timer)
+        self._shared_waiting[handle] = (question, timer)
+
+    def _shared_done(self, handle: int, value: bytes | None, *, failed: bool) -> None:
+        """The shared cache answered lookup `handle` (or failed, or ran out of time)."""
+        waiting = self._shared_waiting.pop(handle, None)
+        shared = self.shared
+        if waiting is None or shared is None:
+            return  # answered already (the timer and the carrier race), or the question ended
+        question, timer = waiting
+        self._cancel(timer)
+        if failed:
+            self.stats.shared_errors += 1
+            shared.breaker.failed(self.timer())
+        else:
+            shared.breaker.succeeded()
+        action, question.on_shared_miss, question.shared_handle = (
+            question.on_shared_miss,
+            None,
+            None,
+        )
+        if question.done or action is None:
+            return
+        resolution = question.resolution
+        if value is None:
+            if not failed:
+                self.stats.shared_misses += 1
+        elif shared.use(value, resolution.qname, resolution.qtype, self.clock()):
+            # Its records are in the cache now: a fresh resolution answers from there.
+            question.resolution = Resolution(
+                resolution.qname, resolution.qtype, self.context, refresh=False
+            )
+            step = self._step(question, None)
+            if isinstance(step, Done):
+                self._end(question, step.answer, hit=True)
+                return
+            action = step
         self._wait(question, action)
 
     def _join(self, question: _Question, waiter: _Waiter) -> None:
@@ -448,18 +543,28 @@ class Engine:
             question.waiters.remove(waiter)
             waiter.deliver(stale, False)
 
-    def _end(self, question: _Question, answer: Answer) -> None:
+    def _end(self, question: _Question, answer: Answer, *, hit: bool = False) -> None:
         question.done = True
         for timer in question.timers:
             self._cancel(timer)
+        if question.shared_handle is not None:
+            self._shared_waiting.pop(question.shared_handle, None)
         if question.key is not None and self._questions.get(question.key) is question:
             del self._questions[question.key]
         self._count_resolution(question.resolution, answer)
         for waiter in question.waiters:
             try:
-                waiter.deliver(answer, False)
+                waiter.deliver(answer, hit)
             except Exception:
                 self._log_internal_error(f"answering {question.resolution.qname}")
+        resolution = question.resolution
+        if self.shared is not None and question.key is not None and resolution.queries_sent:
+            # After the replies: a write to the shared cache never delays a client.
+            store = self.shared.store(
+                resolution.qname, resolution.qtype, answer, self.clock(), self.timer()
+            )
+            if store is not None:
+                self._outbox.append(store)
 
     def _at(self, when: float, fire: Callable[[], None]) -> _Timer:
         timer = _Timer(when, next(self._timer_order), fire)

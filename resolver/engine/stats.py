@@ -23,6 +23,15 @@ class Stats:
     cache_misses: int = 0
     # Client queries dropped unanswered under load (their clients retry).
     dropped: int = 0
+    # The shared cache (engine/shared.py): values used, absent (or expired), calls that failed
+    # or timed out, calls skipped (breaker open, too many writes pending), values dropped as
+    # malformed or not answering the question, and writes completed.
+    shared_hits: int = 0
+    shared_misses: int = 0
+    shared_errors: int = 0
+    shared_skipped: int = 0
+    shared_dropped: int = 0
+    shared_stores: int = 0
 
     def snapshot(self) -> dict[str, int]:
         return asdict(self)

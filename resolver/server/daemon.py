@@ -14,6 +14,7 @@ import trio
 
 from resolver.config import Config
 from resolver.core.hints import load_root_hints
+from resolver.server import persist
 from resolver.server.listeners import TcpListener, UdpListener, bind_socket
 from resolver.server.notify import notify
 from resolver.server.operations import Operations
@@ -72,6 +73,9 @@ async def serve(
         if config.query_log is not None:
             query_log = resources.enter_context(contextlib.closing(QueryLog(config.query_log)))
         service = ResolverService(config, hints, clock=clock, query_log=query_log)
+        persist_file = config.cache.persist_file
+        if persist_file is not None:
+            persist.load(persist_file, service.cache, clock(), config.cache.max_entries)
         operations = Operations(config, service)
         operations.open(resources)  # control socket and metrics port, bound before --user too
         if config.user is not None:
@@ -93,3 +97,6 @@ async def serve(
                     log.info("received %s, stopping", signal.Signals(signum).name)
                     notify("STOPPING=1")
                     nursery.cancel_scope.cancel()
+        # A clean stop (a signal): keep the cache for the next start.
+        if persist_file is not None:
+            persist.save(persist_file, service.cache, clock())

@@ -99,11 +99,24 @@ def write_dump_file(path: Path, dump: Dump) -> None:
         descriptor = os.open(temporary, flags, 0o600)
         with os.fdopen(descriptor, "w", encoding="utf-8") as file:
             file.writelines(format_dump(dump))
+            file.flush()
+            os.fsync(file.fileno())  # the data is on disk before the name points at it
         os.replace(temporary, path)
+        _sync_directory(path.parent)
     except OSError as error:
         with contextlib.suppress(OSError):
             os.unlink(temporary)
         raise RequestError(f"cannot write {path}: {error.strerror or error}") from None
+
+
+def _sync_directory(directory: Path) -> None:
+    """Make a rename in `directory` survive a crash (the name is in the directory's data)."""
+    with contextlib.suppress(OSError):
+        descriptor = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(descriptor)
+        finally:
+            os.close(descriptor)
 
 
 def read_dump_file(path: Path) -> Dump:

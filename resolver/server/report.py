@@ -265,6 +265,53 @@ METRICS: tuple[Metric, ...] = (
         _ENTRIES,
         series_label=("kind", "packets"),
     ),
+    Metric(
+        "shared_hits",
+        Kind.COUNTER,
+        "Shared-cache lookups whose value answered the question (no upstream query).",
+        lambda p: p.stats.shared_hits,
+        "resolver_shared_cache_hits",
+        line=(
+            "shared cache",
+            "{shared_hits} hits, {shared_misses} misses, {shared_errors} errors, "
+            "{shared_skipped} skipped, {shared_dropped} values dropped, {shared_stores} stores",
+        ),
+    ),
+    Metric(
+        "shared_misses",
+        Kind.COUNTER,
+        "Shared-cache lookups that found nothing (or only an expired value).",
+        lambda p: p.stats.shared_misses,
+        "resolver_shared_cache_misses",
+    ),
+    Metric(
+        "shared_errors",
+        Kind.COUNTER,
+        "Shared-cache calls that failed or timed out (the query went on without it).",
+        lambda p: p.stats.shared_errors,
+        "resolver_shared_cache_errors",
+    ),
+    Metric(
+        "shared_skipped",
+        Kind.COUNTER,
+        "Shared-cache calls not made: circuit breaker open, or too many writes pending.",
+        lambda p: p.stats.shared_skipped,
+        "resolver_shared_cache_skipped",
+    ),
+    Metric(
+        "shared_dropped",
+        Kind.COUNTER,
+        "Shared-cache values dropped: malformed, another format version, or not the question.",
+        lambda p: p.stats.shared_dropped,
+        "resolver_shared_cache_dropped_values",
+    ),
+    Metric(
+        "shared_stores",
+        Kind.COUNTER,
+        "Answers written to the shared cache.",
+        lambda p: p.stats.shared_stores,
+        "resolver_shared_cache_stores",
+    ),
 )
 #: Help of the families whose metrics are told apart by a label (the rows' help is per label).
 FAMILY_HELP = {_ENTRIES: "Entries held in the record and packet caches, per kind"}

@@ -26,8 +26,19 @@ from resolver.config import Config
 from resolver.core.actions import Answer, NetworkError
 from resolver.core.hints import RootHints
 from resolver.core.resolution import Context, Tracer
-from resolver.engine import Client, Close, Engine, Output, QueryLogSink, Reply, Send
+from resolver.engine import (
+    Client,
+    Close,
+    Engine,
+    Output,
+    QueryLogSink,
+    Reply,
+    Send,
+    SharedLookup,
+    SharedStore,
+)
 from resolver.engine.stats import Stats
+from resolver.server.sharedcache import SharedCacheClient
 from resolver.server.upstream import Network
 
 log = logging.getLogger(__name__)
@@ -70,6 +81,12 @@ class ResolverService:
         self._wake = trio.Event()
         self._timer_at = math.inf
         self._temporary = False
+        # The shared cache's client, if configured; opened by `run` (or for one call).
+        self.shared: SharedCacheClient | None = None
+        if config.shared_cache.url is not None:
+            self.shared = SharedCacheClient(config.shared_cache)
+        self._shared_open = False
+        self._pending_stores = 0
 
     # -- what others read ---------------------------------------------------------------------
 
@@ -106,6 +123,7 @@ class ResolverService:
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
             nursery.start_soon(self._keep_time)
+            await self._open_shared(nursery)
             try:
                 task_status.started()
                 await trio.sleep_forever()
@@ -125,11 +143,19 @@ class ResolverService:
         async with trio.open_nursery() as nursery:
             self._nursery, self._temporary = nursery, True
             nursery.start_soon(self._keep_time)
+            await self._open_shared(nursery)
             try:
                 yield
             finally:
                 self._nursery, self._temporary = None, False
+                self._shared_open = False
                 nursery.cancel_scope.cancel()
+
+    async def _open_shared(self, nursery: trio.Nursery) -> None:
+        """Open the shared cache's client in `nursery` (it connects when first used)."""
+        if self.shared is not None:
+            await nursery.start(self.shared.run)
+            self._shared_open = True
 
     def carry(self, outputs: list[Output]) -> None:
         """Carry out what the engine asked for; never blocks."""
@@ -142,11 +168,18 @@ class ResolverService:
                     continue  # stopping: the query's deadline ends it at the next start
                 scope = self._exchanges[output.handle] = trio.CancelScope()
                 self._nursery.start_soon(self._exchange, output, scope)
-            else:
-                assert isinstance(output, Close)
+            elif isinstance(output, Close):
                 closed = self._exchanges.pop(output.handle, None)
                 if closed is not None:
                     closed.cancel()
+            elif isinstance(output, SharedLookup):
+                if self._nursery is None or self.shared is None or not self._shared_open:
+                    self.carry(self.engine.shared_failed(output.handle))
+                else:
+                    self._nursery.start_soon(self._shared_lookup, self.shared, output)
+            else:
+                assert isinstance(output, SharedStore)
+                self._store(output)
         deadline = self.engine.next_deadline()
         if deadline is not None and deadline < self._timer_at:
             self._wake.set()
@@ -172,6 +205,48 @@ class ResolverService:
                     engine.upstream_failed(handle, failure.reason, unreachable=failure.unreachable)
                 )
         exchanges.pop(handle, None)
+
+    async def _shared_lookup(self, client: SharedCacheClient, lookup: SharedLookup) -> None:
+        value: bytes | None = None
+        failed = True
+        with trio.move_on_after(lookup.timeout):
+            try:
+                value = await client.get(lookup.key)
+                failed = False
+            except Exception as error:  # any failure of Redis is a miss, never the query's end
+                log.debug("shared cache lookup failed: %r", error)
+        if failed:
+            self.carry(self.engine.shared_failed(lookup.handle))
+        else:
+            self.carry(self.engine.shared_reply(lookup.handle, value))
+
+    def _store(self, store: SharedStore) -> None:
+        """Write in the background; at most `max_pending_stores` at once (the rest skipped)."""
+        limit = self.config.shared_cache.max_pending_stores
+        if (
+            self._nursery is None
+            or self.shared is None
+            or not self._shared_open
+            or self._pending_stores >= limit
+        ):
+            self.engine.shared_stored(None)
+        else:
+            self._pending_stores += 1
+            assert self._nursery is not None and self.shared is not None
+            self._nursery.start_soon(self._shared_store, self.shared, store)
+
+    async def _shared_store(self, client: SharedCacheClient, store: SharedStore) -> None:
+        ok = False
+        try:
+            with trio.move_on_after(store.timeout):
+                try:
+                    await client.set(store.key, store.value, store.expire)
+                    ok = True
+                except Exception as error:
+                    log.debug("shared cache store failed: %r", error)
+            self.engine.shared_stored(ok)
+        finally:
+            self._pending_stores -= 1
 
     async def _keep_time(self) -> None:
         """Call `tick` at each of the engine's deadlines (woken early by an earlier one)."""

@@ -28,6 +28,7 @@ from resolver.core.hints import HintsError
 from resolver.server.daemon import serve
 from resolver.server.errors import StartupError
 from resolver.server.notify import notify
+from resolver.server.persist import for_worker
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +82,7 @@ class Supervisor:
         receiver, sender = self._context.Pipe(duplex=False)
         process = self._context.Process(
             target=_worker,
-            args=(self._worker_config(slot), sender),
+            args=(for_worker(self._worker_config(slot), slot), sender),
             name=f"resolver-worker-{slot}",
         )
         process.start()

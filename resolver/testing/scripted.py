@@ -21,7 +21,7 @@ from resolver.config import Config
 from resolver.core.actions import Answer, Outcome, SendQuery, Timeout
 from resolver.core.hints import parse_root_hints
 from resolver.core.resolution import Context, Tracer
-from resolver.engine import Client, Close, Engine, Output, Reply, Send
+from resolver.engine import Client, Close, Engine, Output, Reply, Send, SharedLookup, SharedStore
 from resolver.engine.outbound import match_reply
 from resolver.testing.internet import TestInternet
 
@@ -72,8 +72,12 @@ def drive(
     *,
     until: Callable[[], object] = lambda: False,
     wait_for_deadlines: bool = False,
+    shared: dict[bytes, bytes] | None = None,
 ) -> list[Reply]:
     """Carry `outputs` and everything they lead to; the replies meant for clients.
+
+    `shared` plays the shared cache (a dict of keys to values; None: a shared cache that
+    fails every call). Stores ignore the expiry: tests move the clock past it themselves.
 
     A query the network does not answer times out at once, without moving the clock, unless
     `wait_for_deadlines`: then the clock jumps to each deadline in turn, as time would pass,
@@ -92,6 +96,15 @@ def drive(
                     queue.extend(engine.upstream_reply(output.handle, data))
                 if not wait_for_deadlines:
                     queue.extend(engine.upstream_silent(output.handle))
+            elif isinstance(output, SharedLookup):
+                if shared is None:
+                    queue.extend(engine.shared_failed(output.handle))
+                else:
+                    queue.extend(engine.shared_reply(output.handle, shared.get(output.key)))
+            elif isinstance(output, SharedStore):
+                if shared is not None:
+                    shared[output.key] = output.value
+                engine.shared_stored(shared is not None)
             else:
                 assert isinstance(output, Close)
         if until():
@@ -111,6 +124,8 @@ class ScriptedWorld:
     config: Config
     clock: FakeClock = field(default_factory=FakeClock)
     seed: int = 1
+    #: The shared cache the engine sees, if `config.shared_cache.url` is set (see `drive`).
+    shared: dict[bytes, bytes] | None = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.engine = Engine(
@@ -139,7 +154,14 @@ class ScriptedWorld:
         outputs = self.engine.ask(
             dns.name.from_text(name), dns.rdatatype.from_text(rdtype), answers.append, trace=trace
         )
-        drive(self.engine, outputs, self.network, self.clock, until=lambda: bool(answers))
+        drive(
+            self.engine,
+            outputs,
+            self.network,
+            self.clock,
+            until=lambda: bool(answers),
+            shared=self.shared,
+        )
         self.last_queries = self.engine.upstream_sent - sent
         assert answers, "the engine neither answered nor waited"
         return answers[0]
@@ -149,9 +171,15 @@ class ScriptedWorld:
         client = client or Client("127.0.0.1")
         reply = self.engine.answer_from_cache(wire, client.address, client.tcp)
         if reply is not None:
-            drive(self.engine, self.engine.take_output(), self.network, self.clock)
+            drive(
+                self.engine, self.engine.take_output(), self.network, self.clock, shared=self.shared
+            )
             return reply
         replies = drive(
-            self.engine, self.engine.client_query(wire, client), self.network, self.clock
+            self.engine,
+            self.engine.client_query(wire, client),
+            self.network,
+            self.clock,
+            shared=self.shared,
         )
         return replies[0].wire if replies else None

@@ -1,0 +1,202 @@
+"""The shared (second-level) cache's keys and values: derived, written and checked without I/O.
+
+A key is `prefix` + hex(HMAC-SHA256(secret, lower-cased wire name | type | class)): a reader of
+the Redis keys learns nothing about the names without the secret, and nobody without it can
+compute where to plant an answer (Unbound's cachedb hashes the question too, with a secret).
+
+A value is a small versioned header and then a DNS message, the assembled answer as the engine
+completed it (rcode, the CNAME chain, the SOA of a negative answer), with its TTLs as they were
+at `stored_at`:
+
+    b"RSC" | version (1 byte) | stored_at (float64, Unix time) | expires (float64) | message
+
+A value is untrusted input (anyone who can write to that Redis writes it): `decode` parses it as
+carefully as a packet from the network and accepts it only if it answers exactly the question
+asked (name, type, class), its answer section is one CNAME chain from that name, and a negative
+answer carries the SOA of a zone above the name it denies. What it returns is aged: every TTL
+less the time since `stored_at`, none beyond `expires`. Data from here is cached at the rank of
+an answer without AA (`Rank.NONAUTH_ANSWER`), below what an authority says itself, and (once
+DNSSEC exists) must be validated again: it is never more trusted than what the fleet stored.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import hmac
+import math
+import struct
+from dataclasses import dataclass
+
+import dns.exception
+import dns.flags
+import dns.message
+import dns.name
+import dns.opcode
+import dns.rcode
+import dns.rdataclass
+import dns.rdatatype
+import dns.rrset
+
+from resolver.cache.records import with_ttl
+
+MAGIC = b"RSC"
+VERSION = 1
+_HEADER = struct.Struct("!3sBdd")
+#: A value larger than any DNS message plus its header is not one of ours.
+MAX_VALUE = _HEADER.size + 65535
+#: How far in the future `stored_at` may be (clocks of a fleet differ a little).
+_CLOCK_SKEW = 300.0
+
+
+class Rejected(enum.Enum):
+    """Why a value from the shared cache was not used (each is counted as dropped)."""
+
+    MALFORMED = "malformed"  # not our header, or not a DNS message
+    VERSION = "version"  # another format version (a newer or older resolver wrote it)
+    MISMATCH = "mismatch"  # a message that does not answer the question asked
+    EXPIRED = "expired"  # its time is up (a miss, not an attack: not counted as dropped)
+
+
+@dataclass(frozen=True, slots=True)
+class SharedAnswer:
+    """A checked value: rcode, the CNAME chain (TTLs aged) and, if negative, the SOA (aged)."""
+
+    rcode: dns.rcode.Rcode
+    chain: tuple[dns.rrset.RRset, ...]
+    soa: dns.rrset.RRset | None
+    #: The name the chain ends at: the one an NXDOMAIN or NODATA is about.
+    last: dns.name.Name
+
+
+def shared_key(
+    secret: bytes, prefix: bytes, qname: dns.name.Name, qtype: int, qclass: int
+) -> bytes:
+    """The Redis key of a question; the name's letter case does not change it."""
+    wire = qname.to_wire()
+    assert wire is not None  # to_wire without a file returns the bytes
+    question = wire.lower() + struct.pack("!HH", qtype, qclass)
+    return prefix + hmac.new(secret, question, hashlib.sha256).hexdigest().encode()
+
+
+def answer_ttl(rrsets: tuple[dns.rrset.RRset, ...]) -> int:
+    """The TTL of an answer as a whole: its shortest record's."""
+    return min((rrset.ttl for rrset in rrsets), default=0)
+
+
+def encode(
+    qname: dns.name.Name,
+    qtype: int,
+    rcode: dns.rcode.Rcode,
+    answer: tuple[dns.rrset.RRset, ...],
+    authority: tuple[dns.rrset.RRset, ...],
+    now: float,
+) -> tuple[bytes, int] | None:
+    """The value to store and its TTL, or None for what must never be stored (SERVFAIL and
+    other failures, TTL 0, a positive answer without records, a negative one without SOA)."""
+    if rcode not in (dns.rcode.NOERROR, dns.rcode.NXDOMAIN):
+        return None
+    if not answer and not any(r.rdtype == dns.rdatatype.SOA for r in authority):
+        return None
+    ttl = answer_ttl(answer + authority)
+    if ttl <= 0:
+        return None
+    message = dns.message.Message()
+    message.flags = dns.flags.QR | dns.flags.RA
+    message.set_rcode(rcode)
+    message.question = [
+        dns.rrset.RRset(qname, dns.rdataclass.IN, dns.rdatatype.RdataType.make(qtype))
+    ]
+    message.answer = list(answer)
+    message.authority = list(authority)
+    wire = message.to_wire(max_size=65535)
+    return _HEADER.pack(MAGIC, VERSION, now, now + ttl) + wire, ttl
+
+
+def decode(
+    value: bytes, qname: dns.name.Name, qtype: int, now: float, max_chain: int
+) -> SharedAnswer | Rejected:
+    """The aged answer `value` holds for (qname, qtype, IN), or why it cannot be used."""
+    if len(value) < _HEADER.size or len(value) > MAX_VALUE:
+        return Rejected.MALFORMED
+    magic, version, stored_at, expires = _HEADER.unpack_from(value)
+    if magic != MAGIC:
+        return Rejected.MALFORMED
+    if version != VERSION:
+        return Rejected.VERSION
+    if not (math.isfinite(stored_at) and math.isfinite(expires)) or expires <= stored_at:
+        return Rejected.MALFORMED
+    if stored_at > now + _CLOCK_SKEW:
+        return Rejected.MALFORMED
+    try:
+        message = dns.message.from_wire(value[_HEADER.size :])
+    except (dns.exception.DNSException, ValueError, TypeError, IndexError, UnicodeError):
+        return Rejected.MALFORMED
+    if not message.flags & dns.flags.QR or message.opcode() != dns.opcode.QUERY:
+        return Rejected.MALFORMED
+    rcode = message.rcode()
+    if rcode not in (dns.rcode.NOERROR, dns.rcode.NXDOMAIN):
+        return Rejected.MISMATCH
+    if len(message.question) != 1:
+        return Rejected.MISMATCH
+    question = message.question[0]
+    if question.name != qname or question.rdtype != qtype or question.rdclass != dns.rdataclass.IN:
+        return Rejected.MISMATCH
+    remaining = expires - now
+    elapsed = max(0.0, now - stored_at)
+    if remaining < 1:
+        return Rejected.EXPIRED
+    checked = _chain(message.answer, qname, qtype, max_chain)
+    if checked is None:
+        return Rejected.MISMATCH
+    chain, last, complete = checked
+    soa = None
+    if rcode == dns.rcode.NXDOMAIN or not complete:
+        soas = [r for r in message.authority if r.rdtype == dns.rdatatype.SOA]
+        if len(soas) != 1 or len(soas[0]) != 1 or not last.is_subdomain(soas[0].name):
+            return Rejected.MISMATCH
+        soa = soas[0]
+    elif message.authority:
+        return Rejected.MISMATCH  # a positive answer carries no authority records
+    if rcode == dns.rcode.NXDOMAIN and complete:
+        return Rejected.MISMATCH  # records for a name said not to exist
+    aged: list[dns.rrset.RRset] = []
+    for rrset in (*chain, *([soa] if soa is not None else [])):
+        ttl = min(int(rrset.ttl - elapsed), int(remaining))
+        if ttl <= 0:
+            return Rejected.EXPIRED
+        aged.append(with_ttl(rrset, ttl))
+    aged_soa = aged.pop() if soa is not None else None
+    return SharedAnswer(dns.rcode.Rcode(rcode), tuple(aged), aged_soa, last)
+
+
+def _chain(
+    rrsets: list[dns.rrset.RRset], qname: dns.name.Name, qtype: int, max_chain: int
+) -> tuple[list[dns.rrset.RRset], dns.name.Name, bool] | None:
+    """The answer section as a CNAME chain from `qname`: (RRsets to keep, the name it ends at,
+    whether it ends in `qtype` data), or None if any record does not belong to that chain.
+
+    DNAME records (and signatures) are left out: the CNAME synthesised from a DNAME is in the
+    chain, and a DNAME from an untrusted source would answer for a whole subtree.
+    """
+    name, kept, complete = qname, [], False
+    for rrset in rrsets:
+        if rrset.rdclass != dns.rdataclass.IN or not rrset:
+            return None
+        if rrset.rdtype in (dns.rdatatype.DNAME, dns.rdatatype.RRSIG):
+            if not name.is_subdomain(rrset.name):
+                return None
+            continue
+        if complete or rrset.name != name:
+            return None
+        if rrset.rdtype == qtype:
+            kept.append(rrset)
+            complete = True
+        elif rrset.rdtype == dns.rdatatype.CNAME and len(rrset) == 1:
+            if len(kept) >= max_chain:
+                return None
+            kept.append(rrset)
+            name = next(iter(rrset)).target
+        else:
+            return None
+    return kept, name, complete

@@ -1,0 +1,98 @@
+"""`cache.persist_file`: the cache written on a clean stop and read back at the next start.
+
+The file is a cache dump (`cache/dump.py`, the format `resolver cache dump` writes), written
+atomically (`operations.write_dump_file`: a temporary file in the same directory, fsync,
+rename), so a crash while writing leaves the previous file. At start it is read with TTLs
+reduced by the wall-clock time it spent on disk; expired entries are dropped. Anything wrong
+with it (missing, unreadable, corrupt, truncated, another format version) is one log line and a
+cold start: a cache is an optimisation, never a reason not to start. Reading stops at
+`cache.max_entries` entries, so a huge file costs no more memory than a full cache.
+
+Only records are kept: the packet cache is rendered from them on the first question for each
+name (a hit on cached records, no upstream query), and so is rebuilt as clients ask.
+
+With `--workers N` each worker has its own cache and its own file, PATH.worker-I for worker I
+(`for_worker`): a worker writes only what it holds and reads only its own, so no two processes
+ever write one file. Changing N leaves the extra files unread (those workers start cold).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TextIO
+
+from resolver.cache.dump import DumpError, Restored, parse_lines, restore, snapshot
+from resolver.cache.records import RecordCache
+from resolver.config import Config
+from resolver.server.control import RequestError
+from resolver.server.operations import write_dump_file
+
+log = logging.getLogger(__name__)
+
+#: A line longer than this is not one the resolver wrote (a TXT record of 64 KiB is far less).
+_MAX_LINE = 256 * 1024
+
+
+def for_worker(config: Config, slot: int) -> Config:
+    """The settings of worker `slot`: its own persistent file, if there is one."""
+    path = config.cache.persist_file
+    if path is None:
+        return config
+    cache = dataclasses.replace(
+        config.cache, persist_file=path.with_name(f"{path.name}.worker-{slot}")
+    )
+    return dataclasses.replace(config, cache=cache)
+
+
+def _lines(file: TextIO) -> Iterator[str]:
+    """The file's lines; an over-long line is a DumpError, not a memory problem."""
+    while line := file.readline(_MAX_LINE):
+        if len(line) >= _MAX_LINE and not line.endswith("\n"):
+            raise DumpError(f"a line longer than {_MAX_LINE} bytes")
+        yield line
+
+
+def load(path: Path, cache: RecordCache, now: float, max_entries: int) -> Restored | None:
+    """Fill `cache` from `path`; None (and one log line) if there was nothing usable."""
+    try:
+        with path.open(encoding="utf-8") as file:
+            dump = parse_lines(_lines(file), max_entries)
+    except FileNotFoundError:
+        log.info("cache file %s does not exist yet: starting with an empty cache", path)
+        return None
+    except (OSError, UnicodeDecodeError, DumpError) as error:
+        reason = error.strerror if isinstance(error, OSError) and error.strerror else error
+        log.warning("cache file %s ignored (%s): starting with an empty cache", path, reason)
+        return None
+    except Exception as error:  # whatever the file holds, the daemon starts (module docstring)
+        log.warning("cache file %s ignored (%r): starting with an empty cache", path, error)
+        return None
+    if dump.version is None:
+        log.warning("cache file %s ignored (no $VERSION line): starting with an empty cache", path)
+        return None
+    restored = Restored()
+    restore(cache, dump.entries, now - dump.written_at, restored)
+    log.info(
+        "cache file %s: %d entries loaded, %d expired on disk, %d kept out%s",
+        path,
+        restored.loaded,
+        restored.expired,
+        restored.kept,
+        f"; stopped at cache.max_entries ({max_entries})" if dump.cut_short else "",
+    )
+    return restored
+
+
+def save(path: Path, cache: RecordCache, now: float) -> bool:
+    """Write the cache to `path` (atomically); False (and one log line) if it could not."""
+    dump = snapshot(list(cache.export()), now)
+    try:
+        write_dump_file(path, dump)
+    except RequestError as error:
+        log.warning("cache not saved: %s", error)
+        return False
+    log.info("cache saved to %s: %d entries", path, len(dump.entries))
+    return True

@@ -1,0 +1,276 @@
+"""The shared cache without Redis or sockets: keys, values, their checks, the breaker, and the
+engine's SharedLookup path on a scripted internet with a dict for Redis and a fake clock."""
+
+from __future__ import annotations
+
+import struct
+
+import dns.message
+import dns.name
+import dns.rcode
+import dns.rdatatype
+import dns.rrset
+import pytest
+
+from resolver.cache.shared import MAGIC, VERSION, Rejected, SharedAnswer, decode, encode, shared_key
+from resolver.config import SharedCacheConfig
+from resolver.engine.breaker import CircuitBreaker
+from resolver.testing import TestInternet
+from resolver.testing.scripted import FakeClock, ScriptedWorld
+from tests.helpers import loopback_config, texts
+
+SECRET = "0123456789abcdef-test-secret"
+WWW = dns.name.from_text("www.example.test.")
+A = dns.rdatatype.A
+NOW = 1_700_000_000.0
+
+
+def rrset(text: str) -> dns.rrset.RRset:
+    owner, ttl, rdclass, rdtype, data = text.split(None, 4)
+    return dns.rrset.from_text(owner, int(ttl), rdclass, rdtype, data)
+
+
+# -- keys ------------------------------------------------------------------------------------
+
+
+def test_key_is_a_keyed_hash_of_the_lowercased_question() -> None:
+    key = shared_key(b"secret", b"p:", WWW, A, 1)
+    assert key.startswith(b"p:") and len(key) == 2 + 64
+    assert key == shared_key(b"secret", b"p:", dns.name.from_text("WwW.ExAmple.TEST."), A, 1)
+    assert key != shared_key(b"other secret", b"p:", WWW, A, 1)
+    assert key != shared_key(b"secret", b"p:", WWW, dns.rdatatype.AAAA, 1)
+    assert key != shared_key(b"secret", b"p:", WWW, A, 3)
+    assert b"www" not in key and b"example" not in key
+
+
+# -- values ----------------------------------------------------------------------------------
+
+
+def positive() -> bytes:
+    encoded = encode(
+        WWW, A, dns.rcode.NOERROR, (rrset("www.example.test. 300 IN A 192.0.2.1"),), (), NOW
+    )
+    assert encoded is not None and encoded[1] == 300
+    return encoded[0]
+
+
+def test_a_value_round_trips_with_ttls_aged_on_read() -> None:
+    value = positive()
+    assert value[:3] == MAGIC and value[3] == VERSION
+    checked = decode(value, WWW, A, NOW + 100, max_chain=12)
+    assert isinstance(checked, SharedAnswer)
+    assert texts(checked.chain) == ["www.example.test. 200 IN A 192.0.2.1"]
+    assert decode(value, WWW, A, NOW + 300, max_chain=12) is Rejected.EXPIRED
+
+
+def test_a_cname_chain_and_a_negative_answer_round_trip() -> None:
+    chain = (
+        rrset("alias.example.test. 600 IN CNAME www.example.test."),
+        rrset("www.example.test. 300 IN A 192.0.2.1"),
+    )
+    alias = dns.name.from_text("alias.example.test.")
+    encoded = encode(alias, A, dns.rcode.NOERROR, chain, (), NOW)
+    assert encoded is not None and encoded[1] == 300
+    checked = decode(encoded[0], alias, A, NOW + 10, max_chain=12)
+    assert isinstance(checked, SharedAnswer) and checked.last == WWW
+    # No record outlives the value: the CNAME's 600 s are cut to what the A record has left.
+    assert texts(checked.chain)[0] == "alias.example.test. 290 IN CNAME www.example.test."
+    soa = rrset("example.test. 60 IN SOA ns1.example.test. h.example.test. 1 2 3 4 60")
+    nope = dns.name.from_text("nope.example.test.")
+    encoded = encode(nope, A, dns.rcode.NXDOMAIN, (), (soa,), NOW)
+    assert encoded is not None
+    checked = decode(encoded[0], nope, A, NOW + 1, max_chain=12)
+    assert isinstance(checked, SharedAnswer) and checked.rcode == dns.rcode.NXDOMAIN
+    assert checked.soa is not None and checked.soa.ttl == 59
+
+
+@pytest.mark.parametrize(
+    ("rcode", "answer", "authority"),
+    [
+        (dns.rcode.SERVFAIL, (), ()),
+        (dns.rcode.NOERROR, ("www.example.test. 0 IN A 192.0.2.1",), ()),  # TTL 0
+        (dns.rcode.NOERROR, (), ()),  # neither records nor an SOA
+    ],
+)
+def test_what_is_never_stored(
+    rcode: dns.rcode.Rcode, answer: tuple[str, ...], authority: tuple[str, ...]
+) -> None:
+    rrsets = tuple(rrset(text) for text in answer)
+    assert encode(WWW, A, rcode, rrsets, tuple(rrset(t) for t in authority), NOW) is None
+
+
+def message_value(message: dns.message.Message, stored_at: float = NOW, ttl: float = 300) -> bytes:
+    return struct.pack("!3sBdd", MAGIC, VERSION, stored_at, stored_at + ttl) + message.to_wire()
+
+
+def answer_message(qname: str, records: list[str], rcode: int = 0) -> dns.message.Message:
+    message = dns.message.make_response(dns.message.make_query(qname, "A"))
+    message.set_rcode(dns.rcode.Rcode(rcode))
+    message.answer = [rrset(text) for text in records]
+    return message
+
+
+@pytest.mark.parametrize(
+    ("value", "why"),
+    [
+        (b"", Rejected.MALFORMED),
+        (b"garbage" * 10, Rejected.MALFORMED),
+        (positive()[:-3], Rejected.MALFORMED),  # truncated
+        (b"RSC\x02" + positive()[4:], Rejected.VERSION),
+        (struct.pack("!3sBdd", MAGIC, VERSION, NOW, float("nan")) + b"\0" * 12, Rejected.MALFORMED),
+        (
+            message_value(answer_message("evil.test.", ["evil.test. 300 IN A 6.6.6.6"])),
+            Rejected.MISMATCH,
+        ),
+        # the right question, a record for another name
+        (
+            message_value(answer_message("www.example.test.", ["evil.test. 300 IN A 6.6.6.6"])),
+            Rejected.MISMATCH,
+        ),
+        # a chain that wanders off: a CNAME and then records for a third name
+        (
+            message_value(
+                answer_message(
+                    "www.example.test.",
+                    ["www.example.test. 300 IN CNAME a.test.", "b.test. 300 IN A 6.6.6.6"],
+                )
+            ),
+            Rejected.MISMATCH,
+        ),
+        # NXDOMAIN with records, NXDOMAIN without SOA
+        (
+            message_value(
+                answer_message("www.example.test.", ["www.example.test. 300 IN A 1.2.3.4"], 3)
+            ),
+            Rejected.MISMATCH,
+        ),
+        (message_value(answer_message("www.example.test.", [], 3)), Rejected.MISMATCH),
+        # stored in the far future (a forged time to make data live longer)
+        (
+            message_value(
+                answer_message("www.example.test.", ["www.example.test. 300 IN A 1.2.3.4"]),
+                NOW + 86400,
+            ),
+            Rejected.MALFORMED,
+        ),
+    ],
+)
+def test_bad_values_are_rejected(value: bytes, why: Rejected) -> None:
+    assert decode(value, WWW, A, NOW, max_chain=12) is why
+
+
+def test_a_value_for_another_type_of_the_same_name_is_a_mismatch() -> None:
+    assert decode(positive(), WWW, dns.rdatatype.AAAA, NOW, max_chain=12) is Rejected.MISMATCH
+
+
+# -- the circuit breaker ---------------------------------------------------------------------
+
+
+def test_breaker_opens_after_n_failures_probes_once_and_closes(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    breaker = CircuitBreaker("the shared cache", threshold=3, open_seconds=10)
+    for _ in range(2):
+        assert breaker.allow(0)
+        breaker.failed(0)
+    breaker.succeeded()  # a success in between: the count starts again
+    for _ in range(3):
+        assert breaker.allow(1)
+        breaker.failed(1)
+    assert breaker.is_open and not breaker.allow(5) and not breaker.allow(10.9)
+    assert breaker.allow(11)  # the probe
+    assert not breaker.allow(11.5)  # only one
+    breaker.failed(11.5)
+    assert not breaker.allow(21)
+    assert breaker.allow(21.5)
+    breaker.succeeded()
+    assert not breaker.is_open and breaker.allow(21.6)
+    lines = [r.getMessage() for r in caplog.records]
+    assert len([line for line in lines if "in a row" in line]) == 1, "logs once when opening"
+    assert len([line for line in lines if "answers again" in line]) == 1, "and once when closing"
+
+
+# -- the engine, on a scripted internet ------------------------------------------------------
+
+
+def shared_world(
+    internet: TestInternet, store: dict[bytes, bytes] | None, clock: FakeClock
+) -> ScriptedWorld:
+    config = loopback_config(
+        shared_cache=SharedCacheConfig(url="redis://127.0.0.1:1", secret=SECRET, breaker_errors=2)
+    )
+    return ScriptedWorld(internet, config, clock=clock, shared=store)
+
+
+def test_one_engine_resolves_and_stores_another_answers_from_the_shared_cache(
+    internet: TestInternet,
+) -> None:
+    store: dict[bytes, bytes] = {}
+    clock = FakeClock()
+    first = shared_world(internet, store, clock)
+    answer = first.resolve("alias.example.test.")
+    assert first.last_queries > 0 and len(store) == 1
+    assert first.engine.stats.shared_misses == 1 and first.engine.stats.shared_stores == 1
+    clock.advance(100)
+    second = shared_world(internet, store, clock)
+    again = second.resolve("alias.example.test.")
+    assert second.last_queries == 0, "answered from the shared cache"
+    assert second.engine.stats.shared_hits == 1
+    assert texts(answer.answer) == [
+        "alias.example.test. 600 IN CNAME www.example.test.",
+        "www.example.test. 300 IN A 192.0.2.1",
+    ]
+    assert texts(again.answer) == [
+        "alias.example.test. 200 IN CNAME www.example.test.",
+        "www.example.test. 200 IN A 192.0.2.1",
+    ], "the same records, TTLs aged by the 100 s since they were stored (none beyond the A's)"
+    assert second.engine.stats.cache_answers == 1, "a shared hit counts as a cache hit"
+    clock.advance(250)  # the A record (300 s) has expired: a miss, resolved again
+    third = shared_world(internet, store, clock)
+    third.resolve("alias.example.test.")
+    assert third.last_queries > 0 and third.engine.stats.shared_misses == 1
+
+
+def test_a_poisoned_value_is_dropped_and_the_name_is_resolved(internet: TestInternet) -> None:
+    store: dict[bytes, bytes] = {}
+    world = shared_world(internet, store, FakeClock())
+    key = world.engine.shared.key(WWW, A)  # type: ignore[union-attr]
+    store[key] = message_value(
+        answer_message("www.example.test.", ["evil.test. 300 IN A 6.6.6.6"]), world.clock.now
+    )
+    answer = world.resolve("www.example.test.")
+    assert texts(answer.answer) == ["www.example.test. 300 IN A 192.0.2.1"]
+    assert world.engine.stats.shared_dropped == 1 and world.last_queries > 0
+    assert world.cache.get_rrset(dns.name.from_text("evil.test."), A) is None
+
+
+def test_a_failing_shared_cache_opens_the_breaker_and_is_skipped(internet: TestInternet) -> None:
+    world = shared_world(internet, None, FakeClock())  # every call fails
+    for name in (
+        "www.example.test.",
+        "www.other.test.",
+        "alias.example.test.",
+        "chain.example.test.",
+    ):
+        assert world.resolve(name).rcode == dns.rcode.NOERROR
+    stats = world.engine.stats
+    assert stats.shared_errors >= 2 and stats.shared_skipped >= 2
+    assert world.engine.shared is not None and world.engine.shared.breaker.is_open
+
+
+def test_a_lookup_that_never_comes_back_times_out_on_the_engine_clock(
+    internet: TestInternet,
+) -> None:
+    world = shared_world(internet, {}, FakeClock())
+    engine = world.engine
+    answers: list[object] = []
+    outputs = engine.ask(WWW, A, answers.append)
+    assert [type(o).__name__ for o in outputs] == ["SharedLookup"]
+    deadline = engine.next_deadline()
+    assert deadline is not None and deadline - world.clock.now == pytest.approx(0.05)
+    world.clock.now = deadline
+    sends = engine.tick()
+    assert [type(o).__name__ for o in sends] == ["Send"], "iterates after the lookup timeout"
+    assert engine.stats.shared_errors == 1
+    late = engine.shared_reply(outputs[0].handle, positive())  # type: ignore[union-attr]
+    assert late == [] and engine.stats.shared_hits == 0, "a late value is ignored"
