@@ -118,7 +118,9 @@ def parse_trust_anchors(
             continue
         if tokens[0].upper() in ("$TTL", "$INCLUDE", "$GENERATE"):
             if tokens[0].upper() != "$TTL":
-                raise TrustAnchorError(f"{where}: {tokens[0]} is not allowed in a trust-anchor file")
+                raise TrustAnchorError(
+                    f"{where}: {tokens[0]} is not allowed in a trust-anchor file"
+                )
             continue
         if not continued:
             owner = _name(tokens.pop(0), origin, where)

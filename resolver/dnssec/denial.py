@@ -5,12 +5,14 @@ The caller has verified the signature of every NSEC/NSEC3 RRset it passes (with
 holds; these functions say whether the records prove it. Whichever of NSEC and NSEC3 the
 records hold is used (`nsec.py`, `nsec3.py`); none at all is bogus with EDE 12 (NSEC Missing).
 
-| function | proves | secure / insecure |
-| --- | --- | --- |
-| `prove_nxdomain` | the name does not exist, nor a wildcard that would cover it | insecure under NSEC3 opt-out |
-| `prove_nodata` | the name exists (or is an empty non-terminal, or a wildcard matches) without the type | DS under opt-out: insecure |
-| `prove_wildcard` | a wildcard answer: no name closer to the question exists | insecure under opt-out |
-| `prove_no_ds` | no DS at a name | insecure: an unsigned delegation; secure: no zone cut there |
+- `prove_nxdomain`: the name does not exist, nor a wildcard that would cover it (insecure
+  when the next closer name lies in an NSEC3 opt-out span);
+- `prove_nodata`: the name exists (or is an empty non-terminal, or a wildcard matches) without
+  the type (for DS under opt-out: insecure);
+- `prove_wildcard`: a wildcard answer: no name closer to the question exists (insecure under
+  opt-out);
+- `prove_no_ds`: no DS at a name: insecure for an unsigned delegation, secure where there is
+  no zone cut at all.
 
 NSEC3 above the iteration limit is insecure with EDE 27; a proof past the hash cap is bogus.
 """
@@ -46,12 +48,14 @@ def _run(
         if isinstance(context, Verdict):
             return context
         try:
-            return getattr(nsec3, kind)(name, *args, context)  # type: ignore[no-any-return]
+            return getattr(nsec3, kind)(name, *args, context)
         except BudgetExceeded as exceeded:
             return trace.verdict(Security.BOGUS, str(exceeded), Ede.DNSSEC_BOGUS)
     records = nsec.records(rrsets, zone)
     if not records:
-        return trace.verdict(Security.BOGUS, f"no NSEC or NSEC3 record from {zone}", Ede.NSEC_MISSING)
+        return trace.verdict(
+            Security.BOGUS, f"no NSEC or NSEC3 record from {zone}", Ede.NSEC_MISSING
+        )
     if kind == "prove_nxdomain":
         return nsec.prove_nxdomain(name, zone, records, trace)
     if kind == "prove_nodata":

@@ -50,7 +50,9 @@ class NsecRecord:
         return name < self.next or self.next <= self.owner
 
     def __str__(self) -> str:
-        types = " ".join(dns.rdatatype.to_text(t) for t in sorted(self.types))
+        types = " ".join(
+            dns.rdatatype.to_text(dns.rdatatype.RdataType.make(t)) for t in sorted(self.types)
+        )
         return f"NSEC {self.owner} -> {self.next} [{types}]"
 
 
@@ -111,22 +113,30 @@ def prove_nxdomain(
     ent = _is_ent(nsecs, qname)
     if ent is not None:
         trace.add("%s shows %s is an empty non-terminal", ent, qname)
-        return trace.verdict(Security.BOGUS, f"NXDOMAIN for {qname}, which exists", Ede.DNSSEC_BOGUS)
+        return trace.verdict(
+            Security.BOGUS, f"NXDOMAIN for {qname}, which exists", Ede.DNSSEC_BOGUS
+        )
     cover = _covering(nsecs, qname)
     if cover is None:
         return trace.verdict(Security.BOGUS, f"no NSEC covers {qname}", Ede.NSEC_MISSING)
     trace.add("%s covers %s", cover, qname)
     ce = closest_encloser(qname, cover)
     if not ce.is_subdomain(zone):
-        return trace.verdict(Security.BOGUS, f"closest encloser {ce} outside {zone}", Ede.DNSSEC_BOGUS)
+        return trace.verdict(
+            Security.BOGUS, f"closest encloser {ce} outside {zone}", Ede.DNSSEC_BOGUS
+        )
     wildcard = _wildcard(ce)
     if _matching(nsecs, wildcard) is not None:
         return trace.verdict(
-            Security.BOGUS, f"{wildcard} exists: {qname} should have been synthesised", Ede.DNSSEC_BOGUS
+            Security.BOGUS,
+            f"{wildcard} exists: {qname} should have been synthesised",
+            Ede.DNSSEC_BOGUS,
         )
     wild_cover = _covering(nsecs, wildcard)
     if wild_cover is None:
-        return trace.verdict(Security.BOGUS, f"no NSEC denies the wildcard {wildcard}", Ede.NSEC_MISSING)
+        return trace.verdict(
+            Security.BOGUS, f"no NSEC denies the wildcard {wildcard}", Ede.NSEC_MISSING
+        )
     trace.add("%s covers the wildcard %s", wild_cover, wildcard)
     return trace.verdict(Security.SECURE, f"{qname} does not exist (NSEC)")
 
@@ -142,11 +152,15 @@ def _nodata_types_ok(
     if qtype == _DS:
         if nsec.has(_SOA) and qname != dns.name.root:
             return trace.verdict(
-                Security.BOGUS, f"{nsec} is the child's: DS NODATA comes from the parent", Ede.DNSSEC_BOGUS
+                Security.BOGUS,
+                f"{nsec} is the child's: DS NODATA comes from the parent",
+                Ede.DNSSEC_BOGUS,
             )
     elif nsec.is_delegation:
         return trace.verdict(
-            Security.BOGUS, f"{nsec} is a delegation: it cannot deny the child's data", Ede.DNSSEC_BOGUS
+            Security.BOGUS,
+            f"{nsec} is a delegation: it cannot deny the child's data",
+            Ede.DNSSEC_BOGUS,
         )
     return None
 
@@ -155,7 +169,7 @@ def prove_nodata(
     qname: dns.name.Name, qtype: int, zone: dns.name.Name, nsecs: list[NsecRecord], trace: Trace
 ) -> Verdict:
     """The name exists without the type: a matching NSEC, an empty non-terminal, or a wildcard."""
-    what = f"{qname} {dns.rdatatype.to_text(qtype)}"
+    what = f"{qname} {dns.rdatatype.to_text(dns.rdatatype.RdataType.make(qtype))}"
     match = _matching(nsecs, qname)
     if match is not None:
         trace.add("%s matches %s", match, qname)
@@ -183,7 +197,9 @@ def prove_wildcard(
     """A wildcard answer is legitimate: no name closer to `qname` exists (RFC 4035 5.3.4)."""
     cover = _covering(nsecs, qname)
     if cover is None:
-        return trace.verdict(Security.BOGUS, f"no NSEC shows {qname} does not exist", Ede.NSEC_MISSING)
+        return trace.verdict(
+            Security.BOGUS, f"no NSEC shows {qname} does not exist", Ede.NSEC_MISSING
+        )
     ce = closest_encloser(qname, cover)
     if ce != wildcard.parent():
         return trace.verdict(

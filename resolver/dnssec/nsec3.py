@@ -55,7 +55,9 @@ class Nsec3Record:
         return digest > self.hash or digest < self.next
 
     def __str__(self) -> str:
-        types = " ".join(dns.rdatatype.to_text(t) for t in sorted(self.types))
+        types = " ".join(
+            dns.rdatatype.to_text(dns.rdatatype.RdataType.make(t)) for t in sorted(self.types)
+        )
         flags = " opt-out" if self.opt_out else ""
         return f"NSEC3 {self.owner.labels[0].decode()}{flags} [{types}]"
 
@@ -146,7 +148,9 @@ class _Encloser:
 class _Proof:
     """The NSEC3 records of one response and the questions RFC 5155 section 8 asks of them."""
 
-    def __init__(self, nsec3s: list[Nsec3Record], zone: dns.name.Name, hasher: Hasher, trace: Trace):
+    def __init__(
+        self, nsec3s: list[Nsec3Record], zone: dns.name.Name, hasher: Hasher, trace: Trace
+    ):
         self.nsec3s = nsec3s
         self.zone = zone
         self.hash = hasher
@@ -198,18 +202,24 @@ class _Proof:
 
     def types_ok(self, match: Nsec3Record, qname: dns.name.Name, qtype: int) -> Verdict | None:
         if match.has(qtype):
-            return self.trace.verdict(Security.BOGUS, f"{match} says the type exists", Ede.DNSSEC_BOGUS)
+            return self.trace.verdict(
+                Security.BOGUS, f"{match} says the type exists", Ede.DNSSEC_BOGUS
+            )
         if match.has(_CNAME):
-            return self.trace.verdict(Security.BOGUS, f"{match}: the name is an alias", Ede.DNSSEC_BOGUS)
+            return self.trace.verdict(
+                Security.BOGUS, f"{match}: the name is an alias", Ede.DNSSEC_BOGUS
+            )
         if qtype == _DS:
             if match.has(_SOA) and qname != dns.name.root:
                 return self.trace.verdict(
-                    Security.BOGUS, f"{match} is the child's: DS NODATA comes from the parent",
+                    Security.BOGUS,
+                    f"{match} is the child's: DS NODATA comes from the parent",
                     Ede.DNSSEC_BOGUS,
                 )
         elif match.has(_NS) and not match.has(_SOA):
             return self.trace.verdict(
-                Security.BOGUS, f"{match} is a delegation: it cannot deny the child's data",
+                Security.BOGUS,
+                f"{match} is a delegation: it cannot deny the child's data",
                 Ede.DNSSEC_BOGUS,
             )
         return None
@@ -237,7 +247,7 @@ def prove_nxdomain(qname: dns.name.Name, proof: _Proof) -> Verdict:
 def prove_nodata(qname: dns.name.Name, qtype: int, proof: _Proof) -> Verdict:
     """RFC 5155 8.5-8.7: a matching NSEC3 without the type (an empty non-terminal too); for DS
     an opt-out span over the next closer (insecure); else a wildcard NODATA."""
-    what = f"{qname} {dns.rdatatype.to_text(qtype)}"
+    what = f"{qname} {dns.rdatatype.to_text(dns.rdatatype.RdataType.make(qtype))}"
     match = proof.matching(qname)
     if match is not None:
         proof.trace.add("%s matches %s", match, qname)
@@ -294,7 +304,9 @@ def prove_no_ds(name: dns.name.Name, proof: _Proof) -> Verdict:
         if failure is not None:
             return failure
         if match.has(_NS):
-            return proof.trace.verdict(Security.INSECURE, f"{name} is an unsigned delegation (NSEC3)")
+            return proof.trace.verdict(
+                Security.INSECURE, f"{name} is an unsigned delegation (NSEC3)"
+            )
         return proof.trace.verdict(Security.SECURE, f"no zone cut at {name} (NSEC3)")
     found = proof.closest_encloser(name)
     if isinstance(found, Verdict):
@@ -303,7 +315,9 @@ def prove_no_ds(name: dns.name.Name, proof: _Proof) -> Verdict:
         return proof.trace.verdict(
             Security.INSECURE, f"{name} may be an unsigned delegation: opt-out span (NSEC3)"
         )
-    return proof.trace.verdict(Security.BOGUS, f"{name} does not exist: no DS proof", Ede.NSEC_MISSING)
+    return proof.trace.verdict(
+        Security.BOGUS, f"{name} does not exist: no DS proof", Ede.NSEC_MISSING
+    )
 
 
 def make_proof(

@@ -113,7 +113,9 @@ class ManagedZone:
         changes: list[str] = []
         trusted = list(self.trusted_keys())
         if not self.keys:
-            trusted = [k for k in published if any(ds_matches(d, self.zone, k) for d in self.seed_ds)]
+            trusted = [
+                k for k in published if any(ds_matches(d, self.zone, k) for d in self.seed_ds)
+            ]
         if not verify_rrset(dnskeys, rrsigs, self.zone, trusted, now, budget, trace).secure:
             return ["DNSKEY RRset not signed by a trusted key: no update"]
         if not self.keys:
@@ -152,9 +154,7 @@ class ManagedZone:
             elif tracked.state is KeyState.VALID:
                 self.keys[ident] = replace(tracked, state=KeyState.MISSING, since=now)
                 changes.append(f"{describe_key(tracked.key)}: Missing")
-            elif (
-                tracked.state is KeyState.REVOKED and now - tracked.since >= self.remove_hold_down
-            ):
+            elif tracked.state is KeyState.REVOKED and now - tracked.since >= self.remove_hold_down:
                 del self.keys[ident]
                 changes.append(f"{describe_key(tracked.key)}: Removed")
         for change in changes:
@@ -182,9 +182,7 @@ def load_states(
     text: str, source: str, seeds: Sequence[tuple[dns.name.Name, Sequence[DS]]] = ()
 ) -> dict[dns.name.Name, ManagedZone]:
     """Read a state file; zones in `seeds` with no line yet start from their DS anchors."""
-    zones: dict[dns.name.Name, ManagedZone] = {
-        name: ManagedZone(name, ds) for name, ds in seeds
-    }
+    zones: dict[dns.name.Name, ManagedZone] = {name: ManagedZone(name, ds) for name, ds in seeds}
     states = {state.value.lower(): state for state in KeyState}
     for number, raw in enumerate(text.splitlines(), start=1):
         line = raw.split(";", 1)[0].strip()

@@ -13,6 +13,7 @@ import base64
 import hashlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import cast
 
 import dns.dnssec
 import dns.name
@@ -71,12 +72,12 @@ class TestKey:
 
     def revoked(self) -> TestKey:
         """The same key with the REVOKE bit set (RFC 5011): a new key tag."""
-        return TestKey(self.private, self.dnskey.replace(flags=self.dnskey.flags | REVOKE))
+        return TestKey(
+            self.private, cast(DNSKEY, self.dnskey.replace(flags=self.dnskey.flags | REVOKE))
+        )
 
 
-def make_key(
-    seed: int, algorithm: Algorithm = Algorithm.ED25519, flags: int = ZSK
-) -> TestKey:
+def make_key(seed: int, algorithm: Algorithm = Algorithm.ED25519, flags: int = ZSK) -> TestKey:
     """A key fixed by `seed` (Ed25519, ECDSA P-256) or the stored RSA key (RSASHA256)."""
     private: PrivateKey
     if algorithm == Algorithm.ED25519:
@@ -112,7 +113,7 @@ def sign(
     signer_name = dns.name.from_text(signer) if isinstance(signer, str) else signer
     return dns.dnssec.sign(
         data,
-        key.private,  # type: ignore[arg-type]
+        key.private,
         signer_name,
         key.dnskey,
         inception=inception,
@@ -129,7 +130,9 @@ def rrsigs(data: dns.rrset.RRset, *sigs: RRSIG) -> dns.rrset.RRset:
     return out
 
 
-def dnskey_rrset(zone: str | dns.name.Name, *keys: TestKey | DNSKEY, ttl: int = 3600) -> dns.rrset.RRset:
+def dnskey_rrset(
+    zone: str | dns.name.Name, *keys: TestKey | DNSKEY, ttl: int = 3600
+) -> dns.rrset.RRset:
     out = dns.rrset.RRset(_name(zone), dns.rdataclass.IN, dns.rdatatype.DNSKEY)
     for key in keys:
         out.add(key.dnskey if isinstance(key, TestKey) else key, ttl)
@@ -137,7 +140,8 @@ def dnskey_rrset(zone: str | dns.name.Name, *keys: TestKey | DNSKEY, ttl: int = 
 
 
 def make_ds(zone: str | dns.name.Name, key: TestKey, digest: str = "SHA256") -> DS:
-    return dns.dnssec.make_ds(_name(zone), key.dnskey, digest)
+    # validating=True: dnspython refuses to *create* SHA-1 DS, which tests need to forge.
+    return dns.dnssec.make_ds(_name(zone), key.dnskey, digest, validating=True)
 
 
 def ds_rrset(zone: str | dns.name.Name, *records: DS, ttl: int = 3600) -> dns.rrset.RRset:
@@ -151,7 +155,9 @@ def _name(name: str | dns.name.Name) -> dns.name.Name:
     return dns.name.from_text(name) if isinstance(name, str) else name
 
 
-def _with_ents(zone: dns.name.Name, names: Mapping[dns.name.Name, Iterable[str]]) -> dict[dns.name.Name, set[str]]:
+def _with_ents(
+    zone: dns.name.Name, names: Mapping[dns.name.Name, Iterable[str]]
+) -> dict[dns.name.Name, set[str]]:
     """Every owner name with its types, plus the empty non-terminals between it and the zone."""
     out: dict[dns.name.Name, set[str]] = {}
     for name, types in names.items():
@@ -184,7 +190,9 @@ def nsec_chain(
     return chain
 
 
-def nsec3_owner(name: dns.name.Name, zone: dns.name.Name, salt: str, iterations: int) -> dns.name.Name:
+def nsec3_owner(
+    name: dns.name.Name, zone: dns.name.Name, salt: str, iterations: int
+) -> dns.name.Name:
     label = dns.dnssec.nsec3_hash(name, salt or None, iterations, 1).lower()
     return dns.name.Name((label.encode(), *zone.labels))
 
@@ -226,8 +234,12 @@ def nsec3_chain(
         following = base64.b32hexencode(hashed[(index + 1) % len(hashed)][0]).decode().lower()
         unsigned_cut = "NS" in types and "SOA" not in types and "DS" not in types
         bitmap = types | ({"RRSIG"} if types and not unsigned_cut else set())
-        owner = dns.name.Name((base64.b32hexencode(digest).decode().lower().encode(), *origin.labels))
-        text = f"{algorithm} {flags} {iterations} {salt or '-'} {following} {' '.join(sorted(bitmap))}"
+        owner = dns.name.Name(
+            (base64.b32hexencode(digest).decode().lower().encode(), *origin.labels)
+        )
+        text = (
+            f"{algorithm} {flags} {iterations} {salt or '-'} {following} {' '.join(sorted(bitmap))}"
+        )
         chain.append(rrset(owner, "NSEC3", text.strip(), ttl=ttl))
     return chain
 
@@ -251,7 +263,7 @@ def colliding_keys(key: TestKey, count: int) -> list[DNSKEY]:
                     variant[at], variant[at + 2] = variant[at + 2], variant[at]
             if bytes(variant) not in seen:
                 seen.add(bytes(variant))
-                out.append(key.dnskey.replace(key=bytes(variant)))
+                out.append(cast(DNSKEY, key.dnskey.replace(key=bytes(variant))))
                 if len(out) == count:
                     return out
     raise ValueError(f"cannot make {count} keys colliding with tag {key.tag}")
@@ -262,7 +274,7 @@ def forged(sig: RRSIG, variant: int) -> RRSIG:
     signature = bytearray(sig.signature)
     signature[variant % len(signature)] ^= 0xFF
     signature[(variant * 3 + 1) % len(signature)] ^= (variant % 255) + 1
-    return sig.replace(signature=bytes(signature))
+    return cast(RRSIG, sig.replace(signature=bytes(signature)))
 
 
 def raw_rdata(rdtype: str, text: str) -> dns.rdata.Rdata:
