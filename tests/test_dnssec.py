@@ -36,7 +36,7 @@ from resolver.testing.dnssec_keys import (
     DAY,
     KSK,
     NOW,
-    TestKey,
+    SigningKey,
     colliding_keys,
     dnskey_rrset,
     forged,
@@ -60,7 +60,7 @@ A = rrset("www.example.", "A", "192.0.2.1", ttl=3600)
 def verify(
     data: dns.rrset.RRset,
     *sigs: RRSIG,
-    keys: tuple[TestKey, ...] = (ZSK,),
+    keys: tuple[SigningKey, ...] = (ZSK,),
     now: float = NOW,
     budget: Budget | None = None,
     trace: Trace | None = None,
@@ -200,7 +200,7 @@ def test_signature_checks_per_resolution_are_capped_across_rrsets() -> None:
 
 
 def _keyset(
-    *keys: TestKey, signers: list[TestKey] | None = None
+    *keys: SigningKey, signers: list[SigningKey] | None = None
 ) -> tuple[dns.rrset.RRset, dns.rrset.RRset]:
     data = dnskey_rrset("example.", *keys)
     sigs = [sign(data, k, "example.") for k in (signers if signers is not None else keys)]
@@ -463,7 +463,9 @@ def test_negative_trust_anchors_cover_the_name_and_below_unless_a_closer_anchor(
 # --- RFC 5011 ----------------------------------------------------------------------------
 
 
-def _root_keys(*keys: TestKey, signers: list[TestKey]) -> tuple[dns.rrset.RRset, dns.rrset.RRset]:
+def _root_keys(
+    *keys: SigningKey, signers: list[SigningKey]
+) -> tuple[dns.rrset.RRset, dns.rrset.RRset]:
     data = dnskey_rrset(".", *keys)
     return data, rrsigs(data, *[sign(data, k, ".", NOW - DAY, NOW + 400 * DAY) for k in signers])
 
@@ -476,7 +478,7 @@ def test_rfc5011_rollover_over_simulated_months() -> None:
     budget = Budget(ValidationLimits(sig_checks_per_resolution=10_000))
     now = NOW
 
-    def fetch(*keys: TestKey, signers: list[TestKey]) -> list[str]:
+    def fetch(*keys: SigningKey, signers: list[SigningKey]) -> list[str]:
         data, sigs = _root_keys(*keys, signers=signers)
         return managed.observe(data, sigs, now, budget)
 

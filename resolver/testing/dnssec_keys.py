@@ -60,7 +60,7 @@ PrivateKey = ed25519.Ed25519PrivateKey | ec.EllipticCurvePrivateKey | rsa.RSAPri
 
 
 @dataclass(frozen=True)
-class TestKey:
+class SigningKey:
     """A private key and its DNSKEY record."""
 
     private: PrivateKey
@@ -70,14 +70,14 @@ class TestKey:
     def tag(self) -> int:
         return dns.dnssec.key_id(self.dnskey)
 
-    def revoked(self) -> TestKey:
+    def revoked(self) -> SigningKey:
         """The same key with the REVOKE bit set (RFC 5011): a new key tag."""
-        return TestKey(
+        return SigningKey(
             self.private, cast(DNSKEY, self.dnskey.replace(flags=self.dnskey.flags | REVOKE))
         )
 
 
-def make_key(seed: int, algorithm: Algorithm = Algorithm.ED25519, flags: int = ZSK) -> TestKey:
+def make_key(seed: int, algorithm: Algorithm = Algorithm.ED25519, flags: int = ZSK) -> SigningKey:
     """A key fixed by `seed` (Ed25519, ECDSA P-256) or the stored RSA key (RSASHA256)."""
     private: PrivateKey
     if algorithm == Algorithm.ED25519:
@@ -94,7 +94,7 @@ def make_key(seed: int, algorithm: Algorithm = Algorithm.ED25519, flags: int = Z
     else:
         raise ValueError(f"no test key for algorithm {algorithm}")
     dnskey = dns.dnssec.make_dnskey(private.public_key(), algorithm, flags)
-    return TestKey(private, dnskey)
+    return SigningKey(private, dnskey)
 
 
 def rrset(name: str | dns.name.Name, rdtype: str, *rdatas: str, ttl: int = 3600) -> dns.rrset.RRset:
@@ -104,7 +104,7 @@ def rrset(name: str | dns.name.Name, rdtype: str, *rdatas: str, ttl: int = 3600)
 
 def sign(
     data: dns.rrset.RRset,
-    key: TestKey,
+    key: SigningKey,
     signer: str | dns.name.Name,
     inception: int = NOW - 30 * DAY,
     expiration: int = NOW + 30 * DAY,
@@ -131,15 +131,15 @@ def rrsigs(data: dns.rrset.RRset, *sigs: RRSIG) -> dns.rrset.RRset:
 
 
 def dnskey_rrset(
-    zone: str | dns.name.Name, *keys: TestKey | DNSKEY, ttl: int = 3600
+    zone: str | dns.name.Name, *keys: SigningKey | DNSKEY, ttl: int = 3600
 ) -> dns.rrset.RRset:
     out = dns.rrset.RRset(_name(zone), dns.rdataclass.IN, dns.rdatatype.DNSKEY)
     for key in keys:
-        out.add(key.dnskey if isinstance(key, TestKey) else key, ttl)
+        out.add(key.dnskey if isinstance(key, SigningKey) else key, ttl)
     return out
 
 
-def make_ds(zone: str | dns.name.Name, key: TestKey, digest: str = "SHA256") -> DS:
+def make_ds(zone: str | dns.name.Name, key: SigningKey, digest: str = "SHA256") -> DS:
     # validating=True: dnspython refuses to *create* SHA-1 DS, which tests need to forge.
     return dns.dnssec.make_ds(_name(zone), key.dnskey, digest, validating=True)
 
@@ -244,7 +244,7 @@ def nsec3_chain(
     return chain
 
 
-def colliding_keys(key: TestKey, count: int) -> list[DNSKEY]:
+def colliding_keys(key: SigningKey, count: int) -> list[DNSKEY]:
     """`count` distinct DNSKEYs with `key`'s tag and algorithm (KeyTrap, CVE-2023-50387).
 
     The key tag is a ones-complement sum of the RDATA in 16-bit words (RFC 4034 appendix B):
