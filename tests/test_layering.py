@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent / "resolver"
-PURE = ("core", "cache", "engine")
+PURE = ("core", "cache", "engine", "dnssec")
 FORBIDDEN = {"trio", "socket", "time", "asyncio", "selectors", "select", "resolver.server"}
 
 
