@@ -93,8 +93,8 @@ async def serve_https(
     try:
         async with stream:
             await serve(stream, peer, service, limits, path)
-    except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as error:
-        log.debug("https client %s: %s", peer, error)
+    except* (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as group:
+        log.debug("https client %s: %s", peer, group.exceptions[0])
 
 
 async def _receive(stream: trio.abc.Stream, limits: Limits) -> bytes:

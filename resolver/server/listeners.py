@@ -346,7 +346,9 @@ async def serve_stream(
                 for _ in range(_TCP_PIPELINE):
                     await slots.acquire()
             nursery.cancel_scope.cancel()
-    except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as error:
-        log.debug("%s client %s: %s", kind, peer, error)
+    except* (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as group:
+        # From the reader or the writer task, hence a group (a TLS client that closes without
+        # close_notify ends here too: for DNS that is an ordinary end of the connection).
+        log.debug("%s client %s: %s", kind, peer, group.exceptions[0])
     finally:
         sender.close()
