@@ -61,7 +61,7 @@ def test_malformed_requests_get_an_http_error(
     assert result.status == status
 
 
-def response(rcode: int, answer: list[str], authority: list[str]) -> bytes:
+def response(rcode: dns.rcode.Rcode, answer: list[str], authority: list[str]) -> bytes:
     message = dns.message.make_response(dns.message.make_query("www.example.test.", "A"))
     message.set_rcode(rcode)
     message.answer = [dns.rrset.from_text(*line.split(maxsplit=4)) for line in answer]  # type: ignore[arg-type]
