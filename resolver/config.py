@@ -236,8 +236,8 @@ class Config:
     local_data: tuple[str, ...] = setting((), unbound="local-data")
     # --- encrypted DNS for clients (RFC 7858 DoT, RFC 8484 DoH); off while the lists are empty.
     # Both need `tls_certificate` and `tls_key` (PEM files, reloaded on SIGHUP).
-    tls_listen: tuple[TlsEndpoint, ...] = setting((), unbound="interface@853, tls-port")
-    doh_listen: tuple[HttpsEndpoint, ...] = setting((), unbound="interface@443, https-port")
+    tls_listen: tuple[TlsEndpoint, ...] = setting((), unbound="interface, tls-port")
+    doh_listen: tuple[HttpsEndpoint, ...] = setting((), unbound="interface, https-port")
     tls_certificate: Path | None = setting(None, unbound="tls-service-pem")
     tls_key: Path | None = setting(None, unbound="tls-service-key")
     doh_path: str = setting("/dns-query", unbound="http-endpoint")
@@ -311,7 +311,7 @@ class ForwardZone(ZoneServers):
     """
 
     tls: bool = setting(False, unbound="forward-tls-upstream")
-    tls_name: str | None = setting(None, unbound="forward-addr ADDR#NAME")
+    tls_name: str | None = setting(None, unbound="forward-addr")
     tls_ca_file: Path | None = setting(None, unbound="tls-cert-bundle")
     tls_pin_sha256: tuple[str, ...] = setting(())
 
