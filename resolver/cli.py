@@ -219,7 +219,11 @@ def serve(
         control_socket="control_socket",
         metrics="metrics",
     )
-    endpoints = ", ".join(f"udp+tcp {format_endpoint(a, p)}" for a, p in config.listen)
+    endpoints = ", ".join(
+        [f"udp+tcp {format_endpoint(a, p)}" for a, p in config.listen]
+        + [f"tls {format_endpoint(a, p)}" for a, p in config.tls_listen]
+        + [f"https {format_endpoint(a, p)}" for a, p in config.doh_listen]
+    )
 
     def ready(detail: object) -> None:
         suffix = f" ({detail} workers)" if config.workers > 1 else ""

@@ -11,12 +11,13 @@ new type fails a test until the loader reads it.
 
 from __future__ import annotations
 
+import base64
 import ipaddress
 from collections.abc import Callable
 from dataclasses import MISSING, dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, NewType
 
 import dns.exception
 import dns.name
@@ -217,6 +218,11 @@ class SharedCacheConfig:
     max_pending_stores: int = setting(1000, ge=1)
 
 
+#: An endpoint whose port defaults to 853 (DNS over TLS, RFC 7858) or 443 (DNS over HTTPS).
+TlsEndpoint = NewType("TlsEndpoint", tuple[str, int])
+HttpsEndpoint = NewType("HttpsEndpoint", tuple[str, int])
+
+
 def parse_metrics_endpoint(text: str) -> tuple[str, int]:
     """`ADDR:PORT` of the metrics endpoint: unlike a DNS address, it has no default port."""
     address, port = parse_server_address(text)
@@ -270,6 +276,13 @@ class Config:
     # as usual (Unbound's local-data in a "transparent" local-zone).
     local_data: tuple[str, ...] = setting((), unbound="local-data")
     shared_cache: SharedCacheConfig = field(default_factory=SharedCacheConfig)
+    # --- encrypted DNS for clients (RFC 7858 DoT, RFC 8484 DoH); off while the lists are empty.
+    # Both need `tls_certificate` and `tls_key` (PEM files, reloaded on SIGHUP).
+    tls_listen: tuple[TlsEndpoint, ...] = setting((), unbound="interface, tls-port")
+    doh_listen: tuple[HttpsEndpoint, ...] = setting((), unbound="interface, https-port")
+    tls_certificate: Path | None = setting(None, unbound="tls-service-pem")
+    tls_key: Path | None = setting(None, unbound="tls-service-key")
+    doh_path: str = setting("/dns-query", unbound="http-endpoint")
 
 
 def parse_server_address(text: str) -> tuple[str, int | None]:
@@ -333,7 +346,38 @@ class ForwardZone(ZoneServers):
     round-trip times are measured; a silent, SERVFAIL or REFUSED forwarder passes the question
     to the next. Loopback forwarders (a local cache, a DNS-over-TLS proxy) are allowed without
     `upstream.query_loopback`: the operator configured them (`usable_address`).
+
+    `tls` sends every query of the zone over DNS over TLS (RFC 7858, port 853 unless a server
+    says otherwise), authenticated by `tls_name` against the system's CA store (or `tls_ca_file`)
+    and/or by SPKI pins (`tls_pin_sha256`, RFC 7858 section 4.2): never in clear text.
     """
+
+    tls: bool = setting(False, unbound="forward-tls-upstream")
+    tls_name: str | None = setting(None, unbound="forward-addr")
+    tls_ca_file: Path | None = setting(None, unbound="tls-cert-bundle")
+    tls_pin_sha256: tuple[str, ...] = setting(())
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not self.tls:
+            for key in ("tls_name", "tls_ca_file", "tls_pin_sha256"):
+                if getattr(self, key):
+                    raise ValueError(f"{key}: zone {self.name!r} sets it without tls = true")
+            return
+        if self.tls_name is None and not self.tls_pin_sha256:
+            raise ValueError(
+                f"tls: zone {self.name!r} needs tls_name (or tls_pin_sha256) to authenticate "
+                "its servers; DNS over TLS without authentication is not offered"
+            )
+        for index, pin in enumerate(self.tls_pin_sha256):
+            try:
+                valid = len(base64.b64decode(pin, validate=True)) == 32
+            except ValueError:
+                valid = False
+            if not valid:
+                raise ValueError(
+                    f"tls_pin_sha256[{index}]: {pin!r} is not base64 of a SHA-256 digest"
+                )
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,14 @@ from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, NoReturn, TypeVar
 
-from resolver.config import Config, ConfigError, IPNetwork, parse_server_address
+from resolver.config import (
+    Config,
+    ConfigError,
+    HttpsEndpoint,
+    IPNetwork,
+    TlsEndpoint,
+    parse_server_address,
+)
 
 if TYPE_CHECKING:
     from _typeshed import DataclassInstance
@@ -64,6 +71,8 @@ _TEXT: dict[Any, tuple[Callable[[str], Any], str, bool]] = {
     Path: (Path, "a file path", False),
     tuple[str, int]: (parse_endpoint, '"ADDR", "ADDR:PORT" or "[IPv6]:PORT"', True),
     IPNetwork: (parse_network, 'an address or network like "10.0.0.0/8"', False),
+    TlsEndpoint: (lambda text: parse_endpoint(text, 853), '"ADDR" (port 853), "ADDR:PORT"', True),
+    HttpsEndpoint: (lambda text: parse_endpoint(text, 443), '"ADDR" (port 443), "ADDR:PORT"', True),
 }
 
 
@@ -266,6 +275,15 @@ def _cross_check(config: Config, where: str, after: str = "") -> Config:
     shared = config.shared_cache
     if shared.url is not None and (shared.secret is None or len(shared.secret) < 16):
         message = "shared_cache.secret: needs 16 or more characters when shared_cache.url is set"
+        raise ConfigError(f"{where}{message}{after}")
+    encrypted = "tls_listen" if config.tls_listen else "doh_listen" if config.doh_listen else None
+    if encrypted is not None:
+        for needed in ("tls_certificate", "tls_key"):
+            if getattr(config, needed) is None:
+                message = f"{encrypted}: needs {needed} (a PEM file) as well"
+                raise ConfigError(f"{where}{message}{after}")
+    if not config.doh_path.startswith("/"):
+        message = f"doh_path: must start with '/', got {config.doh_path!r}"
         raise ConfigError(f"{where}{message}{after}")
     return config
 

@@ -192,6 +192,10 @@ def sample(**values: float) -> Sample:
             "cache_packets": 1,
             **values,
             "latency": Reading.of(histogram, now=10.0),
+            **{
+                f"latency_{kind}": Reading.of(LatencyHistogram(), now=10.0)
+                for kind in ("tcp", "tls", "https")
+            },
         }
     )
 
@@ -253,6 +257,7 @@ def test_every_stats_counter_has_a_row_and_every_row_a_source() -> None:
         process(packets=1),
         process(started=2000.0),
         process(latency=histogram),
+        *(process(transport_latency={kind: histogram}) for kind in ("tcp", "tls", "https")),
         *(process(census={**quiet_census, kind: 1}) for kind in quiet_census),
     ):
         moved |= moved_by(changed)
@@ -267,6 +272,7 @@ def summary_of_one() -> dict[str, object]:
 def test_every_metric_is_in_the_json_the_text_and_the_exposition() -> None:
     summary = summary_of_one()
     derived = {"started": "uptime_seconds", "latency": "latency_p99_ms"}
+    derived |= {f"latency_{kind}": f"latency_{kind}_p99_ms" for kind in ("tcp", "tls", "https")}
     for metric in METRICS:
         assert derived.get(metric.key, metric.key) in summary, metric.key
     assert all(isinstance(value, int | float) or value is None for value in summary.values())
@@ -312,6 +318,9 @@ def test_the_text_keeps_its_layout() -> None:
         "latency (last 10s)  p50 1.8 ms, p90 1.96 ms, p99 2 ms over 1 queries",
         "cache entries       0 answers, 0 delegation records, 0 negative, 0 stale; 1 packets",
         "shared cache        0 hits, 0 misses, 0 errors, 0 skipped, 0 values dropped, 0 stores",
+        "by transport        udp 0, tcp 0, tls 0, https 0",
+        "p99 by transport    tcp -, tls -, https -",
+        "forwarded over TLS  0 queries, 0 failed to connect",
     ]
 
 

@@ -19,12 +19,33 @@ from resolver.core.reasons import ServfailReason
 
 
 @dataclass(frozen=True, slots=True)
+class TlsPeer:
+    """How to authenticate a server reached over DNS over TLS (RFC 7858 section 4.2): its
+    certificate must name `name` and chain to the system's CAs (or `ca_file`'s), and/or its
+    public key must hash (SHA-256 of the SubjectPublicKeyInfo, base64) to one of `pins`."""
+
+    name: str | None
+    ca_file: str | None = None
+    pins: tuple[str, ...] = ()
+
+    def __str__(self) -> str:
+        return self.name or "(pinned)"
+
+
+@dataclass(frozen=True, slots=True)
 class Server:
-    """One address of a name server; `name` is the NS name it was found under, for traces."""
+    """One address of a name server; `name` is the NS name it was found under, for traces.
+    `tls` is set for a forwarder asked over DNS over TLS, never over UDP or plain TCP."""
 
     address: str
     port: int = 53
     name: dns.name.Name | None = None
+    tls: TlsPeer | None = None
+
+    @property
+    def transport(self) -> str:
+        """How every query to this server travels first: "tls", or "udp" (then "tcp" on TC)."""
+        return "udp" if self.tls is None else "tls"
 
 
 @dataclass(frozen=True, slots=True)

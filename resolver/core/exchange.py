@@ -14,6 +14,7 @@ from collections.abc import Generator, Iterable
 from enum import Enum, auto
 from typing import Any, cast
 
+import dns.edns
 import dns.flags
 import dns.message
 import dns.name
@@ -117,7 +118,10 @@ class Exchange:
         question, so the caller moves on to the next one or another question.
         """
         table, upstream = self._work.ctx.servers, self._work.ctx.config.upstream
-        use_edns, tcp, edns_fallback = not table.no_edns(server.address), False, False
+        use_edns, edns_fallback = not table.no_edns(server.address), False
+        # A DNS-over-TLS server is asked over its stream from the first query, never in clear.
+        tls = server.tls is not None
+        tcp = tls
         # Trace texts are built only when someone listens: a name's text costs microseconds.
         label = rdtype_text = ""
         if self._work.trace is not None:
@@ -127,8 +131,8 @@ class Exchange:
             rdtype_text = dns.rdatatype.RdataType.to_text(question.rdtype)
         name = question.name
         while True:
-            query = self._query(name, question.rdtype, use_edns, recursive)
-            transport = "TCP" if tcp else "UDP"
+            query = self._query(name, question.rdtype, use_edns or tls, recursive, tls)
+            transport = "TLS" if tls else "TCP" if tcp else "UDP"
             self._work.say(depth, "ask {} for {} {} over {}", label, name, rdtype_text, transport)
             outcome = yield SendQuery(server, query, tcp, timeout, upstream.use_0x20)
             response: dns.message.Message | None
@@ -230,12 +234,19 @@ class Exchange:
         return verdict
 
     def _query(
-        self, name: dns.name.Name, qtype: int, use_edns: bool, recursive: bool = False
+        self,
+        name: dns.name.Name,
+        qtype: int,
+        use_edns: bool,
+        recursive: bool = False,
+        tls: bool = False,
     ) -> dns.message.Message:
         self._work.count_query()
         upstream = self._work.ctx.config.upstream
         if upstream.use_0x20:
             name = randomize_case(name, self._work.ctx.rng)
+        if tls:
+            return make_tls_query(name, qtype, upstream.edns_payload, recursive)
         return make_query(
             name,
             qtype,
@@ -262,6 +273,31 @@ def make_query(
     if payload is not None:
         query.opt = _opt(payload)
         query.request_payload = payload
+    return query
+
+
+#: RFC 8467 section 4.1: queries over an encrypted transport are padded to blocks of 128 octets.
+QUERY_PADDING_BLOCK = 128
+_KEEPALIVE = dns.edns.GenericOption(dns.edns.OptionType.KEEPALIVE, b"")
+
+
+def make_tls_query(
+    name: dns.name.Name, qtype: int, payload: int, recursive: bool
+) -> dns.message.Message:
+    """A query for a DNS-over-TLS server: EDNS with an empty edns-tcp-keepalive option (RFC
+    7828 section 3.2.1: we would like to keep the connection open) and padding to the next
+    multiple of `QUERY_PADDING_BLOCK` octets (RFC 7830, RFC 8467 section 4.1), which dnspython
+    adds when the message is rendered."""
+    query = dns.message.make_query(
+        name,
+        cast(dns.rdatatype.RdataType, qtype),
+        use_edns=0,
+        payload=payload,
+        options=[_KEEPALIVE],
+        pad=QUERY_PADDING_BLOCK,
+    )
+    query.flags = dns.flags.RD if recursive else 0
+    query.id = 0
     return query
 
 

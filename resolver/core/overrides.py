@@ -17,8 +17,8 @@ import dns.rdatatype
 import dns.rrset
 import dns.zonefile
 
-from resolver.config import Config, ConfigError, ZoneServers, parse_server_address
-from resolver.core.actions import Server
+from resolver.config import Config, ConfigError, ForwardZone, ZoneServers, parse_server_address
+from resolver.core.actions import Server, TlsPeer
 
 #: The TTL of a local record whose line gives none (Unbound uses 3600 too).
 DEFAULT_LOCAL_TTL = 3600
@@ -155,9 +155,25 @@ def _route(zone: ZoneServers, recursive: bool, default_port: int) -> Route:
     try:
         name = dns.name.from_text(zone.name)
         servers = []
+        tls = _tls_peer(zone)
         for text in zone.servers:
             address, port = parse_server_address(text)
-            servers.append(Server(address, port or default_port))
+            if tls is not None:  # RFC 7858 section 3.1: port 853 unless configured otherwise
+                servers.append(Server(address, port or DOT_PORT, tls=tls))
+            else:
+                servers.append(Server(address, port or default_port))
     except (dns.exception.DNSException, ValueError) as error:
         raise OverrideError(f"{kind} zone {zone.name!r}: {error}") from None
     return Route(name, tuple(servers), recursive)
+
+
+#: The DNS-over-TLS port (RFC 7858 section 3.1).
+DOT_PORT = 853
+
+
+def _tls_peer(zone: ZoneServers) -> TlsPeer | None:
+    """How a forward zone's servers are authenticated, if it forwards over TLS."""
+    if not isinstance(zone, ForwardZone) or not zone.tls:
+        return None
+    ca_file = None if zone.tls_ca_file is None else str(zone.tls_ca_file)
+    return TlsPeer(zone.tls_name, ca_file, zone.tls_pin_sha256)

@@ -52,8 +52,9 @@ from resolver.engine.clients import Admitted, ClientProtocol, answerable
 from resolver.engine.latency import FAST_PATH_SAMPLING, LatencyHistogram
 from resolver.engine.messages import parse
 from resolver.engine.outbound import Close, Outbound, Send
+from resolver.engine.padding import asks_for_padding, pad_reply
 from resolver.engine.shared import SharedCache, SharedLookup, SharedStore
-from resolver.engine.stats import Stats
+from resolver.engine.stats import TRANSPORTS, Stats
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +73,14 @@ class Client:
     address: str
     tcp: bool = False
     token: object = None
+    #: "tls" (RFC 7858) or "https" (RFC 8484) for an encrypted transport, whose replies are
+    #: padded when the query asks (`padding.py`); None: plain UDP or TCP, as `tcp` says.
+    transport: str | None = None
+
+    @property
+    def kind(self) -> str:
+        """The transport's name for stats and logs: udp, tcp, tls or https."""
+        return self.transport or ("tcp" if self.tcp else "udp")
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,6 +176,11 @@ class Engine:
         self.query_log = query_log
         # Client-query latencies for stats and metrics; fast-path calls are sampled.
         self.latency = LatencyHistogram(self.timer())
+        # The same, per stream transport (every query timed: a stream's hit costs far more
+        # than the two clock reads); UDP's is `latency`, which all transports feed.
+        self.transport_latency = {
+            transport: LatencyHistogram(self.timer()) for transport in TRANSPORTS
+        }
         self._untimed = 1
         self._hits_timed = 0  # packet hits accounted for in `latency` so far
         # Query IDs must be unpredictable (RFC 5452): from the system's generator unless a
@@ -218,12 +232,15 @@ class Engine:
 
     # -- inputs -------------------------------------------------------------------------------
 
-    def answer_from_cache(self, wire: bytes, client_address: str, tcp: bool) -> bytes | None:
+    def answer_from_cache(
+        self, wire: bytes, client_address: str, tcp: bool, transport: str | None = None
+    ) -> bytes | None:
         """The reply from the packet cache, or None: then `client_query` takes the full path.
 
         The carrier calls this inline for every datagram, so it must never raise: an exception
         here is logged and the query goes to the full path, which answers it (or SERVFAILs it).
-        A prefetch it starts leaves its upstream queries in `take_output()`.
+        A prefetch it starts leaves its upstream queries in `take_output()`. `transport` is
+        `Client.transport` ("tls", "https"): its hits are counted apart and padded on request.
         """
         try:  # free in Python 3.11 unless it raises; a method call per hit would not be
             self._untimed -= 1
@@ -231,23 +248,32 @@ class Engine:
             if not self._untimed:  # one call in FAST_PATH_SAMPLING is timed (latency.py: why)
                 self._untimed = FAST_PATH_SAMPLING
                 started = self.timer()
+            stream_started = self.timer() if tcp else 0.0
             hit = self.clients.from_packet_cache(wire, client_address, tcp)
             if hit is None:
                 return None
             stats = self.stats
             stats.queries += 1
             stats.packet_hits += 1
+            reply = hit.reply
+            if tcp:
+                kind = transport or "tcp"
+                if transport is not None and asks_for_padding(wire):
+                    reply = pad_reply(reply)
+                stats.count_transport(kind)
+                self.transport_latency[kind].observe(self.timer() - stream_started)
             if started:  # this hit stands for every hit since the last timed one
                 self.latency.observe(self.timer() - started, stats.packet_hits - self._hits_timed)
                 self._hits_timed = stats.packet_hits
             if self.query_log is not None:
                 try:
-                    self.query_log.record(client_address, wire, hit.reply, "packet-cache", 0.0)
+                    source = "packet-cache" if transport is None else f"packet-cache/{transport}"
+                    self.query_log.record(client_address, wire, reply, source, 0.0)
                 except Exception:
                     log.error("query log failed", exc_info=True)
             if hit.refresh_key is not None and self.config.cache.prefetch:
                 self._prefetch(hit.refresh_key, wire)
-            return hit.reply
+            return reply
         except Exception:
             log.error("packet cache failed for a query from %s", client_address, exc_info=True)
             return None
@@ -261,6 +287,8 @@ class Engine:
         started = self.timer()
         if answerable(wire):
             self.stats.queries += 1
+            if client.tcp:
+                self.stats.count_transport(client.kind)
         try:
             admitted = self.clients.admit(wire, client.address, client.tcp)
         except Exception:
@@ -625,13 +653,17 @@ class Engine:
             stats.servfails += 1
 
     def _reply(self, client: Client, wire: bytes, reply: bytes | None, started: float) -> None:
+        if reply is not None and client.transport is not None and asks_for_padding(wire):
+            reply = pad_reply(reply)
         elapsed = self.timer() - started
         if reply is not None:
             self.latency.observe(elapsed)
+            if client.tcp:
+                self.transport_latency[client.kind].observe(elapsed)
         self._outbox.append(Reply(client, reply))
         if self.query_log is not None:
             try:
-                source = "tcp" if client.tcp else "udp"
+                source = client.kind
                 self.query_log.record(client.address, wire, reply, source, elapsed)
             except Exception:
                 log.error("query log failed", exc_info=True)

@@ -49,6 +49,12 @@ class Send:
     deadline: float
     action: SendQuery = field(repr=False, compare=False)
 
+    @property
+    def transport(self) -> str:
+        """udp, tcp, or tls (a forwarder reached over DNS over TLS: `server.tls` says how to
+        authenticate it, and the carrier must never fall back to clear text)."""
+        return "tls" if self.server.tls is not None else "tcp" if self.tcp else "udp"
+
 
 @dataclass(frozen=True, slots=True)
 class Close:

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+#: The stream transports a client query may come over, each counted and timed apart.
+TRANSPORTS = ("tcp", "tls", "https")
+
 
 @dataclass
 class Stats:
@@ -32,6 +35,24 @@ class Stats:
     shared_skipped: int = 0
     shared_dropped: int = 0
     shared_stores: int = 0
+    # Client queries per stream transport (UDP's are the rest of `queries`): plain TCP, DNS
+    # over TLS (RFC 7858) and DNS over HTTPS (RFC 8484).
+    tcp_queries: int = 0
+    tls_queries: int = 0
+    https_queries: int = 0
+    # Forwarded queries sent over DNS over TLS, and those whose connection or certificate
+    # check failed (the server is named in the log and the trace).
+    upstream_tls_queries: int = 0
+    upstream_tls_failures: int = 0
+
+    def count_transport(self, transport: str) -> None:
+        """One more client query over a stream transport ("tcp", "tls" or "https")."""
+        if transport == "tls":
+            self.tls_queries += 1
+        elif transport == "https":
+            self.https_queries += 1
+        else:
+            self.tcp_queries += 1
 
     def snapshot(self) -> dict[str, int]:
         return asdict(self)

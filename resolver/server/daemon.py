@@ -15,12 +15,13 @@ import trio
 from resolver.config import Config
 from resolver.core.hints import load_root_hints
 from resolver.server import persist
-from resolver.server.listeners import TcpListener, UdpListener, bind_socket
+from resolver.server.listeners import ConnectionCap, TcpListener, UdpListener, bind_socket
 from resolver.server.notify import notify
 from resolver.server.operations import Operations
 from resolver.server.privileges import drop_privileges
 from resolver.server.querylog import QueryLog
 from resolver.server.service import ResolverService
+from resolver.server.tls import DOH_ALPN, DOT_ALPN, ReloadableContext
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +70,17 @@ async def serve(
             )
             for address, port in config.listen
         ]
+        # DNS over TLS and over HTTPS: TCP only, each with a context reloaded on SIGHUP.
+        dot = doh = None
+        if config.tls_certificate is not None and config.tls_key is not None:
+            if config.tls_listen:
+                dot = ReloadableContext(config.tls_certificate, config.tls_key, DOT_ALPN)
+            if config.doh_listen:
+                doh = ReloadableContext(config.tls_certificate, config.tls_key, DOH_ALPN)
+        encrypted = [
+            (resources.enter_context(bind_socket(a, p, socket.SOCK_STREAM, shared)), a, p)
+            for a, p in (*config.tls_listen, *config.doh_listen)
+        ]
         query_log = None
         if config.query_log is not None:
             query_log = resources.enter_context(contextlib.closing(QueryLog(config.query_log)))
@@ -80,20 +92,45 @@ async def serve(
         operations.open(resources)  # control socket and metrics port, bound before --user too
         if config.user is not None:
             drop_privileges(config.user)
-        with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        stopping = (signal.SIGINT, signal.SIGTERM)
+        with trio.open_signal_receiver(*stopping, signal.SIGHUP) as signals:
             async with trio.open_nursery() as nursery:
                 await nursery.start(service.run)  # resolutions outlive their first asker
                 nursery.start_soon(operations.run)
+                # One cap for every stream connection: TCP, DoT and DoH alike.
+                cap = ConnectionCap(config.limits.max_tcp_clients)
                 for udp, tcp in bound:
                     nursery.start_soon(UdpListener(udp, service).run)
-                    nursery.start_soon(TcpListener(tcp, service, config.limits).run)
+                    nursery.start_soon(TcpListener(tcp, service, config.limits, cap=cap).run)
+                endpoints = [f"udp+tcp {format_endpoint(a, p)}" for a, p in config.listen]
+                for index, (sock, address, port) in enumerate(encrypted):
+                    if index < len(config.tls_listen):
+                        listener = TcpListener(sock, service, config.limits, cap=cap, tls=dot)
+                        endpoints.append(f"tls {format_endpoint(address, port)}")
+                    else:
+                        listener = TcpListener(
+                            sock,
+                            service,
+                            config.limits,
+                            cap=cap,
+                            tls=doh,
+                            https_path=config.doh_path,
+                        )
+                        endpoints.append(f"https {format_endpoint(address, port)}")
+                    nursery.start_soon(listener.run)
                 if freeze_gc:
                     gc.collect()
                     gc.freeze()
                     gc.set_threshold(*_GC_THRESHOLDS)
-                ready([f"udp+tcp {format_endpoint(a, p)}" for a, p in config.listen])
+                ready(endpoints)
                 task_status.started(service)
                 async for signum in signals:
+                    if signum == signal.SIGHUP:
+                        # New connections get the new certificate; open ones keep theirs.
+                        for context in (dot, doh):
+                            if context is not None:
+                                context.reload()
+                        continue
                     log.info("received %s, stopping", signal.Signals(signum).name)
                     notify("STOPPING=1")
                     nursery.cancel_scope.cancel()

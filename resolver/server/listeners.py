@@ -1,4 +1,5 @@
-"""The client-facing sockets: UDP datagrams and TCP streams with 2-byte framing (RFC 7766).
+"""The client-facing sockets: UDP datagrams, and TCP or TLS streams with 2-byte framing
+(RFC 7766, RFC 7858).
 
 The listeners only move bytes: every query goes to the engine (the packet cache inline, the
 full path through `ResolverService.carry`), which turns every failure of one query into a reply
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import socket
+import ssl
 from collections import deque
 
 import trio
@@ -18,7 +20,9 @@ from resolver.config import Limits
 from resolver.engine import Client
 from resolver.engine.clients import answerable
 from resolver.server.errors import StartupError
+from resolver.server.https import serve_https
 from resolver.server.service import ResolverService
+from resolver.server.tls import ReloadableContext
 from resolver.server.wire import MAX_MESSAGE, family_of, framed, receive_framed
 
 log = logging.getLogger(__name__)
@@ -178,79 +182,173 @@ class _Connection:
             self.slots.release()  # the client has gone
 
 
-class TcpListener:
-    """Serves TCP clients: several queries per connection, idle timeout, bounded connections."""
+class ConnectionCap:
+    """Open client connections against `limits.max_tcp_clients`, shared by the TCP, DoT and
+    DoH listeners: a connection costs the same memory whatever protocol runs over it."""
 
-    def __init__(self, sock: socket.socket, service: ResolverService, limits: Limits) -> None:
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.open = 0
+
+    def take(self) -> bool:
+        if self.open >= self.limit:
+            return False
+        self.open += 1
+        return True
+
+    def give_back(self) -> None:
+        self.open -= 1
+
+
+async def tls_handshake(
+    stream: trio.abc.Stream, context: ssl.SSLContext, timeout: float, peer: str
+) -> trio.SSLStream[trio.abc.Stream] | None:
+    """The server side of a TLS handshake, or None (logged) if it fails or takes too long: a
+    client that connects and says nothing must not hold a connection slot."""
+    secure = trio.SSLStream(stream, context, server_side=True)
+    with trio.move_on_after(timeout):
+        try:
+            await secure.do_handshake()
+        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as error:
+            cause = error.__cause__ or error
+            log.debug("tls handshake with %s failed: %s", peer, cause)
+            return None
+        return secure
+    log.debug("tls handshake with %s took too long", peer)
+    return None
+
+
+class TcpListener:
+    """Serves stream clients: plain TCP, or DNS over TLS (RFC 7858) when given a `tls` context,
+    or DNS over HTTPS (RFC 8484, `https.py`) when also given the `https_path` it answers at.
+
+    TCP and DoT speak the same 2-byte framing (RFC 7766), so one connection loop serves both
+    (`serve_stream`): several queries per connection, answered out of order, an idle timeout.
+    All three share the accept loop, the TLS handshake and the connection cap.
+    """
+
+    def __init__(
+        self,
+        sock: socket.socket,
+        service: ResolverService,
+        limits: Limits,
+        *,
+        cap: ConnectionCap | None = None,
+        tls: ReloadableContext | None = None,
+        https_path: str | None = None,
+    ) -> None:
         sock.listen(128)
+        self.https_path = https_path
         self.listener = trio.SocketListener(trio.socket.from_stdlib_socket(sock))
         self.service = service
         self.limits = limits
-        self.connections = 0
+        self.cap = cap or ConnectionCap(limits.max_tcp_clients)
+        self.tls = tls
+
+    @property
+    def connections(self) -> int:
+        return self.cap.open
 
     async def run(self) -> None:
         async with trio.open_nursery() as nursery:
             while True:
                 stream = await self.listener.accept()
-                if self.connections >= self.limits.max_tcp_clients:
+                if not self.cap.take():
                     await stream.aclose()
                     continue
-                self.connections += 1
                 nursery.start_soon(self._serve, stream)
 
     async def _serve(self, stream: trio.SocketStream) -> None:
-        peer = stream.socket.getpeername()[0]
-        service, engine, limits = self.service, self.service.engine, self.limits
-        slots = trio.Semaphore(_TCP_PIPELINE)
-        sender, replies = trio.open_memory_channel[bytes](_TCP_PIPELINE)
-        connection = _Connection(sender, slots)
-
-        async def write(done: trio.CancelScope) -> None:
-            async for framed_reply in replies:
-                # A client that stops reading must not hold the connection (and its slot in
-                # max_tcp_clients) forever: a reply not taken within the idle timeout ends it.
-                with trio.move_on_after(limits.tcp_idle_timeout) as stuck:
-                    await stream.send_all(framed_reply)
-                slots.release()
-                if stuck.cancelled_caught:
-                    done.cancel()
-                    return
-
         try:
-            async with stream, trio.open_nursery() as nursery:
-                nursery.start_soon(write, nursery.cancel_scope)
-                while True:
-                    with trio.move_on_after(limits.tcp_idle_timeout) as idle:
-                        wire = await receive_framed(stream)
-                    if idle.cancelled_caught or wire is None:
-                        break
-                    await slots.acquire()
-                    # The slot goes back when the reply is written (or the engine says it
-                    # sends none); only if the engine never got the query is it freed here.
-                    try:
-                        reply = engine.answer_from_cache(wire, peer, True)
-                        if reply is not None:
-                            connection.send(reply)
-                            outputs = engine.take_output()
-                        else:
-                            outputs = engine.client_query(wire, Client(peer, True, connection))
-                    except Exception:
-                        log.error(
-                            "tcp query from %s dropped by an internal error", peer, exc_info=True
-                        )
-                        slots.release()
-                        continue
-                    try:
-                        service.carry(outputs)
-                    except Exception:
-                        log.error("carrying for %s failed", peer, exc_info=True)
-                # Queries still being answered are answered (and written) before closing.
-                with trio.move_on_after(limits.max_resolution_time + limits.tcp_idle_timeout):
-                    for _ in range(_TCP_PIPELINE):
-                        await slots.acquire()
-                nursery.cancel_scope.cancel()
-        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as error:
-            log.debug("tcp client %s: %s", peer, error)
+            peer = stream.socket.getpeername()[0]
+            if self.tls is None:
+                await serve_stream(stream, peer, self.service, self.limits, None)
+                return
+            # The context of the moment: after a SIGHUP, new connections get the new one.
+            secure = await tls_handshake(
+                stream, self.tls.context, self.limits.tcp_idle_timeout, peer
+            )
+            if secure is None:
+                await trio.aclose_forcefully(stream)
+                return
+            if self.https_path is not None:
+                await serve_https(secure, peer, self.service, self.limits, self.https_path)
+            else:
+                await serve_stream(secure, peer, self.service, self.limits, "tls")
+        except OSError as error:  # getpeername on a connection already reset
+            log.debug("stream client: %s", error)
+            await trio.aclose_forcefully(stream)
         finally:
-            sender.close()
-            self.connections -= 1
+            self.cap.give_back()
+
+
+async def serve_stream(
+    stream: trio.abc.Stream,
+    peer: str,
+    service: ResolverService,
+    limits: Limits,
+    transport: str | None,
+) -> None:
+    """Answer the framed queries of one connection until the client closes it or idles.
+
+    Pipelining (RFC 7766 section 6.2.1.1): up to `_TCP_PIPELINE` queries are in progress at
+    once, and each reply is written as soon as it is ready (section 7), so a cache hit behind a
+    slow miss does not wait for it. `transport` is None for plain TCP, "tls" for DoT.
+    """
+    engine = service.engine
+    slots = trio.Semaphore(_TCP_PIPELINE)
+    sender, replies = trio.open_memory_channel[bytes](_TCP_PIPELINE)
+    connection = _Connection(sender, slots)
+    kind = transport or "tcp"
+
+    async def write(done: trio.CancelScope) -> None:
+        async for framed_reply in replies:
+            # A client that stops reading must not hold the connection (and its slot in
+            # max_tcp_clients) forever: a reply not taken within the idle timeout ends it.
+            with trio.move_on_after(limits.tcp_idle_timeout) as stuck:
+                await stream.send_all(framed_reply)
+            slots.release()
+            if stuck.cancelled_caught:
+                done.cancel()
+                return
+
+    try:
+        async with stream, trio.open_nursery() as nursery:
+            nursery.start_soon(write, nursery.cancel_scope)
+            while True:
+                with trio.move_on_after(limits.tcp_idle_timeout) as idle:
+                    wire = await receive_framed(stream)
+                if idle.cancelled_caught or wire is None:
+                    break
+                await slots.acquire()
+                # The slot goes back when the reply is written (or the engine says it
+                # sends none); only if the engine never got the query is it freed here.
+                try:
+                    reply = engine.answer_from_cache(wire, peer, True, transport)
+                    if reply is not None:
+                        connection.send(reply)
+                        outputs = engine.take_output()
+                    else:
+                        client = Client(peer, True, connection, transport)
+                        outputs = engine.client_query(wire, client)
+                except Exception:
+                    log.error(
+                        "%s query from %s dropped by an internal error", kind, peer, exc_info=True
+                    )
+                    slots.release()
+                    continue
+                try:
+                    service.carry(outputs)
+                except Exception:
+                    log.error("carrying for %s failed", peer, exc_info=True)
+            # Queries still being answered are answered (and written) before closing.
+            with trio.move_on_after(limits.max_resolution_time + limits.tcp_idle_timeout):
+                for _ in range(_TCP_PIPELINE):
+                    await slots.acquire()
+            nursery.cancel_scope.cancel()
+    except* (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as group:
+        # From the reader or the writer task, hence a group (a TLS client that closes without
+        # close_notify ends here too: for DNS that is an ordinary end of the connection).
+        log.debug("%s client %s: %s", kind, peer, group.exceptions[0])
+    finally:
+        sender.close()

@@ -199,6 +199,7 @@ class Operations:
                 packets=len(engine.packets),
                 latency=engine.latency,
                 now=engine.timer(),
+                transport_latency=engine.transport_latency,
             )
         )
 

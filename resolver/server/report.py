@@ -26,7 +26,7 @@ import enum
 import string
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from resolver.engine.latency import LatencyHistogram, Reading, percentiles
@@ -53,6 +53,8 @@ class Process:
     packets: int
     latency: LatencyHistogram
     now: float
+    #: Latency per stream transport ("tcp", "tls", "https"; `Engine.transport_latency`).
+    transport_latency: Mapping[str, LatencyHistogram] = field(default_factory=dict)
 
 
 def _sum(values: Sequence[Any]) -> Any:
@@ -103,6 +105,123 @@ def _latency(reading: Reading, _now: float) -> dict[str, Any]:
 
 
 _ENTRIES = "resolver_cache_entries"
+_BY_TRANSPORT = "resolver_transport_queries"
+_TRANSPORT_LATENCY = "resolver_transport_query_duration_seconds"
+
+
+def _transport_latency(transport: str) -> Callable[[Process], Reading]:
+    def read(process: Process) -> Reading:
+        held = process.transport_latency.get(transport) or LatencyHistogram(process.now)
+        return Reading.of(held, process.now)
+
+    return read
+
+
+def _transport_p99(transport: str) -> Callable[[Reading, float], dict[str, Any]]:
+    def view(reading: Reading, _now: float) -> dict[str, Any]:
+        return {f"latency_{transport}_p99_ms": _ms(percentiles(reading.recent).p99)}
+
+    return view
+
+
+def _stream_queries(stats: Stats) -> int:
+    return stats.tcp_queries + stats.tls_queries + stats.https_queries
+
+
+#: Per-transport counters and latencies (client queries over UDP, TCP, TLS and HTTPS; queries
+#: to forwarders over TLS), kept apart from the table above so it reads as one block.
+_TRANSPORT_METRICS: tuple[Metric, ...] = (
+    Metric(
+        "udp_queries",
+        Kind.COUNTER,
+        "udp",
+        lambda p: p.stats.queries - _stream_queries(p.stats),
+        _BY_TRANSPORT,
+        series_label=("transport", "udp"),
+        line=(
+            "by transport",
+            "udp {udp_queries}, tcp {tcp_queries}, tls {tls_queries}, https {https_queries}",
+        ),
+    ),
+    Metric(
+        "tcp_queries",
+        Kind.COUNTER,
+        "tcp",
+        lambda p: p.stats.tcp_queries,
+        _BY_TRANSPORT,
+        series_label=("transport", "tcp"),
+    ),
+    Metric(
+        "tls_queries",
+        Kind.COUNTER,
+        "tls, RFC 7858",
+        lambda p: p.stats.tls_queries,
+        _BY_TRANSPORT,
+        series_label=("transport", "tls"),
+    ),
+    Metric(
+        "https_queries",
+        Kind.COUNTER,
+        "https, RFC 8484",
+        lambda p: p.stats.https_queries,
+        _BY_TRANSPORT,
+        series_label=("transport", "https"),
+    ),
+    Metric(
+        "latency_tcp",
+        Kind.HISTOGRAM,
+        "tcp",
+        _transport_latency("tcp"),
+        _TRANSPORT_LATENCY,
+        series_label=("transport", "tcp"),
+        combine=Reading.add,
+        json=_transport_p99("tcp"),
+        line=(
+            "p99 by transport",
+            "tcp {latency_tcp_p99_ms:ms}, tls {latency_tls_p99_ms:ms}, "
+            "https {latency_https_p99_ms:ms}",
+        ),
+    ),
+    Metric(
+        "latency_tls",
+        Kind.HISTOGRAM,
+        "tls",
+        _transport_latency("tls"),
+        _TRANSPORT_LATENCY,
+        series_label=("transport", "tls"),
+        combine=Reading.add,
+        json=_transport_p99("tls"),
+    ),
+    Metric(
+        "latency_https",
+        Kind.HISTOGRAM,
+        "https",
+        _transport_latency("https"),
+        _TRANSPORT_LATENCY,
+        series_label=("transport", "https"),
+        combine=Reading.add,
+        json=_transport_p99("https"),
+    ),
+    Metric(
+        "upstream_tls_queries",
+        Kind.COUNTER,
+        "Queries sent to forwarders over DNS over TLS.",
+        lambda p: p.stats.upstream_tls_queries,
+        "resolver_upstream_tls_queries",
+        line=(
+            "forwarded over TLS",
+            "{upstream_tls_queries} queries, {upstream_tls_failures} failed to connect",
+        ),
+    ),
+    Metric(
+        "upstream_tls_failures",
+        Kind.COUNTER,
+        "Queries to DNS-over-TLS forwarders that found no connection (refused, timed out, "
+        "certificate or pin check failed; the log names the server and the reason).",
+        lambda p: p.stats.upstream_tls_failures,
+        "resolver_upstream_tls_failures",
+    ),
+)
 
 #: Every metric, in the order of `resolver stats` and its --json object.
 METRICS: tuple[Metric, ...] = (
@@ -313,8 +432,13 @@ METRICS: tuple[Metric, ...] = (
         "resolver_shared_cache_stores",
     ),
 )
+METRICS += _TRANSPORT_METRICS
 #: Help of the families whose metrics are told apart by a label (the rows' help is per label).
-FAMILY_HELP = {_ENTRIES: "Entries held in the record and packet caches, per kind"}
+FAMILY_HELP = {
+    _ENTRIES: "Entries held in the record and packet caches, per kind",
+    _BY_TRANSPORT: "Client queries received, per transport",
+    _TRANSPORT_LATENCY: "Time spent on a client query over a stream transport, per transport",
+}
 
 
 @dataclass(frozen=True)

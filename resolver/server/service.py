@@ -50,8 +50,8 @@ class ReplyTo(Protocol):
     def send(self, wire: bytes | None) -> None: ...
 
 
-class _Awaited:
-    """A reply that a task waits for (`respond`)."""
+class Awaited:
+    """A reply that a task waits for (`respond`, and each DNS-over-HTTPS request)."""
 
     def __init__(self) -> None:
         self.done = trio.Event()
@@ -122,6 +122,7 @@ class ResolverService:
             raise RuntimeError("the service is already running")
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
+            self._attach(nursery)
             nursery.start_soon(self._keep_time)
             await self._open_shared(nursery)
             try:
@@ -129,6 +130,12 @@ class ResolverService:
                 await trio.sleep_forever()
             finally:
                 self._nursery = None
+
+    def _attach(self, nursery: trio.Nursery) -> None:
+        """Give the network the nursery its shared connections (DNS over TLS) live in."""
+        attach = getattr(self.network, "attach", None)
+        if attach is not None:
+            attach(nursery, self.engine.stats)
 
     @asynccontextmanager
     async def _running(self) -> AsyncIterator[None]:
@@ -142,6 +149,7 @@ class ResolverService:
             return
         async with trio.open_nursery() as nursery:
             self._nursery, self._temporary = nursery, True
+            self._attach(nursery)
             nursery.start_soon(self._keep_time)
             await self._open_shared(nursery)
             try:
@@ -299,7 +307,7 @@ class ResolverService:
             self.carry(engine.take_output())
             if reply is not None:
                 return reply
-            awaited = _Awaited()
+            awaited = Awaited()
             self.carry(engine.client_query(wire, Client(client_address, tcp, awaited)))
             await awaited.done.wait()
         return awaited.wire

@@ -17,6 +17,8 @@ import trio
 
 from resolver.core.actions import NetworkError
 from resolver.engine import Send
+from resolver.engine.stats import Stats
+from resolver.server.dotpool import DotPool
 from resolver.server.wire import MAX_MESSAGE, family_of, framed, receive_framed
 
 #: Errors this host raises before anything is sent: no route to the address's network (an
@@ -46,7 +48,21 @@ class Network:
     """Sends one query and hands back what arrives, until the engine says `Close`.
 
     Tests and simulations replace it with a script (`resolver.testing`), the engine unchanged.
+    Queries to DNS-over-TLS forwarders go through the pool of shared connections (`dotpool`).
     """
+
+    _tls: DotPool | None = None
+
+    @property
+    def tls(self) -> DotPool:
+        """The DoT connection pool, made when first needed (subclasses need not call us)."""
+        if self._tls is None:
+            self._tls = DotPool()
+        return self._tls
+
+    def attach(self, nursery: trio.Nursery, stats: Stats | None = None) -> None:
+        """The nursery long-lived connections run in (the service's), and where to count."""
+        self.tls.attach(nursery, stats)
 
     async def carry(self, send: Send, received: Callable[[bytes], None]) -> NetworkError | None:
         """Deliver `send` and call `received` with each reply, until cancelled (the engine's
@@ -56,6 +72,8 @@ class Network:
         of raising and unwinding `Cancelled` at the next checkpoint.
         """
         try:
+            if send.server.tls is not None:  # never in clear text, whatever happens
+                return await self.tls.carry(send, received)
             if send.tcp:
                 return await self._over_tcp(send, received)
             return await self._over_udp(send, received)

@@ -1,0 +1,106 @@
+"""DNS over HTTPS (RFC 8484) as pure functions: an HTTP request in, DNS query bytes or an HTTP
+error out; a DNS reply in, its `Cache-Control` lifetime out.
+
+The HTTP/1.1 and HTTP/2 drivers (`server/https.py`) only move bytes and call these, so every rule
+of the RFC that a client can break is decided (and tested) here, without sockets:
+
+- section 4.1: GET carries the query in `?dns=`, base64url without padding; POST carries it as
+  the body, with `Content-Type: application/dns-message` (anything else: 415);
+- a query must be at least a DNS header, at most 65535 octets (413 beyond);
+- any other method is 405, any other path 404; everything else malformed is 400;
+- section 4.2.1: a DNS error (SERVFAIL, NXDOMAIN) is still an HTTP 200, its rcode says it;
+- section 5.1: the freshness lifetime is no longer than the smallest TTL of the answer section,
+  and for a negative answer no longer than the SOA's MINIMUM and TTL (RFC 2308 section 5).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from dataclasses import dataclass
+from urllib.parse import parse_qs, urlsplit
+
+import dns.exception
+import dns.message
+import dns.rdatatype
+
+from resolver.engine.messages import MAX_MESSAGE
+
+MEDIA_TYPE = "application/dns-message"
+#: The smallest DNS message: a header (RFC 1035 section 4.1.1).
+_HEADER_SIZE = 12
+_BASE64URL = re.compile(r"[A-Za-z0-9_-]*={0,2}")
+
+
+@dataclass(frozen=True, slots=True)
+class HttpError:
+    """An HTTP error status for a request that carries no usable DNS query, and why (the body,
+    for whoever debugs a client)."""
+
+    status: int
+    reason: str
+
+
+def dns_query(
+    method: str, target: str, content_type: str | None, body: bytes, path: str = "/dns-query"
+) -> bytes | HttpError:
+    """The DNS query an HTTP request carries, or the HTTP error to answer it with.
+
+    `target` is the request target (path and query string), `content_type` the header's value
+    (None if absent), `body` the request body (the driver stops reading past `MAX_MESSAGE`).
+    """
+    split = urlsplit(target)
+    if split.path != path:
+        return HttpError(404, f"no such resource; DNS queries go to {path}")
+    if method == "GET":
+        values = parse_qs(split.query, keep_blank_values=True).get("dns")
+        if not values:
+            return HttpError(400, "a GET request needs the query in ?dns=")
+        if len(values) > 1:
+            return HttpError(400, "more than one dns parameter")
+        wire = _base64url(values[0])
+        if wire is None:
+            return HttpError(400, "the dns parameter is not base64url")
+    elif method == "POST":
+        media_type = (content_type or "").split(";", 1)[0].strip().lower()
+        if media_type != MEDIA_TYPE:
+            return HttpError(415, f"a POST request must have Content-Type {MEDIA_TYPE}")
+        wire = body
+    else:
+        return HttpError(405, "only GET and POST are allowed")
+    if len(wire) > MAX_MESSAGE:
+        return HttpError(413, f"a DNS message has at most {MAX_MESSAGE} octets")
+    if len(wire) < _HEADER_SIZE:
+        return HttpError(400, "the query is shorter than a DNS header")
+    return wire
+
+
+def _base64url(text: str) -> bytes | None:
+    """Decoded base64url (RFC 4648 section 5); padding is not required (RFC 8484 section 6
+    says clients leave it out), and tolerated if a client adds it anyway."""
+    if not _BASE64URL.fullmatch(text):
+        return None
+    text = text.rstrip("=")
+    if len(text) % 4 == 1:
+        return None
+    try:
+        return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    except (binascii.Error, ValueError):
+        return None
+
+
+def max_age(reply: bytes) -> int:
+    """Seconds an HTTP cache may keep `reply` (RFC 8484 section 5.1); 0 when nothing in it says
+    how long it holds (an error without an SOA, a reply that does not parse)."""
+    try:
+        message = dns.message.from_wire(reply)
+    except (dns.exception.DNSException, ValueError, UnicodeError, IndexError, KeyError):
+        return 0
+    if message.answer:
+        return min(rrset.ttl for rrset in message.answer)
+    for rrset in message.authority:
+        if rrset.rdtype == dns.rdatatype.SOA and len(rrset):
+            soa = rrset[0]
+            return int(min(rrset.ttl, soa.minimum))
+    return 0

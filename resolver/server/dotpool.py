@@ -1,0 +1,203 @@
+"""DNS over TLS to forwarders (RFC 7858): one connection per server, queries pipelined on it.
+
+A TLS handshake costs round trips and CPU, so each forwarder gets one long-lived connection
+that every query to it shares (RFC 7858 section 3.4, RFC 7766 section 6.2.1.1): queries are
+written as they come, replies are handed to whichever query has their ID, in whatever order
+they arrive (section 7). The engine still matches every reply to its query (question, ID) as
+for any other transport; this module only routes bytes by ID. A connection left without queries
+for `IDLE_TIMEOUT` seconds is closed, as is one the server closes; the next query opens another.
+
+The server is authenticated (`tls.py`): its certificate against `TlsPeer.name` and the CA store,
+and its key against the pins. A failure is an error naming the server and the reason, logged and
+returned to the engine (it shows in --trace), which moves on to the next forwarder: a query
+meant for TLS never goes out in clear text.
+"""
+
+from __future__ import annotations
+
+import logging
+import ssl
+from collections.abc import Callable
+
+import trio
+
+from resolver.core.actions import NetworkError, Server
+from resolver.engine import Send
+from resolver.engine.stats import Stats
+from resolver.server.tls import check_pin, client_context
+from resolver.server.wire import framed, receive_framed
+
+log = logging.getLogger(__name__)
+
+#: Seconds an unused connection stays open (Unbound's tcp-idle-timeout for upstream is 10 s;
+#: RFC 7828 lets a server ask for less, which it then enforces by closing).
+IDLE_TIMEOUT = 10.0
+#: Seconds allowed for connecting and the TLS handshake.
+CONNECT_TIMEOUT = 5.0
+
+
+class TlsFailure(Exception):
+    """The connection to a DoT server could not be set up; the text names server and reason."""
+
+
+def describe(server: Server) -> str:
+    where = f"[{server.address}]:{server.port}" if ":" in server.address else server.address
+    if ":" not in server.address:
+        where += f":{server.port}"
+    return f"DNS over TLS to {where} ({server.tls})"
+
+
+def _reason(error: BaseException) -> str:
+    """The words of a TLS or socket failure: OpenSSL's verify message when there is one."""
+    cause = error.__cause__ or error
+    if isinstance(cause, ssl.SSLCertVerificationError):
+        return f"certificate verify failed: {cause.verify_message}"
+    if isinstance(cause, ssl.SSLError):
+        return f"TLS error: {cause.reason or cause}"
+    if isinstance(cause, OSError):
+        return cause.strerror or str(cause)
+    return str(cause) or type(cause).__name__
+
+
+class _Connection:
+    """One TLS connection to one server, and the queries waiting on it, by ID."""
+
+    def __init__(self, server: Server) -> None:
+        self.server = server
+        self.stream: trio.SSLStream[trio.SocketStream] | None = None
+        self.ready = trio.Event()
+        self.failure: str | None = None
+        self.closed = False
+        self.write_lock = trio.Lock()
+        self.waiters: dict[int, list[Callable[[bytes | None], None]]] = {}
+
+    async def open(self) -> None:
+        server, peer = self.server, self.server.tls
+        assert peer is not None
+        with trio.fail_after(CONNECT_TIMEOUT):
+            tcp = await trio.open_tcp_stream(server.address, server.port)
+            stream = trio.SSLStream(tcp, client_context(peer), server_hostname=peer.name)
+            try:
+                await stream.do_handshake()
+            except BaseException:
+                await trio.aclose_forcefully(tcp)
+                raise
+        mismatch = check_pin(peer, stream.getpeercert(binary_form=True))
+        if mismatch is not None:
+            await trio.aclose_forcefully(stream)
+            raise TlsFailure(mismatch)
+        self.stream = stream
+
+    async def read(self) -> None:
+        """Hand every reply to the queries with its ID; close when idle or broken."""
+        stream = self.stream
+        assert stream is not None
+        try:
+            while True:
+                with trio.move_on_after(IDLE_TIMEOUT) as idle:
+                    data = await receive_framed(stream)
+                if idle.cancelled_caught:
+                    if self.waiters:
+                        continue
+                    break
+                if data is None:
+                    break
+                if len(data) < 2:
+                    continue
+                for deliver in self.waiters.pop(int.from_bytes(data[:2], "big"), []):
+                    deliver(data)
+        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as error:
+            log.debug("%s: %s", describe(self.server), _reason(error))
+        finally:
+            self.closed = True
+            waiting, self.waiters = self.waiters, {}
+            for delivers in waiting.values():
+                for deliver in delivers:
+                    deliver(None)
+            await trio.aclose_forcefully(stream)
+
+
+class DotPool:
+    """The DoT connections of one resolver process, keyed by server (address, port, peer)."""
+
+    def __init__(self) -> None:
+        self._connections: dict[Server, _Connection] = {}
+        self._nursery: trio.Nursery | None = None
+        self.stats: Stats | None = None
+
+    def attach(self, nursery: trio.Nursery, stats: Stats | None) -> None:
+        """Where connections live: a nursery that outlives single queries (the service's)."""
+        self._nursery, self.stats = nursery, stats
+
+    async def _connection(self, server: Server) -> _Connection:
+        held = self._connections.get(server)
+        if held is not None and not held.closed:
+            await held.ready.wait()
+            if held.failure is None and not held.closed:
+                return held
+            if held.failure is not None:
+                raise TlsFailure(held.failure)
+        connection = self._connections[server] = _Connection(server)
+        try:
+            await connection.open()
+        except TlsFailure as failure:
+            connection.failure = str(failure)
+        except (trio.TooSlowError, trio.BrokenResourceError, OSError) as error:
+            connection.failure = (
+                "connection or handshake timed out"
+                if isinstance(error, trio.TooSlowError)
+                else _reason(error)
+            )
+        finally:
+            if connection.failure is not None or self._nursery is None:
+                connection.closed = True
+                if self._connections.get(server) is connection:
+                    del self._connections[server]
+            connection.ready.set()
+        if connection.failure is not None:
+            raise TlsFailure(connection.failure)
+        assert self._nursery is not None
+        self._nursery.start_soon(connection.read)
+        return connection
+
+    async def carry(self, send: Send, received: Callable[[bytes], None]) -> NetworkError | None:
+        """Send one query on the server's connection and hand its reply to `received`."""
+        server = send.server
+        if self.stats is not None:
+            self.stats.upstream_tls_queries += 1
+        try:
+            connection = await self._connection(server)
+        except TlsFailure as failure:
+            reason = f"{describe(server)}: {failure}"
+            log.warning("%s", reason)
+            if self.stats is not None:
+                self.stats.upstream_tls_failures += 1
+            return NetworkError(reason)
+        query_id = int.from_bytes(send.wire[:2], "big")
+        replies: list[bytes | None] = []
+        arrived = trio.Event()
+
+        def deliver(data: bytes | None) -> None:
+            replies.append(data)
+            arrived.set()
+
+        waiting = connection.waiters.setdefault(query_id, [])
+        waiting.append(deliver)
+        try:
+            stream = connection.stream
+            assert stream is not None
+            async with connection.write_lock:
+                await stream.send_all(framed(send.wire))
+            await arrived.wait()
+        except (trio.BrokenResourceError, trio.ClosedResourceError) as error:
+            return NetworkError(f"{describe(server)}: {_reason(error)}")
+        finally:
+            if deliver in waiting:
+                waiting.remove(deliver)
+            if not waiting and connection.waiters.get(query_id) is waiting:
+                del connection.waiters[query_id]
+        data = replies[0]
+        if data is None:
+            return NetworkError(f"{describe(server)}: connection closed before the reply")
+        received(data)
+        return None

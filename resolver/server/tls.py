@@ -1,0 +1,106 @@
+"""TLS contexts: the server side of DoT and DoH (reloadable), the client side for forwarders.
+
+Only what the `ssl` module needs to be told lives here; framing and HTTP are elsewhere. The
+server context refuses anything older than TLS 1.2 (RFC 8310 section 9, RFC 7525) and offers
+ALPN "dot" for DNS over TLS, "h2" and "http/1.1" for DNS over HTTPS (RFC 8484 section 5.2).
+The client context verifies the forwarder's certificate against `TlsPeer.name` and the system's
+CAs (or a CA file), and a pin against the SHA-256 of its SubjectPublicKeyInfo (RFC 7858 section
+4.2, RFC 7469 section 2.4).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import logging
+import ssl
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+
+from resolver.core.actions import TlsPeer
+from resolver.server.errors import StartupError
+
+log = logging.getLogger(__name__)
+
+DOT_ALPN = ("dot",)
+DOH_ALPN = ("h2", "http/1.1")
+
+
+def server_context(certificate: Path, key: Path, alpn: tuple[str, ...]) -> ssl.SSLContext:
+    """A server context from PEM files; StartupError naming the file when one is unusable."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    try:
+        context.load_cert_chain(certificate, key)
+    except FileNotFoundError as error:
+        raise StartupError(f"tls: cannot read {error.filename}: no such file") from None
+    except (OSError, ssl.SSLError) as error:
+        raise StartupError(
+            f"tls: cannot use tls_certificate {certificate} with tls_key {key}: {error}"
+        ) from None
+    context.set_alpn_protocols(list(alpn))
+    return context
+
+
+class ReloadableContext:
+    """The server context a listener uses for each new connection; `reload` (on SIGHUP)
+    replaces it, so new connections get the new certificate and open ones keep theirs."""
+
+    def __init__(self, certificate: Path, key: Path, alpn: tuple[str, ...]) -> None:
+        self.certificate, self.key, self.alpn = certificate, key, alpn
+        self.context = server_context(certificate, key, alpn)
+
+    def reload(self) -> bool:
+        """Read the files again; on failure keep serving the old certificate (and say why)."""
+        try:
+            self.context = server_context(self.certificate, self.key, self.alpn)
+        except StartupError as error:
+            log.error("%s; keeping the certificate already loaded", error)
+            return False
+        log.info("reloaded the TLS certificate %s", self.certificate)
+        return True
+
+
+def spki_sha256(der_certificate: bytes) -> str:
+    """The pin of a certificate: base64 of the SHA-256 of its SubjectPublicKeyInfo."""
+    public_key = x509.load_der_x509_certificate(der_certificate).public_key()
+    spki = public_key.public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    return base64.b64encode(hashlib.sha256(spki).digest()).decode("ascii")
+
+
+_client_contexts: dict[TlsPeer, ssl.SSLContext] = {}
+
+
+def client_context(peer: TlsPeer) -> ssl.SSLContext:
+    """The context for connections to a forwarder, built once per `TlsPeer`.
+
+    With a name the chain and the name are checked by OpenSSL; a pin alone (no name) checks
+    only the key, after the handshake (`check_pin`), as RFC 7858 section 4.2 allows.
+    """
+    context = _client_contexts.get(peer)
+    if context is None:
+        context = ssl.create_default_context(cafile=peer.ca_file)
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
+        if peer.name is None:
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+        context.set_alpn_protocols(list(DOT_ALPN))
+        _client_contexts[peer] = context
+    return context
+
+
+def check_pin(peer: TlsPeer, der_certificate: bytes | None) -> str | None:
+    """Why the server's key does not match the configured pins, or None if it does (or no pin
+    is configured)."""
+    if not peer.pins:
+        return None
+    if der_certificate is None:
+        return "no certificate to check the pin against"
+    pin = spki_sha256(der_certificate)
+    if pin in peer.pins:
+        return None
+    return f"SPKI pin mismatch (the server's key is sha256/{pin})"
