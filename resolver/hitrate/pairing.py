@@ -60,7 +60,7 @@ class Pairer:
             asked_at, latency = asked, max(0.0, when - asked)
         self.answered(
             asked_at,
-            client, 
+            client,
             summary.name,
             summary.qtype,
             summary.rcode,

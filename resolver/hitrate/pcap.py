@@ -77,7 +77,7 @@ class _Flow:
     """One direction of a TCP connection: where the next byte goes, and what is not yet a
     whole message."""
 
-    __slots__ = ("expected", "buffer", "broken")
+    __slots__ = ("broken", "buffer", "expected")
 
     def __init__(self, expected: int) -> None:
         self.expected = expected
@@ -251,10 +251,7 @@ def _frames(stream: BinaryIO, notes: Notes, name: str) -> Iterator[tuple[float, 
         magic = stream.read(4)
         stream.seek(0)
         reader: dpkt.pcap.Reader | dpkt.pcapng.Reader
-        if magic == b"\x0a\x0d\x0d\x0a":
-            reader = dpkt.pcapng.Reader(watched)
-        else:
-            reader = dpkt.pcap.Reader(watched)
+        reader = dpkt.pcapng.Reader(watched) if magic == b"\n\r\r\n" else dpkt.pcap.Reader(watched)
         link = reader.datalink()
     except (ValueError, dpkt.Error, struct.error) as error:
         raise CaptureError(f"{name}: not a capture dpkt can read ({error})") from None
