@@ -7,7 +7,6 @@ trace is then sorted by time, so the order of the files does not change the figu
 
 from __future__ import annotations
 
-import importlib.util
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -43,11 +42,13 @@ def detect(path: Path) -> str:
 
 def require_dpkt() -> None:
     """pcap and pcapng need dpkt, an optional extra: say so by name, not with a traceback."""
-    if importlib.util.find_spec("dpkt") is None:
+    try:
+        import dpkt  # noqa: F401
+    except ImportError:
         raise InputError(
             "reading pcap and pcapng captures needs the Python package dpkt: "
             "pip install 'resolver[hitrate]' (or pip install dpkt)"
-        )
+        ) from None
 
 
 def read_files(

@@ -12,7 +12,8 @@ their deadline, expired ones holding their place for up to `lru.GRANULARITY` sec
 engine's rules for what goes in and for how long:
 
 - one entry per question (name and type), as the packet cache keys its entries (and as the
-  record cache holds one RRset, or one negative answer, per plain question);
+  record cache holds one RRset, or one negative answer, per plain question); an NXDOMAIN is one
+  entry for its name, whatever the type asked (RFC 2308 section 5, as `RecordCache` keeps it);
 - a positive answer lives its TTL within `cache.min_ttl` .. `cache.max_ttl`
   (`RecordCache.clamp_ttl`); a negative one (NXDOMAIN, NODATA) min(SOA TTL, SOA MINIMUM)
   within `cache.min_ttl` .. `cache.max_negative_ttl` (`RecordCache.negative_ttl`); a SERVFAIL
@@ -122,8 +123,8 @@ def bound(trace: Trace, policy: Policy, hour_of: Sequence[int] | None = None) ->
 
     Also counts `negative_saved`: the misses that an aggressive negative cache would answer
     (RFC 8020 section 2: nothing exists below a name that does not exist): a query answered
-    NXDOMAIN while the same cache holds, unexpired, an NXDOMAIN for that name under another type
-    or for a name above it.
+    NXDOMAIN that misses although the same cache holds, unexpired, an NXDOMAIN for a name above
+    it.
     """
     lifetimes = policy.lifetimes(trace)
     hour_of = hours(trace) if hour_of is None else hour_of

@@ -77,8 +77,8 @@ class Notes:
 class Trace:
     """Queries sorted by time, with the lifetime of each answer settled (see the docstring).
 
-    `questions[k]`: the number of query k's question (name and type: one cache entry, as the
-    packet cache keys its entries); `slots[k]`: the number of its (name, type, outcome kind),
+    `questions[k]`: the number of query k's cache entry: its question (name and type), or for
+    an NXDOMAIN its name alone; `slots[k]`: the number of its (name, type, outcome kind),
     whose `kinds[s]` and `lifetimes[s]` (the largest TTL seen, before any TTL cap) say how its
     answer is cached.
     """
@@ -98,7 +98,10 @@ class Trace:
         slots: dict[tuple[str, int, int], int] = {}
         for query in ordered:
             kind = outcome(query.rcode, query.ttl)
-            question = questions.setdefault((query.name, query.qtype), len(questions))
+            # An NXDOMAIN says the name has no data of any type (RFC 2308 section 5), and the
+            # record cache keeps it under the name alone: one entry for every type.
+            qtype = -1 if query.rcode == NXDOMAIN else query.qtype
+            question = questions.setdefault((query.name, qtype), len(questions))
             slot = slots.get((query.name, query.qtype, kind))
             if slot is None:
                 slot = slots[query.name, query.qtype, kind] = len(trace.kinds)
@@ -125,7 +128,8 @@ class Trace:
         return len({query.name for query in self.queries})
 
     def distinct_questions(self) -> int:
-        """Distinct (name, type) pairs: the entries a cache holding everything would need."""
+        """Distinct cache entries asked for (a question, or a name that does not exist): what a
+        cache holding everything would need."""
         return max(self.questions, default=-1) + 1
 
     def busiest(self, count: int) -> list[tuple[str, int]]:
