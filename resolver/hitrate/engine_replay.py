@@ -98,7 +98,8 @@ def replay_engine(trace: Trace, size: int, policy: Policy) -> Replay:
         slot = trace.slots[index]
         name = dns.name.from_text(query.name)
         current[name, query.qtype] = (trace.kinds[slot], trace.lifetimes[slot])
-        wire = dns.message.make_query(name, query.qtype, id=index & 0xFFFF).to_wire()
+        rdtype = dns.rdatatype.RdataType.make(query.qtype)
+        wire = dns.message.make_query(name, rdtype, id=index & 0xFFFF).to_wire()
         misses = engine.stats.cache_misses
         if engine.answer_from_cache(wire, client.address, client.tcp) is not None:
             drive(engine, engine.take_output(), network, clock)

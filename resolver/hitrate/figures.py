@@ -50,6 +50,26 @@ class SizeFigures:
 
 
 @dataclass
+class Busy:
+    """One of the busiest names."""
+
+    name: str
+    queries: int
+    share: float
+
+
+@dataclass
+class Hour:
+    """One hour of the trace: its queries and hit rates (None: no query that hour)."""
+
+    hour: int  # 0 is the hour the trace starts in
+    start: float
+    queries: int
+    bound: float | None
+    sizes: dict[str, float | None]  # cache size (entries, as text) -> hit rate
+
+
+@dataclass
 class Figures:
     files: list[str]
     model: str
@@ -68,8 +88,8 @@ class Figures:
     nxdomain_names: int
     aggressive_negative_saved: int
     bound_with_aggressive_negative: float
-    busiest: list[dict[str, object]]
-    hourly: list[dict[str, object]]
+    busiest: list[Busy]
+    hourly: list[Hour]
     notes: dict[str, object]
     cpu_seconds: dict[str, float] = field(default_factory=dict)
 
@@ -98,7 +118,7 @@ def compute(
     passes = 0
     cpu: dict[str, float] = {}
 
-    def run(label: str, job: Callable[[Callable[[int], None] | None], Replay]) -> Replay:
+    def run(label: str, size: int, rules: Policy) -> Replay:
         nonlocal passes
         done_before = passes * len(trace)
 
@@ -107,7 +127,7 @@ def compute(
                 progress(done_before + index)
 
         began = time.process_time()
-        result = job(step)
+        result = replay(trace, size, rules, hour_of, step)
         cpu[label] = time.process_time() - began
         passes += 1
         if progress is not None:
@@ -121,55 +141,38 @@ def compute(
     rows: list[SizeFigures] = []
     per_size: dict[int, Replay] = {}
     for size in sizes:
-        plain = run(
-            f"size {size}", lambda step, size=size: replay(trace, size, policy, hour_of, step)
-        )
+        plain = run(f"size {size}", size, policy)
         per_size[size] = plain
         row = SizeFigures(size, size * BYTES_PER_ENTRY, plain.hits, plain.hit_rate)
         if capped:
-            row.default_caps_hit_rate = run(
-                f"size {size}, default caps",
-                lambda step, size=size: replay(trace, size, defaults, hour_of, step),
-            ).hit_rate
+            row.default_caps_hit_rate = run(f"size {size}, default caps", size, defaults).hit_rate
         if prefetch:
-            with_prefetch = run(
-                f"size {size}, prefetch",
-                lambda step, size=size: replay(
-                    trace, size, replace(policy, prefetch=True), hour_of, step
-                ),
-            )
+            with_prefetch = run(f"size {size}, prefetch", size, replace(policy, prefetch=True))
             row.prefetch_hit_rate, row.prefetches = with_prefetch.hit_rate, with_prefetch.prefetches
         if serve_stale:
-            with_stale = run(
-                f"size {size}, serve-stale",
-                lambda step, size=size: replay(
-                    trace, size, replace(policy, serve_stale=True), hour_of, step
-                ),
-            )
+            with_stale = run(f"size {size}, serve-stale", size, replace(policy, serve_stale=True))
             row.stale_hit_rate, row.stale_answers = with_stale.hit_rate, with_stale.stale
         rows.append(row)
 
     queries = len(trace)
     nx = [query for query in trace.queries if query.rcode == NXDOMAIN]
-    busiest = [
-        {"name": name, "queries": count, "share": count / queries}
-        for name, count in trace.busiest(BUSIEST)
-    ]
+    busiest = [Busy(name, count, count / queries) for name, count in trace.busiest(BUSIEST)]
     hourly_queries = collections.Counter(hour_of)
     hourly = []
     for hour in range(len(limit.hourly_hits)):
         asked = hourly_queries.get(hour, 0)
+        rates: dict[str, float | None] = {
+            str(size): (result.hourly_hits[hour] / asked if asked else None)
+            for size, result in per_size.items()
+        }
         hourly.append(
-            {
-                "hour": hour,
-                "start": trace.start + hour * 3600,
-                "queries": asked,
-                "bound": limit.hourly_hits[hour] / asked if asked else None,
-                "sizes": {
-                    str(size): (result.hourly_hits[hour] / asked if asked else None)
-                    for size, result in per_size.items()
-                },
-            }
+            Hour(
+                hour,
+                trace.start + hour * 3600,
+                asked,
+                limit.hourly_hits[hour] / asked if asked else None,
+                rates,
+            )
         )
     return Figures(
         files=list(files),

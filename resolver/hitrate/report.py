@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -103,26 +104,16 @@ def text(figures: Figures) -> str:
     lines.append("busiest names:")
     lines += table(
         ["name", "queries", "share"],
-        [
-            [str(b["name"]), f"{b['queries']:,}", percent(float(str(b["share"])))]
-            for b in figures.busiest
-        ],
+        [[busy.name, f"{busy.queries:,}", percent(busy.share)] for busy in figures.busiest],
     )
     lines.append("")
     lines.append("hour by hour (hit rate):")
     sizes = [str(size.entries) for size in figures.sizes]
-    hour_rows = []
-    for hour in figures.hourly:
-        rates = hour["sizes"]
-        assert isinstance(rates, dict)
-        hour_rows.append(
-            [
-                _stamp(float(str(hour["start"]))),
-                f"{hour['queries']:,}",
-                percent(_rate(hour["bound"])),
-            ]
-            + [percent(_rate(rates[size])) for size in sizes]
-        )
+    hour_rows = [
+        [_stamp(hour.start), f"{hour.queries:,}", percent(hour.bound)]
+        + [percent(hour.sizes[size]) for size in sizes]
+        for hour in figures.hourly
+    ]
     lines += table(["hour", "queries", "bound", *[f"{int(s):,}" for s in sizes]], hour_rows)
     notes = figures.notes
     skipped = [
@@ -145,8 +136,9 @@ def text(figures: Figures) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _rate(value: object) -> float | None:
-    return None if value is None else float(str(value))
+def _points(rate: float | None) -> float:
+    """Percentage points to plot; an hour without queries is a gap in the line."""
+    return math.nan if rate is None else 100 * rate
 
 
 def write_json(figures: Figures, path: Path) -> None:
@@ -209,19 +201,18 @@ def plot(figures: Figures, path: Path) -> list[Path]:
 
     hourly_path = path.with_name(f"{path.stem}-hourly{path.suffix or '.png'}")
     figure, axes = plt.subplots(figsize=(8, 5), dpi=100)
-    x = [hour["hour"] for hour in figures.hourly]
+    x = [hour.hour for hour in figures.hourly]
     axes.plot(
         x,
-        [100 * (_rate(h["bound"]) or 0) for h in figures.hourly],
+        [_points(hour.bound) for hour in figures.hourly],
         color="tab:red",
         linestyle="--",
         label="infinite-cache bound",
     )
     for size in figures.sizes:
-        rates = [h["sizes"] for h in figures.hourly]
         axes.plot(
             x,
-            [100 * (_rate(r[str(size.entries)]) or 0) for r in rates if isinstance(r, dict)],
+            [_points(hour.sizes[str(size.entries)]) for hour in figures.hourly],
             marker=".",
             label=f"{size.entries:,} entries",
         )
