@@ -39,16 +39,13 @@ from resolver.hitrate.simulate import Policy, bound, replay
 from resolver.hitrate.trace import Query, Trace
 from resolver.hitrate.wire import Malformed, summarise
 from resolver.testing import TestInternet
-from tests.hitrate_support import (
+from resolver.testing.captures import (
     ACK,
-    T0,
     Exchange,
     dnstap_message,
     dnstap_payloads,
     frame,
     fstrm,
-    hand_trace,
-    internet_trace,
     pb_bytes,
     tcp,
     udp,
@@ -56,6 +53,7 @@ from tests.hitrate_support import (
     write_dnstap,
     write_querylog,
 )
+from tests.hitrate_support import T0, hand_trace, internet_trace
 
 REPO = Path(__file__).resolve().parent.parent
 N = 13
