@@ -19,7 +19,7 @@ from __future__ import annotations
 import struct
 from collections import OrderedDict
 from collections.abc import Iterator
-from ipaddress import IPv4Address, IPv6Address
+from socket import AF_INET, AF_INET6, inet_ntop
 from typing import BinaryIO
 
 from resolver.hitrate.pairing import Pairer
@@ -114,14 +114,15 @@ class CaptureReader:
                 self.notes.not_dns += 1  # a fragment: DNS over fragmented UDP is not decoded
                 return
             protocol = packet[9]
-            source, destination = str(IPv4Address(packet[12:16])), str(IPv4Address(packet[16:20]))
+            source = inet_ntop(AF_INET, packet[12:16])
+            destination = inet_ntop(AF_INET, packet[16:20])
             payload = packet[header:total]
         elif version == 6:
             if len(packet) < 40:
                 raise ValueError("short IPv6 header")
             protocol = packet[6]
-            source = str(IPv6Address(packet[8:24]))
-            destination = str(IPv6Address(packet[24:40]))
+            source = inet_ntop(AF_INET6, packet[8:24])
+            destination = inet_ntop(AF_INET6, packet[24:40])
             end = 40 + int.from_bytes(packet[4:6], "big")
             position = 40
             while protocol in _IPV6_EXTENSIONS:

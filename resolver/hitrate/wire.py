@@ -42,26 +42,42 @@ class Summary(NamedTuple):
     ttl: int | None
 
 
+#: Question names already decoded, by their wire form: a trace asks the same names again and
+#: again, and decoding is most of what reading a message costs. Emptied when full.
+_NAMES: dict[bytes, str] = {}
+_NAMES_MAX = 100_000
+
+
 def _name(wire: bytes, position: int) -> tuple[str, int]:
     """The (uncompressed) question name at `position`, in lower case, and where it ends."""
-    labels: list[str] = []
-    total = 0
+    start = position
+    end = len(wire)
     while True:
-        if position >= len(wire):
+        if position >= end:
             raise Malformed("name runs past the end")
         length = wire[position]
         if length == 0:
-            return ".".join(labels) + "." if labels else ".", position + 1
+            break
         if length >= 0x40:
             raise Malformed("compressed or extended label in the question")
-        label = wire[position + 1 : position + 1 + length]
-        if len(label) != length:
-            raise Malformed("label runs past the end")
-        total += length + 1
-        if total > 254:
-            raise Malformed("name longer than 255 octets")
-        labels.append(label.decode("latin-1").lower().replace(".", "\\."))
         position += 1 + length
+    position += 1
+    if position - start > 255:
+        raise Malformed("name longer than 255 octets")
+    raw = wire[start:position]
+    name = _NAMES.get(raw)
+    if name is None:
+        labels = []
+        at = 0
+        while raw[at]:
+            label = raw[at + 1 : at + 1 + raw[at]].decode("latin-1").lower()
+            labels.append(label.replace(".", "\\."))
+            at += 1 + raw[at]
+        name = ".".join(labels) + "." if labels else "."
+        if len(_NAMES) >= _NAMES_MAX:
+            _NAMES.clear()
+        _NAMES[raw] = name
+    return name, position
 
 
 def _skip_name(wire: bytes, position: int) -> int:
