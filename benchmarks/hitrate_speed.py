@@ -52,12 +52,12 @@ class Settings:
 
 
 QUICK = Settings(
-    TraceSpec(universe=20_000, queries=200_000, period=DAY, zipf=0.9, nx_share=0.05, seed=7),
-    engine_queries=5_000,
+    TraceSpec(universe=10_000, queries=60_000, period=DAY, zipf=0.9, nx_share=0.05, seed=7),
+    engine_queries=2_000,
 )
 FULL = Settings(
-    TraceSpec(universe=100_000, queries=2_000_000, period=DAY, zipf=0.9, nx_share=0.05, seed=7),
-    engine_queries=20_000,
+    TraceSpec(universe=20_000, queries=200_000, period=DAY, zipf=0.9, nx_share=0.05, seed=7),
+    engine_queries=5_000,
 )
 
 

@@ -20,6 +20,8 @@ def percent(value: float | None) -> str:
 
 
 def mebibytes(size: int) -> str:
+    if size < 1 << 20:
+        return f"{size / 1024:,.1f} KiB"
     return f"{size / (1 << 20):,.1f} MiB"
 
 
@@ -51,7 +53,8 @@ def text(figures: Figures) -> str:
     lines = [
         f"trace: {figures.queries:,} client queries over {duration(figures.duration)} from "
         f"{_stamp(figures.start)}; {figures.distinct_names:,} names, "
-        f"{figures.distinct_questions:,} distinct questions (name and type)",
+        f"{figures.distinct_questions:,} distinct questions (name and type; a name that does "
+        "not exist counts once)",
     ]
     settings = figures.settings
     lines.append(
@@ -166,6 +169,13 @@ def plot(figures: Figures, path: Path) -> list[Path]:
             [100 * (s.prefetch_hit_rate or 0) for s in figures.sizes],
             marker="^",
             label="with prefetch",
+        )
+    if figures.settings["serve_stale"]:
+        axes.plot(
+            entries,
+            [100 * (s.stale_hit_rate or 0) for s in figures.sizes],
+            marker="v",
+            label="with serve-stale (expired entries kept)",
         )
     if figures.default_caps_bound is not None:
         axes.plot(
