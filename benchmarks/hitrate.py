@@ -42,7 +42,6 @@ import argparse
 import bisect
 import collections
 import json
-import math
 import multiprocessing
 import os
 import random
@@ -63,6 +62,10 @@ import dns.rdatatype
 
 from resolver.config import CacheConfig, Config, UpstreamConfig
 from resolver.engine import Client
+from resolver.hitrate.simulate import Policy, replay
+from resolver.hitrate.simulate import bound as model_bound
+from resolver.hitrate.trace import Query
+from resolver.hitrate.trace import Trace as HitTrace
 from resolver.testing import TestInternet
 from resolver.testing.scripted import FakeClock, ScriptedWorld
 
@@ -253,19 +256,26 @@ def make_trace(spec: TraceSpec) -> Trace:
     return Trace(tuple(times), tuple(names))
 
 
-def infinite_cache_bound(universe: Universe, trace: Trace) -> int:
-    """Hits of a cache that never evicts, from the trace alone.
+def as_trace(universe: Universe, trace: Trace) -> HitTrace:
+    """The trace as `resolver hitrate` sees one: every query with its answer's rcode and TTL."""
+    return HitTrace.build(
+        Query(
+            when,
+            CLIENT,
+            universe.names[name],
+            dns.rdatatype.A,
+            dns.rcode.NOERROR if universe.exists[name] else dns.rcode.NXDOMAIN,
+            universe.ttl[name],
+        )
+        for when, name in zip(trace.times, trace.names, strict=True)
+    )
 
-    A query hits if its name was fetched less than one TTL before; otherwise it fetches.
-    """
-    expires: dict[int, float] = {}
-    hits = 0
-    for when, name in zip(trace.times, trace.names, strict=True):
-        if when < expires.get(name, -math.inf):
-            hits += 1
-        else:
-            expires[name] = when + universe.ttl[name]
-    return hits
+
+def infinite_cache_bound(universe: Universe, trace: Trace) -> int:
+    """Hits of a cache that never evicts, from the trace alone: `resolver hitrate`'s bound
+    (`resolver.hitrate.simulate.bound`; a query hits if its name was fetched less than one TTL
+    before)."""
+    return model_bound(as_trace(universe, trace), Policy.of(CacheConfig())).hits
 
 
 def build_topology(universe: Universe, block: str) -> benchlib.Topology:
@@ -608,7 +618,17 @@ def simulation_section(
         "(packet cache and record cache, N entries each); records = record cache alone"
     )
     header = ["cache size (entries)", "of working set", "server", "below bound", "records"]
-    header += ["below bound", "SERVFAIL"]
+    header += ["below bound", "SERVFAIL", "hitrate model"]
+    # `resolver hitrate`'s model of the cache at the same sizes (one entry per question; the
+    # server's N entries are N records and N packets, the model's N questions).
+    replayable = as_trace(universe, trace)
+    policy = Policy.of(CacheConfig())
+    model_rates = {
+        r.size: model_bound(replayable, policy).hit_rate
+        if r.size is None
+        else replay(replayable, r.size, policy).hit_rate
+        for r in curves["server"]
+    }
     rows = [
         [
             size_text(server.size),
@@ -618,6 +638,7 @@ def simulation_section(
             percent(records.hit_rate),
             f"{100 * (bound - records.hit_rate):.2f} pts",
             f"{server.servfails + records.servfails}",
+            percent(model_rates[server.size]),
         ]
         for server, records in zip(curves["server"], curves["records"], strict=True)
     ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import ipaddress
 import json
 import logging
@@ -374,6 +375,133 @@ def load(config_file: Path | None, control_socket: Path | None, file: Path) -> N
         f"loaded {result['loaded']} entries{into}; {result['expired']} expired since the dump, "
         f"{result['kept']} kept out by a more trusted cached copy"
     )
+
+
+# -- resolver hitrate -------------------------------------------------------------------------
+
+
+@cli.command()
+@click.argument(
+    "files",
+    nargs=-1,
+    required=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    metavar="FILE...",
+)
+@click.option(
+    "--format",
+    "file_format",
+    type=click.Choice(["auto", "pcap", "dnstap", "querylog"]),
+    default="auto",
+    show_default=True,
+    help="What the files are (auto: by their first bytes; pcap covers pcapng).",
+)
+@click.option(
+    "--cache-size",
+    "cache_sizes",
+    type=click.IntRange(min=1),
+    multiple=True,
+    metavar="N",
+    help="A cache size to simulate, in entries (repeatable; default: 1%, 10%, 50% and 100% "
+    "of the distinct questions).",
+)
+@click.option(
+    "--max-ttl",
+    type=click.IntRange(0, 2**31 - 1),
+    default=None,
+    metavar="S",
+    help="cache.max_ttl to simulate (default 86400); the table shows its effect.",
+)
+@click.option(
+    "--min-ttl",
+    type=click.IntRange(0, 2**31 - 1),
+    default=None,
+    metavar="S",
+    help="cache.min_ttl to simulate (default 0); the table shows its effect.",
+)
+@click.option("--prefetch", is_flag=True, help="Also replay with cache.prefetch on.")
+@click.option("--serve-stale", is_flag=True, help="Also replay with cache.serve_stale on.")
+@click.option(
+    "--plot",
+    "plot_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write PNG plots here (and NAME-hourly.png); needs matplotlib.",
+)
+@click.option(
+    "--json",
+    "json_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write every figure as JSON here.",
+)
+def hitrate(
+    files: tuple[Path, ...],
+    file_format: str,
+    cache_sizes: tuple[int, ...],
+    max_ttl: int | None,
+    min_ttl: int | None,
+    prefetch: bool,
+    serve_stale: bool,
+    plot_path: Path | None,
+    json_path: Path | None,
+) -> None:
+    """Replay captured client traffic (pcap, pcapng, dnstap, query log) against simulated
+    caches: the hit rate of each cache size, next to the infinite-cache bound (docs/hitrate.md)."""
+    from resolver.hitrate.figures import compute, default_sizes
+    from resolver.hitrate.inputs import InputError, read_files
+    from resolver.hitrate.progress import Progress
+    from resolver.hitrate.report import PlotError, plot, text, write_json
+
+    defaults = CacheConfig()
+    cache = CacheConfig(
+        max_ttl=defaults.max_ttl if max_ttl is None else max_ttl,
+        min_ttl=defaults.min_ttl if min_ttl is None else min_ttl,
+    )
+    if cache.min_ttl > cache.max_ttl:
+        raise click.BadParameter(
+            f"{cache.min_ttl} is above the maximum TTL ({cache.max_ttl})", param_hint="--min-ttl"
+        )
+    if plot_path is not None and importlib.util.find_spec("matplotlib") is None:
+        raise click.BadParameter(
+            "needs the Python package matplotlib: pip install 'resolver[plot]'",
+            param_hint="--plot",
+        )
+    reading = Progress("reading", sum(path.stat().st_size for path in files))
+    try:
+        trace = read_files(list(files), file_format, reading.update)
+    except InputError as error:
+        raise click.ClickException(str(error)) from None
+    finally:
+        reading.close()
+    if not len(trace):
+        raise click.ClickException("no client query with its response in the input")
+    sizes = sorted(set(cache_sizes)) or default_sizes(trace)
+    capped = (cache.max_ttl, cache.min_ttl) != (defaults.max_ttl, defaults.min_ttl)
+    passes = len(sizes) * (1 + int(capped) + int(prefetch) + int(serve_stale))
+    replaying = Progress("replaying", passes * len(trace))
+    try:
+        figures = compute(
+            trace,
+            [str(path) for path in files],
+            sizes,
+            cache,
+            prefetch=prefetch,
+            serve_stale=serve_stale,
+            progress=replaying.update,
+        )
+    finally:
+        replaying.close()
+    click.echo(text(figures), nl=False)
+    try:
+        if json_path is not None:
+            write_json(figures, json_path)
+            click.echo(f"JSON: {json_path}")
+        if plot_path is not None:
+            written = plot(figures, plot_path)
+            click.echo("plots: " + ", ".join(str(path) for path in written))
+    except PlotError as error:
+        raise click.ClickException(str(error)) from None
+    except OSError as error:
+        raise click.ClickException(f"{error.filename}: {error.strerror}") from None
 
 
 def main() -> None:

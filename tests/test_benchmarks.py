@@ -178,6 +178,22 @@ def test_hitrate_quick(tmp_path: Path) -> None:
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_hitrate_speed_quick() -> None:
+    run = run_benchmark("hitrate_speed.py", "--quick")
+    assert run.returncode == 0, run.explain()
+    assert_lines(
+        run,
+        [
+            r"^hitrate_speed \(--quick\) ",
+            r"^trace: [\d,]+ client queries over 24 h",
+            rf"^\s+read and pair the capture\s+{NUMBER}\s+{NUMBER}$",
+            rf"^\s+infinite-cache bound\s+{NUMBER}\s+{NUMBER}\s+200,000\s+(met|MISSED)$",
+            rf"^\s+cache model, [\d,]+ entries \({NUMBER}%\)\s+{NUMBER}\s+{NUMBER}\s+50,000",
+            rf"^\s+full Engine, first [\d,]+ queries\s+{NUMBER}\s+{NUMBER}\s+50,000",
+        ],
+    )
+
+
 def test_memory_quick(tools: None) -> None:
     run = run_benchmark("memory.py", "--quick")
     assert run.returncode == 0, run.explain()

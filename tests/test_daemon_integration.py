@@ -70,3 +70,7 @@ def test_the_query_log_has_a_line_per_query(hints: Path, tmp_path: Path) -> None
         ["127.0.0.1", "nope.example.test.", "A", "NXDOMAIN", "udp"],
     ]
     assert all(line[0].endswith("Z") and float(line[6]) >= 0 for line in lines)
+    # The answer's TTL, for `resolver hitrate`: www's A record (300 s), then the negative TTL
+    # of example.test. (min(SOA TTL 3600, MINIMUM 300)).
+    assert lines[0][7] == "300" and lines[2][7] == "300"
+    assert 0 < int(lines[1][7]) <= 300
