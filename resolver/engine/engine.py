@@ -150,7 +150,7 @@ class Engine:
         self.clock = clock
         self.timer = timer or clock
         self.stats = Stats()
-        self.cache = RecordCache(config.cache, clock)
+        self.cache = RecordCache(config.cache, clock, config.dnssec.bogus_ttl)
         self.context = Context(
             cache=self.cache,
             servers=ServerTable(config.upstream.server_table_size, clock, config.upstream),
