@@ -215,9 +215,7 @@ class DnssecConfig:
     # NSEC3 hashes computed per response (CVE-2023-50868).
     max_nsec3_hashes: int = setting(32, ge=1)
     # RFC 9276: more NSEC3 iterations than this make the answer insecure (EDE 27), not bogus.
-    nsec3_max_iterations: int = setting(
-        150, le=65_535, unbound="val-nsec3-keysize-iterations"
-    )
+    nsec3_max_iterations: int = setting(150, le=65_535, unbound="val-nsec3-keysize-iterations")
 
     def __post_init__(self) -> None:
         for index, name in enumerate(self.negative_trust_anchors):
