@@ -138,8 +138,8 @@ def make_ds(zone: str | dns.name.Name, key: ZoneKey, digest: int = 2) -> dns.rdt
     SHA-256 bytes under its number, which no validator can check."""
     name = dns.name.from_text(zone) if isinstance(zone, str) else zone
     if digest in (1, 2, 4):
-        return dns.dnssec.make_ds(name, key.dnskey, digest)
-    real = dns.dnssec.make_ds(name, key.dnskey, 2)
+        return dns.dnssec.make_ds(name, key.dnskey, dns.dnssec.DSDigest(digest))
+    real = dns.dnssec.make_ds(name, key.dnskey, dns.dnssec.DSDigest.SHA256)
     return dns.rdtypes.ANY.DS.DS(
         dns.rdataclass.IN, dns.rdatatype.DS, real.key_tag, real.algorithm, digest, real.digest
     )
@@ -360,7 +360,7 @@ def _add_nsec3_chain(
             ],
         ),
     )
-    types: dict[dns.name.Name, set[int]] = {}
+    types: dict[dns.name.Name, set[dns.rdatatype.RdataType]] = {}
     for name in secure:
         held = {rdataset.rdtype for rdataset in zone.nodes[name].rdatasets}
         insecure_cut = name in cuts and dns.rdatatype.DS not in held
