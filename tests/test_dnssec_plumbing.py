@@ -19,6 +19,7 @@ from resolver.core.actions import Answer
 from resolver.core.reasons import ServfailReason, ValidationNote
 from resolver.core.security import Security
 from resolver.engine import Client, Send
+from resolver.engine.clients import Admitted
 from resolver.testing import TestInternet
 from resolver.testing.scripted import ScriptedWorld
 from tests.helpers import loopback_config
@@ -179,7 +180,7 @@ def test_an_rrsig_question_gets_rrsigs_without_do(world: ScriptedWorld) -> None:
 def test_ad_only_for_secure_answers_to_clients_that_set_do_or_ad(world: ScriptedWorld) -> None:
     world.resolve("www.nsec.sec.")
     assert world.cache.set_security(WWW, dns.rdatatype.A, Security.SECURE)
-    cases = [
+    cases: list[tuple[dict[str, bool], bool]] = [
         ({"do": True}, True),
         ({"ad": True}, True),
         ({}, False),
@@ -188,7 +189,8 @@ def test_ad_only_for_secure_answers_to_clients_that_set_do_or_ad(world: Scripted
     ]
     for _round in ("full path", "packet cache"):
         for bits, expected in cases:
-            reply = reply_of(world, client_query("www.nsec.sec.", **bits))
+            wire = client_query("www.nsec.sec.", "A", **bits)
+            reply = reply_of(world, wire)
             assert bool(reply.flags & dns.flags.AD) is expected, (bits, _round)
             assert bool(reply.flags & dns.flags.CD) is bool(bits.get("cd"))
     # An answer with one link not secure is not secure: the CNAME chain into unsigned.sec.
@@ -255,9 +257,9 @@ def test_several_extended_errors_in_one_answer(world: ScriptedWorld) -> None:
         security=Security.INSECURE,
     )
     handler = world.engine.clients
-    reply = dns.message.from_wire(
-        handler.reply(wire, handler.admit(wire, "127.0.0.1", False), answer, False)
-    )  # type: ignore[arg-type]
+    admitted = handler.admit(wire, "127.0.0.1", False)
+    assert isinstance(admitted, Admitted)
+    reply = dns.message.from_wire(handler.reply(wire, admitted, answer, False))
     assert reply.rcode() == dns.rcode.NOERROR and not reply.flags & dns.flags.AD
     codes = [option.code for option in reply.options if isinstance(option, dns.edns.EDEOption)]
     assert codes == [1, 27]

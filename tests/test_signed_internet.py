@@ -10,7 +10,10 @@ import dns.dnssec
 import dns.flags
 import dns.message
 import dns.name
+import dns.node
 import dns.rcode
+import dns.rdataclass
+import dns.rdataset
 import dns.rdatatype
 import dns.rrset
 import dns.zone
@@ -37,7 +40,12 @@ def zone(internet: TestInternet, origin: str) -> dns.zone.Zone:
     return internet.zones[dns.name.from_text(origin)]
 
 
-def rrset(internet: TestInternet, name: str, rdtype: int, covers: int = 0) -> dns.rrset.RRset:
+def rrset(
+    internet: TestInternet,
+    name: str,
+    rdtype: dns.rdatatype.RdataType,
+    covers: dns.rdatatype.RdataType = dns.rdatatype.NONE,
+) -> dns.rrset.RRset:
     """An RRset from the zone that holds it: the parent's for DS (and a DS's RRSIG)."""
     owner = dns.name.from_text(name)
     origin = _origin_of(internet, owner)
@@ -56,12 +64,21 @@ def keys_of(internet: TestInternet, origin: str) -> dns.rrset.RRset:
     return rrset(internet, origin, dns.rdatatype.DNSKEY)
 
 
-def validate(internet: TestInternet, name: str, rdtype: int, origin: str) -> None:
+Keys = dict[dns.name.Name, dns.rdataset.Rdataset | dns.node.Node]
+
+
+def key_map(internet: TestInternet, *origins: str) -> Keys:
+    """The DNSKEY sets of `origins`, as dnspython's `validate` takes them."""
+    return {dns.name.from_text(o): keys_of(internet, o).to_rdataset() for o in origins}
+
+
+def validate(
+    internet: TestInternet, name: str, rdtype: dns.rdatatype.RdataType, origin: str
+) -> None:
     """dnspython's validation of (name, rdtype) with the zone's own DNSKEY set."""
     data = rrset(internet, name, rdtype)
     sigs = rrset(internet, name, dns.rdatatype.RRSIG, rdtype)
-    keys = {dns.name.from_text(origin): keys_of(internet, origin)}
-    dns.dnssec.validate(data, sigs, keys, now=NOW)
+    dns.dnssec.validate(data, sigs, key_map(internet, origin), now=NOW)
 
 
 def ds_matches(internet: TestInternet, origin: str) -> bool:
@@ -162,7 +179,7 @@ def test_do_decides_what_the_authorities_send(signed: TestInternet) -> None:
         assert any(r.rdtype == dns.rdatatype.RRSIG for r in dnssec.answer + dnssec.authority)
         assert not plain.ednsflags & dns.flags.DO and dnssec.ednsflags & dns.flags.DO
         # Every RRset sent with DO=1 is signed by the zone, and validates.
-        keys = {dns.name.from_text(o): keys_of(signed, o) for o in ("nsec.sec.", "nsec3.sec.")}
+        keys = key_map(signed, "nsec.sec.", "nsec3.sec.")
         for section in (dnssec.answer, dnssec.authority):
             for data in section:
                 if data.rdtype == dns.rdatatype.RRSIG:
@@ -181,7 +198,7 @@ def test_do_decides_what_the_authorities_send(signed: TestInternet) -> None:
     sig = wildcard.find_rrset(
         wildcard.answer,
         dns.name.from_text("x.wild.nsec3.sec."),
-        1,
+        dns.rdataclass.IN,
         dns.rdatatype.RRSIG,
         dns.rdatatype.A,
     )
@@ -197,7 +214,7 @@ def wire_round_trip(reply: object) -> dns.message.Message:
 def expect_failure(internet: TestInternet, name: str, origin: str, words: str) -> None:
     """Each RRSIG of (name, A) fails dnspython's check of one signature, for `words`."""
     data = rrset(internet, name, dns.rdatatype.A)
-    keys = {dns.name.from_text(origin): keys_of(internet, origin)}
+    keys = key_map(internet, origin)
     for sig in rrset(internet, name, dns.rdatatype.RRSIG, dns.rdatatype.A):
         with pytest.raises(dns.dnssec.ValidationFailure) as failure:
             dns.dnssec.validate_rrsig(data, sig, keys, now=NOW)
@@ -291,8 +308,8 @@ def test_keytrap_keys_collide_and_no_signature_verifies(signed: TestInternet) ->
     assert ds_matches(signed, "keytrap.sec.")
     validate(signed, "keytrap.sec.", dns.rdatatype.DNSKEY, "keytrap.sec.")  # the key set is fine
     # dnspython tries every key with a matching tag for every signature: the KeyTrap cost.
-    zone_keys = {dns.name.from_text("keytrap.sec."): keys.to_rdataset()}
+    zone_keys = key_map(signed, "keytrap.sec.")
     for sig in sigs:
-        candidates = dns.dnssec._find_candidate_keys(zone_keys, sig)  # type: ignore[attr-defined]
+        candidates = dns.dnssec._find_candidate_keys(zone_keys, sig)
         assert candidates is not None and len(candidates) == KEYTRAP_KEYS
     expect_failure(signed, "www.keytrap.sec.", "keytrap.sec.", "verify failure")
