@@ -504,6 +504,52 @@ def hitrate(
         raise click.ClickException(f"{error.filename}: {error.strerror}") from None
 
 
+@cli.group()
+def trust() -> None:
+    """Negative trust anchors (RFC 7646) of the running daemon: names not validated."""
+
+
+def _domain_argument(name: str) -> str:
+    """NAME as the daemon will read it, or a usage error naming the argument."""
+    try:
+        return dns.name.from_text(name).to_text()
+    except (dns.exception.DNSException, ValueError) as error:
+        raise click.BadParameter(
+            f"{name!r} is not a domain name: {error}", param_hint="NAME"
+        ) from None
+
+
+@trust.command("add-nta")
+@config_option
+@control_socket_option
+@click.argument("name")
+def add_nta(config_file: Path | None, control_socket: Path | None, name: str) -> None:
+    """Stop validating NAME and everything below it, until remove-nta or a restart."""
+    result = _control(config_file, "nta_add", name=_domain_argument(name))
+    state = "added" if result["changed"] else "was already in force"
+    click.echo(f"negative trust anchor {result['name']} {state}")
+
+
+@trust.command("remove-nta")
+@config_option
+@control_socket_option
+@click.argument("name")
+def remove_nta(config_file: Path | None, control_socket: Path | None, name: str) -> None:
+    """Validate NAME again."""
+    result = _control(config_file, "nta_remove", name=_domain_argument(name))
+    state = "removed" if result["changed"] else "was not in force"
+    click.echo(f"negative trust anchor {result['name']} {state}")
+
+
+@trust.command("list-nta")
+@config_option
+@control_socket_option
+def list_nta(config_file: Path | None, control_socket: Path | None) -> None:
+    """Print the negative trust anchors in force, one a line."""
+    for name in _control(config_file, "nta_list")["names"]:
+        click.echo(name)
+
+
 def main() -> None:
     """Entry point: every expected failure ends in one line on stderr, never a traceback."""
     try:

@@ -189,6 +189,15 @@ def parse_redis_url(text: str) -> str:
     return text
 
 
+def parse_domain_name(text: str) -> str:
+    """`text` if it is a domain name (ValueError says why not), for keys that list names."""
+    try:
+        dns.name.from_text(text)
+    except (dns.exception.DNSException, ValueError) as error:
+        raise ValueError(f"{text!r} is not a domain name: {error}") from None
+    return text
+
+
 @dataclass(frozen=True)
 class SharedCacheConfig:
     """A second-level cache in Redis or Valkey shared by a fleet (Unbound's cachedb), off
@@ -221,6 +230,51 @@ class SharedCacheConfig:
 #: An endpoint whose port defaults to 853 (DNS over TLS, RFC 7858) or 443 (DNS over HTTPS).
 TlsEndpoint = NewType("TlsEndpoint", tuple[str, int])
 HttpsEndpoint = NewType("HttpsEndpoint", tuple[str, int])
+
+
+@dataclass(frozen=True)
+class DnssecConfig:
+    """DNSSEC validation (RFC 4033-4035, RFC 5155, RFC 6840) and its caps against CPU exhaustion
+    (KeyTrap, CVE-2023-50387; NSEC3 hashing, CVE-2023-50868). The names follow Unbound's.
+
+    Until a validator is wired into the iterator, `validate` only changes the wire: upstream
+    queries carry DO=1 (and CD=1 to forwarders, RFC 6840 section 5.9), RRSIGs and NSEC/NSEC3
+    records are kept with the data they sign, and every answer is "indeterminate": no AD bit.
+    """
+
+    validate: bool = setting(True, unbound="module-config")
+    # DS or DNSKEY records in zone-file syntax; None: the IANA root anchors bundled.
+    trust_anchor_file: Path | None = setting(None, unbound="trust-anchor-file")
+    # Where RFC 5011 automated updates keep the state of the anchors across restarts.
+    trust_anchor_state: Path | None = setting(None, unbound="auto-trust-anchor-file")
+    # RFC 7646: names below which nothing is validated (answered as insecure).
+    negative_trust_anchors: tuple[str, ...] = setting((), unbound="domain-insecure")
+    # How long a bogus result is kept, so a broken zone costs one validation per minute.
+    bogus_ttl: int = setting(60, ge=1, le=86_400, unit="seconds", unbound="val-bogus-ttl")
+    # Clock skew allowed around inception and expiration: 10% of the signature's lifetime,
+    # at least the minimum and at most the maximum (Unbound's defaults).
+    val_sig_skew_min: int = setting(3_600, unit="seconds", le=MAX_TTL, unbound="val-sig-skew-min")
+    val_sig_skew_max: int = setting(86_400, unit="seconds", le=MAX_TTL, unbound="val-sig-skew-max")
+    # KeyTrap caps: signature checks per RRset and per resolution, DNSKEYs tried per key tag.
+    max_rrset_validations: int = setting(8, ge=1)
+    max_resolution_validations: int = setting(64, ge=1)
+    max_key_tag_collisions: int = setting(4, ge=1)
+    # NSEC3 hashes computed per response (CVE-2023-50868).
+    max_nsec3_hashes: int = setting(32, ge=1)
+    # RFC 9276: more NSEC3 iterations than this make the answer insecure (EDE 27), not bogus.
+    nsec3_max_iterations: int = setting(150, le=65_535, unbound="val-nsec3-keysize-iterations")
+
+    def __post_init__(self) -> None:
+        for index, name in enumerate(self.negative_trust_anchors):
+            try:
+                parse_domain_name(name)
+            except ValueError as error:
+                raise ValueError(f"negative_trust_anchors[{index}]: {error}") from None
+        if self.val_sig_skew_min > self.val_sig_skew_max:
+            raise ValueError(
+                f"val_sig_skew_min: must not exceed val_sig_skew_max ({self.val_sig_skew_max}),"
+                f" got {self.val_sig_skew_min}"
+            )
 
 
 def parse_metrics_endpoint(text: str) -> tuple[str, int]:
@@ -264,6 +318,7 @@ class Config:
     limits: Limits = field(default_factory=Limits)
     cache: CacheConfig = field(default_factory=CacheConfig)
     upstream: UpstreamConfig = field(default_factory=UpstreamConfig)
+    dnssec: DnssecConfig = field(default_factory=DnssecConfig)
     # Zones sent with RD=1 to upstream resolvers instead of being iterated ("." for everything);
     # the most specific of these and `stub_zones` wins for a name.
     forward_zones: tuple[ForwardZone, ...] = setting((), unbound="forward-zone")

@@ -35,10 +35,16 @@ _TTL = struct.Struct("!I")
 _OPT_TYPE = 41
 _MIN_UDP = 512
 # The header bits a response copies from its query: RD in byte 2, CD in byte 3 (RFC 4035
-# 3.2.2). AD (byte 3, 0x20) is never set: nothing is validated yet. For the same reason CD is
-# not part of the key; once answers are validated, a CD=1 answer needs an entry of its own.
+# 3.2.2). Of the query bits that change a reply's bytes (`query_bits`), DO is part of the key
+# (RRSIGs and NSEC records in, DO echoed); AD is patched (a secure entry is stored with AD,
+# which stays only for a query with DO or AD, RFC 6840 5.8); CD needs neither, because a
+# bogus answer (what only a CD=1 client may see) is never stored (`ClientProtocol._store`):
+# every entry may go to every client, CD or not, with CD copied.
 _RD = 0x01
 _CD = 0x10
+_AD = 0x20
+#: The DO bit as `query_bits` reports it (the high bit of the OPT record's flags).
+DO_BIT = 0x80
 # Ready replies kept for repeated queries (see the module's docstring): enough for the names a
 # busy resolver is asked most, small next to the cache (a few hundred bytes each).
 _READY_MEMORY = 4096
@@ -59,6 +65,15 @@ class ParsedQuestion(NamedTuple):
     key: bytes
     name_end: int
     edns_payload: int | None
+    #: `query_bits`: the query's DO, CD and AD bits (0 for nearly every query).
+    bits: int = 0
+
+
+def query_bits(header_flags: int, opt_flags_high: int) -> int:
+    """The query bits that change the reply's bytes, in one byte: DO (0x80), AD (0x20), CD
+    (0x10). `header_flags` is the header's fourth byte, `opt_flags_high` the first byte of the
+    OPT record's flags (0 without EDNS)."""
+    return (opt_flags_high & DO_BIT) | (header_flags & (_AD | _CD))
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,7 +100,8 @@ def parse_plain_query(wire: bytes) -> ParsedQuestion | None:
     Plain means: QR=0, opcode QUERY, exactly one question with an uncompressed name, no answer
     or authority records, and at most one additional record which is a version-0 OPT (its
     options, such as a cookie, are ignored as the slow path ignores them). The key is the
-    lowercased name plus type and class.
+    lowercased name plus type and class, and one more byte if the query set DO: those get
+    replies of their own (see `_CD` above for CD and AD).
     """
     if len(wire) < 17:
         return None
@@ -107,6 +123,7 @@ def parse_plain_query(wire: bytes) -> ParsedQuestion | None:
     if question_end > len(wire) or name_end - 12 > 255:
         return None
     payload = None
+    opt_flags = 0
     if arcount:
         # name ".", TYPE OPT, CLASS = UDP payload, extended RCODE 0, version 0, flags, options
         opt = wire[question_end:]
@@ -115,10 +132,14 @@ def parse_plain_query(wire: bytes) -> ParsedQuestion | None:
         if struct.unpack_from("!H", opt, 9)[0] != len(opt) - 11:
             return None
         payload = max(_MIN_UDP, struct.unpack_from("!H", opt, 3)[0])
+        opt_flags = opt[7]
     elif question_end != len(wire):
         return None
     key = wire[12:name_end].lower() + wire[name_end:question_end]
-    return ParsedQuestion(key, name_end, payload)
+    bits = query_bits(flags & 0xFF, opt_flags)
+    if bits & DO_BIT:
+        key += b"\x80"  # after the fixed-size type and class: no other key can end so
+    return ParsedQuestion(key, name_end, payload, bits)
 
 
 def _skip_name(wire: bytes, position: int) -> int:
@@ -152,6 +173,8 @@ class PacketCache:
     def __init__(self, max_entries: int, clock: Callable[[], float], our_payload: int) -> None:
         self._clock = clock
         self._opt = b"\x00" + struct.pack("!HHIH", _OPT_TYPE, our_payload, 0, 0)
+        # The same OPT record with DO echoed (RFC 3225), for queries that set it.
+        self._opt_do = b"\x00" + struct.pack("!HHIH", _OPT_TYPE, our_payload, 0x8000, 0)
         self._entries: ExpiringLru[bytes, _Packet] = ExpiringLru(
             max_entries, lambda _key, packet: packet.expires
         )
@@ -165,7 +188,8 @@ class PacketCache:
         self._ready.clear()
 
     def store(self, key: bytes, wire: bytes) -> None:
-        """Keep a response rendered without OPT, its question in lowercase, RD and CD clear."""
+        """Keep a response rendered without OPT, its question in lowercase, RD and CD clear
+        (AD set if it is to be set for the query bits of `key`)."""
         offsets = ttl_offsets(wire)
         if not offsets:
             return  # nothing tells how long it may be kept (e.g. NODATA without SOA)
@@ -211,6 +235,8 @@ class PacketCache:
         reply[0:2] = query[0:2]
         reply[2] |= query[2] & _RD  # RD and CD, copied from the query
         reply[3] |= query[3] & _CD
+        if not (question.bits & (DO_BIT | _AD)):
+            reply[3] &= ~_AD & 0xFF  # AD only for a client that said it understands it
         reply[12 : question.name_end] = query[12 : question.name_end]  # the client's case
         stored_at = packet.stored_at
         elapsed = now - stored_at
@@ -219,7 +245,7 @@ class PacketCache:
             (ttl,) = _TTL.unpack_from(reply, offset)
             _TTL.pack_into(reply, offset, max(0, ttl - age))
         if question.edns_payload:
-            reply += self._opt
+            reply += self._opt_do if question.bits & DO_BIT else self._opt
             reply[10:12] = b"\x00\x01"
         lifetime = packet.expires - stored_at
         expiring = elapsed * 10 >= lifetime * 9

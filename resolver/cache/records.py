@@ -31,7 +31,7 @@ import struct
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from enum import IntEnum
-from typing import Any
+from typing import Any, NamedTuple
 
 import dns.name
 import dns.rcode
@@ -45,6 +45,7 @@ import dns.rrset
 from resolver.cache.lru import ExpiringLru
 from resolver.config import CacheConfig
 from resolver.core.reasons import ServfailReason
+from resolver.core.security import Security
 
 Clock = Callable[[], float]
 
@@ -70,6 +71,8 @@ class _Entry:
     rrset: dns.rrset.RRset
     expires: float
     rank: Rank
+    security: Security = Security.INDETERMINATE
+    signatures: dns.rrset.RRset | None = None
 
 
 #: An RRset entry as `export` hands it out (its records, absolute expiry time and rank).
@@ -83,6 +86,19 @@ class CachedNegative:
     rcode: dns.rcode.Rcode
     soa: dns.rrset.RRset
     expires: float
+    security: Security = Security.INDETERMINATE
+    #: The DNSSEC records that prove the denial (RFC 4035 3.1.3): NSEC or NSEC3 RRsets, their
+    #: RRSIGs and the SOA's RRSIG, TTLs as stored; empty without DO or from an unsigned zone.
+    proof: tuple[dns.rrset.RRset, ...] = ()
+
+
+class Signed(NamedTuple):
+    """A cached RRset with what DNSSEC says about it: its RRSIGs (an RRSIG RRset covering its
+    type, TTL aged like the data's, or None) and the validator's verdict."""
+
+    rrset: dns.rrset.RRset
+    signatures: dns.rrset.RRset | None
+    security: Security
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,18 +116,29 @@ class ZoneCut:
 # so a single size bound (and a single LRU order) covers everything the resolver remembers.
 # The stored tuples, by kind (`owner` is None when it is the key's own name, in lower case;
 # `records` is address strings, or one dict of rdatas: see the module's docstring):
-#   _RRSET     (expires, TTL << 3 | rank, owner, records...)
-#   _NODATA    (expires, SOA TTL, rcode, owner, SOA owner, SOA's dict of rdatas); also _NXDOMAIN
+#   _RRSET     (expires, TTL << 5 | security << 3 | rank, owner, RRSIGs, records...)
+#   _NODATA    (expires, SOA TTL << 2 | security, rcode, owner, proof, SOA owner, SOA's dict of
+#              rdatas); also _NXDOMAIN
 #   _FAILURE   (expires, reason)
+#   _BOGUS     (expires, reason): why validation of (name, type) failed, for `dnssec.bogus_ttl`
+# RRSIGs is None or the dict of rdatas of the RRSIG RRset covering the type (DNSSEC only: the
+# common entry pays one None); proof is None or a tuple of RRsets (`CachedNegative.proof`).
 _RRSET = 0
 _NODATA = 1
 _NXDOMAIN = 2
 _FAILURE = 3
+_BOGUS = 4
 _KIND = 0x7F
 _ESCAPED = 0x80  # the key spells the name as length-prefixed labels (see `_spelling`)
 _SUFFIX = struct.Struct(">HB")  # type, kind
 _RANK_BITS = 3
 _RANK_MASK = (1 << _RANK_BITS) - 1
+# The security status sits between the rank and the TTL of an RRset entry, and under the SOA
+# TTL of a negative one: two bits, no extra slot.
+_SECURITY_BITS = 2
+_SECURITY_MASK = (1 << _SECURITY_BITS) - 1
+_TTL_SHIFT = _RANK_BITS + _SECURITY_BITS
+_SECURITIES: dict[int, Security] = {security.value: security for security in Security}
 _RANKS: dict[int, Rank] = {rank.value: rank for rank in Rank}
 _Stored = tuple[Any, ...]  # one of the tuples above
 _NS_SUFFIX = _SUFFIX.pack(dns.rdatatype.NS, _RRSET)
@@ -204,16 +231,17 @@ def _rrset(owner: dns.name.Name, rdtype: int, records: _Stored, ttl: int) -> dns
 class RecordCache:
     """RRsets keyed by (name, type), and negative answers, bounded in entries."""
 
-    def __init__(self, config: CacheConfig, clock: Clock) -> None:
+    def __init__(self, config: CacheConfig, clock: Clock, bogus_ttl: int = 60) -> None:
         self._config = config
         self._clock = clock
+        self._bogus_ttl = bogus_ttl
         # Expired entries are kept for the serve-stale window, then dropped. Failures are never
         # served stale, so they go when they expire.
         keep_stale = float(config.max_stale if config.serve_stale else 0)
 
         def deadline(key: bytes, stored: _Stored) -> float:
             expires: float = stored[0]
-            return expires if key[-1] & _KIND == _FAILURE else expires + keep_stale
+            return expires if key[-1] & _KIND >= _FAILURE else expires + keep_stale
 
         self._entries: ExpiringLru[bytes, _Stored] = ExpiringLru(config.max_entries, deadline)
         # The SOA (owner, dict of rdatas) last stored for each of the latest zones: the negative
@@ -261,12 +289,23 @@ class RecordCache:
     def remaining(self, expires: float) -> int:
         return max(0, int(expires - self._clock()))
 
-    def put_rrset(self, rrset: dns.rrset.RRset, rank: Rank, *, delegation: bool = False) -> bool:
+    def put_rrset(
+        self,
+        rrset: dns.rrset.RRset,
+        rank: Rank,
+        *,
+        delegation: bool = False,
+        signatures: dns.rrset.RRset | None = None,
+        security: Security = Security.INDETERMINATE,
+    ) -> bool:
         """Store an RRset unless a more trusted copy is still held; True if it was stored.
 
-        An empty RRset says nothing (no message can carry one) and is not stored.
+        An empty RRset says nothing (no message can carry one) and is not stored. Nor is an
+        RRSIG RRset on its own: signatures live with the RRset they cover (`signatures`), so
+        that one covering some other type can never be handed out as the answer to an RRSIG
+        question (those are always asked upstream).
         """
-        if not rrset:
+        if not rrset or rrset.rdtype == dns.rdatatype.RRSIG:
             return False
         text, flag, lowered = self._spell(rrset.name)
         now = self._clock()
@@ -278,7 +317,9 @@ class RecordCache:
         if ttl <= 0:
             return False
         owner = None if text == lowered else rrset.name
-        stored = (now + ttl, ttl << _RANK_BITS | rank, owner, *_records(rrset))
+        sigs = signatures.items.copy() if signatures else None
+        packed = ttl << _TTL_SHIFT | security << _RANK_BITS | rank
+        stored = (now + ttl, packed, owner, sigs, *_records(rrset))
         self._entries.put(key, stored, now)
         if rrset.rdtype == dns.rdatatype.DNAME:
             self.holds_dnames = True
@@ -312,7 +353,71 @@ class RecordCache:
         ttl = self._aged_ttl(stored[0], now, stale)
         if ttl is None:
             return None
-        return _rrset(_owner(stored[2], name, text, lowered, flag), rdtype, stored[3:], ttl)
+        return _rrset(_owner(stored[2], name, text, lowered, flag), rdtype, stored[4:], ttl)
+
+    def get_signed(
+        self, name: dns.name.Name, rdtype: int, *, min_rank: Rank = Rank.GLUE, stale: bool = False
+    ) -> Signed | None:
+        """`get_rrset` with the RRset's RRSIGs (same aged TTL) and its security status."""
+        text, flag, lowered = self._spell(name)
+        now = self._clock()
+        stored = self._entries.get(lowered + _SUFFIX.pack(rdtype, _RRSET | flag), now)
+        if stored is None or stored[1] & _RANK_MASK < min_rank:
+            return None
+        ttl = self._aged_ttl(stored[0], now, stale)
+        if ttl is None:
+            return None
+        owner = _owner(stored[2], name, text, lowered, flag)
+        rrset = _rrset(owner, rdtype, stored[4:], ttl)
+        sigs = None if stored[3] is None else _rrset(owner, dns.rdatatype.RRSIG, (stored[3],), ttl)
+        return Signed(rrset, sigs, _SECURITIES[stored[1] >> _RANK_BITS & _SECURITY_MASK])
+
+    def set_security(
+        self, name: dns.name.Name, rdtype: int | None, security: Security, *, negative: bool = False
+    ) -> bool:
+        """Record the validator's verdict on a cached RRset (or, with `negative`, on the cached
+        NXDOMAIN (rdtype None) or NODATA); False if nothing fresh is held there.
+
+        A BOGUS entry is kept no longer than `dnssec.bogus_ttl` from now (Unbound's
+        val-bogus-ttl): a broken zone is validated again a minute later, not a day later.
+        """
+        _text, flag, lowered = self._spell(name)
+        now = self._clock()
+        if negative:
+            kind = _NXDOMAIN if rdtype is None else _NODATA
+            key = lowered + _SUFFIX.pack(rdtype or 0, kind | flag)
+        else:
+            assert rdtype is not None
+            key = lowered + _SUFFIX.pack(rdtype, _RRSET | flag)
+        stored = self._entries.get(key, now)
+        if stored is None or stored[0] <= now:
+            return False
+        expires = stored[0]
+        if security is Security.BOGUS:
+            expires = min(expires, now + self._bogus_ttl)
+        if negative:
+            packed = (stored[1] >> _SECURITY_BITS) << _SECURITY_BITS | security
+        else:
+            cleared = stored[1] & ~(_SECURITY_MASK << _RANK_BITS)
+            packed = cleared | security << _RANK_BITS
+        self._entries.put(key, (expires, packed, *stored[2:]), now)
+        return True
+
+    def put_bogus(self, name: dns.name.Name, rdtype: int, reason: ServfailReason) -> None:
+        """Remember why (name, rdtype) failed validation, for `dnssec.bogus_ttl` seconds: the
+        EDE of the next SERVFAIL. Unlike `put_failure` it does not stop a resolution, since a
+        client with CD=1 is still answered with the (bogus) data."""
+        _text, flag, lowered = self._spell(name)
+        now = self._clock()
+        key = lowered + _SUFFIX.pack(rdtype, _BOGUS | flag)
+        self._entries.put(key, (now + self._bogus_ttl, reason), now)
+
+    def get_bogus(self, name: dns.name.Name, rdtype: int) -> ServfailReason | None:
+        """Why (name, rdtype) failed validation, if less than `dnssec.bogus_ttl` ago."""
+        _text, flag, lowered = self._spell(name)
+        now = self._clock()
+        stored = self._entries.get(lowered + _SUFFIX.pack(rdtype, _BOGUS | flag), now)
+        return stored[1] if stored is not None and stored[0] > now else None
 
     def rank_of(self, name: dns.name.Name, rdtype: int) -> Rank | None:
         _text, flag, lowered = self._spell(name)
@@ -321,9 +426,17 @@ class RecordCache:
         return _RANKS[stored[1] & _RANK_MASK] if stored is not None and stored[0] > now else None
 
     def put_negative(
-        self, name: dns.name.Name, rdtype: int | None, rcode: dns.rcode.Rcode, soa: dns.rrset.RRset
+        self,
+        name: dns.name.Name,
+        rdtype: int | None,
+        rcode: dns.rcode.Rcode,
+        soa: dns.rrset.RRset,
+        *,
+        proof: tuple[dns.rrset.RRset, ...] = (),
+        security: Security = Security.INDETERMINATE,
     ) -> bool:
-        """Cache NXDOMAIN (rdtype None) or NODATA for min(SOA TTL, SOA MINIMUM) (RFC 2308)."""
+        """Cache NXDOMAIN (rdtype None) or NODATA for min(SOA TTL, SOA MINIMUM) (RFC 2308),
+        with the NSEC/NSEC3 records and RRSIGs that prove it (`CachedNegative.proof`)."""
         ttl = self.negative_ttl(soa)
         if ttl <= 0:
             return False
@@ -334,7 +447,10 @@ class RecordCache:
         else:
             key = lowered + _SUFFIX.pack(rdtype, _NODATA | flag)
         owner = None if text == lowered else name
-        self._entries.put(key, (now + ttl, ttl, rcode, owner, *self._shared_soa(soa)), now)
+        packed = ttl << _SECURITY_BITS | security
+        held_proof = tuple(rrset.copy() for rrset in proof) or None
+        stored = (now + ttl, packed, rcode, owner, held_proof, *self._shared_soa(soa))
+        self._entries.put(key, stored, now)
         if rdtype is not None:
             self._entries.pop(lowered + _SUFFIX.pack(rdtype, _FAILURE | flag))
         return True
@@ -403,7 +519,7 @@ class RecordCache:
         if stored is None or stored[0] <= now:
             return None
         owner = _owner(stored[2], name, text, lowered, flag)
-        return _rrset(owner, rdtype, stored[3:], stored[1] >> _RANK_BITS)
+        return _rrset(owner, rdtype, stored[4:], stored[1] >> _TTL_SHIFT)
 
     def closest_delegation(self, name: dns.name.Name) -> dns.rrset.RRset | None:
         """The NS set of the deepest cached zone cut at or above `name` (root excluded)."""
@@ -424,7 +540,7 @@ class RecordCache:
             if stored is not None and stored[0] > now:
                 zone = name if index == 0 else dns.name.Name(labels[index:])
                 owner = _owner(stored[2], zone, text[start:], lowered[start:], flag)
-                return _rrset(owner, dns.rdatatype.NS, stored[3:], stored[1] >> _RANK_BITS)
+                return _rrset(owner, dns.rdatatype.NS, stored[4:], stored[1] >> _TTL_SHIFT)
             start += len(labels[index]) + 1
         return None
 
@@ -457,7 +573,7 @@ class RecordCache:
                     return memo[3]
                 zone = name if index == 0 else dns.name.Name(labels[index:])
                 owner = _owner(stored[2], zone, text[start:], lowered[start:], flag)
-                ns = _rrset(owner, dns.rdatatype.NS, stored[3:], stored[1] >> _RANK_BITS)
+                ns = _rrset(owner, dns.rdatatype.NS, stored[4:], stored[1] >> _TTL_SHIFT)
                 return self._make_cut(owner, ns, key, stored)
             start += len(labels[index]) + 1
         return None
@@ -484,10 +600,10 @@ class RecordCache:
                 held.append(entry)
                 if entry is None:
                     continue
-                if type(entry[3]) is dict:
-                    addresses.extend(rdata.address for rdata in entry[3])
+                if type(entry[4]) is dict:
+                    addresses.extend(rdata.address for rdata in entry[4])
                 else:
-                    addresses.extend(entry[3:])
+                    addresses.extend(entry[4:])
             found[ns_name] = tuple(addresses)
         cut = ZoneCut(zone, names, found)
         if stored is not None:
@@ -516,10 +632,10 @@ class RecordCache:
             stored = self._entries.get(lowered + _SUFFIX.pack(rdtype, _RRSET | flag), now)
             if stored is None or stored[0] <= now:
                 continue
-            if type(stored[3]) is dict:
-                found.extend(rdata.address for rdata in stored[3])
+            if type(stored[4]) is dict:
+                found.extend(rdata.address for rdata in stored[4])
             else:
-                found.extend(stored[3:])
+                found.extend(stored[4:])
         return found
 
     def flush(self, name: dns.name.Name | None = None, *, subtree: bool = False) -> int:
@@ -550,15 +666,19 @@ class RecordCache:
         held = [
             (key, stored)
             for key, stored in self._entries.items()
-            if stored[0] > now and key[-1] & _KIND != _FAILURE
+            if stored[0] > now and key[-1] & _KIND < _FAILURE
         ]
         for key, stored in held:
             if key[-1] & _KIND == _RRSET:
                 owner = _key_owner(key) if stored[2] is None else stored[2]
                 number = int.from_bytes(key[-3:-1], "big")
-                rrset = _rrset(owner, number, stored[3:], stored[1] >> _RANK_BITS)
+                rrset = _rrset(owner, number, stored[4:], stored[1] >> _TTL_SHIFT)
                 rank = _RANKS[stored[1] & _RANK_MASK]
-                yield owner, rrset.rdtype, _Entry(rrset, stored[0], rank)
+                security = _SECURITIES[stored[1] >> _RANK_BITS & _SECURITY_MASK]
+                sigs = None
+                if stored[3] is not None:
+                    sigs = _rrset(owner, dns.rdatatype.RRSIG, (stored[3],), rrset.ttl)
+                yield owner, rrset.rdtype, _Entry(rrset, stored[0], rank, security, sigs)
         for key, stored in held:
             kind = key[-1] & _KIND
             if kind in (_NODATA, _NXDOMAIN):
@@ -566,7 +686,7 @@ class RecordCache:
                 rdtype: int | None = None
                 if kind == _NODATA:
                     rdtype = dns.rdatatype.RdataType.make(int.from_bytes(key[-3:-1], "big"))
-                yield owner, rdtype, _negative(stored, stored[1])
+                yield owner, rdtype, _negative(stored, stored[1] >> _SECURITY_BITS)
 
     def census(self) -> dict[str, int]:
         """Entries held per kind, for stats: answers (`rrsets`), NS sets and glue learnt from
@@ -578,7 +698,7 @@ class RecordCache:
         self._entries.expire(now)
         for key, stored in self._entries.items():
             kind = key[-1] & _KIND
-            if kind == _FAILURE:
+            if kind >= _FAILURE:
                 counts["failures"] += 1
             elif stored[0] <= now:
                 counts["stale"] += 1
@@ -592,10 +712,20 @@ class RecordCache:
 
 
 def _negative(stored: _Stored, ttl: int) -> CachedNegative:
-    """The negative entry of a stored tuple, its SOA with `ttl`."""
-    return CachedNegative(
-        stored[2], _rrset(stored[4], dns.rdatatype.SOA, stored[5:], ttl), stored[0]
-    )
+    """The negative entry of a stored tuple, its SOA (and proof) with `ttl`."""
+    soa = _rrset(stored[5], dns.rdatatype.SOA, stored[6:], ttl)
+    security = _SECURITIES[stored[1] & _SECURITY_MASK]
+    if stored[4] is None:
+        return CachedNegative(stored[2], soa, stored[0], security)
+    proof = tuple(_aged(rrset, ttl) for rrset in stored[4])
+    return CachedNegative(stored[2], soa, stored[0], security, proof)
+
+
+def _aged(rrset: dns.rrset.RRset, ttl: int) -> dns.rrset.RRset:
+    """A copy of a stored RRset with the TTL handed out: the stored one stays untouched."""
+    copy = rrset.copy()
+    copy.ttl = min(rrset.ttl, ttl)
+    return copy
 
 
 def _same_soa(one: Any, other: Any) -> bool:

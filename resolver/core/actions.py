@@ -15,7 +15,8 @@ import dns.name
 import dns.rcode
 import dns.rrset
 
-from resolver.core.reasons import ServfailReason
+from resolver.core.reasons import ServfailReason, ValidationNote
+from resolver.core.security import Security
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +123,15 @@ class Answer:
     authority: tuple[dns.rrset.RRset, ...] = ()
     failure: ServfailReason | None = field(default=None)
     stale: bool = False
+    #: DNSSEC (RFC 4035 3.1): the RRSIG RRsets of `answer`'s RRsets, and the NSEC/NSEC3
+    #: records with their RRSIGs (and the SOA's) that prove a denial or a wildcard expansion.
+    #: Sent only to clients that set DO (`engine/clients.py`), unless asked for by type.
+    signatures: tuple[dns.rrset.RRset, ...] = ()
+    proof: tuple[dns.rrset.RRset, ...] = ()
+    #: The weakest status of the answer's parts: AD is set only when SECURE (RFC 6840 5.8).
+    security: Security = Security.INDETERMINATE
+    #: Extended DNS Errors that go with an answer that stands (EDE 1, 2, 27).
+    notes: tuple[ValidationNote, ...] = ()
 
     @classmethod
     def servfail(cls, reason: ServfailReason) -> Answer:

@@ -16,6 +16,7 @@ import dns.rrset
 
 from resolver.core.actions import Answer
 from resolver.core.reasons import ResolutionFailed, ServfailReason
+from resolver.core.security import Security, weakest
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,11 @@ class Step:
     authority: dns.rrset.RRset | None = None
     next_name: dns.name.Name | None = None
     named_by: dns.name.Name | None = None
+    #: DNSSEC: RRSIGs of `records`, the denial's NSEC/NSEC3 proof, and the weakest status of
+    #: this link's cache entries (see `actions.Answer`).
+    signatures: tuple[dns.rrset.RRset, ...] = ()
+    proof: tuple[dns.rrset.RRset, ...] = ()
+    security: Security = Security.INDETERMINATE
 
 
 class Chain:
@@ -50,12 +56,18 @@ class Chain:
         self.name = qname
         self.named_by: dns.name.Name | None = None  # see `Step.named_by`
         self.records: list[dns.rrset.RRset] = []
+        self.signatures: list[dns.rrset.RRset] = []
+        self.proof: list[dns.rrset.RRset] = []
+        self.security: list[Security] = []
         self._aliases: set[dns.name.Name] = set()
         self._limit = limit
 
     def extend(self, step: Step) -> Answer | None:
         """Add one link (which may hold several CNAMEs); the answer, or None while it goes on."""
         self.records.extend(step.records)
+        self.signatures.extend(step.signatures)
+        self.proof.extend(step.proof)
+        self.security.append(step.security)
         for rrset in step.records:
             if rrset.rdtype == dns.rdatatype.CNAME:
                 self._aliases.add(rrset.name)
@@ -63,7 +75,14 @@ class Chain:
             raise ResolutionFailed(ServfailReason.CNAME_CHAIN_TOO_LONG)
         if step.next_name is None:
             authority = (step.authority,) if step.authority is not None else ()
-            return Answer(step.rcode, tuple(self.records), authority)
+            return Answer(
+                step.rcode,
+                tuple(self.records),
+                authority,
+                signatures=tuple(self.signatures),
+                proof=tuple(self.proof),
+                security=weakest(self.security),
+            )
         if step.next_name in self._aliases:
             raise ResolutionFailed(ServfailReason.CNAME_LOOP)
         self.name = step.next_name

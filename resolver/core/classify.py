@@ -60,6 +60,10 @@ class Classified:
     glue: tuple[dns.rrset.RRset, ...] = ()
     lameness: Lameness | None = None
     authoritative: bool = True
+    #: With DO=1 (`signatures.attach`): the RRSIGs of `chain`'s RRsets, and the NSEC/NSEC3
+    #: records and RRSIGs that prove a denial or a wildcard expansion.
+    signatures: tuple[dns.rrset.RRset, ...] = ()
+    proof: tuple[dns.rrset.RRset, ...] = ()
 
 
 def _lame(name: dns.name.Name, why: Lameness) -> Classified:

@@ -14,6 +14,7 @@ import dns.rrset
 from resolver.cache.records import Rank, RecordCache, with_ttl
 from resolver.core.chain import Records, Step
 from resolver.core.classify import Classified, Kind
+from resolver.core.signatures import signatures_of
 from resolver.core.work import Work
 from resolver.core.zonecut import Delegation
 
@@ -36,7 +37,7 @@ def cache_verdict(cache: RecordCache, verdict: Classified) -> None:
         # again, with the DNAME in the answer as RFC 6672 wants (Unbound does the same).
         synthesised = rrset.rdtype == dns.rdatatype.CNAME and previous == dns.rdatatype.DNAME
         if not synthesised:
-            cache.put_rrset(rrset, rank)
+            cache.put_rrset(rrset, rank, signatures=signatures_of(rrset, verdict.signatures))
         previous = rrset.rdtype
     for glue in verdict.glue:
         cache.put_rrset(glue, Rank.GLUE)
@@ -46,10 +47,11 @@ def cache_negative(cache: RecordCache, verdict: Classified, qtype: int) -> dns.r
     """Remember an NXDOMAIN or NODATA verdict (RFC 2308); the SOA to hand out, if any."""
     if verdict.kind not in (Kind.NXDOMAIN, Kind.NODATA) or verdict.soa is None:
         return None
+    proof = verdict.proof
     if verdict.kind is Kind.NXDOMAIN:
-        cache.put_negative(verdict.final_name, None, dns.rcode.NXDOMAIN, verdict.soa)
+        cache.put_negative(verdict.final_name, None, dns.rcode.NXDOMAIN, verdict.soa, proof=proof)
     else:
-        cache.put_negative(verdict.final_name, qtype, dns.rcode.NOERROR, verdict.soa)
+        cache.put_negative(verdict.final_name, qtype, dns.rcode.NOERROR, verdict.soa, proof=proof)
     return with_ttl(verdict.soa, cache.negative_ttl(verdict.soa))
 
 
@@ -58,14 +60,21 @@ def conclude(work: Work, verdict: Classified, qtype: int, depth: int) -> Step:
     cache = work.ctx.cache
     cache_verdict(cache, verdict)
     records = tuple(with_ttl(r, cache.clamp_ttl(r.ttl)) for r in verdict.chain)
+    signatures = tuple(with_ttl(r, cache.clamp_ttl(r.ttl)) for r in verdict.signatures)
     if verdict.kind is Kind.ANSWER:
         if work.trace is not None:
             work.say(depth, "  answer: {}", Records(verdict.chain))
-        return Step(dns.rcode.NOERROR, records)
+        return Step(dns.rcode.NOERROR, records, signatures=signatures, proof=verdict.proof)
     if verdict.kind is Kind.CNAME:
         if work.trace is not None:
             work.say(depth, "  alias: {}", Records(verdict.chain))
-        return Step(dns.rcode.NOERROR, records, next_name=verdict.final_name)
+        return Step(
+            dns.rcode.NOERROR,
+            records,
+            next_name=verdict.final_name,
+            signatures=signatures,
+            proof=verdict.proof,
+        )
     if verdict.kind is Kind.YXDOMAIN:
         work.say(depth, "  YXDOMAIN: the DNAME makes {} too long", verdict.final_name)
         return Step(dns.rcode.YXDOMAIN, records)
@@ -73,4 +82,5 @@ def conclude(work: Work, verdict: Classified, qtype: int, depth: int) -> Step:
     soa = cache_negative(cache, verdict, qtype)
     label = "NXDOMAIN" if rcode == dns.rcode.NXDOMAIN else "NODATA"
     work.say(depth, "  {} for {}", label, verdict.final_name)
-    return Step(rcode, records, soa)
+    proof = () if soa is None else verdict.proof
+    return Step(rcode, records, soa, signatures=signatures, proof=proof)

@@ -14,7 +14,7 @@ import dns.name
 import dns.rcode
 import dns.rdatatype
 
-from resolver.cache.records import Rank, with_ttl
+from resolver.cache.records import CachedNegative, Rank, Signed, with_ttl
 from resolver.core.actions import Answer
 from resolver.core.chain import Chain, Step
 from resolver.core.classify import synthesise_cname
@@ -25,6 +25,25 @@ from resolver.core.work import Work
 #: servers that mishandle NS below the apex, while A is the most common type of all, so it hides
 #: the real question best and its answer is ordinary data (Unbound and PowerDNS use A as well).
 MINIMISED_TYPE = dns.rdatatype.A
+
+
+def _signed_step(found: Signed, next_name: dns.name.Name | None = None) -> Step:
+    """The step of a cached RRset (an answer, or an alias to `next_name`), its RRSIGs along."""
+    signatures = () if found.signatures is None else (found.signatures,)
+    return Step(
+        dns.rcode.NOERROR,
+        (found.rrset,),
+        next_name=next_name,
+        signatures=signatures,
+        security=found.security,
+    )
+
+
+def _negative_step(negative: CachedNegative) -> Step:
+    """The step of a cached NXDOMAIN or NODATA, with the proof that came with it."""
+    return Step(
+        negative.rcode, authority=negative.soa, proof=negative.proof, security=negative.security
+    )
 
 
 class CacheLookup:
@@ -66,26 +85,27 @@ class CacheLookup:
         if stale:  # what is known now beats what was known before: a fresh denial first
             negative = cache.get_negative(name, qtype)
             if negative is not None:
-                return Step(negative.rcode, authority=negative.soa)
-        found = cache.get_rrset(name, qtype, min_rank=Rank.NONAUTH_ANSWER, stale=stale)
+                return _negative_step(negative)
+        found = cache.get_signed(name, qtype, min_rank=Rank.NONAUTH_ANSWER, stale=stale)
         if found is not None:
             self._work.say(
                 depth, "cache: {} {} answered", name, dns.rdatatype.RdataType.to_text(qtype)
             )
-            return Step(dns.rcode.NOERROR, (found,))
+            return _signed_step(found)
         if qtype != dns.rdatatype.CNAME:
-            cname = cache.get_rrset(
+            cname = cache.get_signed(
                 name, dns.rdatatype.CNAME, min_rank=Rank.NONAUTH_ANSWER, stale=stale
             )
             if cname is not None:
-                self._work.say(depth, "cache: {} is an alias for {}", name, cname[0].target)
-                return Step(dns.rcode.NOERROR, (cname,), next_name=cname[0].target)
+                target = cname.rrset[0].target
+                self._work.say(depth, "cache: {} is an alias for {}", name, target)
+                return _signed_step(cname, next_name=target)
         negative = cache.get_negative(name, qtype, stale=stale)
         if negative is not None:
             self._work.say(
                 depth, "cache: {} {} (negative)", name, dns.rcode.to_text(negative.rcode)
             )
-            return Step(negative.rcode, authority=negative.soa)
+            return _negative_step(negative)
         if qtype != dns.rdatatype.DNAME and cache.holds_dnames:
             return self._from_cached_dname(name, qtype, depth, stale)
         return None
@@ -98,18 +118,30 @@ class CacheLookup:
         ancestor = name
         while ancestor != dns.name.root:
             ancestor = ancestor.parent()
-            dname = cache.get_rrset(
+            signed = cache.get_signed(
                 ancestor, dns.rdatatype.DNAME, min_rank=Rank.NONAUTH_ANSWER, stale=stale
             )
-            if dname is None:
+            if signed is None:
                 continue
+            dname = signed.rrset
+            sigs = () if signed.signatures is None else (signed.signatures,)
             cname = synthesise_cname(dname, name)
             if cname is None:
                 return None
             self._work.say(depth, "cache: {} is redirected by DNAME {}", name, ancestor)
+            # The synthesised CNAME is unsigned by nature (RFC 6672 5.3.1): the DNAME's RRSIG
+            # and status speak for both.
             if qtype == dns.rdatatype.CNAME:
-                return Step(dns.rcode.NOERROR, (dname, cname))
-            return Step(dns.rcode.NOERROR, (dname, cname), next_name=cname[0].target)
+                return Step(
+                    dns.rcode.NOERROR, (dname, cname), signatures=sigs, security=signed.security
+                )
+            return Step(
+                dns.rcode.NOERROR,
+                (dname, cname),
+                next_name=cname[0].target,
+                signatures=sigs,
+                security=signed.security,
+            )
         return None
 
     def referral(self, name: dns.name.Name, depth: int) -> Step:

@@ -18,6 +18,13 @@ class ServfailReason(Enum):
     TIMEOUT = ("resolution took too long", 0)
     NO_FORWARDER_ANSWERED = ("no forwarder answered", 22)
     INTERNAL_ERROR = ("internal error", 0)  # a bug: the query's handling raised
+    # DNSSEC validation failures (bogus answers), with the codes of RFC 8914 section 4.
+    DNSSEC_BOGUS = ("DNSSEC validation failed", 6)
+    SIGNATURE_EXPIRED = ("DNSSEC signature expired", 7)
+    SIGNATURE_NOT_YET_VALID = ("DNSSEC signature not yet valid", 8)
+    DNSKEY_MISSING = ("no DNSKEY matches the DS", 9)
+    RRSIGS_MISSING = ("RRSIGs missing", 10)
+    NSEC_MISSING = ("no NSEC/NSEC3 proof of the denial", 12)
 
     @property
     def text(self) -> str:
@@ -47,6 +54,23 @@ _AUTHORITY_FAILURES = frozenset(
         ServfailReason.TIMEOUT,
     }
 )
+
+
+class ValidationNote(Enum):
+    """An Extended DNS Error that comes with an answer that stands (not a SERVFAIL): why a
+    signed zone was treated as insecure. Each member's value is (short text, INFO-CODE)."""
+
+    UNSUPPORTED_DNSKEY_ALGORITHM = ("unsupported DNSKEY algorithm", 1)
+    UNSUPPORTED_DS_DIGEST = ("unsupported DS digest type", 2)
+    NSEC3_ITERATIONS = ("NSEC3 iterations above the limit", 27)
+
+    @property
+    def text(self) -> str:
+        return self.value[0]
+
+    @property
+    def ede_code(self) -> int:
+        return self.value[1]
 
 
 class Lameness(Enum):

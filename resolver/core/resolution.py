@@ -42,6 +42,7 @@ class Resolution:
         *,
         refresh: bool = False,
         cache_only: bool = False,
+        checking_disabled: bool = False,
     ) -> None:
         self.qname = qname
         self.qtype = qtype
@@ -50,6 +51,9 @@ class Resolution:
         # A non-recursive (RD=0) question: answered from local data and the cache, or with a
         # referral to the closest known servers, never by asking upstream (RFC 1034 4.3.1).
         self._cache_only = cache_only
+        # The client set CD (RFC 4035 3.2.2): the answer is its data even if validation finds
+        # it bogus (still validated, so AD says the truth, RFC 4035 3.2.3 and 6840 5.9).
+        self.checking_disabled = checking_disabled
         self._work = Work(context, trace)
         self._lookup = CacheLookup(self._work)
         self._walk = Walk(self._work, self._lookup, Exchange(self._work), self._resolve)

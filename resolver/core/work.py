@@ -45,6 +45,12 @@ class Context:
     server_lists: dict[int, tuple[ZoneCut, tuple[Server, ...]]] = field(
         init=False, repr=False, compare=False, default_factory=dict
     )
+    #: Negative trust anchors (RFC 7646): names at and below which nothing is validated. Set
+    #: from `dnssec.negative_trust_anchors`, changed at run time by the engine (`resolver trust
+    #: add-nta`); the validator reads it.
+    negative_trust_anchors: set[dns.name.Name] = field(
+        init=False, repr=False, compare=False, default_factory=set
+    )
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "local", LocalData.parse(self.config.local_data))
@@ -52,6 +58,9 @@ class Context:
         hinted = {address for found in self.hints.addresses.values() for address in found}
         configured = self.routes.addresses() | hinted
         object.__setattr__(self, "configured_addresses", configured)
+        self.negative_trust_anchors.update(
+            dns.name.from_text(name) for name in self.config.dnssec.negative_trust_anchors
+        )
 
 
 @dataclass

@@ -25,10 +25,17 @@ import dns.rdataclass
 import dns.rdatatype
 import dns.rrset
 
-from resolver.cache.packets import PacketCache, ParsedQuestion, parse_plain_query
+from resolver.cache.packets import (
+    DO_BIT,
+    PacketCache,
+    ParsedQuestion,
+    parse_plain_query,
+    query_bits,
+)
 from resolver.config import Config
 from resolver.core.actions import Answer
 from resolver.core.reasons import ServfailReason
+from resolver.core.security import Security
 from resolver.engine import wirewrite
 from resolver.engine.messages import MAX_MESSAGE, parse
 from resolver.engine.wireparse import name_from_wire
@@ -70,6 +77,65 @@ def header_only(wire: bytes, rcode: dns.rcode.Rcode) -> bytes:
 
 
 _Sections = tuple[tuple[dns.rrset.RRset, ...], tuple[dns.rrset.RRset, ...]]
+# Query bits (`packets.query_bits`): CD and AD as in the header's fourth byte.
+CD_BIT = 0x10
+AD_BIT = 0x20
+_AD_FLAG = int(dns.flags.AD)
+
+
+def bits_of(query: dns.message.Message) -> int:
+    """`packets.query_bits` of a parsed query: its DO, CD and AD bits in one byte."""
+    opt_high = (query.ednsflags >> 8) & 0xFF if query.edns >= 0 else 0
+    return query_bits(int(query.flags) & 0xFF, opt_high)
+
+
+def sections(answer: Answer, bits: int) -> _Sections:
+    """The answer and authority sections a client with these query bits gets.
+
+    DNSSEC records go only to clients that set DO (RFC 4035 section 3.2.1): each RRSIG RRset
+    right after the RRset it covers, the denial or wildcard proof after the authority SOA. A
+    question for RRSIG, NSEC or NSEC3 itself is answered with them whatever DO says, since
+    they are then the data (`Answer.answer` holds them).
+    """
+    if not bits & DO_BIT or not (answer.signatures or answer.proof):
+        return answer.answer, answer.authority
+    signed: list[dns.rrset.RRset] = []
+    spare = list(answer.signatures)
+    for rrset in answer.answer:
+        signed.append(rrset)
+        for index, sigs in enumerate(spare):
+            if sigs.covers == rrset.rdtype and sigs.name == rrset.name:
+                signed.append(spare.pop(index))
+                break
+    return tuple(signed), (*answer.authority, *answer.proof)
+
+
+def authenticated(answer: Answer, bits: int) -> bool:
+    """Whether the reply carries AD: every RRset of it is SECURE and the client said it
+    understands AD, by DO or by AD itself (RFC 6840 section 5.8); never on a failure or on
+    stale data, which nobody validated just now."""
+    return (
+        answer.security is Security.SECURE
+        and bool(bits & (DO_BIT | AD_BIT))
+        and answer.failure is None
+        and not answer.stale
+        and answer.rcode in (dns.rcode.NOERROR, dns.rcode.NXDOMAIN)
+    )
+
+
+def extended_errors(answer: Answer) -> list[dns.edns.Option]:
+    """The Extended DNS Errors (RFC 8914) of an answer, in the words of our logs: why it
+    failed, that it is stale, and what validation noted (EDE 1, 2, 27). Several may apply."""
+    errors: list[dns.edns.Option] = []
+    if answer.failure is not None:
+        code = dns.edns.EDECode.make(answer.failure.ede_code)
+        errors.append(dns.edns.EDEOption(code, answer.failure.text))
+    elif answer.stale:
+        errors.append(dns.edns.EDEOption(dns.edns.EDECode.STALE_ANSWER))
+    errors += [
+        dns.edns.EDEOption(dns.edns.EDECode.make(note.ede_code), note.text) for note in answer.notes
+    ]
+    return errors
 
 
 def _render_sections(
@@ -127,7 +193,7 @@ def minimal_any(qname: dns.name.Name, answer: Answer) -> Answer:
 class Admitted:
     """A well-formed query that needs an answer: the question to resolve and how."""
 
-    __slots__ = ("_query", "cache_only", "plain", "qname", "qtype", "wire")
+    __slots__ = ("_query", "bits", "cache_only", "plain", "qname", "qtype", "wire")
 
     def __init__(
         self,
@@ -137,6 +203,7 @@ class Admitted:
         qtype: int,
         cache_only: bool,
         plain: ParsedQuestion | None = None,
+        bits: int = 0,
     ) -> None:
         self.wire, self._query = wire, query
         #: The type to resolve: A for ANY, which is answered with `minimal_any`.
@@ -146,6 +213,9 @@ class Admitted:
         #: Set for a plain question of an ordinary type with RD=1 (`_admit_plain`): its answer
         #: is rendered from the bytes of the query, without a `dns.message.Message`.
         self.plain = plain
+        #: The query's DO, CD and AD bits (`packets.query_bits`): what the reply may carry,
+        #: and CD=1 (`CD_BIT`) asks for the data even if it fails validation.
+        self.bits = bits
 
     @property
     def query(self) -> dns.message.Message:
@@ -237,10 +307,10 @@ class ClientProtocol:
         if cache_only and self._refuse_rd0:
             response = self._empty_response(query, dns.rcode.REFUSED)
             if response.edns >= 0:
-                response.use_edns(0, payload=response.payload, options=[_PROHIBITED])
+                response.use_edns(0, response.ednsflags, response.payload, options=[_PROHIBITED])
             return self._render(response, query, tcp)
         qtype = dns.rdatatype.A if question.rdtype == dns.rdatatype.ANY else question.rdtype
-        return Admitted(wire, query, question.name, qtype, cache_only)
+        return Admitted(wire, query, question.name, qtype, cache_only, bits=bits_of(query))
 
     def _admit_plain(self, wire: bytes) -> Admitted | None:
         """The common query, admitted from its bytes: a plain question (`parse_plain_query`)
@@ -268,7 +338,7 @@ class ClientProtocol:
         except dns.exception.DNSException:
             return None
         rdtype = dns.rdatatype.RdataType.make(qtype)
-        return Admitted(wire, None, qname, rdtype, cache_only=False, plain=plain)
+        return Admitted(wire, None, qname, rdtype, cache_only=False, plain=plain, bits=plain.bits)
 
     def reply(self, wire: bytes, admitted: Admitted, answer: Answer, tcp: bool) -> bytes:
         """The reply to `admitted`; a fresh answer to a plain question fills the packet cache,
@@ -327,24 +397,28 @@ class ClientProtocol:
         wrote it, then lowercased, the records compressed as dnspython compresses them
         (`wirewrite`, which writes them in a fraction of dnspython's time), no OPT.
         """
-        if answer.failure is not None or answer.stale:
-            return False
+        if answer.failure is not None or answer.stale or answer.notes:
+            return False  # EDE options: the packet cache writes a bare OPT
+        if answer.security is Security.BOGUS:
+            return False  # only for CD=1 clients (`packets`: why CD is no key)
         if answer.rcode not in (dns.rcode.NOERROR, dns.rcode.NXDOMAIN):
             return False
         name_end = question.name_end
-        sections = (answer.answer, answer.authority)
-        if wirewrite.handles(answer.answer) and wirewrite.handles(answer.authority):
+        parts = sections(answer, question.bits)
+        if wirewrite.handles(parts[0]) and wirewrite.handles(parts[1]):
             try:
-                stored, answers, authority = _render_sections(wire, name_end, qname, sections)
+                stored, answers, authority = _render_sections(wire, name_end, qname, parts)
             except wirewrite.Unhandled:
                 stored, answers, authority = _render_sections_dnspython(
-                    wire, name_end, qname, sections
+                    wire, name_end, qname, parts
                 )
         else:
-            stored, answers, authority = _render_sections_dnspython(wire, name_end, qname, sections)
+            stored, answers, authority = _render_sections_dnspython(wire, name_end, qname, parts)
         if len(stored) > MAX_MESSAGE:
             return False
         flags = _QR | dns.flags.RA | answer.rcode
+        if answer.security is Security.SECURE:
+            flags |= _AD_FLAG  # cleared on a hit for a query with neither DO nor AD
         HEADER.pack_into(stored, 0, HEADER.unpack_from(wire)[0], flags, 1, answers, authority, 0)
         stored[12:name_end] = stored[12:name_end].lower()
         self.packets.store(question.key, bytes(stored))
@@ -360,7 +434,9 @@ class ClientProtocol:
             if query is not None and len(query.question) == 1:
                 response = self._empty_response(query, dns.rcode.SERVFAIL)
                 if response.edns >= 0:
-                    response.use_edns(0, payload=response.payload, options=[_INTERNAL_ERROR])
+                    response.use_edns(
+                        0, response.ednsflags, response.payload, options=[_INTERNAL_ERROR]
+                    )
                 return self._render(response, query, tcp)
         except Exception:
             log.error("could not render a SERVFAIL; sending just the header", exc_info=True)
@@ -389,24 +465,25 @@ class ClientProtocol:
         response = dns.message.make_response(
             query, recursion_available=True, our_payload=self.config.edns_payload
         )
-        # RFC 4035 3.2.2: CD is copied. AD stays clear: nothing here is validated.
+        # RFC 4035 3.2.2: CD is copied. AD is set by `_response` alone, for a secure answer.
         response.flags |= query.flags & dns.flags.CD
+        if response.edns >= 0 and query.ednsflags & dns.flags.DO:
+            response.ednsflags |= dns.flags.DO  # echoed (RFC 3225 section 3)
         response.set_rcode(rcode)
         return response
 
     def _response(self, query: dns.message.Message, answer: Answer) -> dns.message.Message:
         response = self._empty_response(query, answer.rcode)
-        response.answer = list(answer.answer)
-        response.authority = list(answer.authority)
+        bits = bits_of(query)
+        answer_section, authority_section = sections(answer, bits)
+        response.answer = list(answer_section)
+        response.authority = list(authority_section)
+        if authenticated(answer, bits):
+            response.flags |= dns.flags.AD
         # Extended DNS Errors (RFC 8914) tell an EDNS client why, in the words of our logs.
-        error = None
-        if answer.failure is not None:
-            code = dns.edns.EDECode.make(answer.failure.ede_code)
-            error = dns.edns.EDEOption(code, answer.failure.text)
-        elif answer.stale:
-            error = dns.edns.EDEOption(dns.edns.EDECode.STALE_ANSWER)
-        if error is not None and response.edns >= 0:
-            response.use_edns(0, payload=response.payload, options=[error])
+        errors = extended_errors(answer)
+        if errors and response.edns >= 0:
+            response.use_edns(0, response.ednsflags, response.payload, options=errors)
         return response
 
     def _render(

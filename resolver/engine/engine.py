@@ -48,7 +48,7 @@ from resolver.core.actions import (
 from resolver.core.hints import RootHints
 from resolver.core.reasons import ServfailReason
 from resolver.core.resolution import Context, Resolution, Tracer
-from resolver.engine.clients import Admitted, ClientProtocol, answerable
+from resolver.engine.clients import CD_BIT, Admitted, ClientProtocol, answerable
 from resolver.engine.latency import FAST_PATH_SAMPLING, LatencyHistogram
 from resolver.engine.messages import parse
 from resolver.engine.outbound import Close, Outbound, Send
@@ -125,7 +125,7 @@ class _Waiter:
 
 
 #: A question in flight: name, type, and whether it may be answered from the cache only.
-_Key = tuple[dns.name.Name, int, bool]
+_Key = tuple[dns.name.Name, int, bool, bool]  # name, type, cache only (RD=0), CD
 
 
 @dataclass(eq=False, slots=True)
@@ -163,7 +163,7 @@ class Engine:
         self.clock = clock
         self.timer = timer or clock
         self.stats = Stats()
-        self.cache = RecordCache(config.cache, clock)
+        self.cache = RecordCache(config.cache, clock, config.dnssec.bogus_ttl)
         self.context = Context(
             cache=self.cache,
             servers=ServerTable(config.upstream.server_table_size, clock, config.upstream),
@@ -315,7 +315,13 @@ class Engine:
             self._reply(client, wire, reply, started)
 
         waiter = _Waiter(deliver, stale_allowed=True)
-        self._start(admitted.qname, admitted.qtype, waiter, cache_only=admitted.cache_only)
+        self._start(
+            admitted.qname,
+            admitted.qtype,
+            waiter,
+            cache_only=admitted.cache_only,
+            checking_disabled=bool(admitted.bits & CD_BIT),
+        )
         return self.take_output()
 
     def ask(
@@ -327,12 +333,14 @@ class Engine:
         trace: Tracer | None = None,
         refresh: bool = False,
         cache_only: bool = False,
+        checking_disabled: bool = False,
     ) -> list[Output]:
         """Resolve a question that comes as a name and a type (`resolver query`, tests).
 
         `refresh` (prefetch) asks the authorities again even if the answer is still cached;
-        `cache_only` (RD=0) answers from the cache and never asks upstream. A traced question
-        runs on its own, so that its trace shows every step.
+        `cache_only` (RD=0) answers from the cache and never asks upstream;
+        `checking_disabled` is a client's CD=1 (data even if bogus). A traced question runs on
+        its own, so that its trace shows every step.
         """
 
         def deliver(answer: Answer, hit: bool | None) -> None:
@@ -341,7 +349,15 @@ class Engine:
             on_answer(answer)
 
         waiter = _Waiter(deliver, stale_allowed=not refresh)
-        self._start(qname, qtype, waiter, trace=trace, refresh=refresh, cache_only=cache_only)
+        self._start(
+            qname,
+            qtype,
+            waiter,
+            trace=trace,
+            refresh=refresh,
+            cache_only=cache_only,
+            checking_disabled=checking_disabled,
+        )
         return self.take_output()
 
     def upstream_reply(self, handle: int, data: bytes) -> list[Output]:
@@ -405,6 +421,29 @@ class Engine:
                 self._log_internal_error("at a deadline")
         return self.take_output()
 
+    # -- negative trust anchors (RFC 7646) ---------------------------------------------------
+
+    def add_negative_trust_anchor(self, name: dns.name.Name) -> bool:
+        """Stop validating at and below `name` (`resolver trust add-nta`); False if it was
+        one already. The set lives in the context, where the validator reads it."""
+        anchors = self.context.negative_trust_anchors
+        if name in anchors:
+            return False
+        anchors.add(name)
+        return True
+
+    def remove_negative_trust_anchor(self, name: dns.name.Name) -> bool:
+        """Validate `name` again (`resolver trust remove-nta`); False if it was no NTA."""
+        anchors = self.context.negative_trust_anchors
+        if name not in anchors:
+            return False
+        anchors.discard(name)
+        return True
+
+    def negative_trust_anchors(self) -> list[dns.name.Name]:
+        """The negative trust anchors in force, in DNSSEC's canonical order."""
+        return sorted(self.context.negative_trust_anchors)
+
     # -- questions ------------------------------------------------------------------------------
 
     def _start(
@@ -416,8 +455,12 @@ class Engine:
         trace: Tracer | None = None,
         refresh: bool = False,
         cache_only: bool = False,
+        checking_disabled: bool = False,
     ) -> None:
-        key: _Key | None = None if trace is not None else (qname, qtype, cache_only)
+        # CD=1 and CD=0 askers never share a resolution: only the first may get bogus data.
+        key: _Key | None = None
+        if trace is None:
+            key = (qname, qtype, cache_only, checking_disabled)
         pending = self._questions.get(key) if key is not None else None
         if pending is not None:
             # A prefetch in flight means the cached answer is still fresh: nothing is stale.
@@ -428,7 +471,13 @@ class Engine:
             waiter.deliver(Answer.servfail(ServfailReason.TOO_MANY_QUERIES), None)
             return
         resolution = Resolution(
-            qname, qtype, self.context, trace, refresh=refresh, cache_only=cache_only
+            qname,
+            qtype,
+            self.context,
+            trace,
+            refresh=refresh,
+            cache_only=cache_only,
+            checking_disabled=checking_disabled,
         )
         question = _Question(key, resolution, refresh)
         action = self._step(question, None)

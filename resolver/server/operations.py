@@ -84,6 +84,13 @@ def _name_argument(request: Mapping[str, Any]) -> dns.name.Name | None:
         raise RequestError(f"{name!r} is not a domain name: {error}") from None
 
 
+def _required_name(request: Mapping[str, Any]) -> dns.name.Name:
+    name = _name_argument(request)
+    if name is None:
+        raise RequestError('this command needs a "name"')
+    return name
+
+
 def write_dump_file(path: Path, dump: Dump) -> None:
     """Write `dump` to `path` atomically (a reader never sees half a file), mode 0600.
 
@@ -184,6 +191,9 @@ class Operations:
             "dump_text": self._dump_text,
             "load": self._load,
             "load_text": self._load_text,
+            "nta_add": self._nta_add,
+            "nta_remove": self._nta_remove,
+            "nta_list": self._nta_list,
         }
 
     def sample(self) -> Sample:
@@ -223,6 +233,24 @@ class Operations:
         packets.clear()
         log.info("cache flush %s: %d entries, %d packets", name or "(all)", removed, cleared)
         return {"removed": removed, "packets_cleared": cleared}
+
+    async def _nta_add(self, request: Mapping[str, Any]) -> dict[str, Any]:
+        """Add a negative trust anchor (RFC 7646) to the running engine."""
+        name = _required_name(request)
+        added = self.service.engine.add_negative_trust_anchor(name)
+        log.info("negative trust anchor %s %s", name, "added" if added else "already in force")
+        return {"name": name.to_text(), "changed": added}
+
+    async def _nta_remove(self, request: Mapping[str, Any]) -> dict[str, Any]:
+        """Remove a negative trust anchor from the running engine."""
+        name = _required_name(request)
+        removed = self.service.engine.remove_negative_trust_anchor(name)
+        log.info("negative trust anchor %s %s", name, "removed" if removed else "was not set")
+        return {"name": name.to_text(), "changed": removed}
+
+    async def _nta_list(self, _request: Mapping[str, Any]) -> dict[str, Any]:
+        names = self.service.engine.negative_trust_anchors()
+        return {"names": [name.to_text() for name in names]}
 
     async def _take_dump(self) -> Dump:
         held = list(self.service.cache.export())  # in this thread: the cache is not thread-safe
@@ -368,6 +396,9 @@ class SupervisorOperations:
             "flush": relayed(self._flush),
             "dump": relayed(self._dump),
             "load": relayed(self._load),
+            "nta_add": relayed(self._nta_change("nta_add")),
+            "nta_remove": relayed(self._nta_change("nta_remove")),
+            "nta_list": relayed(self._nta_list),
         }
         async with trio.open_nursery() as nursery:
             nursery.start_soon(ControlServer(listener, handlers).run)
@@ -388,6 +419,20 @@ class SupervisorOperations:
         return {
             key: sum(result[key] for result in results) for key in ("removed", "packets_cleared")
         }
+
+    def _nta_change(self, command: str) -> Callable[[Mapping[str, Any]], dict[str, Any]]:
+        """Add or remove an NTA in every worker: each holds its own engine."""
+
+        def change(arguments: Mapping[str, Any]) -> dict[str, Any]:
+            name = _required_name(arguments)  # one clear error rather than one per worker
+            results = self._each(command, **arguments)
+            return {"name": name.to_text(), "changed": any(r["changed"] for r in results)}
+
+        return change
+
+    def _nta_list(self, _arguments: Mapping[str, Any]) -> dict[str, Any]:
+        names = {name for result in self._each("nta_list") for name in result["names"]}
+        return {"names": sorted(names, key=dns.name.from_text)}
 
     def _dump(self, arguments: Mapping[str, Any]) -> dict[str, Any]:
         path = _path_argument(arguments)

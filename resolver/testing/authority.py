@@ -6,8 +6,9 @@ tests can never disagree about an answer.
 
 Only the behaviour a recursive resolver depends on is modelled: zone selection by longest suffix,
 delegations with in-zone glue, CNAME chains within the served zones, DNAME redirection with the
-synthesised CNAME (RFC 6672), empty non-terminals and negative answers with RFC 2308 TTLs.
-Wildcards, DNSSEC and zone transfers are deliberately absent.
+synthesised CNAME (RFC 6672), empty non-terminals, wildcards (RFC 4592: used by the signed zones
+only) and negative answers with RFC 2308 TTLs. A signed zone's RRSIGs and denial proofs are
+added for DO=1 queries by `dnssec_answers`. Zone transfers are deliberately absent.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ import dns.rdataset
 import dns.rdatatype
 import dns.rrset
 import dns.zone
+
+from resolver.testing.dnssec_answers import add_dnssec
 
 #: Advertised in every EDNS response: the DNS Flag Day 2020 size, which avoids IP fragmentation.
 EDNS_PAYLOAD = 1232
@@ -86,6 +89,9 @@ def answer(query: dns.message.Message, zones: Sequence[dns.zone.Zone]) -> dns.me
     else:
         response.flags |= dns.flags.AA
         _fill_authoritative(response, first, question.rdtype, zones)
+    if query.edns >= 0 and query.ednsflags & dns.flags.DO:
+        response.ednsflags |= dns.flags.DO  # echoed (RFC 3225)
+        add_dnssec(response, question.name, question.rdtype, zones)
     return response
 
 
@@ -106,16 +112,42 @@ def lookup(
     if node is None or len(node) == 0:
         if _has_descendant(zone, qname):
             return Lookup(Outcome.NODATA, zone)
-        return Lookup(Outcome.NXDOMAIN, zone)
+        return _wildcard(zone, qname, qtype) or Lookup(Outcome.NXDOMAIN, zone)
     if qtype == dns.rdatatype.ANY:
         records = [_rrset(qname, rdataset) for rdataset in node]
         return Lookup(Outcome.ANSWER, zone, records)
+    if qtype == dns.rdatatype.RRSIG:
+        # Asked for by type: every RRSIG of the name, whatever it covers (RFC 4035 3.2.1).
+        sigs = [_rrset(qname, r) for r in node if r.rdtype == dns.rdatatype.RRSIG]
+        return Lookup(Outcome.ANSWER if sigs else Outcome.NODATA, zone, sigs)
     rrset = zone.get_rrset(qname, qtype)
     if rrset is not None:
         return Lookup(Outcome.ANSWER, zone, [rrset], _additional_for(zone, [rrset]))
     cname = zone.get_rrset(qname, dns.rdatatype.CNAME)
     if cname is not None:
         return Lookup(Outcome.CNAME, zone, [cname])
+    return Lookup(Outcome.NODATA, zone)
+
+
+def _wildcard(
+    zone: dns.zone.Zone, qname: dns.name.Name, qtype: dns.rdatatype.RdataType
+) -> Lookup | None:
+    """The answer a wildcard `*.<closest encloser>` gives for a name that does not exist
+    (RFC 4592 section 3.3.1), owned by the name asked; None without such a wildcard."""
+    origin = zone_origin(zone)
+    encloser = qname
+    while encloser != origin:
+        encloser = encloser.parent()
+        node = zone.get_node(encloser)
+        if (node is not None and len(node) > 0) or _has_descendant(zone, encloser):
+            break
+    star = dns.name.Name((b"*", *encloser.labels))
+    if zone.get_node(star) is None:
+        return None
+    for rdtype, outcome in ((qtype, Outcome.ANSWER), (dns.rdatatype.CNAME, Outcome.CNAME)):
+        found = zone.get_rdataset(star, rdtype)
+        if found is not None:
+            return Lookup(outcome, zone, [_rrset(qname, found)])
     return Lookup(Outcome.NODATA, zone)
 
 

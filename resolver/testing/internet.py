@@ -20,6 +20,7 @@ import dns.rdatatype
 import dns.zone
 import trio
 
+from resolver.testing import signed_topology
 from resolver.testing.faults import Fault, Reply
 from resolver.testing.server import AuthServer
 from resolver.testing.topology import DEFAULT_SERVERS, DEFAULT_ZONES, ServerSpec
@@ -69,6 +70,14 @@ class TestInternet:
     def default(cls, port: int = 53) -> TestInternet:
         """The standard topology of `resolver.testing.topology`, which the tests rely on."""
         return cls(DEFAULT_ZONES, DEFAULT_SERVERS, port=port)
+
+    @classmethod
+    def signed(cls, port: int = 53) -> TestInternet:
+        """The DNSSEC-signed internet of `resolver.testing.signed_topology` (its own addresses,
+        127.53.100.0/24); its root trust anchor is `signed_topology.trust_anchor_text()`."""
+        internet = cls(signed_topology.ZONES, signed_topology.SERVERS, port=port)
+        signed_topology.sign(internet.zones)
+        return internet
 
     def server_at(self, address: str) -> AuthServer:
         """The server bound to `address`; KeyError if none is (as for an unreachable host)."""
