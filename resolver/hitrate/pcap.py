@@ -4,10 +4,11 @@
 a pcapng file); the layers below are decoded here, because a capture of a busy resolver holds
 millions of packets and only a few header fields of each matter: the link layer (Ethernet with
 VLAN tags, Linux cooked SLL and SLL2 as `tcpdump -i any` writes, raw IP, BSD loopback), IPv4 or
-IPv6, then UDP or TCP with port 53 at one end. TCP carries messages with a two-byte length before each (RFC 1035 section
-4.2.2); each direction of a connection is reassembled in sequence order, and a segment that
-arrives ahead of a missing one is skipped and counted, with the rest of that direction, since
-the message boundaries are lost with it.
+IPv6, then UDP or TCP with port 53 at one end. TCP carries messages with a two-byte length
+before each (RFC 1035 section 4.2.2); each direction of a connection is reassembled in sequence
+order (a retransmitted segment adds only its new bytes, so no message is read twice), and a
+segment that arrives ahead of a missing one is skipped and counted, with the rest of that
+direction, since the message boundaries are lost with it.
 
 Only queries with RD=1 (and their responses) are kept: a capture taken on the resolver's host
 also holds the resolver's own iterative questions to authorities (RD=0), which are not client
