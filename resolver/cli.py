@@ -385,7 +385,9 @@ def load(config_file: Path | None, control_socket: Path | None, file: Path) -> N
     "files",
     nargs=-1,
     required=True,
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    # Not `exists=True`: a missing or unreadable file is bad input (exit 1, one line naming
+    # it, as for a file that is not a capture), not a usage error (exit 2).
+    type=click.Path(path_type=Path),
     metavar="FILE...",
 )
 @click.option(
@@ -419,6 +421,15 @@ def load(config_file: Path | None, control_socket: Path | None, file: Path) -> N
     metavar="S",
     help="cache.min_ttl to simulate (default 0); the table shows its effect.",
 )
+@click.option(
+    "--server",
+    "servers",
+    multiple=True,
+    metavar="ADDRESS",
+    help="The resolver's address in a capture (repeatable): only queries to it are replayed. "
+    "Default: queries from an address that itself receives queries are taken as the "
+    "resolver's own upstream queries and left out.",
+)
 @click.option("--prefetch", is_flag=True, help="Also replay with cache.prefetch on.")
 @click.option("--serve-stale", is_flag=True, help="Also replay with cache.serve_stale on.")
 @click.option(
@@ -439,6 +450,7 @@ def hitrate(
     cache_sizes: tuple[int, ...],
     max_ttl: int | None,
     min_ttl: int | None,
+    servers: tuple[str, ...],
     prefetch: bool,
     serve_stale: bool,
     plot_path: Path | None,
@@ -465,15 +477,25 @@ def hitrate(
             "needs the Python package matplotlib: pip install 'resolver[plot]'",
             param_hint="--plot",
         )
-    reading = Progress("reading", sum(path.stat().st_size for path in files))
+    for address in servers:
+        try:
+            ipaddress.ip_address(address)
+        except ValueError:
+            raise click.BadParameter(
+                f"{address!r} is not an IP address", param_hint="--server"
+            ) from None
+    reading = Progress("reading", sum(_size(path) for path in files))
     try:
-        trace = read_files(list(files), file_format, reading.update)
+        trace = read_files(list(files), file_format, reading.update, servers)
     except InputError as error:
         raise click.ClickException(str(error)) from None
     finally:
         reading.close()
     if not len(trace):
-        raise click.ClickException("no client query with its response in the input")
+        why = "; ".join(trace.notes.messages)
+        raise click.ClickException(
+            "no client query with its response in the input" + (f" ({why})" if why else "")
+        )
     sizes = sorted(set(cache_sizes)) or default_sizes(trace)
     capped = (cache.max_ttl, cache.min_ttl) != (defaults.max_ttl, defaults.min_ttl)
     passes = len(sizes) * (1 + int(capped) + int(prefetch) + int(serve_stale))
@@ -548,6 +570,14 @@ def list_nta(config_file: Path | None, control_socket: Path | None) -> None:
     """Print the negative trust anchors in force, one a line."""
     for name in _control(config_file, "nta_list")["names"]:
         click.echo(name)
+
+
+def _size(path: Path) -> int:
+    """A file's size for the progress bar; 0 if it cannot be had (reading it then says why)."""
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
 
 
 def main() -> None:

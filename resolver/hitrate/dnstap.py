@@ -107,11 +107,13 @@ def read_payload(payload: bytes, pairer: Pairer) -> None:
         if number == 14 and isinstance(value, bytes):
             message = value
     if message is None:
-        return  # not a MESSAGE (dnstap has no other type yet)
+        pairer.notes.other_dnstap += 1  # not a MESSAGE (dnstap has no other type yet)
+        return
     found: dict[int, int | bytes] = dict(fields(message))
     kind = found.get(1)
     if kind not in (CLIENT_QUERY, CLIENT_RESPONSE):
-        return  # the resolver's own traffic with authorities, or a tool's
+        pairer.notes.other_dnstap += 1  # RESOLVER_*, FORWARDER_*, AUTH_*, a tool's ...
+        return
     address, port = found.get(4), found.get(6)
     if not isinstance(address, bytes) or not isinstance(port, int):
         raise Malformed("a client message without the client's address and port")
@@ -124,7 +126,10 @@ def read_payload(payload: bytes, pairer: Pairer) -> None:
         pairer.message(asked, client, port, wire)
     else:
         wire = found.get(14)
+        # Some writers leave the response time out and keep the query's (or the reverse).
         answered = _time(found.get(12), found.get(13))
+        if answered is None:
+            answered = asked
         if not isinstance(wire, bytes) or answered is None:
             raise Malformed("CLIENT_RESPONSE without its message or time")
         pairer.message(answered, client, port, wire, asked_at=asked)

@@ -159,8 +159,8 @@ def compute(
     busiest = [Busy(name, count, count / queries) for name, count in trace.busiest(BUSIEST)]
     hourly_queries = collections.Counter(hour_of)
     hourly = []
-    for hour in range(len(limit.hourly_hits)):
-        asked = hourly_queries.get(hour, 0)
+    for hour in sorted(hourly_queries):  # hours without queries are left out: a capture
+        asked = hourly_queries[hour]  # with a stray timestamp does not list years of them
         rates: dict[str, float | None] = {
             str(size): (result.hourly_hits[hour] / asked if asked else None)
             for size, result in per_size.items()
@@ -217,5 +217,12 @@ def _notes(notes: Notes) -> dict[str, object]:
         "unanswered": notes.unanswered,
         "responses_without_query": notes.unasked,
         "tcp_segments_skipped": notes.tcp_gaps,
+        "ip_fragments_skipped": notes.fragments,
+        "iterative_rd0": notes.iterative,
+        "resolver_upstream_queries": notes.upstream,
+        "retransmitted_queries": notes.retransmitted,
+        "duplicate_responses": notes.duplicates,
+        "truncated_responses": notes.truncated,
+        "dnstap_other_messages": notes.other_dnstap,
         "messages": list(notes.messages),
     }

@@ -1,28 +1,31 @@
 """DNS on port 53 from pcap and pcapng captures (what `tcpdump -w` and Wireshark write).
 
-dpkt reads the file formats (both, with every timestamp resolution); the layers below are
-decoded here, because a capture of a busy resolver holds millions of packets and only a few
-header fields of each matter: the link layer (Ethernet with VLAN tags, Linux cooked SLL and
-SLL2 as `tcpdump -i any` writes, raw IP, BSD loopback), IPv4 or IPv6, then UDP or TCP with port
-53 at one end. TCP carries messages with a two-byte length before each (RFC 1035 section
-4.2.2); each direction of a connection is reassembled in sequence order, and a segment that
-arrives ahead of a missing one is skipped and counted, with the rest of that direction, since
-the message boundaries are lost with it.
+`pcapfile` reads the file formats (both, with every timestamp resolution and every interface of
+a pcapng file); the layers below are decoded here, because a capture of a busy resolver holds
+millions of packets and only a few header fields of each matter: the link layer (Ethernet with
+VLAN tags, Linux cooked SLL and SLL2 as `tcpdump -i any` writes, raw IP, BSD loopback), IPv4 or
+IPv6, then UDP or TCP with port 53 at one end. TCP carries messages with a two-byte length
+before each (RFC 1035 section 4.2.2); each direction of a connection is reassembled in sequence
+order (a retransmitted segment adds only its new bytes, so no message is read twice), and a
+segment that arrives ahead of a missing one is skipped and counted, with the rest of that
+direction, since the message boundaries are lost with it.
 
 Only queries with RD=1 (and their responses) are kept: a capture taken on the resolver's host
 also holds the resolver's own iterative questions to authorities (RD=0), which are not client
-traffic.
+traffic. Its questions to forwarders (RD=1) are told apart later, by address (`pairing`).
+IPv4 fragments and IPv6 Fragment headers are counted and skipped (DNS over fragmented UDP is
+not reassembled; the query whose response was fragmented counts as unanswered).
 """
 
 from __future__ import annotations
 
 import struct
 from collections import OrderedDict
-from collections.abc import Iterator
 from socket import AF_INET, AF_INET6, inet_ntop
 from typing import BinaryIO
 
 from resolver.hitrate.pairing import Pairer
+from resolver.hitrate.pcapfile import ContainerError, frames
 from resolver.hitrate.trace import Notes
 
 DNS_PORT = 53
@@ -36,6 +39,7 @@ _ETHERTYPE_IPV4, _ETHERTYPE_IPV6 = 0x0800, 0x86DD
 _VLAN_TAGS = (0x8100, 0x88A8, 0x9100)
 _UDP, _TCP = 17, 6
 _IPV6_EXTENSIONS = (0, 43, 60)  # hop-by-hop, routing, destination options
+_IPV6_FRAGMENT, _IPV6_AH = 44, 51
 _SYN, _FIN, _RST = 0x02, 0x01, 0x04
 
 #: TCP directions followed at once, at most (the oldest is forgotten), and the bytes kept for
@@ -92,8 +96,13 @@ class CaptureReader:
         self.pairer = pairer
         self.notes: Notes = pairer.notes
         self._flows: OrderedDict[tuple[str, int, str, int], _Flow] = OrderedDict()
+        self.unknown_links: set[int] = set()
 
     def frame(self, when: float, link: int, frame: bytes) -> None:
+        if link not in LINK_TYPES:
+            self.unknown_links.add(link)
+            self.notes.not_dns += 1
+            return
         packet = _ip_payload(link, frame)
         if not packet:
             self.notes.not_dns += 1
@@ -111,7 +120,7 @@ class CaptureReader:
             if header < 20 or total < header or len(packet) < header:
                 raise ValueError("bad IPv4 header")
             if int.from_bytes(packet[6:8], "big") & 0x3FFF:
-                self.notes.not_dns += 1  # a fragment: DNS over fragmented UDP is not decoded
+                self.notes.fragments += 1  # DNS over fragmented UDP is not reassembled
                 return
             protocol = packet[9]
             source = inet_ntop(AF_INET, packet[12:16])
@@ -125,9 +134,14 @@ class CaptureReader:
             destination = inet_ntop(AF_INET6, packet[24:40])
             end = 40 + int.from_bytes(packet[4:6], "big")
             position = 40
-            while protocol in _IPV6_EXTENSIONS:
+            while protocol in _IPV6_EXTENSIONS or protocol == _IPV6_AH:
+                length = packet[position + 1]
+                skip = (length + 2) * 4 if protocol == _IPV6_AH else (length + 1) * 8
                 protocol = packet[position]
-                position += (packet[position + 1] + 1) * 8
+                position += skip
+            if protocol == _IPV6_FRAGMENT:
+                self.notes.fragments += 1
+                return
             payload = packet[position:end]
         else:
             self.notes.not_dns += 1
@@ -155,12 +169,12 @@ class CaptureReader:
             self.notes.malformed += 1
             return
         if not wire[2] & 0x01:
-            self.notes.not_dns += 1  # RD=0: a resolver's iterative query, not a client's
+            self.notes.iterative += 1  # RD=0: a resolver's iterative query, not a client's
             return
         if wire[2] & 0x80:  # a response goes to the client
-            self.pairer.message(when, destination, dport, wire)
+            self.pairer.message(when, destination, dport, wire, server=source)
         else:
-            self.pairer.message(when, source, sport, wire)
+            self.pairer.message(when, source, sport, wire, server=destination)
 
     def _tcp(self, when: float, source: str, destination: str, segment: bytes) -> None:
         if len(segment) < 20:
@@ -221,63 +235,16 @@ class CaptureReader:
         flow.buffer = buffer[:MAX_BUFFER]
 
 
-class _Watched:
-    """A file that remembers a short read: dpkt stops quietly at a file cut in the middle of a
-    packet (or hands back the cut packet), and this is how the cut is noticed."""
-
-    def __init__(self, stream: BinaryIO) -> None:
-        self._stream = stream
-        self.short = False
-        self.name = getattr(stream, "name", "<capture>")
-
-    def read(self, size: int = -1) -> bytes:
-        data = self._stream.read(size)
-        if size > 0 and 0 < len(data) < size:
-            self.short = True
-        return data
-
-    def seek(self, offset: int, whence: int = 0) -> int:
-        return self._stream.seek(offset, whence)
-
-    def tell(self) -> int:
-        return self._stream.tell()
-
-
-def _frames(stream: BinaryIO, notes: Notes, name: str) -> Iterator[tuple[float, int, bytes]]:
-    """(time, link type, frame) for every whole packet of a pcap or pcapng file."""
-    import dpkt  # checked by `inputs.require`
-
-    watched = _Watched(stream)
-    try:
-        magic = stream.read(4)
-        stream.seek(0)
-        reader: dpkt.pcap.Reader | dpkt.pcapng.Reader
-        reader = dpkt.pcapng.Reader(watched) if magic == b"\n\r\r\n" else dpkt.pcap.Reader(watched)
-        link = reader.datalink()
-    except (ValueError, dpkt.Error, struct.error) as error:
-        raise CaptureError(f"{name}: not a capture dpkt can read ({error})") from None
-    if link not in LINK_TYPES:
-        raise CaptureError(
-            f"{name}: link type {link} is not decoded (Ethernet, Linux cooked, raw IP, loopback)"
-        )
-    iterator = iter(reader)
-    while True:
-        try:
-            when, frame = next(iterator)
-        except StopIteration:
-            break
-        except (ValueError, dpkt.Error, struct.error):
-            watched.short = True
-            break
-        if watched.short:
-            break  # the cut packet itself
-        yield float(when), link, bytes(frame)
-    if watched.short:
-        notes.messages.append(f"{name}: the file ends in the middle of a packet; read up to there")
-
-
 def read_capture(stream: BinaryIO, pairer: Pairer, name: str) -> None:
-    """Every DNS message of a capture, into `pairer`."""
+    """Every DNS message of a capture, into `pairer`; `CaptureError` if it is not a capture."""
     reader = CaptureReader(pairer)
-    for when, link, frame in _frames(stream, pairer.notes, name):
-        reader.frame(when, link, frame)
+    try:
+        for when, link, frame in frames(stream, pairer.notes, name):
+            reader.frame(when, link, frame)
+    except ContainerError as error:
+        raise CaptureError(str(error)) from None
+    for link in sorted(reader.unknown_links):
+        pairer.notes.messages.append(
+            f"{name}: packets of link type {link} are not decoded (Ethernet, Linux cooked, "
+            "raw IP and loopback are)"
+        )

@@ -127,6 +127,13 @@ def text(figures: Figures) -> str:
             ("unanswered", "unanswered queries (not replayed)"),
             ("responses_without_query", "responses without their query (replayed)"),
             ("tcp_segments_skipped", "TCP segments out of order (skipped)"),
+            ("ip_fragments_skipped", "IP fragments (skipped)"),
+            ("iterative_rd0", "RD=0 messages, the resolver's iterative queries (skipped)"),
+            ("resolver_upstream_queries", "the resolver's own upstream queries (skipped)"),
+            ("retransmitted_queries", "retransmitted or twice-captured queries (counted once)"),
+            ("duplicate_responses", "duplicate responses (counted once)"),
+            ("truncated_responses", "TC=1 responses (the TCP retry counts)"),
+            ("dnstap_other_messages", "dnstap messages other than client ones (skipped)"),
         )
         if notes[key]
     ]

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import collections
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import NamedTuple
 
 from resolver.hitrate.wire import NOERROR, NXDOMAIN, SERVFAIL
@@ -34,6 +34,7 @@ class Query(NamedTuple):
     rcode: int
     ttl: int | None
     latency: float | None = None
+    server: str | None = None  # the address the query went to, when the input says (captures)
 
 
 class Outcome:
@@ -62,15 +63,18 @@ class Notes:
     unanswered: int = 0  # queries whose response was never seen (not replayed)
     unasked: int = 0  # responses whose query was never seen (replayed at the response's time)
     tcp_gaps: int = 0  # TCP segments skipped: out of order or after a lost segment
+    fragments: int = 0  # IP fragments (DNS over fragmented UDP is not reassembled)
+    iterative: int = 0  # RD=0 messages: a resolver's iterative queries, not a client's
+    upstream: int = 0  # RD=1 queries the resolver itself sent (to a forwarder): not replayed
+    retransmitted: int = 0  # a query seen again (same client, port, ID, question) before its answer
+    duplicates: int = 0  # a response seen again (a packet captured twice, or sent twice)
+    truncated: int = 0  # TC=1 responses: the client asks again over TCP, and that one counts
+    other_dnstap: int = 0  # dnstap messages that are not CLIENT_QUERY/CLIENT_RESPONSE
     messages: list[str] = field(default_factory=list)  # e.g. a file cut short
 
     def add(self, other: Notes) -> None:
-        self.malformed += other.malformed
-        self.not_dns += other.not_dns
-        self.unanswered += other.unanswered
-        self.unasked += other.unasked
-        self.tcp_gaps += other.tcp_gaps
-        self.messages += other.messages
+        for item in fields(self):
+            setattr(self, item.name, getattr(self, item.name) + getattr(other, item.name))
 
 
 @dataclass

@@ -28,9 +28,10 @@ class Summary(NamedTuple):
     """A message reduced to what the replay needs.
 
     `ttl`: for a response, how long its answer may be cached as the resolver sent it: the
-    smallest TTL in the answer section; for a negative answer (NXDOMAIN, or NOERROR without
-    answers), min(SOA TTL, SOA MINIMUM) of the authority section's SOA (RFC 2308 section 5);
-    None if nothing says (no answer and no SOA, or a query).
+    smallest TTL in the answer section (a CNAME chain lives as long as its shortest link); for a
+    negative answer (NXDOMAIN, or NOERROR without answers), min(SOA TTL, SOA MINIMUM) of the
+    authority section's SOA (RFC 2308 section 5), and for a CNAME chain ending in one, the
+    smaller of the two; None if nothing says (no answer and no SOA, or a query).
     """
 
     id: int
@@ -40,6 +41,7 @@ class Summary(NamedTuple):
     qtype: int
     qclass: int
     ttl: int | None
+    truncated: bool = False  # TC=1: the client will ask again over TCP
 
 
 #: Question names already decoded, by their wire form: a trace asks the same names again and
@@ -129,11 +131,18 @@ def summarise(wire: bytes) -> Summary:
                 answer_ttl = ttl if answer_ttl is None else min(answer_ttl, ttl)
         elif rdtype == _SOA_TYPE and negative_ttl is None:
             negative_ttl = min(ttl, _soa_minimum(wire, rdata, position))
+    truncated = bool(flags & 0x0200)
+    if rcode in (NOERROR, NXDOMAIN) and answer_ttl is not None and negative_ttl is not None:
+        # A CNAME chain ending in NXDOMAIN or NODATA: the chain lives as long as its shortest
+        # part, the negative answer's lifetime included.
+        return Summary(
+            ident, True, rcode, name, qtype, qclass, min(answer_ttl, negative_ttl), truncated
+        )
     if ancount and rcode == NOERROR:
-        return Summary(ident, True, rcode, name, qtype, qclass, answer_ttl)
+        return Summary(ident, True, rcode, name, qtype, qclass, answer_ttl, truncated)
     if rcode in (NOERROR, NXDOMAIN):
-        return Summary(ident, True, rcode, name, qtype, qclass, negative_ttl)
-    return Summary(ident, True, rcode, name, qtype, qclass, None)
+        return Summary(ident, True, rcode, name, qtype, qclass, negative_ttl, truncated)
+    return Summary(ident, True, rcode, name, qtype, qclass, None, truncated)
 
 
 def _soa_minimum(wire: bytes, rdata: int, end: int) -> int:
