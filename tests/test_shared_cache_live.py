@@ -299,3 +299,107 @@ def test_with_workers_one_workers_resolution_is_answered_by_the_other_from_the_s
                 assert record_lines(reply)[0][2] == record_lines(first)[0][2]
         assert internet.total_queries() == upstream, "the second worker asked no authority"
         assert stats(config)["shared_hits"] == 1, "once in its cache, the second worker's own"
+
+
+# -- where the shared cache is: unix://, rediss://, a password, a database, cluster mode --------
+
+
+@pytest.mark.parametrize("kind", ["unix", "tls", "password-and-database"])
+def test_every_kind_of_url_reaches_redis(
+    hints: Path, internet: TestInternet, tmp_path: Path, kind: str
+) -> None:
+    """Written by one member through the configured URL, read by another with zero upstream
+    queries; the key is where the settings say (database 5, behind the password)."""
+    import tempfile
+
+    binary = ensure_command("redis-server", "redis-server")
+    with tempfile.TemporaryDirectory(prefix="rs-", dir="/tmp") as short:  # a short socket path
+        server = RedisServer(
+            binary,
+            Path(short),
+            unix_socket=kind == "unix",
+            tls=kind == "tls",
+            password="pass word/#1" if kind == "password-and-database" else None,
+        )
+        server.start()
+        try:
+            extra: dict[str, str] = {}
+            url = server.url
+            if kind == "unix":
+                url = server.unix_url
+            elif kind == "tls":
+                url = server.tls_url
+            database = 0
+            if kind == "password-and-database":
+                database = 5
+                extra = {"password": '"pass word/#1"', "database": "5"}
+            config = tmp_path / "url.toml"
+            config.write_text(
+                "\n".join(
+                    [
+                        "[shared_cache]",
+                        f'url = "{url}"',
+                        f'secret = "{SECRET}"',
+                        f'key_prefix = "{PREFIX}"',
+                        "lookup_timeout_ms = 500",
+                        "connect_timeout_ms = 2000",
+                        *(f"{k} = {v}" for k, v in extra.items()),
+                    ]
+                )
+                + "\n",
+                encoding="utf-8",
+            )
+            key = shared_key(
+                SECRET.encode(),
+                PREFIX.encode(),
+                dns.name.from_text("www.example.test."),
+                dns.rdatatype.A,
+                1,
+            )
+            with member(hints, config, tmp_path, "one") as (port, own):
+                assert ask(port, "www.example.test.").answer
+                deadline = time.monotonic() + 10
+                while (
+                    server.command("EXISTS", key, database=database) != b":1"
+                    and time.monotonic() < deadline
+                ):
+                    time.sleep(0.05)
+                assert server.command("EXISTS", key, database=database) == b":1"
+                assert stats(own)["shared_errors"] == 0
+            if database:
+                assert server.command("EXISTS", key) == b":0", "not in database 0"
+            upstream = internet.total_queries()
+            with member(hints, config, tmp_path, "two") as (port, own):
+                assert ask(port, "www.example.test.").answer[0][0].address == "192.0.2.1"
+                assert internet.total_queries() == upstream
+                assert stats(own)["shared_hits"] == 1
+        finally:
+            server.stop()
+
+
+def test_cluster_mode_hands_the_url_and_settings_to_coredis_cluster_client(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """No cluster is started: the client class and its arguments are what is checked."""
+    import coredis
+
+    from resolver.config import SharedCacheConfig
+    from resolver.server.sharedcache import SharedCacheClient
+
+    seen: dict[str, object] = {}
+
+    def from_url(cls: type, url: str, **options: object) -> object:
+        seen.update(kind=cls, url=url, **options)
+        return object()
+
+    monkeypatch.setattr(coredis.RedisCluster, "from_url", classmethod(from_url))
+    monkeypatch.setattr(coredis.Redis, "from_url", classmethod(from_url))
+    settings = SharedCacheConfig(
+        url="redis://127.0.0.1:7000", secret=SECRET, cluster=True, password="pw", database=3
+    )
+    SharedCacheClient(settings)
+    assert seen["kind"] is coredis.RedisCluster and seen["url"] == "redis://127.0.0.1:7000"
+    assert seen["password"] == "pw" and "db" not in seen, "a cluster has only database 0"
+    seen.clear()
+    SharedCacheClient(SharedCacheConfig(url="redis://127.0.0.1:7000", secret=SECRET, database=3))
+    assert seen["kind"] is coredis.Redis and seen["db"] == 3

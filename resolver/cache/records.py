@@ -261,10 +261,25 @@ class RecordCache:
     def remaining(self, expires: float) -> int:
         return max(0, int(expires - self._clock()))
 
-    def put_rrset(self, rrset: dns.rrset.RRset, rank: Rank, *, delegation: bool = False) -> bool:
+    def now(self) -> float:
+        """The cache's clock (what its absolute expiry times are measured against)."""
+        return self._clock()
+
+    def put_rrset(
+        self,
+        rrset: dns.rrset.RRset,
+        rank: Rank,
+        *,
+        delegation: bool = False,
+        expires: float | None = None,
+    ) -> bool:
         """Store an RRset unless a more trusted copy is still held; True if it was stored.
 
         An empty RRset says nothing (no message can carry one) and is not stored.
+        `expires`: data aged elsewhere (a dump, the shared cache) keeps the absolute expiry it
+        has: never lengthened by `cache.min_ttl` again (a TTL only ever decreases, however many
+        times data goes round between caches), only cut by the ceilings; in the past, it is
+        stored as stale (kept for serve-stale only, never answered as fresh).
         """
         if not rrset:
             return False
@@ -274,11 +289,17 @@ class RecordCache:
         held = self._entries.get(key, now)
         if held is not None and held[1] & _RANK_MASK > rank and held[0] > now:
             return False
-        ttl = self.clamp_ttl(rrset.ttl, delegation=delegation)
-        if ttl <= 0:
-            return False
+        if expires is None:
+            ttl = self.clamp_ttl(rrset.ttl, delegation=delegation)
+            if ttl <= 0:
+                return False
+            expires = now + ttl
+        else:
+            ceiling = self._config.max_delegation_ttl if delegation else self._config.max_ttl
+            expires = min(expires, now + ceiling)
+            ttl = max(1, int(expires - now))
         owner = None if text == lowered else rrset.name
-        stored = (now + ttl, ttl << _RANK_BITS | rank, owner, *_records(rrset))
+        stored = (expires, ttl << _RANK_BITS | rank, owner, *_records(rrset))
         self._entries.put(key, stored, now)
         if rrset.rdtype == dns.rdatatype.DNAME:
             self.holds_dnames = True
@@ -321,20 +342,32 @@ class RecordCache:
         return _RANKS[stored[1] & _RANK_MASK] if stored is not None and stored[0] > now else None
 
     def put_negative(
-        self, name: dns.name.Name, rdtype: int | None, rcode: dns.rcode.Rcode, soa: dns.rrset.RRset
+        self,
+        name: dns.name.Name,
+        rdtype: int | None,
+        rcode: dns.rcode.Rcode,
+        soa: dns.rrset.RRset,
+        *,
+        expires: float | None = None,
     ) -> bool:
-        """Cache NXDOMAIN (rdtype None) or NODATA for min(SOA TTL, SOA MINIMUM) (RFC 2308)."""
-        ttl = self.negative_ttl(soa)
-        if ttl <= 0:
-            return False
+        """Cache NXDOMAIN (rdtype None) or NODATA for min(SOA TTL, SOA MINIMUM) (RFC 2308);
+        `expires` as for `put_rrset` (aged elsewhere: kept, cut by the ceiling only)."""
         text, flag, lowered = self._spell(name)
         now = self._clock()
+        if expires is None:
+            ttl = self.negative_ttl(soa)
+            if ttl <= 0:
+                return False
+        else:
+            expires = min(expires, now + self._config.max_negative_ttl)
+            ttl = max(1, int(expires - now))
         if rdtype is None:
             key = lowered + _SUFFIX.pack(0, _NXDOMAIN | flag)
         else:
             key = lowered + _SUFFIX.pack(rdtype, _NODATA | flag)
         owner = None if text == lowered else name
-        self._entries.put(key, (now + ttl, ttl, rcode, owner, *self._shared_soa(soa)), now)
+        deadline = now + ttl if expires is None else expires
+        self._entries.put(key, (deadline, ttl, rcode, owner, *self._shared_soa(soa)), now)
         if rdtype is not None:
             self._entries.pop(lowered + _SUFFIX.pack(rdtype, _FAILURE | flag))
         return True
