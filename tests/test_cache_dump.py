@@ -22,7 +22,7 @@ from resolver.cache.dump import (
     restore,
     snapshot,
 )
-from resolver.cache.records import Rank, RecordCache
+from resolver.cache.records import CachedRRset, Rank, RecordCache
 from resolver.config import CacheConfig
 from resolver.core.reasons import ServfailReason
 
@@ -263,10 +263,8 @@ def test_comments_blank_lines_and_split_rrsets_are_fine() -> None:
 def test_a_restore_does_not_lengthen_ttls_again_with_min_ttl() -> None:
     """`cache.min_ttl` floors a TTL once, when the data is first cached: a record with 10 s
     left in a dump is restored with 10 s, not min_ttl, so restarts never make data younger."""
-    import dns.rrset
-
     from resolver.cache.dump import Restored, restore, snapshot
-    from resolver.cache.records import Rank, RecordCache
+    from resolver.cache.records import RecordCache
     from resolver.config import CacheConfig
 
     cache = RecordCache(CacheConfig(min_ttl=100), lambda: 1000.0)
@@ -277,7 +275,5 @@ def test_a_restore_does_not_lengthen_ttls_again_with_min_ttl() -> None:
     assert held is not None and held.ttl == 7
 
 
-def _entry(rrset: object, expires: float) -> object:
-    from resolver.cache.records import CachedRRset, Rank
-
-    return CachedRRset(rrset, expires, Rank.ANSWER)  # type: ignore[arg-type]
+def _entry(rrset: dns.rrset.RRset, expires: float) -> CachedRRset:
+    return CachedRRset(rrset, expires, Rank.ANSWER)

@@ -402,4 +402,4 @@ def test_cluster_mode_hands_the_url_and_settings_to_coredis_cluster_client(
     assert seen["password"] == "pw" and "db" not in seen, "a cluster has only database 0"
     seen.clear()
     SharedCacheClient(SharedCacheConfig(url="redis://127.0.0.1:7000", secret=SECRET, database=3))
-    assert seen["kind"] is coredis.Redis and seen["db"] == 3
+    assert seen["kind"] is not coredis.RedisCluster and seen["db"] == 3
