@@ -203,7 +203,12 @@ class LiveRun:
 
 
 def member_config(
-    workdir: Path, index: int, generation: int, redis: RedisServer | None, persist: bool
+    workdir: Path,
+    index: int,
+    generation: int,
+    redis: RedisServer | None,
+    persist: bool,
+    lookup_timeout_ms: int | None = None,
 ) -> Path:
     """Member `index`'s configuration: unbounded caches, a control socket, the shared cache or
     a persistent file as the run wants. A restarted member gets a new socket path (the old
@@ -214,6 +219,8 @@ def member_config(
         text += f'persist_file = "{workdir}/m{index}.cache"\n'
     if redis is not None:
         text += f'[shared_cache]\nurl = "{redis.url}"\nsecret = "{SECRET}"\n'
+        if lookup_timeout_ms is not None:
+            text += f"lookup_timeout_ms = {lookup_timeout_ms}\n"
     path = workdir / f"m{index}-{generation}.toml"
     path.write_text(text, encoding="utf-8")
     return path
@@ -230,9 +237,15 @@ class Fleet:
     """MEMBERS `resolver serve` processes, each startable and stoppable on its own."""
 
     def __init__(
-        self, workdir: Path, hints: Path, redis: RedisServer | None, persist: bool
+        self,
+        workdir: Path,
+        hints: Path,
+        redis: RedisServer | None,
+        persist: bool,
+        lookup_timeout_ms: int | None = None,
     ) -> None:
         self.workdir, self.hints, self.redis, self.persist = workdir, hints, redis, persist
+        self.lookup_timeout_ms = lookup_timeout_ms
         self.ports = [benchlib.free_port() for _ in range(MEMBERS)]
         self.configs: list[Path] = [Path()] * MEMBERS
         self._stacks = [contextlib.ExitStack() for _ in range(MEMBERS)]
@@ -241,7 +254,12 @@ class Fleet:
     def start(self, index: int) -> None:
         self._generation += 1
         config = member_config(
-            self.workdir, index, self._generation, self.redis, self.persist and index == 0
+            self.workdir,
+            index,
+            self._generation,
+            self.redis,
+            self.persist and index == 0,
+            self.lookup_timeout_ms,
         )
         self.configs[index] = config
         command = benchlib.ours_command(self.ports[index], self.hints, config=config)
@@ -353,7 +371,9 @@ def measure_latency(
         if exists and ttl >= 60
     ][:count]
     wires = [dns.message.make_query(name, "A").to_wire() for name in chosen]
-    fleet = Fleet(workdir, hints, redis, persist=False)
+    # A generous lookup timeout: on a loaded machine a slow GET must show in the figure, not
+    # turn into a miss that iterates (the fleet runs keep the default 50 ms).
+    fleet = Fleet(workdir, hints, redis, persist=False, lookup_timeout_ms=2000)
     try:
         fleet.start(0)
         fleet.start(1)
