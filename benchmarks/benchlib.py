@@ -611,7 +611,7 @@ class LoadResult:
 
 
 def udp_load(
-    port: int,
+    port: int | Sequence[int],
     wires: Iterable[bytes],
     *,
     in_flight: int = 1,
@@ -620,6 +620,9 @@ def udp_load(
     seconds: float | None = None,
 ) -> LoadResult:
     """Send the queries in `wires` to 127.0.0.1:port over UDP and count what comes back.
+
+    `port` may be several ports: query k then goes to `port[k % len(port)]`, round-robin, as a
+    load balancer in front of a fleet sends (`fleet.py`).
 
     Two ways of pacing, the two ways clients load a server:
     - closed loop (`times` None): at most `in_flight` unanswered at a time, the next sent as
@@ -644,7 +647,12 @@ def udp_load(
     stop_at = started + seconds if seconds is not None else math.inf
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 * 1024 * 1024)
-        sock.connect(("127.0.0.1", port))
+        ports = [port] if isinstance(port, int) else list(port)
+        targets = [("127.0.0.1", each) for each in ports] if len(ports) > 1 else None
+        if targets is None:
+            sock.connect(("127.0.0.1", ports[0]))
+        else:  # not connected: replies come from every member
+            sock.bind(("127.0.0.1", 0))
         sock.setblocking(False)
         while not exhausted or outstanding:
             now = time.perf_counter()
@@ -666,7 +674,11 @@ def udp_load(
                     break
                 query_id = free.popleft()
                 try:
-                    sock.send(query_id.to_bytes(2, "big") + wire[2:])
+                    packet = query_id.to_bytes(2, "big") + wire[2:]
+                    if targets is None:
+                        sock.send(packet)
+                    else:
+                        sock.sendto(packet, targets[result.sent % len(targets)])
                 except BlockingIOError:
                     free.appendleft(query_id)
                     break

@@ -444,19 +444,26 @@ def replay_live(
     replay = Replay("live", size, len(trace), 0, seconds=load.run_time)
     replay.servfails = load.rcodes.get("SERVFAIL", 0)
     replay.lost = len(trace) - load.answered
-    index_of = {dns.name.from_text(name): index for index, name in enumerate(universe.names)}
-    replay.misses = [0] * len(universe.names)
-    for server in internet.servers.values():
-        if any(str(zone.origin) == ZONE for zone in server.zones):
-            for received in server.queries:
-                index = index_of.get(received.qname)
-                if index is not None and received.qtype == dns.rdatatype.A:
-                    replay.misses[index] += 1
+    replay.misses = zone_misses(internet, universe)
     internet.reset_counters()
     replay.hits = len(trace) - sum(replay.misses)
     replay.sender_lag_p99 = benchlib.percentile(load.lags, 0.99)
     replay.sender_lag_max = load.lags[-1] if load.lags else None
     return replay
+
+
+def zone_misses(internet: TestInternet, universe: Universe) -> list[int]:
+    """Per name of `universe`: the A queries its zone's servers received since the counters
+    were reset (one per miss of the resolvers in front, barring retries)."""
+    index_of = {dns.name.from_text(name): index for index, name in enumerate(universe.names)}
+    misses = [0] * len(universe.names)
+    for server in internet.servers.values():
+        if any(str(zone.origin) == ZONE for zone in server.zones):
+            for received in server.queries:
+                index = index_of.get(received.qname)
+                if index is not None and received.qtype == dns.rdatatype.A:
+                    misses[index] += 1
+    return misses
 
 
 def live_config(

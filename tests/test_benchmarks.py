@@ -14,6 +14,7 @@ skipped: a benchmark that is never run is the one that rots.
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import re
@@ -192,6 +193,38 @@ def test_hitrate_speed_quick() -> None:
             rf"^\s+full Engine, first [\d,]+ queries\s+{NUMBER}\s+{NUMBER}\s+50,000",
         ],
     )
+
+
+def test_fleet_quick(tmp_path: Path) -> None:
+    """The live fleet: redis-server and three resolver processes (installed as the shared-cache
+    tests install redis-server). Beyond the report's shape, two facts that are not noise: a
+    name the shared cache holds costs the member answering it no upstream query, and the
+    shared cache never loses hits."""
+    from tests.daemon_support import ensure_command
+
+    ensure_command("redis-server", "redis-server")
+    plot, report = tmp_path / "fleet.png", tmp_path / "fleet.json"
+    run = run_benchmark("fleet.py", "--quick", "--plot", str(plot), "--json", str(report))
+    assert run.returncode == 0, run.explain()
+    percent = rf"{NUMBER}%"
+    assert_lines(
+        run,
+        [
+            r"^fleet \(--quick, live\)",
+            r"^live trace: [\d,]+ queries over .* 3 resolver processes round-robin",
+            rf"^separate caches, member 0 restarted cold +hit rate {percent}, upstream/query "
+            rf"{NUMBER}, restarted member's first minute {percent}",
+            rf"^shared cache, member 0 restarted cold +hit rate {percent}",
+            rf"^separate caches, member 0 restarted with its persistent file +hit rate {percent}",
+            rf"^latency, shared +\(\d+ names\): p50 {NUMBER} ms, p99 {NUMBER} ms",
+            rf"^latency, local +\(\d+ names\): p50 {NUMBER} ms, p99 {NUMBER} ms",
+        ],
+    )
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    data = json.loads(report.read_text(encoding="utf-8"))
+    assert data["shared_hit_upstream"] == 0
+    runs = data["runs"]
+    assert runs["shared"]["hit_rate"] > runs["separate"]["hit_rate"]
 
 
 def test_memory_quick(tools: None) -> None:

@@ -22,7 +22,7 @@ from resolver.cache.dump import (
     restore,
     snapshot,
 )
-from resolver.cache.records import Rank, RecordCache
+from resolver.cache.records import CachedRRset, Rank, RecordCache
 from resolver.config import CacheConfig
 from resolver.core.reasons import ServfailReason
 
@@ -258,3 +258,22 @@ def test_comments_blank_lines_and_split_rrsets_are_fine() -> None:
     assert dump.written_at == 100.0
     (entry,) = dump.entries
     assert entry.ttl == 200 and len(entry.rrset) == 2  # type: ignore[union-attr]
+
+
+def test_a_restore_does_not_lengthen_ttls_again_with_min_ttl() -> None:
+    """`cache.min_ttl` floors a TTL once, when the data is first cached: a record with 10 s
+    left in a dump is restored with 10 s, not min_ttl, so restarts never make data younger."""
+    from resolver.cache.dump import Restored, restore, snapshot
+    from resolver.cache.records import RecordCache
+    from resolver.config import CacheConfig
+
+    cache = RecordCache(CacheConfig(min_ttl=100), lambda: 1000.0)
+    rrset = dns.rrset.from_text("www.example.test.", 10, "IN", "A", "192.0.2.1")
+    dump = snapshot([(rrset.name, rrset.rdtype, _entry(rrset, 1010.0))], 1000.0)
+    restore(cache, dump.entries, 3.0, Restored())
+    held = cache.get_rrset(rrset.name, rrset.rdtype, min_rank=Rank.ANSWER)
+    assert held is not None and held.ttl == 7
+
+
+def _entry(rrset: dns.rrset.RRset, expires: float) -> CachedRRset:
+    return CachedRRset(rrset, expires, Rank.ANSWER)

@@ -4,10 +4,6 @@ queries, two daemons sharing one Redis, Redis stopped mid-run, poisoned values, 
 
 from __future__ import annotations
 
-import os
-import signal
-import socket
-import subprocess
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -22,6 +18,7 @@ import pytest
 
 from resolver.cache.shared import shared_key
 from resolver.testing import TestInternet
+from resolver.testing.redis_server import RedisServer
 from tests.daemon_support import ensure_command, free_port, run_resolver, running_daemon
 
 SECRET = "fleet-secret-for-tests-0123456789"
@@ -112,82 +109,12 @@ def test_a_huge_file_is_read_no_further_than_max_entries(tmp_path: Path) -> None
 # -- the shared cache --------------------------------------------------------------------------
 
 
-class Redis:
-    """A redis-server of the test's own on a loopback port, without persistence."""
-
-    def __init__(self, tmp_path: Path) -> None:
-        self.binary = ensure_command("redis-server", "redis-server")
-        self.port = free_port()
-        self.directory = tmp_path
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        self.process = subprocess.Popen(
-            [
-                self.binary,
-                "--port",
-                str(self.port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--dir",
-                str(self.directory),
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            try:
-                if self.command("PING") == b"+PONG":
-                    return
-            except OSError:
-                time.sleep(0.05)
-        raise RuntimeError("redis-server did not start")
-
-    def freeze(self) -> None:
-        """SIGSTOP: connections stay open and nothing answers (a Redis stuck or swapping)."""
-        assert self.process is not None
-        os.kill(self.process.pid, signal.SIGSTOP)
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            os.kill(self.process.pid, signal.SIGCONT)
-            os.kill(self.process.pid, signal.SIGTERM)
-            self.process.wait(timeout=20)
-        self.process = None
-
-    def command(self, *args: bytes | str) -> bytes:
-        """One RESP command, and the first line of the reply (or a bulk string's bytes)."""
-        parts = [arg if isinstance(arg, bytes) else arg.encode() for arg in args]
-        wire = b"*%d\r\n" % len(parts) + b"".join(b"$%d\r\n%s\r\n" % (len(p), p) for p in parts)
-        with socket.create_connection(("127.0.0.1", self.port), timeout=5) as sock:
-            sock.sendall(wire)
-            data = b""
-            while b"\r\n" not in data:
-                chunk = sock.recv(65536)
-                if not chunk:
-                    break
-                data += chunk
-            line, _, rest = data.partition(b"\r\n")
-            if not line.startswith(b"$") or line == b"$-1":
-                return line
-            length = int(line[1:])
-            while len(rest) < length + 2:
-                rest += sock.recv(65536)
-            return rest[:length]
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}"
+Redis = RedisServer
 
 
 @pytest.fixture
 def redis(tmp_path: Path) -> Iterator[Redis]:
-    server = Redis(tmp_path)
+    server = Redis(ensure_command("redis-server", "redis-server"), tmp_path)
     server.start()
     try:
         yield server
@@ -335,3 +262,144 @@ def test_redis_stopped_mid_run_costs_clients_nothing_but_a_bounded_wait(
         assert counters["shared_errors"] >= 3 and counters["shared_skipped"] >= 1
         print(f"answer times with Redis {how}: {[round(t * 1000, 1) for t in times]} ms")
         assert max(times) < 3.0, "answered well within the client's timeout"
+
+
+def test_with_workers_one_workers_resolution_is_answered_by_the_other_from_the_shared_cache(
+    hints: Path, internet: TestInternet, tmp_path: Path, redis: Redis
+) -> None:
+    """`--workers 2`: SO_REUSEPORT gives each client socket (4-tuple) to one worker. The name is
+    resolved once, through one socket; then fresh sockets (new source ports) ask until the
+    workers' counters show a shared-cache hit, i.e. the other worker answered: from Redis, with
+    not one upstream query for any of those asks."""
+    port = free_port()
+    config = shared_config(tmp_path, redis, "workers.toml")
+    config.write_text(
+        f'control_socket = "{tmp_path}/workers.sock"\n' + config.read_text(encoding="utf-8"),
+        encoding="utf-8",
+    )
+    name = "www.example.test."
+    with running_daemon(
+        hints, [f"127.0.0.1:{port}"], ["--workers", "2", "--config", str(config)]
+    ) as daemon:
+        assert "(2 workers)" in daemon.banner
+        first = ask(port, name)
+        key = shared_key(
+            SECRET.encode(), PREFIX.encode(), dns.name.from_text(name), dns.rdatatype.A, 1
+        )
+        deadline = time.monotonic() + 10
+        while redis.command("EXISTS", key) != b":1" and time.monotonic() < deadline:
+            time.sleep(0.05)
+        upstream = internet.total_queries()
+        asked = 0
+        while stats(config)["shared_hits"] == 0:
+            asked += 1
+            assert asked <= 200, "no ask ever reached the second worker"
+            for _ in range(10):  # each from a socket of its own: a new source port
+                reply = ask(port, name)
+                assert record_lines(reply)[0][2] == record_lines(first)[0][2]
+        assert internet.total_queries() == upstream, "the second worker asked no authority"
+        assert stats(config)["shared_hits"] == 1, "once in its cache, the second worker's own"
+
+
+# -- where the shared cache is: unix://, rediss://, a password, a database, cluster mode --------
+
+
+@pytest.mark.parametrize("kind", ["unix", "tls", "password-and-database"])
+def test_every_kind_of_url_reaches_redis(
+    hints: Path, internet: TestInternet, tmp_path: Path, kind: str
+) -> None:
+    """Written by one member through the configured URL, read by another with zero upstream
+    queries; the key is where the settings say (database 5, behind the password)."""
+    import tempfile
+
+    binary = ensure_command("redis-server", "redis-server")
+    with tempfile.TemporaryDirectory(prefix="rs-", dir="/tmp") as short:  # a short socket path
+        server = RedisServer(
+            binary,
+            Path(short),
+            unix_socket=kind == "unix",
+            tls=kind == "tls",
+            password="pass word/#1" if kind == "password-and-database" else None,
+        )
+        server.start()
+        try:
+            extra: dict[str, str] = {}
+            url = server.url
+            if kind == "unix":
+                url = server.unix_url
+            elif kind == "tls":
+                url = server.tls_url
+            database = 0
+            if kind == "password-and-database":
+                database = 5
+                extra = {"password": '"pass word/#1"', "database": "5"}
+            config = tmp_path / "url.toml"
+            config.write_text(
+                "\n".join(
+                    [
+                        "[shared_cache]",
+                        f'url = "{url}"',
+                        f'secret = "{SECRET}"',
+                        f'key_prefix = "{PREFIX}"',
+                        "lookup_timeout_ms = 500",
+                        "connect_timeout_ms = 2000",
+                        *(f"{k} = {v}" for k, v in extra.items()),
+                    ]
+                )
+                + "\n",
+                encoding="utf-8",
+            )
+            key = shared_key(
+                SECRET.encode(),
+                PREFIX.encode(),
+                dns.name.from_text("www.example.test."),
+                dns.rdatatype.A,
+                1,
+            )
+            with member(hints, config, tmp_path, "one") as (port, own):
+                assert ask(port, "www.example.test.").answer
+                deadline = time.monotonic() + 10
+                while (
+                    server.command("EXISTS", key, database=database) != b":1"
+                    and time.monotonic() < deadline
+                ):
+                    time.sleep(0.05)
+                assert server.command("EXISTS", key, database=database) == b":1"
+                assert stats(own)["shared_errors"] == 0
+            if database:
+                assert server.command("EXISTS", key) == b":0", "not in database 0"
+            upstream = internet.total_queries()
+            with member(hints, config, tmp_path, "two") as (port, own):
+                assert ask(port, "www.example.test.").answer[0][0].address == "192.0.2.1"
+                assert internet.total_queries() == upstream
+                assert stats(own)["shared_hits"] == 1
+        finally:
+            server.stop()
+
+
+def test_cluster_mode_hands_the_url_and_settings_to_coredis_cluster_client(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """No cluster is started: the client class and its arguments are what is checked."""
+    import coredis
+
+    from resolver.config import SharedCacheConfig
+    from resolver.server.sharedcache import SharedCacheClient
+
+    seen: dict[str, object] = {}
+
+    def from_url(cls: type, url: str, **options: object) -> object:
+        seen.update(kind=cls, url=url, **options)
+        return object()
+
+    monkeypatch.setattr(coredis.RedisCluster, "from_url", classmethod(from_url))
+    monkeypatch.setattr(coredis.Redis, "from_url", classmethod(from_url))
+    settings = SharedCacheConfig(
+        url="redis://127.0.0.1:7000", secret=SECRET, cluster=True, password="pw", database=3
+    )
+    SharedCacheClient(settings)
+    assert seen["kind"] is coredis.RedisCluster and seen["url"] == "redis://127.0.0.1:7000"
+    assert seen["password"] == "pw" and "db" not in seen, "a cluster has only database 0"
+    seen.clear()
+    SharedCacheClient(SharedCacheConfig(url="redis://127.0.0.1:7000", secret=SECRET, database=3))
+    assert seen["kind"] is not coredis.RedisCluster and seen["db"] == 3

@@ -274,3 +274,62 @@ def test_a_lookup_that_never_comes_back_times_out_on_the_engine_clock(
     assert engine.stats.shared_errors == 1
     late = engine.shared_reply(outputs[0].handle, positive())  # type: ignore[union-attr]
     assert late == [] and engine.stats.shared_hits == 0, "a late value is ignored"
+
+
+def fleet_world(
+    internet: TestInternet, store: dict[bytes, bytes], clock: FakeClock, **cache: object
+) -> ScriptedWorld:
+    from resolver.config import CacheConfig
+
+    config = loopback_config(
+        cache=CacheConfig(**cache),  # type: ignore[arg-type]
+        shared_cache=SharedCacheConfig(url="redis://127.0.0.1:1", secret=SECRET),
+    )
+    return ScriptedWorld(internet, config, clock=clock, shared=store)
+
+
+def test_a_ttl_only_decreases_on_a_round_trip_between_members(internet: TestInternet) -> None:
+    """A stores www.other.test. (120 s); B reads it at +40 s and re-stores it inside another
+    answer (chain.example.test. CNAME www.other.test.); a fresh A reads that at +60 s. With
+    `cache.min_ttl = 100`, B's cache used to floor the 80 s it read to 100 s and so made the
+    record outlive its authority's TTL; the value's own expiry is now kept."""
+    store: dict[bytes, bytes] = {}
+    clock = FakeClock()
+    one = fleet_world(internet, store, clock, min_ttl=100)
+    assert texts(one.resolve("www.other.test.").answer) == ["www.other.test. 120 IN A 198.51.100.1"]
+    clock.advance(40)
+    two = fleet_world(internet, store, clock, min_ttl=100)
+    assert texts(two.resolve("www.other.test.").answer) == ["www.other.test. 80 IN A 198.51.100.1"]
+    chained = two.resolve("chain.example.test.")
+    assert two.last_queries > 0 and texts(chained.answer)[1] == (
+        "www.other.test. 80 IN A 198.51.100.1"
+    )
+    clock.advance(20)
+    again = fleet_world(internet, store, clock, min_ttl=100)
+    answer = again.resolve("chain.example.test.")
+    assert again.last_queries == 0
+    assert texts(answer.answer)[1] == "www.other.test. 60 IN A 198.51.100.1", "120 - 60 s, no more"
+
+
+def test_a_shared_value_in_the_serve_stale_window_is_served_stale_like_a_local_record(
+    internet: TestInternet,
+) -> None:
+    """serve-stale on: a value past its expiry but inside `cache.max_stale` goes into the cache
+    as stale data; with the authorities failing, it answers (RFC 8767: the stale TTL) instead
+    of SERVFAIL, exactly as the record would had it expired in this member's own cache."""
+    from resolver.testing.faults import Fault
+
+    store: dict[bytes, bytes] = {}
+    clock = FakeClock()
+    one = fleet_world(internet, store, clock, serve_stale=True)
+    one.resolve("www.example.test.")
+    clock.advance(400)  # 100 s past the A record's 300 s
+    for name in ("ns1.example.test.", "ns2.example.test."):
+        internet.servers[name].fault = Fault.SERVFAIL
+    two = fleet_world(internet, store, clock, serve_stale=True)
+    answer = two.resolve("www.example.test.")
+    assert answer.rcode == dns.rcode.NOERROR and answer.stale
+    assert texts(answer.answer) == ["www.example.test. 30 IN A 192.0.2.1"]
+    assert two.engine.stats.shared_hits == 0 and two.engine.stats.shared_misses == 1
+    three = fleet_world(internet, store, clock, serve_stale=False)  # the value is no use
+    assert three.resolve("www.example.test.").rcode == dns.rcode.SERVFAIL

@@ -255,18 +255,26 @@ def restore(
     rules apply as they would to fresh data (a held answer is not replaced by dumped glue).
     """
     elapsed = max(0.0, elapsed)  # a clock that went backwards must not lengthen TTLs
+    now = cache.now()
     for entry in entries:
         ttl = int(entry.ttl - elapsed)
         if ttl <= 0:
             into.expired += 1
             continue
+        # An absolute expiry: `cache.min_ttl` floored these TTLs when they were first cached,
+        # and must not lengthen them again at every restart.
         if isinstance(entry, DumpedRRset):
             stored = cache.put_rrset(
-                with_ttl(entry.rrset, ttl), entry.rank, delegation=entry.rank <= Rank.REFERRAL
+                with_ttl(entry.rrset, ttl),
+                entry.rank,
+                delegation=entry.rank <= Rank.REFERRAL,
+                expires=now + ttl,
             )
         else:
             rcode = dns.rcode.NXDOMAIN if entry.rdtype is None else dns.rcode.NOERROR
-            stored = cache.put_negative(entry.name, entry.rdtype, rcode, with_ttl(entry.soa, ttl))
+            stored = cache.put_negative(
+                entry.name, entry.rdtype, rcode, with_ttl(entry.soa, ttl), expires=now + ttl
+            )
         if stored:
             into.loaded += 1
         else:

@@ -289,6 +289,10 @@ class RecordCache:
     def remaining(self, expires: float) -> int:
         return max(0, int(expires - self._clock()))
 
+    def now(self) -> float:
+        """The cache's clock (what its absolute expiry times are measured against)."""
+        return self._clock()
+
     def put_rrset(
         self,
         rrset: dns.rrset.RRset,
@@ -297,6 +301,7 @@ class RecordCache:
         delegation: bool = False,
         signatures: dns.rrset.RRset | None = None,
         security: Security = Security.INDETERMINATE,
+        expires: float | None = None,
     ) -> bool:
         """Store an RRset unless a more trusted copy is still held; True if it was stored.
 
@@ -304,6 +309,10 @@ class RecordCache:
         RRSIG RRset on its own: signatures live with the RRset they cover (`signatures`), so
         that one covering some other type can never be handed out as the answer to an RRSIG
         question (those are always asked upstream).
+        `expires`: data aged elsewhere (a dump, the shared cache) keeps the absolute expiry it
+        has: never lengthened by `cache.min_ttl` again (a TTL only ever decreases, however many
+        times data goes round between caches), only cut by the ceilings; in the past, it is
+        stored as stale (kept for serve-stale only, never answered as fresh).
         """
         if not rrset or rrset.rdtype == dns.rdatatype.RRSIG:
             return False
@@ -313,13 +322,19 @@ class RecordCache:
         held = self._entries.get(key, now)
         if held is not None and held[1] & _RANK_MASK > rank and held[0] > now:
             return False
-        ttl = self.clamp_ttl(rrset.ttl, delegation=delegation)
-        if ttl <= 0:
-            return False
+        if expires is None:
+            ttl = self.clamp_ttl(rrset.ttl, delegation=delegation)
+            if ttl <= 0:
+                return False
+            expires = now + ttl
+        else:
+            ceiling = self._config.max_delegation_ttl if delegation else self._config.max_ttl
+            expires = min(expires, now + ceiling)
+            ttl = max(1, int(expires - now))
         owner = None if text == lowered else rrset.name
         sigs = signatures.items.copy() if signatures else None
         packed = ttl << _TTL_SHIFT | security << _RANK_BITS | rank
-        stored = (now + ttl, packed, owner, sigs, *_records(rrset))
+        stored = (expires, packed, owner, sigs, *_records(rrset))
         self._entries.put(key, stored, now)
         if rrset.rdtype == dns.rdatatype.DNAME:
             self.holds_dnames = True
@@ -434,22 +449,29 @@ class RecordCache:
         *,
         proof: tuple[dns.rrset.RRset, ...] = (),
         security: Security = Security.INDETERMINATE,
+        expires: float | None = None,
     ) -> bool:
         """Cache NXDOMAIN (rdtype None) or NODATA for min(SOA TTL, SOA MINIMUM) (RFC 2308),
-        with the NSEC/NSEC3 records and RRSIGs that prove it (`CachedNegative.proof`)."""
-        ttl = self.negative_ttl(soa)
-        if ttl <= 0:
-            return False
+        with the NSEC/NSEC3 records and RRSIGs that prove it (`CachedNegative.proof`);
+        `expires` as for `put_rrset` (aged elsewhere: kept, cut by the ceiling only)."""
         text, flag, lowered = self._spell(name)
         now = self._clock()
+        if expires is None:
+            ttl = self.negative_ttl(soa)
+            if ttl <= 0:
+                return False
+        else:
+            expires = min(expires, now + self._config.max_negative_ttl)
+            ttl = max(1, int(expires - now))
         if rdtype is None:
             key = lowered + _SUFFIX.pack(0, _NXDOMAIN | flag)
         else:
             key = lowered + _SUFFIX.pack(rdtype, _NODATA | flag)
         owner = None if text == lowered else name
+        deadline = now + ttl if expires is None else expires
         packed = ttl << _SECURITY_BITS | security
         held_proof = tuple(rrset.copy() for rrset in proof) or None
-        stored = (now + ttl, packed, rcode, owner, held_proof, *self._shared_soa(soa))
+        stored = (deadline, packed, rcode, owner, held_proof, *self._shared_soa(soa))
         self._entries.put(key, stored, now)
         if rdtype is not None:
             self._entries.pop(lowered + _SUFFIX.pack(rdtype, _FAILURE | flag))

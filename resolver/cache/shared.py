@@ -67,6 +67,13 @@ class SharedAnswer:
     soa: dns.rrset.RRset | None
     #: The name the chain ends at: the one an NXDOMAIN or NODATA is about.
     last: dns.name.Name
+    #: Absolute expiry times (the cache's clock) of each chain RRset and of the SOA: a cache
+    #: stores these as they are, so a TTL never grows on a round trip between members.
+    expiries: tuple[float, ...] = ()
+    soa_expires: float = 0.0
+    #: Past its expiry but within the serve-stale window the reader allowed: stale data, for
+    #: RFC 8767's rules only (`decode`'s `stale_window`).
+    stale: bool = False
 
 
 def shared_key(
@@ -114,9 +121,17 @@ def encode(
 
 
 def decode(
-    value: bytes, qname: dns.name.Name, qtype: int, now: float, max_chain: int
+    value: bytes,
+    qname: dns.name.Name,
+    qtype: int,
+    now: float,
+    max_chain: int,
+    stale_window: float = 0.0,
 ) -> SharedAnswer | Rejected:
-    """The aged answer `value` holds for (qname, qtype, IN), or why it cannot be used."""
+    """The aged answer `value` holds for (qname, qtype, IN), or why it cannot be used.
+
+    A value expired less than `stale_window` seconds ago (serve-stale on) is returned marked
+    `stale`, with its records' TTLs 0: what a local cache holds of an expired record."""
     if len(value) < _HEADER.size or len(value) > MAX_VALUE:
         return Rejected.MALFORMED
     magic, version, stored_at, expires = _HEADER.unpack_from(value)
@@ -144,7 +159,7 @@ def decode(
         return Rejected.MISMATCH
     remaining = expires - now
     elapsed = max(0.0, now - stored_at)
-    if remaining < 1:
+    if remaining < 1 and (stale_window <= 0 or now - expires > stale_window):
         return Rejected.EXPIRED
     checked = _chain(message.answer, qname, qtype, max_chain)
     if checked is None:
@@ -161,13 +176,22 @@ def decode(
     if rcode == dns.rcode.NXDOMAIN and complete:
         return Rejected.MISMATCH  # records for a name said not to exist
     aged: list[dns.rrset.RRset] = []
+    expiries: list[float] = []
+    stale = False
     for rrset in (*chain, *([soa] if soa is not None else [])):
+        ends = min(stored_at + rrset.ttl, expires)
         ttl = min(int(rrset.ttl - elapsed), int(remaining))
         if ttl <= 0:
-            return Rejected.EXPIRED
+            if stale_window <= 0 or now - ends > stale_window:
+                return Rejected.EXPIRED
+            stale, ttl = True, 0
         aged.append(with_ttl(rrset, ttl))
+        expiries.append(min(ends, now + ttl) if ttl > 0 else ends)
     aged_soa = aged.pop() if soa is not None else None
-    return SharedAnswer(dns.rcode.Rcode(rcode), tuple(aged), aged_soa, last)
+    soa_expires = expiries.pop() if soa is not None else 0.0
+    return SharedAnswer(
+        dns.rcode.Rcode(rcode), tuple(aged), aged_soa, last, tuple(expiries), soa_expires, stale
+    )
 
 
 def _chain(

@@ -86,7 +86,7 @@ class SharedCache:
     def use(self, value: bytes, qname: dns.name.Name, qtype: int, now: float) -> bool:
         """Put what `value` says about (qname, qtype) into the record cache; False if it is
         not usable (counted: dropped if malformed or mismatched, a miss if merely expired)."""
-        checked = decode(value, qname, qtype, now, self._max_chain)
+        checked = decode(value, qname, qtype, now, self._max_chain, self._stale_window)
         if checked is Rejected.EXPIRED:
             self._stats.shared_misses += 1
             return False
@@ -95,12 +95,20 @@ class SharedCache:
             log.debug("dropped a shared-cache value for %s: %s", qname, checked.value)
             return False
         # NONAUTH_ANSWER: below what an authority says itself, so it never replaces that (a
-        # copy the cache holds at a higher rank stays, and answers instead).
-        for rrset in checked.chain:
-            self._cache.put_rrset(rrset, Rank.NONAUTH_ANSWER)
+        # copy the cache holds at a higher rank stays, and answers instead). Stored with the
+        # value's own expiry times (`now` is the cache's clock): never longer than the fleet
+        # had them, and stale data (serve-stale on) goes in as stale, which the engine then
+        # serves by RFC 8767's rules exactly as it would a record that expired here.
+        for rrset, expires in zip(checked.chain, checked.expiries, strict=True):
+            self._cache.put_rrset(rrset, Rank.NONAUTH_ANSWER, expires=expires)
         if checked.soa is not None:
             rdtype = None if checked.rcode == dns.rcode.NXDOMAIN else qtype
-            self._cache.put_negative(checked.last, rdtype, checked.rcode, checked.soa)
+            self._cache.put_negative(
+                checked.last, rdtype, checked.rcode, checked.soa, expires=checked.soa_expires
+            )
+        if checked.stale:
+            self._stats.shared_misses += 1  # nothing fresh: the resolution goes on
+            return False
         self._stats.shared_hits += 1
         return True
 
