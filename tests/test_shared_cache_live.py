@@ -106,6 +106,41 @@ def test_a_huge_file_is_read_no_further_than_max_entries(tmp_path: Path) -> None
     assert restored is not None and restored.loaded == 100 and len(cache) == 100
 
 
+@pytest.mark.parametrize("how", ["symlink", "group-writable", "world-writable", "directory"])
+def test_a_cache_file_others_could_have_written_is_ignored(
+    tmp_path: Path, how: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The file is believed like the authorities' own data: a link to elsewhere, a file that
+    another user may change, or no file at all is one log line and a cold start."""
+    from resolver.cache.records import RecordCache
+    from resolver.config import CacheConfig
+    from resolver.server import persist
+
+    genuine = tmp_path / "genuine.txt"
+    genuine.write_text("$VERSION 1\n$TIME 1000\nanswer a.test. 300 IN A 192.0.2.1\n")
+    genuine.chmod(0o600)
+    path = tmp_path / "cache.txt"
+    if how == "symlink":
+        path.symlink_to(genuine)
+    elif how == "directory":
+        path.mkdir()
+    else:
+        path.write_bytes(genuine.read_bytes())
+        path.chmod(0o620 if how == "group-writable" else 0o602)
+    cache = RecordCache(CacheConfig(), lambda: 1010.0)
+    with caplog.at_level("WARNING"):
+        assert persist.load(path, cache, 1010.0, 100) is None
+    assert len(cache) == 0
+    reason = {
+        "symlink": "a symbolic link",
+        "group-writable": "writable by group or others",
+        "world-writable": "writable by group or others",
+        "directory": "not a regular file",
+    }[how]
+    assert [r.getMessage() for r in caplog.records if reason in r.getMessage()], caplog.text
+    assert persist.load(genuine, cache, 1010.0, 100) is not None and len(cache) == 1
+
+
 # -- the shared cache --------------------------------------------------------------------------
 
 
@@ -199,12 +234,13 @@ def test_a_poisoned_value_is_dropped_and_counted(
     hints: Path, internet: TestInternet, tmp_path: Path, redis: Redis
 ) -> None:
     config = shared_config(tmp_path, redis, "fleet.toml")
-    names = ["www.example.test.", "www.other.test.", "alias.example.test."]
+    names = ["www.example.test.", "www.other.test.", "alias.example.test.", "mail.example.test."]
     planted = [
         b"garbage",
         # a well-formed value for another name
         None,
         b"RSC\x01" + b"\x00" * 10,  # truncated
+        b"RSC\x01" + b"\x00" * 4_000_000,  # far larger than any value: read cut, then dropped
     ]
     with member(hints, config, tmp_path, "one") as (port, own):
         ask(port, "evil.example.test.")  # warm the delegations; NXDOMAIN
@@ -235,7 +271,7 @@ def test_a_poisoned_value_is_dropped_and_counted(
             assert reply.rcode() == dns.rcode.NOERROR
             assert all(str(rrset.name) in (name, "www.example.test.") for rrset in reply.answer)
         assert record_lines(ask(port, "www.other.test."))[0][2] == "198.51.100.1"
-        assert stats(own)["shared_dropped"] == 3
+        assert stats(own)["shared_dropped"] == 4
 
 
 @pytest.mark.parametrize("how", ["stopped", "frozen"])

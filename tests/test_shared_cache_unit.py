@@ -333,3 +333,26 @@ def test_a_shared_value_in_the_serve_stale_window_is_served_stale_like_a_local_r
     assert two.engine.stats.shared_hits == 0 and two.engine.stats.shared_misses == 1
     three = fleet_world(internet, store, clock, serve_stale=False)  # the value is no use
     assert three.resolve("www.example.test.").rcode == dns.rcode.SERVFAIL
+
+
+async def test_the_client_reads_no_more_than_the_largest_value() -> None:
+    """`GETRANGE 0 MAX_VALUE`, never `GET`: a value planted far larger than any the resolver
+    writes is read one byte too long (then dropped as malformed), not into memory whole."""
+    from resolver.cache.shared import MAX_VALUE
+    from resolver.server.sharedcache import SharedCacheClient
+
+    store = {b"big": b"x" * (MAX_VALUE * 8), b"small": b"value"}
+    calls: list[tuple[bytes, int, int]] = []
+
+    class FakeRedis:
+        async def getrange(self, key: bytes, start: int, end: int) -> bytes:
+            calls.append((key, start, end))
+            return store.get(key, b"")[start : end + 1]
+
+    client = SharedCacheClient.__new__(SharedCacheClient)
+    client._client = FakeRedis()  # the one method used here
+    big = await client.get(b"big")
+    assert big is not None and len(big) == MAX_VALUE + 1
+    assert await client.get(b"small") == b"value"
+    assert await client.get(b"absent") is None
+    assert calls == [(b"big", 0, MAX_VALUE), (b"small", 0, MAX_VALUE), (b"absent", 0, MAX_VALUE)]

@@ -85,13 +85,15 @@ async def serve(
         if config.query_log is not None:
             query_log = resources.enter_context(contextlib.closing(QueryLog(config.query_log)))
         service = ResolverService(config, hints, clock=clock, query_log=query_log)
-        persist_file = config.cache.persist_file
-        if persist_file is not None:
-            persist.load(persist_file, service.cache, clock(), config.cache.max_entries)
         operations = Operations(config, service)
         operations.open(resources)  # control socket and metrics port, bound before --user too
         if config.user is not None:
             drop_privileges(config.user)
+        # Read as the user that will write it at the stop: `persist.load` believes only a
+        # file of its own user's (or root's).
+        persist_file = config.cache.persist_file
+        if persist_file is not None:
+            persist.load(persist_file, service.cache, clock(), config.cache.max_entries)
         stopping = (signal.SIGINT, signal.SIGTERM)
         with trio.open_signal_receiver(*stopping, signal.SIGHUP) as signals:
             async with trio.open_nursery() as nursery:

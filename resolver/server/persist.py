@@ -6,7 +6,10 @@ rename), so a crash while writing leaves the previous file. At start it is read 
 reduced by the wall-clock time it spent on disk; expired entries are dropped. Anything wrong
 with it (missing, unreadable, corrupt, truncated, another format version) is one log line and a
 cold start: a cache is an optimisation, never a reason not to start. Reading stops at
-`cache.max_entries` entries, so a huge file costs no more memory than a full cache.
+`cache.max_entries` entries, so a huge file costs no more memory than a full cache. Only a
+regular file of the resolver's own user (or root's) that no group or other user may write is
+read (`_open_own`), never through a symbolic link: what it holds is believed like data learnt
+from the authorities.
 
 Only records are kept: the packet cache is rendered from them on the first question for each
 name (a hit on cached records, no upstream query), and so is rebuilt as clients ask.
@@ -19,7 +22,10 @@ ever write one file. Changing N leaves the extra files unread (those workers sta
 from __future__ import annotations
 
 import dataclasses
+import errno
 import logging
+import os
+import stat
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TextIO
@@ -55,10 +61,35 @@ def _lines(file: TextIO) -> Iterator[str]:
         yield line
 
 
+def _open_own(path: Path) -> TextIO:
+    """`path` for reading, if it is a regular file (not a symbolic link) that nobody but its
+    owner, this process's user or root, can have written: the cache it holds is believed as
+    if the resolver had learnt it itself, so a file another user could plant or change would
+    let them answer for every name in it. A PermissionError says what is wrong."""
+    try:
+        descriptor = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError as error:
+        if error.errno == errno.ELOOP:
+            raise PermissionError(errno.EPERM, "a symbolic link") from None
+        raise
+    try:
+        status = os.fstat(descriptor)
+        if not stat.S_ISREG(status.st_mode):
+            raise PermissionError(errno.EPERM, "not a regular file")
+        if status.st_uid not in (os.geteuid(), 0):
+            raise PermissionError(errno.EPERM, f"owned by uid {status.st_uid}, not by us")
+        if status.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+            raise PermissionError(errno.EPERM, "writable by group or others")
+        return open(descriptor, encoding="utf-8", closefd=True)
+    except BaseException:
+        os.close(descriptor)
+        raise
+
+
 def load(path: Path, cache: RecordCache, now: float, max_entries: int) -> Restored | None:
     """Fill `cache` from `path`; None (and one log line) if there was nothing usable."""
     try:
-        with path.open(encoding="utf-8") as file:
+        with _open_own(path) as file:
             dump = parse_lines(_lines(file), max_entries)
     except FileNotFoundError:
         log.info("cache file %s does not exist yet: starting with an empty cache", path)

@@ -19,6 +19,7 @@ from typing import Any
 
 import trio
 
+from resolver.cache.shared import MAX_VALUE
 from resolver.config import SharedCacheConfig
 from resolver.server.errors import StartupError
 
@@ -61,10 +62,15 @@ class SharedCacheClient:
             await trio.sleep_forever()
 
     async def get(self, key: bytes) -> bytes | None:
-        value = await self._client.get(key)
-        if value is not None and not isinstance(value, bytes):
+        """The value under `key`, or None; never more than one byte beyond the largest value
+        the resolver writes (`GETRANGE`, not `GET`): whoever can write to the Redis must not
+        make every member read a 512 MB string into memory. A longer value comes back cut,
+        one byte too long, and is dropped as malformed (`cache/shared.py: decode`). An empty
+        string is no value the resolver writes, so it reads as absent."""
+        value = await self._client.getrange(key, 0, MAX_VALUE)
+        if not isinstance(value, bytes):
             raise TypeError(f"Redis returned a {type(value).__name__}, not bytes")
-        return value
+        return value or None
 
     async def set(self, key: bytes, value: bytes, expire: int) -> None:
         await self._client.set(key, value, ex=expire)
