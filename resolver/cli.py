@@ -430,6 +430,12 @@ def load(config_file: Path | None, control_socket: Path | None, file: Path) -> N
     "Default: queries from an address that itself receives queries are taken as the "
     "resolver's own upstream queries and left out.",
 )
+@click.option(
+    "--engine",
+    is_flag=True,
+    help="Replay each cache size through the resolver's own engine (exact, a few thousand "
+    "queries a second) instead of the fast cache model.",
+)
 @click.option("--prefetch", is_flag=True, help="Also replay with cache.prefetch on.")
 @click.option("--serve-stale", is_flag=True, help="Also replay with cache.serve_stale on.")
 @click.option(
@@ -451,6 +457,7 @@ def hitrate(
     max_ttl: int | None,
     min_ttl: int | None,
     servers: tuple[str, ...],
+    engine: bool,
     prefetch: bool,
     serve_stale: bool,
     plot_path: Path | None,
@@ -509,6 +516,7 @@ def hitrate(
             prefetch=prefetch,
             serve_stale=serve_stale,
             progress=replaying.update,
+            engine=engine,
         )
     finally:
         replaying.close()

@@ -389,6 +389,22 @@ def test_the_command_end_to_end(tmp_path: Path, pcap: Path) -> None:
     assert (tmp_path / "plot-hourly.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_engine_replays_through_the_resolvers_engine(tmp_path: Path, pcap: Path) -> None:
+    """`--engine`: each cache size through the real `Engine`; on the hand trace it gives the
+    hand-computed hits (the same as the model), the hourly curve included, and says so."""
+    figures = {}
+    for args in ((), ("--engine",)):
+        out = tmp_path / f"figures{len(args)}.json"
+        done = run(str(pcap), "--cache-size", "1", "--cache-size", "3", "--json", str(out), *args)
+        assert done.returncode == 0, done.stderr
+        figures[bool(args)] = json.loads(out.read_text())
+    model, engine = figures[False], figures[True]
+    assert [(s["entries"], s["hits"]) for s in engine["sizes"]] == [(1, 2), (3, 5)]
+    assert engine["sizes"] == model["sizes"] and engine["hourly"] == model["hourly"]
+    assert engine["model"].startswith("the resolver's own Engine")
+    assert model["model"].startswith("question cache")
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [

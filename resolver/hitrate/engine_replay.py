@@ -13,6 +13,7 @@ both on the same trace and checks that they agree.
 from __future__ import annotations
 
 import random
+from collections.abc import Callable, Sequence
 
 import dns.flags
 import dns.message
@@ -26,7 +27,7 @@ import dns.rrset
 from resolver.config import CacheConfig, Config, ForwardZone
 from resolver.core.hints import parse_root_hints
 from resolver.engine import Client, Engine, Send
-from resolver.hitrate.simulate import Policy, Replay
+from resolver.hitrate.simulate import Policy, Replay, hours
 from resolver.hitrate.trace import Outcome, Trace
 from resolver.testing.scripted import FakeClock, drive
 
@@ -66,8 +67,16 @@ def _answer(query: dns.message.Message, kind: int, ttl: int) -> bytes:
     return reply.to_wire()
 
 
-def replay_engine(trace: Trace, size: int, policy: Policy) -> Replay:
-    """The trace through an `Engine` whose caches hold `size` records and `size` packets."""
+def replay_engine(
+    trace: Trace,
+    size: int,
+    policy: Policy,
+    hour_of: Sequence[int] | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> Replay:
+    """The trace through an `Engine` whose caches hold `size` records and `size` packets
+    (`simulate.replay`'s signature: `resolver hitrate --engine` uses either)."""
+    hour_of = hours(trace) if hour_of is None else hour_of
     config = Config(
         cache=CacheConfig(
             max_entries=size,
@@ -91,7 +100,7 @@ def replay_engine(trace: Trace, size: int, policy: Policy) -> Replay:
         kind, ttl = current.get((question.name, question.rdtype), (Outcome.FAILURE, 0))
         return _answer(query, kind, ttl)
 
-    result = Replay(size, policy, len(trace))
+    result = Replay(size, policy, len(trace), hourly_hits=[0] * (max(hour_of, default=0) + 1))
     client = Client("127.0.0.1")
     for index, query in enumerate(trace.queries):
         clock.now = query.time
@@ -107,5 +116,8 @@ def replay_engine(trace: Trace, size: int, policy: Policy) -> Replay:
             drive(engine, engine.client_query(wire, client), network, clock)
         if engine.stats.cache_misses == misses:
             result.hits += 1
+            result.hourly_hits[hour_of[index]] += 1
+        if progress is not None and not index & 0x3FF:
+            progress(index)
     result.prefetches = engine.stats.prefetches
     return result
