@@ -32,11 +32,12 @@ from resolver.dnssec import (
     validate_dnskeys,
     verify_rrset,
 )
-from resolver.testing.dnssec_keys import (
+from resolver.testing.signing import (
     DAY,
-    KSK,
+    KSK_FLAGS,
     NOW,
-    SigningKey,
+    ZSK_FLAGS,
+    ZoneKey,
     colliding_keys,
     dnskey_rrset,
     forged,
@@ -52,15 +53,15 @@ from resolver.testing.dnssec_keys import (
 
 N = dns.name.from_text
 ZONE = N("example.")
-ZSK = make_key(1)
-KSK_KEY = make_key(2, flags=KSK)
+ZSK = make_key("example.", flags=ZSK_FLAGS, seed="1")
+KSK_KEY = make_key("example.", flags=KSK_FLAGS, seed="2")
 A = rrset("www.example.", "A", "192.0.2.1", ttl=3600)
 
 
 def verify(
     data: dns.rrset.RRset,
     *sigs: RRSIG,
-    keys: tuple[SigningKey, ...] = (ZSK,),
+    keys: tuple[ZoneKey, ...] = (ZSK,),
     now: float = NOW,
     budget: Budget | None = None,
     trace: Trace | None = None,
@@ -77,7 +78,7 @@ def verify(
     "algorithm", [Algorithm.ED25519, Algorithm.ECDSAP256SHA256, Algorithm.RSASHA256]
 )
 def test_a_signed_rrset_is_secure_with_each_algorithm(algorithm: Algorithm) -> None:
-    key = make_key(3, algorithm)
+    key = make_key("example.", algorithm, ZSK_FLAGS, seed="3")
     budget = Budget()
     verdict = verify(A, sign(A, key, "example."), keys=(key,), budget=budget)
     assert verdict.security is Security.SECURE and verdict.ede is None
@@ -101,7 +102,7 @@ def test_changed_data_is_bogus() -> None:
 
 def test_missing_rrsig_is_ede_10_and_unknown_key_ede_9() -> None:
     assert verify(A).ede is Ede.RRSIGS_MISSING
-    other = make_key(9)
+    other = make_key("example.", flags=ZSK_FLAGS, seed="9")
     assert verify(A, sign(A, other, "example.")).ede is Ede.DNSKEY_MISSING
 
 
@@ -139,7 +140,7 @@ def test_unsupported_algorithm_is_insecure_with_ede_1() -> None:
 def test_a_revoked_key_signs_only_dnskey_and_a_zone_flagless_key_nothing() -> None:
     revoked = ZSK.revoked()
     assert verify(A, sign(A, revoked, "example."), keys=(revoked,)).ede is Ede.DNSKEY_MISSING
-    plain = make_key(4, flags=0)
+    plain = make_key("example.", flags=0, seed="4")
     assert verify(A, sign(A, plain, "example."), keys=(plain,)).ede is Ede.DNSKEY_MISSING
 
 
@@ -169,7 +170,7 @@ def test_trace_names_each_rrsig_and_key_and_costs_nothing_when_off() -> None:
 
 def test_keytrap_colliding_keys_and_many_signatures_cost_at_most_the_cap() -> None:
     """50 keys sharing a tag, 50 bad signatures: 2,500 checks uncapped; 8 here."""
-    keys = colliding_keys(ZSK, 50)
+    keys = [collider.dnskey for collider in colliding_keys(ZSK, 50)]
     good = sign(A, ZSK, "example.")
     sigs = [forged(good, n) for n in range(50)]
     budget = Budget()
@@ -179,7 +180,7 @@ def test_keytrap_colliding_keys_and_many_signatures_cost_at_most_the_cap() -> No
 
 
 def test_key_tag_collisions_tried_per_signature_are_capped() -> None:
-    keys = colliding_keys(ZSK, 10)
+    keys = [collider.dnskey for collider in colliding_keys(ZSK, 10)]
     budget = Budget(ValidationLimits(sig_checks_per_rrset=100))
     verdict = verify_rrset(
         A, rrsigs(A, sign(A, ZSK, "example.")), ZONE, [*keys, ZSK.dnskey], NOW, budget
@@ -200,7 +201,7 @@ def test_signature_checks_per_resolution_are_capped_across_rrsets() -> None:
 
 
 def _keyset(
-    *keys: SigningKey, signers: list[SigningKey] | None = None
+    *keys: ZoneKey, signers: list[ZoneKey] | None = None
 ) -> tuple[dns.rrset.RRset, dns.rrset.RRset]:
     data = dnskey_rrset("example.", *keys)
     sigs = [sign(data, k, "example.") for k in (signers if signers is not None else keys)]
@@ -221,7 +222,12 @@ def test_dnskey_set_validated_by_ds_gives_the_zone_keys() -> None:
 def test_ds_matching_no_dnskey_is_bogus_ede_9_and_a_bad_key_for_a_minute() -> None:
     data, sigs = _keyset(KSK_KEY, ZSK, signers=[KSK_KEY])
     entry = validate_dnskeys(
-        ZONE, data, sigs, [make_ds("example.", make_key(7, flags=KSK))], NOW, Budget()
+        ZONE,
+        data,
+        sigs,
+        [make_ds("example.", make_key("example.", flags=KSK_FLAGS, seed="7"))],
+        NOW,
+        Budget(),
     )
     assert entry.is_bad and entry.verdict.ede is Ede.DNSKEY_MISSING
     assert entry.expires == NOW + 60
@@ -234,7 +240,7 @@ def test_dnskey_without_rrsig_is_ede_10() -> None:
 
 
 def test_one_valid_path_is_enough_but_a_ds_algorithm_without_signature_alone_is_bogus() -> None:
-    ecdsa = make_key(5, Algorithm.ECDSAP256SHA256, KSK)
+    ecdsa = make_key("example.", Algorithm.ECDSAP256SHA256, KSK_FLAGS, seed="5")
     data, sigs = _keyset(KSK_KEY, ecdsa, ZSK, signers=[KSK_KEY])  # no ECDSA signature
     both = [make_ds("example.", KSK_KEY), make_ds("example.", ecdsa)]
     assert validate_dnskeys(ZONE, data, sigs, both, NOW, Budget()).verdict.secure  # RFC 6840 5.11
@@ -261,9 +267,9 @@ def test_unsupported_ds_digest_or_algorithm_only_is_insecure() -> None:
 
 def test_sha1_ds_is_ignored_when_a_sha256_ds_exists() -> None:
     data, sigs = _keyset(KSK_KEY, ZSK, signers=[KSK_KEY])
-    sha1 = make_ds("example.", KSK_KEY, "SHA1")
+    sha1 = make_ds("example.", KSK_KEY, 1)
     assert validate_dnskeys(ZONE, data, sigs, [sha1], NOW, Budget()).verdict.secure
-    wrong_sha256 = make_ds("example.", make_key(8, flags=KSK))
+    wrong_sha256 = make_ds("example.", make_key("example.", flags=KSK_FLAGS, seed="8"))
     entry = validate_dnskeys(ZONE, data, sigs, [sha1, wrong_sha256], NOW, Budget())
     assert entry.is_bad  # RFC 4509 3: the matching SHA-1 DS does not count
 
@@ -463,22 +469,20 @@ def test_negative_trust_anchors_cover_the_name_and_below_unless_a_closer_anchor(
 # --- RFC 5011 ----------------------------------------------------------------------------
 
 
-def _root_keys(
-    *keys: SigningKey, signers: list[SigningKey]
-) -> tuple[dns.rrset.RRset, dns.rrset.RRset]:
+def _root_keys(*keys: ZoneKey, signers: list[ZoneKey]) -> tuple[dns.rrset.RRset, dns.rrset.RRset]:
     data = dnskey_rrset(".", *keys)
     return data, rrsigs(data, *[sign(data, k, ".", NOW - DAY, NOW + 400 * DAY) for k in signers])
 
 
 def test_rfc5011_rollover_over_simulated_months() -> None:
-    old = make_key(20, flags=KSK)
-    new = make_key(21, flags=KSK)
-    zsk = make_key(22)
+    old = make_key("example.", flags=KSK_FLAGS, seed="20")
+    new = make_key("example.", flags=KSK_FLAGS, seed="21")
+    zsk = make_key("example.", flags=ZSK_FLAGS, seed="22")
     managed = ManagedZone(dns.name.root, [make_ds(".", old)])
     budget = Budget(ValidationLimits(sig_checks_per_resolution=10_000))
     now = NOW
 
-    def fetch(*keys: SigningKey, signers: list[SigningKey]) -> list[str]:
+    def fetch(*keys: ZoneKey, signers: list[ZoneKey]) -> list[str]:
         data, sigs = _root_keys(*keys, signers=signers)
         return managed.observe(data, sigs, now, budget)
 
@@ -506,8 +510,8 @@ def test_rfc5011_rollover_over_simulated_months() -> None:
 
 
 def test_rfc5011_ignores_keys_from_an_unsigned_set_and_forgets_a_vanished_pending_key() -> None:
-    old = make_key(20, flags=KSK)
-    intruder = make_key(23, flags=KSK)
+    old = make_key("example.", flags=KSK_FLAGS, seed="20")
+    intruder = make_key("example.", flags=KSK_FLAGS, seed="23")
     managed = ManagedZone(dns.name.root, [make_ds(".", old)])
     data, sigs = _root_keys(old, intruder, signers=[intruder])
     assert managed.observe(data, sigs, NOW, Budget()) == [

@@ -27,7 +27,8 @@ One `Budget(ValidationLimits)` (`budget.py`) per client question counts signatur
 and NSEC3 hashes against the caps; exceeding one gives a bogus verdict, never more work.
 Pass `Trace(enabled=True)` to collect the human-readable steps (`Verdict.steps`) for
 `resolver query --trace`; the default trace records nothing and costs nothing.
-`ManagedZone` (`rfc5011.py`) follows RFC 5011 rollovers of the anchors.
+`ManagedZone` (`rfc5011.py`) follows RFC 5011 rollovers of the anchors; `ManagedAnchors`
+(`managed.py`) holds one per configured zone and gives the `TrustAnchors` in force.
 """
 
 from resolver.dnssec.anchors import (
@@ -41,7 +42,14 @@ from resolver.dnssec.anchors import (
 from resolver.dnssec.budget import Budget, ValidationLimits
 from resolver.dnssec.denial import prove_no_ds, prove_nodata, prove_nxdomain, prove_wildcard
 from resolver.dnssec.keys import KeyEntry, validate_dnskeys
-from resolver.dnssec.rfc5011 import KeyState, ManagedZone, dump_states, load_states
+from resolver.dnssec.managed import ManagedAnchors
+from resolver.dnssec.rfc5011 import (
+    KeyState,
+    ManagedZone,
+    StateFileError,
+    dump_states,
+    load_states,
+)
 from resolver.dnssec.verdict import Ede, Security, Trace, Verdict
 from resolver.dnssec.verify import algorithm_supported, verify_rrset
 
@@ -52,8 +60,10 @@ __all__ = [
     "Ede",
     "KeyEntry",
     "KeyState",
+    "ManagedAnchors",
     "ManagedZone",
     "Security",
+    "StateFileError",
     "Trace",
     "TrustAnchorError",
     "TrustAnchors",

@@ -16,6 +16,7 @@ caller's job; this module does no I/O and reads no clock.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from enum import Enum
@@ -202,6 +203,8 @@ def load_states(
             key = dns.rdata.from_text(dns.rdataclass.IN, dns.rdatatype.DNSKEY, key_text)
         except (dns.exception.DNSException, ValueError) as error:
             raise StateFileError(f"{where}: {error}") from None
+        if not math.isfinite(since):
+            raise StateFileError(f"{where}: bad time {since_text!r}")
         assert isinstance(key, DNSKEY)
         managed = zones.setdefault(zone, ManagedZone(zone))
         managed.keys[_unrevoked(key)] = TrackedKey(key, state, since)

@@ -15,6 +15,7 @@ import trio
 from resolver.config import Config
 from resolver.core.hints import load_root_hints
 from resolver.server import persist
+from resolver.server.anchorstate import AnchorState
 from resolver.server.listeners import ConnectionCap, TcpListener, UdpListener, bind_socket
 from resolver.server.notify import notify
 from resolver.server.operations import Operations
@@ -85,6 +86,7 @@ async def serve(
         if config.query_log is not None:
             query_log = resources.enter_context(contextlib.closing(QueryLog(config.query_log)))
         service = ResolverService(config, hints, clock=clock, query_log=query_log)
+        anchor_state = AnchorState.open(config, clock)  # RFC 5011 state of the trust anchors
         operations = Operations(config, service)
         operations.open(resources)  # control socket and metrics port, bound before --user too
         if config.user is not None:
@@ -99,6 +101,7 @@ async def serve(
             async with trio.open_nursery() as nursery:
                 await nursery.start(service.run)  # resolutions outlive their first asker
                 nursery.start_soon(operations.run)
+                nursery.start_soon(anchor_state.run)
                 # One cap for every stream connection: TCP, DoT and DoH alike.
                 cap = ConnectionCap(config.limits.max_tcp_clients)
                 for udp, tcp in bound:
@@ -139,3 +142,4 @@ async def serve(
         # A clean stop (a signal): keep the cache for the next start.
         if persist_file is not None:
             persist.save(persist_file, service.cache, clock())
+        anchor_state.save()

@@ -22,7 +22,7 @@ import socket
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -96,6 +96,13 @@ def write_dump_file(path: Path, dump: Dump) -> None:
 
     0600 because a cache lists the names its clients looked up.
     """
+    write_file_atomically(path, format_dump(dump), 0o600)
+
+
+def write_file_atomically(path: Path, lines: Iterable[str], mode: int) -> None:
+    """Write `lines` to `path` so that a reader, or the next start after a crash, sees the old
+    file or the new one, never half of one: a temporary file in the same directory, fsync,
+    rename over `path`, fsync of the directory. A RequestError names the file on failure."""
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         # O_EXCL and O_NOFOLLOW: in a shared directory, a link planted at the temporary name
@@ -103,9 +110,10 @@ def write_dump_file(path: Path, dump: Dump) -> None:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(temporary)
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
-        descriptor = os.open(temporary, flags, 0o600)
+        descriptor = os.open(temporary, flags, mode)
         with os.fdopen(descriptor, "w", encoding="utf-8") as file:
-            file.writelines(format_dump(dump))
+            os.fchmod(file.fileno(), mode)  # the umask must not narrow what was asked
+            file.writelines(lines)
             file.flush()
             os.fsync(file.fileno())  # the data is on disk before the name points at it
         os.replace(temporary, path)

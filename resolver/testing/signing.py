@@ -1,4 +1,9 @@
-"""Signing the test internet's zones with fixed keys: DNSKEYs, RRSIGs, NSEC and NSEC3 chains.
+"""Signing for tests, the one home: fixed keys, RRSIGs, DS, NSEC and NSEC3 chains, KeyTrap sets.
+
+Two users, one set of primitives: the signed test internet signs whole zones (`sign_zone`,
+`sign_rdataset`) and the DNSSEC unit tests (tests/test_dnssec.py) sign single RRsets (`rrset`,
+`sign`, `rrsigs`, `nsec_chain`, `nsec3_chain`, `forged`). Both build their NSEC/NSEC3 records
+with `nsec_records`/`nsec3_records` and their keys with `make_key`.
 
 The keys are derived from the zone's name (Ed25519 and ECDSA P-256 from a hash of it; the one
 RSA key is a constant below), so every run signs with the same keys and a DS or a trust anchor
@@ -8,7 +13,8 @@ RFC 6979) and so is RSA PKCS#1 v1.5: the same zone signs to the same bytes.
 dnspython's `sign_zone` builds NSEC chains only; NSEC3 chains (RFC 5155), opt-out and any
 iteration count are built here by hand with `nsec3_hash`, and every RRset is signed with
 `dns.dnssec.sign`. The signature window is fixed too (`INCEPTION`..`EXPIRATION`, 2020 to 2033),
-wide enough for the tests' fake clock (2023) and for the real one.
+wide enough for the tests' fake clock (2023) and for the real one. The unit tests sign with
+a window around `NOW` instead (`sign`), so they can make signatures expired or not yet valid.
 """
 
 from __future__ import annotations
@@ -16,8 +22,9 @@ from __future__ import annotations
 import base64
 import hashlib
 import itertools
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import cast
 
 import dns.dnssec
 import dns.name
@@ -52,6 +59,12 @@ UNASSIGNED_DIGEST = 100
 
 KSK_FLAGS = 257
 ZSK_FLAGS = 256
+#: RFC 5011's REVOKE flag: a revoked key signs only its own DNSKEY RRset.
+REVOKE_FLAG = 0x0080
+
+#: 2026-12-01T00:00:00Z: the unit tests' "now"; `sign` signs a month either side by default.
+NOW = 1796083200
+DAY = 86400
 
 # A 2048-bit RSA key, fixed so that the RSASHA256 zone signs alike in every run (RSA keys cannot
 # be derived from a seed with `cryptography`). Test material only.
@@ -104,6 +117,13 @@ class ZoneKey:
     def algorithm(self) -> int:
         return int(self.dnskey.algorithm)
 
+    def revoked(self) -> ZoneKey:
+        """The same key with the REVOKE bit set (RFC 5011): a new key tag."""
+        flags = self.dnskey.flags | REVOKE_FLAG
+        return ZoneKey(
+            self.private, cast(dns.rdtypes.ANY.DNSKEY.DNSKEY, self.dnskey.replace(flags=flags))
+        )
+
 
 def make_key(
     zone: str, algorithm: int = ED25519, flags: int = KSK_FLAGS, seed: str = ""
@@ -136,9 +156,10 @@ def make_key(
 def make_ds(zone: str | dns.name.Name, key: ZoneKey, digest: int = 2) -> dns.rdtypes.ANY.DS.DS:
     """The DS record of `key` (SHA-256 by default); an unassigned `digest` type gets the
     SHA-256 bytes under its number, which no validator can check."""
-    name = dns.name.from_text(zone) if isinstance(zone, str) else zone
+    name = _name(zone)
     if digest in (1, 2, 4):
-        return dns.dnssec.make_ds(name, key.dnskey, dns.dnssec.DSDigest(digest))
+        # validating=True: dnspython refuses to *create* SHA-1 DS, which tests need to forge.
+        return dns.dnssec.make_ds(name, key.dnskey, dns.dnssec.DSDigest(digest), validating=True)
     real = dns.dnssec.make_ds(name, key.dnskey, dns.dnssec.DSDigest.SHA256)
     return dns.rdtypes.ANY.DS.DS(
         dns.rdataclass.IN, dns.rdatatype.DS, real.key_tag, real.algorithm, digest, real.digest
@@ -217,11 +238,7 @@ def sign_rdataset(
     rrset = dns.rrset.RRset(name, rdataset.rdclass, rdataset.rdtype)
     rrset.update(rdataset)
     rrset.ttl = rdataset.ttl
-    rrsigs = [
-        dns.dnssec.sign(rrset, key.private, origin, key.dnskey, inception, expiration)
-        for key in keys
-        if key.private is not None
-    ]
+    rrsigs = [sign(rrset, key, origin, inception, expiration) for key in keys if key.private]
     add_rrsigs(zone, name, rdataset.rdtype, rdataset.ttl, rrsigs)
 
 
@@ -316,19 +333,30 @@ def _classify_names(
 
 
 def _add_nsec_chain(zone: dns.zone.Zone, secure: Sequence[dns.name.Name], ttl: int) -> None:
-    """Each authoritative name points to the next in canonical order (RFC 4034 section 4)."""
-    for index, name in enumerate(secure):
-        following = secure[(index + 1) % len(secure)]
-        # Every name of the chain has its NSEC and that NSEC's RRSIG, a delegation included.
-        types = {rdataset.rdtype for rdataset in zone.nodes[name].rdatasets}
-        types |= {dns.rdatatype.NSEC, dns.rdatatype.RRSIG}
+    """Every authoritative name, a delegation included, gets its NSEC (RFC 4034 section 4)."""
+    types = {name: {rdataset.rdtype for rdataset in zone.nodes[name].rdatasets} for name in secure}
+    for owner, nsec in nsec_records(types):
+        zone.replace_rdataset(owner, _rdataset(dns.rdatatype.NSEC, ttl, [nsec]))
+
+
+def nsec_records(
+    types: Mapping[dns.name.Name, Iterable[dns.rdatatype.RdataType]],
+) -> list[tuple[dns.name.Name, dns.rdtypes.ANY.NSEC.NSEC]]:
+    """The NSEC chain over `types`' owners: each points to the next in canonical order (which
+    is how dnspython sorts names) and lists its own types plus NSEC and RRSIG. Empty
+    non-terminals are not owners: they get no NSEC (they own no records)."""
+    owners = sorted(types)
+    out = []
+    for index, name in enumerate(owners):
+        held = {*types[name], dns.rdatatype.NSEC, dns.rdatatype.RRSIG}
         nsec = dns.rdtypes.ANY.NSEC.NSEC(
             dns.rdataclass.IN,
             dns.rdatatype.NSEC,
-            following,
-            dns.rdtypes.ANY.NSEC.Bitmap.from_rdtypes(sorted(types)),
+            owners[(index + 1) % len(owners)],
+            dns.rdtypes.ANY.NSEC.Bitmap.from_rdtypes(sorted(held)),
         )
-        zone.replace_rdataset(name, _rdataset(dns.rdatatype.NSEC, ttl, [nsec]))
+        out.append((name, nsec))
+    return out
 
 
 def _add_nsec3_chain(
@@ -340,9 +368,7 @@ def _add_nsec3_chain(
     ttl: int,
     apex_ttl: int,
 ) -> None:
-    """The NSEC3 chain (RFC 5155 section 7.1): every authoritative name and every empty
-    non-terminal between it and the apex, hashed and sorted; with opt-out, delegations
-    without DS are left out and every record has the opt-out flag."""
+    """NSEC3PARAM at the apex and the NSEC3 chain of `nsec3_records`."""
     zone.replace_rdataset(
         origin,
         _rdataset(
@@ -360,37 +386,56 @@ def _add_nsec3_chain(
             ],
         ),
     )
-    types: dict[dns.name.Name, set[dns.rdatatype.RdataType]] = {}
-    for name in secure:
-        held = {rdataset.rdtype for rdataset in zone.nodes[name].rdatasets}
-        insecure_cut = name in cuts and dns.rdatatype.DS not in held
+    types = {name: {rdataset.rdtype for rdataset in zone.nodes[name].rdatasets} for name in secure}
+    for owner, nsec3 in nsec3_records(origin, types, cuts, params):
+        zone.replace_rdataset(owner, _rdataset(dns.rdatatype.NSEC3, ttl, [nsec3]))
+
+
+def nsec3_records(
+    origin: dns.name.Name,
+    types: Mapping[dns.name.Name, Iterable[dns.rdatatype.RdataType]],
+    cuts: Iterable[dns.name.Name],
+    params: Nsec3,
+    algorithm: int = 1,
+) -> list[tuple[dns.name.Name, dns.rdtypes.ANY.NSEC3.NSEC3]]:
+    """The NSEC3 chain (RFC 5155 section 7.1): every authoritative name and every empty
+    non-terminal between it and the apex (empty bitmap), hashed and sorted. Delegations
+    (`cuts`) without DS list no RRSIG; with opt-out they get no NSEC3 at all and every record
+    has the opt-out flag. `algorithm` other than 1 (SHA-1) only changes the field: a chain a
+    validator must ignore (RFC 5155 section 8.1); the hashes are still SHA-1."""
+    delegations = set(cuts)
+    chain: dict[dns.name.Name, set[dns.rdatatype.RdataType]] = {}
+    for name, held_types in types.items():
+        held = set(held_types)
+        insecure_cut = name in delegations and dns.rdatatype.DS not in held
         if insecure_cut and params.opt_out:
             continue
         if not insecure_cut:
             held.add(dns.rdatatype.RRSIG)
-        types[name] = held
+        chain.setdefault(name, set()).update(held)
         ancestor = name
         while ancestor != origin:
             ancestor = ancestor.parent()
-            types.setdefault(ancestor, set())  # an empty non-terminal: no types
+            chain.setdefault(ancestor, set())  # an empty non-terminal: no types
     hashed = sorted(
-        (dns.dnssec.nsec3_hash(name, params.salt, params.iterations, 1), name) for name in types
+        (dns.dnssec.nsec3_hash(name, params.salt, params.iterations, 1), name) for name in chain
     )
     flags = 1 if params.opt_out else 0
+    out = []
     for index, (digest, name) in enumerate(hashed):
         following = hashed[(index + 1) % len(hashed)][0]
         nsec3 = dns.rdtypes.ANY.NSEC3.NSEC3(
             dns.rdataclass.IN,
             dns.rdatatype.NSEC3,
-            1,
+            algorithm,
             flags,
             params.iterations,
             params.salt,
             base64.b32decode(following.upper().translate(_FROM_HEX), casefold=True),
-            dns.rdtypes.ANY.NSEC3.Bitmap.from_rdtypes(sorted(types[name])),
+            dns.rdtypes.ANY.NSEC3.Bitmap.from_rdtypes(sorted(chain[name])),
         )
-        owner = dns.name.Name((digest.lower().encode(), *origin.labels))
-        zone.replace_rdataset(owner, _rdataset(dns.rdatatype.NSEC3, ttl, [nsec3]))
+        out.append((dns.name.Name((digest.lower().encode(), *origin.labels)), nsec3))
+    return out
 
 
 # base32hex (RFC 4648 section 7) to the standard alphabet, for base64.b32decode.
@@ -420,3 +465,112 @@ def trust_anchor_text(zone: dns.zone.Zone) -> str:
         for key in keys
         if key.flags & 1
     )
+
+
+# -- single RRsets, for the unit tests ------------------------------------------------------
+
+
+def _name(name: str | dns.name.Name) -> dns.name.Name:
+    return dns.name.from_text(name) if isinstance(name, str) else name
+
+
+def rrset(name: str | dns.name.Name, rdtype: str, *rdatas: str, ttl: int = 3600) -> dns.rrset.RRset:
+    """An IN RRset from text, e.g. `rrset("www.example.", "A", "192.0.2.1")`."""
+    return dns.rrset.from_text(name, ttl, "IN", rdtype, *rdatas)
+
+
+def sign(
+    data: dns.rrset.RRset,
+    key: ZoneKey,
+    signer: str | dns.name.Name,
+    inception: int = NOW - 30 * DAY,
+    expiration: int = NOW + 30 * DAY,
+) -> dns.rdtypes.ANY.RRSIG.RRSIG:
+    """One RRSIG over `data` by `key` for zone `signer` (a month either side of `NOW`)."""
+    assert key.private is not None, "this key has no private half"
+    return dns.dnssec.sign(
+        data, key.private, _name(signer), key.dnskey, inception=inception, expiration=expiration
+    )
+
+
+def rrsigs(data: dns.rrset.RRset, *sigs: dns.rdtypes.ANY.RRSIG.RRSIG) -> dns.rrset.RRset:
+    """The RRSIG RRset for `data` made of `sigs` (same owner and TTL)."""
+    out = dns.rrset.RRset(data.name, dns.rdataclass.IN, dns.rdatatype.RRSIG, data.rdtype)
+    for sig in sigs:
+        out.add(sig, data.ttl)
+    return out
+
+
+def dnskey_rrset(
+    zone: str | dns.name.Name, *keys: ZoneKey | dns.rdtypes.ANY.DNSKEY.DNSKEY, ttl: int = 3600
+) -> dns.rrset.RRset:
+    out = dns.rrset.RRset(_name(zone), dns.rdataclass.IN, dns.rdatatype.DNSKEY)
+    for key in keys:
+        out.add(key.dnskey if isinstance(key, ZoneKey) else key, ttl)
+    return out
+
+
+def ds_rrset(
+    zone: str | dns.name.Name, *records: dns.rdtypes.ANY.DS.DS, ttl: int = 3600
+) -> dns.rrset.RRset:
+    out = dns.rrset.RRset(_name(zone), dns.rdataclass.IN, dns.rdatatype.DS)
+    for record in records:
+        out.add(record, ttl)
+    return out
+
+
+def _owner_types(
+    origin: dns.name.Name, names: Mapping[str, Iterable[str]]
+) -> dict[dns.name.Name, set[dns.rdatatype.RdataType]]:
+    return {
+        (origin if name == "@" else dns.name.from_text(name, origin)): {
+            dns.rdatatype.from_text(rdtype) for rdtype in types
+        }
+        for name, types in names.items()
+    }
+
+
+def nsec_chain(
+    zone: str | dns.name.Name, names: Mapping[str, Iterable[str]], ttl: int = 3600
+) -> list[dns.rrset.RRset]:
+    """The NSEC RRsets of a zone holding `names` ({"www": ["A"], "@": ["SOA", "NS"]}), owner
+    names relative to `zone`."""
+    types = _owner_types(_name(zone), names)
+    return [dns.rrset.from_rdata(owner, ttl, nsec) for owner, nsec in nsec_records(types)]
+
+
+def nsec3_chain(
+    zone: str | dns.name.Name,
+    names: Mapping[str, Iterable[str]],
+    salt: str = "",
+    iterations: int = 0,
+    opt_out: bool = False,
+    ttl: int = 3600,
+    algorithm: int = 1,
+) -> list[dns.rrset.RRset]:
+    """The NSEC3 RRsets of a zone holding `names` (as `nsec_chain`; `salt` in hex). A name
+    with NS and without DS below the apex is a delegation."""
+    origin = _name(zone)
+    types = _owner_types(origin, names)
+    cuts = {
+        name
+        for name, held in types.items()
+        if name != origin and dns.rdatatype.NS in held and dns.rdatatype.SOA not in held
+    }
+    params = Nsec3(iterations, bytes.fromhex(salt), opt_out)
+    return [
+        dns.rrset.from_rdata(owner, ttl, nsec3)
+        for owner, nsec3 in nsec3_records(origin, types, cuts, params, algorithm)
+    ]
+
+
+def forged(sig: dns.rdtypes.ANY.RRSIG.RRSIG, variant: int) -> dns.rdtypes.ANY.RRSIG.RRSIG:
+    """A copy of `sig` whose signature bytes are wrong (KeyTrap's many signatures)."""
+    signature = bytearray(sig.signature)
+    signature[variant % len(signature)] ^= 0xFF
+    signature[(variant * 3 + 1) % len(signature)] ^= (variant % 255) + 1
+    return cast(dns.rdtypes.ANY.RRSIG.RRSIG, sig.replace(signature=bytes(signature)))
+
+
+def raw_rdata(rdtype: str, text: str) -> dns.rdata.Rdata:
+    return dns.rdata.from_text(dns.rdataclass.IN, rdtype, text)
