@@ -122,10 +122,12 @@ class Answer:
     authority: tuple[dns.rrset.RRset, ...] = ()
     failure: ServfailReason | None = field(default=None)
     stale: bool = False
+    #: More words on `failure` for the client's EDE EXTRA-TEXT (e.g. a forwarder's TLS error).
+    detail: str = ""
 
     @classmethod
-    def servfail(cls, reason: ServfailReason) -> Answer:
-        return cls(dns.rcode.SERVFAIL, failure=reason)
+    def servfail(cls, reason: ServfailReason, detail: str = "") -> Answer:
+        return cls(dns.rcode.SERVFAIL, failure=reason, detail=detail)
 
 
 @dataclass(frozen=True, slots=True)

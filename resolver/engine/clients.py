@@ -402,7 +402,10 @@ class ClientProtocol:
         error = None
         if answer.failure is not None:
             code = dns.edns.EDECode.make(answer.failure.ede_code)
-            error = dns.edns.EDEOption(code, answer.failure.text)
+            text = answer.failure.text
+            if answer.detail:
+                text = f"{text}: {answer.detail}"
+            error = dns.edns.EDEOption(code, text)
         elif answer.stale:
             error = dns.edns.EDEOption(dns.edns.EDECode.STALE_ANSWER)
         if error is not None and response.edns >= 0:
