@@ -5,8 +5,9 @@ over DoT adds to a cold resolution.
 
 Three processes on loopback, all started (and stopped) here:
 
-- a backend Unbound (127.0.0.1, free ports; `--block` is accepted and unused) that serves `bench.test.` from local data, many
-  names, over plain DNS and over DNS over TLS (a throwaway CA from `resolver.testing.certs`);
+- a backend Unbound that serves `bench.test.` from local data, many names, over plain DNS and
+  over DNS over TLS (a throwaway CA from `resolver.testing.certs`); everything listens on
+  127.0.0.1 at free ports, so `--block` (accepted like every benchmark's) is not needed;
 - our resolver and a front Unbound, each forwarding `udp.bench.test.` to the backend over UDP
   and `tls.bench.test.` to it over DoT (certificate checked against the throwaway CA), and each
   listening for clients over UDP, DoT and DoH.

@@ -116,7 +116,8 @@ async def test_dot_does_not_pad_for_a_client_that_does_not(
 
 async def test_dot_refuses_tls_below_1_2(encrypted: ResolverService, ca: TestCA) -> None:
     context = client_context(ca)
-    context.minimum_version = context.maximum_version = ssl.TLSVersion.TLSv1_1  # noqa: deprecated, on purpose
+    # TLS 1.1 is deprecated: that is the point.
+    context.minimum_version = context.maximum_version = ssl.TLSVersion.TLSv1_1
     with trio.fail_after(10):
         tcp = await trio.open_tcp_stream(*DOT)
         stream = trio.SSLStream(tcp, context, server_hostname=NAME)
