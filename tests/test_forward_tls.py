@@ -30,7 +30,7 @@ UNBOUND = "127.55.0.1"
 DOT_PORT = 853
 
 
-def unbound_conf(workdir: Path, issued: Issued) -> str:
+def unbound_conf(workdir: Path, issued: Issued, extra: str = "") -> str:
     return f"""\
 server:
     verbosity: 1
@@ -41,7 +41,7 @@ server:
     tls-service-pem: "{issued.certificate}"
     access-control: 127.0.0.0/8 allow
     do-ip6: no
-    chroot: ""
+{extra}    chroot: ""
     username: ""
     directory: "{workdir}"
     pidfile: "{workdir / "unbound.pid"}"
@@ -55,11 +55,11 @@ remote-control:
 
 
 @contextmanager
-def unbound(workdir: Path, issued: Issued) -> Iterator[subprocess.Popen[bytes]]:
+def unbound(workdir: Path, issued: Issued, extra: str = "") -> Iterator[subprocess.Popen[bytes]]:
     """Unbound answering only DNS over TLS on UNBOUND:853, stopped (by its PID) afterwards."""
     binary = ensure_command("unbound", "unbound")
     conf = workdir / "unbound.conf"
-    conf.write_text(unbound_conf(workdir, issued))
+    conf.write_text(unbound_conf(workdir, issued, extra))
     process = subprocess.Popen([binary, "-d", "-c", str(conf)], stderr=subprocess.PIPE)
     try:
         yield process
