@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import socket
+from collections.abc import Callable
 
 import h2.config
 import h2.connection
@@ -263,7 +264,16 @@ class _H2:
             if data:
                 await _send(self.stream, data, self.limits)
 
-    async def reply(self, stream_id: int, status: int, headers: Headers, body: bytes) -> None:
+    async def reply(
+        self,
+        stream_id: int,
+        status: int,
+        headers: Headers,
+        body: bytes,
+        queued: Callable[[], None] = lambda: None,
+    ) -> None:
+        """Send a response within the client's flow-control window; `queued` is called once
+        all of it is in h2's hands (the stream is then closed for h2), before it is written."""
         connection = self.connection
         try:
             connection.send_headers(
@@ -298,6 +308,7 @@ class _H2:
                         break
         except h2.exceptions.StreamClosedError:
             return  # the client reset the stream
+        queued()
         await self.flush()
 
     def finish(self, stream_id: int) -> None:
@@ -326,6 +337,16 @@ async def _serve_h2(
     await h2c.flush()
 
     async def handle(stream_id: int, headers: Headers, body: bytes | None) -> None:
+        answering = True
+
+        def queued() -> None:
+            # As soon as h2 counts the stream closed, so does `answering`: a client that opens
+            # a new stream on seeing the response must not find it still counted (refused).
+            nonlocal answering
+            if answering:
+                answering = False
+                h2c.answering -= 1
+
         try:
             fields = dict(headers)
             response: Headers = []
@@ -342,12 +363,12 @@ async def _serve_h2(
                     None if content_type is None else content_type.decode("latin-1"),
                     body,
                 )
-            await h2c.reply(stream_id, status, response, content)
+            await h2c.reply(stream_id, status, response, content, queued)
             if body is None:
                 h2c.finish(stream_id)
                 await h2c.flush()
         finally:
-            h2c.answering -= 1
+            queued()
             activity.set()
 
     def start(stream_id: int) -> None:
