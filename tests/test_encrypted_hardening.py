@@ -43,6 +43,7 @@ DOT = (ADDRESS, 853)
 DOH = (ADDRESS, 443)
 NAME = "dns.test"
 IDLE = 1.0  # limits.tcp_idle_timeout of these tests
+LIMITS = Limits(tcp_idle_timeout=IDLE)
 E = TypeVar("E", bound=h2.events.Event)
 
 
@@ -68,6 +69,7 @@ async def encrypted(
     tmp_path: Path,
     issued: Issued,
     query_log: Path | None = None,
+    limits: Limits = LIMITS,
 ) -> ResolverService:
     return await start_resolver(
         nursery,
@@ -77,7 +79,7 @@ async def encrypted(
         doh_listen=(DOH,),
         tls_certificate=issued.certificate,
         tls_key=issued.key,
-        limits=Limits(tcp_idle_timeout=IDLE),
+        limits=limits,
         query_log=query_log,
     )
 
@@ -105,6 +107,33 @@ async def closed_by_server(stream: trio.SSLStream[trio.SocketStream], within: fl
             if not data:
                 break
     return trio.current_time() - started
+
+
+# -- TLS -------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("where", [DOT, DOH], ids=["dot", "doh"])
+async def test_a_handshake_that_never_completes_frees_its_slot(
+    nursery: trio.Nursery,
+    live_internet: TestInternet,
+    tmp_path: Path,
+    ca: TestCA,
+    issued: Issued,
+    where: tuple[str, int],
+) -> None:
+    """One connection allowed (max_tcp_clients = 1): a client that connects and never sends a
+    ClientHello holds it for the idle timeout at most, then a real client gets in."""
+    limits = Limits(tcp_idle_timeout=IDLE, max_tcp_clients=1)
+    await encrypted(nursery, live_internet, tmp_path, issued, limits=limits)
+    silent = await trio.open_tcp_stream(*where)
+    started = trio.current_time()
+    with trio.fail_after(3 * IDLE):
+        assert await silent.receive_some(1024) == b""  # closed by the server
+    assert trio.current_time() - started >= IDLE * 0.9
+    await silent.aclose()
+    with trio.fail_after(5):
+        stream = await open_tls(ca, where, "dot" if where == DOT else "h2")
+    await stream.aclose()
 
 
 # -- HTTP/1.1 ----------------------------------------------------------------------------------
