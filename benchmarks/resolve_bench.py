@@ -254,13 +254,20 @@ def run_dnsperf(
     seconds: float | None = None,
     rate: int | None = None,
     query_timeout: float = 5.0,
+    mode: str | None = None,
+    options: Sequence[str] = (),
 ) -> benchlib.LoadResult:
     """Run dnsperf against 127.0.0.1:port and parse what it printed (kept in `output`).
 
     Every response is printed with -v into a file rather than a pipe, so that reading it cannot
-    slow dnsperf down; percentiles are computed from those lines afterwards.
+    slow dnsperf down; percentiles are computed from those lines afterwards. `mode` is dnsperf's
+    transport (`-m`: udp, tcp, dot, doh), `options` its `-O` settings (e.g. `doh-uri=...`).
     """
     command = [dnsperf, "-s", "127.0.0.1", "-p", str(port), "-d", str(names_file)]
+    if mode is not None:
+        command += ["-m", mode]
+    for option in options:
+        command += ["-O", option]
     command += ["-q", str(in_flight), "-c", str(clients), "-t", f"{query_timeout:g}", "-v"]
     if runs is not None:
         command += ["-n", str(runs)]

@@ -32,6 +32,7 @@ from resolver.server.notify import notify
 from resolver.server.operations import SupervisorOperations
 from resolver.server.report import format_text
 from resolver.server.service import ResolverService
+from resolver.server.tls import check_forward_zones
 from resolver.server.workers import Supervisor, WorkerFailed
 
 
@@ -234,6 +235,7 @@ def serve(
 
     if config.workers > 1:
         load_root_hints(config.root_hints)  # a bad hints file is one error, not one per worker
+        check_forward_zones(config.forward_zones)  # so is a bad tls_ca_file
         with SupervisorOperations(config) as operations:  # one control socket for all workers
             Supervisor(config, operations.worker_config).run(ready)
     else:
@@ -277,12 +279,17 @@ def query(
     config = load_settings(
         config_file, root_hints="root_hints", query_loopback="upstream.query_loopback"
     )
+    check_forward_zones(config.forward_zones)
     service = ResolverService(config, load_root_hints(config.root_hints))
     tracer = click.echo if trace else None
     answer = trio.run(service.resolve, qname, qtype, tracer)
     summary = f";; {dns.rcode.to_text(answer.rcode)}"
     if answer.failure is not None:
-        summary += f" ({answer.failure.text})"
+        summary += (
+            f" ({answer.failure.text}: {answer.detail})"
+            if answer.detail
+            else f" ({answer.failure.text})"
+        )
     click.echo(f"{summary}; {service.engine.upstream_sent} upstream queries")
     for rrset in (*answer.answer, *answer.authority):
         click.echo(rrset.to_text())

@@ -286,3 +286,28 @@ def test_profile_cold_quick() -> None:
             r"^\s+exchange: parse the reply\s+" + NUMBER,
         ],
     )
+
+
+def test_encrypted_quick(tools: None, tmp_path: Path) -> None:
+    report = tmp_path / "encrypted.json"
+    run = run_benchmark("encrypted.py", "--quick", "--json", str(report))
+    assert run.returncode == 0, run.explain()
+    row = rf"(\s+{NUMBER}){{2}}"
+    signed = r"\s+[+-][\d.]+"
+    assert_lines(
+        run,
+        [
+            r"^encrypted \(--quick\) ",
+            r"^\s+ours\s+unbound\s+ours/unbound",
+            r"^cache hits over DNS over TLS: dnsperf -m dot",
+            r"^cache hits over DNS over HTTPS \(HTTP/2, POST\): dnsperf -m doh",
+            rf"^  queries per second{row}",
+            rf"^  latency p99 \(ms\){row}",
+            r"^cold names, one at a time: \d+ forwarded over each transport",
+            rf"^  forwarded over UDP, p50 \(ms\){row}",
+            rf"^  forwarded over DoT, p99 \(ms\){row}",
+            rf"^  DoT minus UDP, p50 \(ms\){signed}{signed}",
+            r"^  cold names not answered\s+0\s+0",
+        ],
+    )
+    assert report.stat().st_size > 0

@@ -116,7 +116,8 @@ async def test_dot_does_not_pad_for_a_client_that_does_not(
 
 async def test_dot_refuses_tls_below_1_2(encrypted: ResolverService, ca: TestCA) -> None:
     context = client_context(ca)
-    context.minimum_version = context.maximum_version = ssl.TLSVersion.TLSv1_1  # noqa: deprecated, on purpose
+    # TLS 1.1 is deprecated: that is the point.
+    context.minimum_version = context.maximum_version = ssl.TLSVersion.TLSv1_1
     with trio.fail_after(10):
         tcp = await trio.open_tcp_stream(*DOT)
         stream = trio.SSLStream(tcp, context, server_hostname=NAME)
@@ -126,8 +127,6 @@ async def test_dot_refuses_tls_below_1_2(encrypted: ResolverService, ca: TestCA)
 
 
 async def test_dnspython_client_over_dot(encrypted: ResolverService, ca: TestCA) -> None:
-    """dnspython's DoH client needs `httpx2` (dnspython 2.9's feature check), not `httpx`:
-    DoH is tested with httpx itself (HTTP/1.1 and HTTP/2) and kdig instead."""
 
     def over_tls() -> dns.message.Message:
         return dns.query.tls(
@@ -141,6 +140,33 @@ async def test_dnspython_client_over_dot(encrypted: ResolverService, ca: TestCA)
     reply = await trio.to_thread.run_sync(over_tls)
     assert reply.answer[0].to_text() == "www.example.test. 300 IN A 192.0.2.1"
     assert encrypted.stats.tls_queries == 1
+
+
+@pytest.mark.parametrize(
+    "version", [dns.query.HTTPVersion.H1, dns.query.HTTPVersion.H2], ids=["http1.1", "http2"]
+)
+@pytest.mark.parametrize("post", [True, False], ids=["post", "get"])
+async def test_dnspython_client_over_https(
+    encrypted: ResolverService, ca: TestCA, version: dns.query.HTTPVersion, post: bool
+) -> None:
+    """dnspython's own DoH client; dnspython 2.9 drives it with httpx2/httpcore2 (its "doh"
+    feature: `dns._features`), the `test` extra's."""
+    if not dns.query.have_doh:
+        pytest.fail("dnspython's DoH client needs httpx2 and httpcore2 (pip install .[test])")
+
+    def over_https() -> dns.message.Message:
+        return dns.query.https(
+            query("www.example.test."),
+            ADDRESS,
+            timeout=5,
+            verify=client_context(ca),
+            post=post,
+            http_version=version,
+        )
+
+    reply = await trio.to_thread.run_sync(over_https)
+    assert reply.answer[0].to_text() == "www.example.test. 300 IN A 192.0.2.1"
+    assert encrypted.stats.https_queries == 1
 
 
 def doh_requests(ca: TestCA, http2: bool) -> dict[str, httpx.Response]:

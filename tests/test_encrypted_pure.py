@@ -3,15 +3,25 @@
 from __future__ import annotations
 
 import base64
+from collections import deque
+from collections.abc import Callable
 
 import dns.edns
 import dns.message
+import dns.name
 import dns.rcode
+import dns.rdatatype
 import dns.rrset
 import pytest
 
+from resolver.config import Config, ForwardZone
+from resolver.core.actions import Answer
+from resolver.core.reasons import ServfailReason
+from resolver.engine import Client, Engine, Output, Reply, Send
 from resolver.engine.doh import HttpError, dns_query, max_age
 from resolver.engine.padding import RESPONSE_BLOCK, asks_for_padding, pad_reply
+from resolver.testing import TestInternet
+from resolver.testing.scripted import ScriptedWorld
 
 
 def wire(name: str = "www.example.test.", **options: object) -> bytes:
@@ -119,3 +129,83 @@ def test_a_padding_option_survives_with_other_options() -> None:
     padded = dns.message.from_wire(pad_reply(message.to_wire()))
     codes = [option.otype for option in padded.options]
     assert dns.edns.OptionType.EDE in codes and dns.edns.OptionType.PADDING in codes
+
+
+# -- a DoT forwarder that fails its TLS setup: EDE 23 naming server and reason -----------------
+
+ZONE = ForwardZone("fwd.test.", ("192.0.2.1", "192.0.2.2"), tls=True, tls_name="dot.test")
+
+
+def drain(
+    engine: Engine,
+    outputs: list[Output],
+    outcome: Callable[[Send], str | None],
+    done: Callable[[], bool],
+) -> list[Reply]:
+    """Carry the engine's outputs (no sockets): each query's fate is `outcome(send)`, a
+    NetworkError's reason (what `server/dotpool.py` returns) or None for silence."""
+    queue, replies = deque(outputs), list[Reply]()
+    while queue and not done():
+        output = queue.popleft()
+        if isinstance(output, Reply):
+            replies.append(output)
+        elif isinstance(output, Send):
+            assert output.server.tls is not None and output.tcp  # never in clear text
+            reason = outcome(output)
+            if reason is None:
+                queue.extend(engine.upstream_silent(output.handle))
+            else:
+                queue.extend(engine.upstream_failed(output.handle, reason))
+    return replies
+
+
+def tls_reason(send: Send) -> str:
+    return f"DNS over TLS to {send.server.address}:853 (dot.test): certificate verify failed"
+
+
+def test_every_forwarder_failing_its_tls_setup_is_ede_23_naming_each(
+    internet: TestInternet,
+) -> None:
+    engine = ScriptedWorld(internet, Config(forward_zones=(ZONE,))).engine
+    answers, traced = list[Answer](), list[str]()
+    name = dns.name.from_text("a.fwd.test.")
+    outputs = engine.ask(name, dns.rdatatype.A, answers.append, trace=traced.append)
+    drain(engine, outputs, tls_reason, lambda: bool(answers))
+    answer = answers[0]
+    assert answer.rcode == dns.rcode.SERVFAIL
+    assert answer.failure is ServfailReason.FORWARDER_TLS_FAILED
+    detail = (
+        "DNS over TLS to 192.0.2.1:853 (dot.test): certificate verify failed; "
+        "DNS over TLS to 192.0.2.2:853 (dot.test): certificate verify failed"
+    )
+    assert answer.detail == detail
+    # --trace names each server and the reason, then the SERVFAIL with the same words.
+    assert any(line.strip() == tls_reason_for("192.0.2.2") for line in traced), traced
+    assert traced[-1].strip() == f"SERVFAIL: no forwarder reachable over TLS: {detail}"
+    # A client's reply carries it as EDE 23, Network Error (RFC 8914 section 4.24).
+    wire = dns.message.make_query("b.fwd.test.", "A", use_edns=0).to_wire()
+    replies = drain(
+        engine, engine.client_query(wire, Client("127.0.0.1")), tls_reason, lambda: False
+    )
+    reply = dns.message.from_wire(replies[0].wire or b"")
+    errors = [option for option in reply.options if isinstance(option, dns.edns.EDEOption)]
+    assert [(error.code, error.text) for error in errors] == [
+        (dns.edns.EDECode.NETWORK_ERROR, f"no forwarder reachable over TLS: {detail}")
+    ]
+
+
+def tls_reason_for(address: str) -> str:
+    return f"DNS over TLS to {address}:853 (dot.test): certificate verify failed"
+
+
+def test_a_silent_forwarder_among_tls_failures_is_ede_22(internet: TestInternet) -> None:
+    engine = ScriptedWorld(internet, Config(forward_zones=(ZONE,))).engine
+    answers = list[Answer]()
+    outputs = engine.ask(dns.name.from_text("a.fwd.test."), dns.rdatatype.A, answers.append)
+
+    def first_fails_second_is_silent(send: Send) -> str | None:
+        return tls_reason(send) if send.server.address == "192.0.2.1" else None
+
+    drain(engine, outputs, first_fails_second_is_silent, lambda: bool(answers))
+    assert answers[0].failure is ServfailReason.NO_FORWARDER_ANSWERED
+    assert answers[0].detail == ""

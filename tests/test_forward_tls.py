@@ -13,7 +13,9 @@ from pathlib import Path
 
 import dns.edns
 import dns.message
+import dns.name
 import dns.rcode
+import dns.rdatatype
 import pytest
 import trio
 
@@ -28,7 +30,7 @@ UNBOUND = "127.55.0.1"
 DOT_PORT = 853
 
 
-def unbound_conf(workdir: Path, issued: Issued) -> str:
+def unbound_conf(workdir: Path, issued: Issued, extra: str = "") -> str:
     return f"""\
 server:
     verbosity: 1
@@ -39,7 +41,7 @@ server:
     tls-service-pem: "{issued.certificate}"
     access-control: 127.0.0.0/8 allow
     do-ip6: no
-    chroot: ""
+{extra}    chroot: ""
     username: ""
     directory: "{workdir}"
     pidfile: "{workdir / "unbound.pid"}"
@@ -53,11 +55,11 @@ remote-control:
 
 
 @contextmanager
-def unbound(workdir: Path, issued: Issued) -> Iterator[subprocess.Popen[bytes]]:
+def unbound(workdir: Path, issued: Issued, extra: str = "") -> Iterator[subprocess.Popen[bytes]]:
     """Unbound answering only DNS over TLS on UNBOUND:853, stopped (by its PID) afterwards."""
     binary = ensure_command("unbound", "unbound")
     conf = workdir / "unbound.conf"
-    conf.write_text(unbound_conf(workdir, issued))
+    conf.write_text(unbound_conf(workdir, issued, extra))
     process = subprocess.Popen([binary, "-d", "-c", str(conf)], stderr=subprocess.PIPE)
     try:
         yield process
@@ -155,13 +157,31 @@ async def test_a_failed_check_is_a_named_error_never_clear_text(
         "pin mismatch": zone(ca, tls_pin_sha256=(base64.b64encode(b"\x00" * 32).decode(),)),
     }[case]
     caplog.set_level(logging.WARNING, logger="resolver.server.dotpool")
+    traced: list[str] = []
     with unbound(tmp_path, issued):
         await wait_for_unbound()
-        reply = await forwarded_answer(nursery, live_internet, tmp_path, forward)
+        service = await start_resolver(nursery, live_internet, tmp_path, forward_zones=(forward,))
+        reply = await ask(query("a.fwd.test.", use_edns=0), timeout=15)
+        # `resolver query --trace` prints what the tracer gets (a fresh name: not the failure
+        # remembered for a.fwd.test.).
+        traced_answer = await service.resolve(
+            dns.name.from_text("b.fwd.test."), dns.rdatatype.A, traced.append
+        )
+    named_as = "other.test" if case == "wrong name" else "dot.test"
+    server = f"DNS over TLS to {UNBOUND}:{DOT_PORT} ({named_as})"
     assert reply.rcode() == dns.rcode.SERVFAIL
     errors = [option for option in reply.options if isinstance(option, dns.edns.EDEOption)]
-    assert errors and errors[0].text == "no forwarder answered"
+    # RFC 8914 section 4.24: Network Error, with the server and the reason in EXTRA-TEXT.
+    assert len(errors) == 1 and errors[0].code == dns.edns.EDECode.NETWORK_ERROR
+    assert errors[0].text is not None
+    assert errors[0].text.startswith(f"no forwarder reachable over TLS: {server}: "), errors
+    assert reason in errors[0].text, errors[0].text
     logged = caplog.text
     assert f"DNS over TLS to {UNBOUND}:{DOT_PORT}" in logged, logged
     assert reason in logged, logged
+    assert traced_answer.rcode == dns.rcode.SERVFAIL
+    named = [line for line in traced if server in line and reason in line]
+    assert named, "\n".join(traced)
+    assert any(line.strip().startswith("SERVFAIL: no forwarder reachable") for line in traced)
+    assert service.stats.upstream_tls_failures >= 2
     assert live_internet.total_queries() == 0

@@ -132,10 +132,12 @@ class Answer:
     security: Security = Security.INDETERMINATE
     #: Extended DNS Errors that go with an answer that stands (EDE 1, 2, 27).
     notes: tuple[ValidationNote, ...] = ()
+    #: More words on `failure` for the client's EDE EXTRA-TEXT (e.g. a forwarder's TLS error).
+    detail: str = ""
 
     @classmethod
-    def servfail(cls, reason: ServfailReason) -> Answer:
-        return cls(dns.rcode.SERVFAIL, failure=reason)
+    def servfail(cls, reason: ServfailReason, detail: str = "") -> Answer:
+        return cls(dns.rcode.SERVFAIL, failure=reason, detail=detail)
 
 
 @dataclass(frozen=True, slots=True)

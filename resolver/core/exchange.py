@@ -101,6 +101,9 @@ class Exchange:
 
     def __init__(self, work: Work) -> None:
         self._work = work
+        #: Why the last query `ask` sent could not be delivered (a NetworkError's reason, such
+        #: as a forwarder's failed certificate check), or None: for the SERVFAIL's EDE text.
+        self.undelivered: str | None = None
 
     def ask(
         self,
@@ -187,6 +190,7 @@ class Exchange:
             self._work.say(depth, "  timed out after {:.1f} s", timeout)
         else:
             self._work.say(depth, "  {}", outcome.reason)
+            self.undelivered = outcome.reason
         if tcp:
             # No TCP (firewalled or refused) says nothing about the server over UDP.
             return Miss.REJECTED

@@ -17,6 +17,10 @@ class ServfailReason(Enum):
     GLUELESS_LIMIT = ("too many glueless name server lookups", 0)
     TIMEOUT = ("resolution took too long", 0)
     NO_FORWARDER_ANSWERED = ("no forwarder answered", 22)
+    # Every forwarder of a DNS-over-TLS zone failed before a query went out (certificate or
+    # pin check, handshake, connection): RFC 8914 section 4.24, "an unrecoverable error
+    # occurred while communicating with another server". The detail names server and reason.
+    FORWARDER_TLS_FAILED = ("no forwarder reachable over TLS", 23)
     INTERNAL_ERROR = ("internal error", 0)  # a bug: the query's handling raised
     # DNSSEC validation failures (bogus answers), with the codes of RFC 8914 section 4.
     DNSSEC_BOGUS = ("DNSSEC validation failed", 6)
@@ -51,6 +55,7 @@ _AUTHORITY_FAILURES = frozenset(
         ServfailReason.NO_REACHABLE_AUTHORITY,
         ServfailReason.NO_USABLE_SERVER_ADDRESS,
         ServfailReason.NO_FORWARDER_ANSWERED,
+        ServfailReason.FORWARDER_TLS_FAILED,
         ServfailReason.TIMEOUT,
     }
 )
@@ -89,8 +94,10 @@ class Lameness(Enum):
 
 
 class ResolutionFailed(Exception):
-    """Raised inside the iterator to abandon a question with SERVFAIL."""
+    """Raised inside the iterator to abandon a question with SERVFAIL; `detail` says more than
+    the reason's fixed text where the iterator knows it (which server failed, and how)."""
 
-    def __init__(self, reason: ServfailReason) -> None:
-        super().__init__(reason.text)
+    def __init__(self, reason: ServfailReason, detail: str = "") -> None:
+        super().__init__(f"{reason.text}: {detail}" if detail else reason.text)
         self.reason = reason
+        self.detail = detail

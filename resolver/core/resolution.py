@@ -83,7 +83,7 @@ class Resolution:
             self._done = Done(finished.value)
             return self._done
 
-    def give_up(self, reason: ServfailReason) -> Answer:
+    def give_up(self, reason: ServfailReason, detail: str = "") -> Answer:
         """The answer when resolution cannot go on: stale data if allowed and held, else SERVFAIL.
 
         Stale data stands in only when the authorities failed (RFC 8767 section 4), never for a
@@ -98,14 +98,14 @@ class Resolution:
         if stale is not None:
             self._work.say(0, "{}; answering with stale data (RFC 8767)", reason.text)
             return stale
-        self._work.say(0, "SERVFAIL: {}", reason.text)
-        return Answer.servfail(reason)
+        self._work.say(0, "SERVFAIL: {}", f"{reason.text}: {detail}" if detail else reason.text)
+        return Answer.servfail(reason, detail)
 
     def _run(self) -> Generator[SendQuery, Outcome, Answer]:
         try:
             return (yield from self._resolve(self.qname, self.qtype, 0))
         except ResolutionFailed as failure:
-            return self.give_up(failure.reason)
+            return self.give_up(failure.reason, failure.detail)
 
     def stale_answer(self) -> Answer | None:
         """The whole CNAME chain from the cache, expired links included, or None if incomplete.

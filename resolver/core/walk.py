@@ -255,6 +255,10 @@ class Walk:
         self._work.say(depth, "forward zone {}: forwarding", route.zone)
         upstream, table = self._work.ctx.config.upstream, self._work.ctx.servers
         attempts = Attempts(upstream.forward_timeout, upstream.retries)
+        # Why each DNS-over-TLS forwarder could not be asked, by server, for the EDE text: the
+        # operator must learn that a certificate or pin check failed, and on which server.
+        tls_failures: dict[Server, str] = {}
+        other_failure = False
         while True:
             candidates = [
                 server
@@ -265,6 +269,9 @@ class Walk:
                 if attempts.next_round():
                     self._work.say(depth, "  {}", attempts)
                     continue
+                if tls_failures and not other_failure:
+                    detail = "; ".join(dict.fromkeys(tls_failures.values()))
+                    raise ResolutionFailed(ServfailReason.FORWARDER_TLS_FAILED, detail)
                 raise ResolutionFailed(
                     ServfailReason.NO_FORWARDER_ANSWERED
                     if attempts.any_asked
@@ -272,11 +279,16 @@ class Walk:
                 )
             server = choose_in_order(candidates, table)
             attempts.asked(server)
+            self._exchange.undelivered = None
             verdict = yield from self._exchange.ask(
                 server, question, route.zone, depth, attempts.timeout, recursive=True
             )
             if isinstance(verdict, Classified):
                 return verdict
+            if server.tls is not None and self._exchange.undelivered is not None:
+                tls_failures[server] = self._exchange.undelivered
+            else:
+                other_failure = True  # a reply, or silence: not (only) TLS failures
             if verdict is Miss.SILENT:
                 attempts.silent(server)
 

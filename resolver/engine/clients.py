@@ -129,7 +129,10 @@ def extended_errors(answer: Answer) -> list[dns.edns.Option]:
     errors: list[dns.edns.Option] = []
     if answer.failure is not None:
         code = dns.edns.EDECode.make(answer.failure.ede_code)
-        errors.append(dns.edns.EDEOption(code, answer.failure.text))
+        text = answer.failure.text
+        if answer.detail:  # more words on the failure, e.g. a forwarder's TLS error
+            text = f"{text}: {answer.detail}"
+        errors.append(dns.edns.EDEOption(code, text))
     elif answer.stale:
         errors.append(dns.edns.EDEOption(dns.edns.EDECode.STALE_ANSWER))
     errors += [

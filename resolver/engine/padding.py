@@ -11,6 +11,7 @@ nothing and costs bandwidth.
 from __future__ import annotations
 
 import struct
+from collections.abc import Iterator
 
 import dns.edns
 import dns.exception
@@ -35,32 +36,41 @@ def _skip_name(wire: bytes, offset: int) -> int:
         offset += length + 1
 
 
-def asks_for_padding(query: bytes) -> bool:
-    """Whether a query's OPT record carries a Padding option, read from its bytes.
+def edns_options(message: bytes) -> Iterator[tuple[int, bytes]]:
+    """(code, data) of each option in a message's OPT record, read from its bytes without
+    parsing the rest: cheap enough for every query and reply of an encrypted transport.
 
-    Only the additional section is looked at (where OPT lives); anything malformed is "no":
-    such a query gets FORMERR, which needs no padding.
+    Only the additional section is looked at (where OPT lives); whatever is malformed ends
+    the options (the engine answers or judges such a message on its own).
     """
     try:
-        _, _, qdcount, ancount, nscount, arcount = _HEADER.unpack_from(query)
+        _, _, qdcount, ancount, nscount, arcount = _HEADER.unpack_from(message)
         offset = _HEADER.size
         for _ in range(qdcount):
-            offset = _skip_name(query, offset) + 4
+            offset = _skip_name(message, offset) + 4
         for index in range(ancount + nscount + arcount):
-            offset = _skip_name(query, offset)
-            rtype, _, _, rdlength = _RR_FIXED.unpack_from(query, offset)
+            offset = _skip_name(message, offset)
+            rtype, _, _, rdlength = _RR_FIXED.unpack_from(message, offset)
             offset += _RR_FIXED.size
             end = offset + rdlength
+            if end > len(message):
+                return
             if rtype == _OPT and index >= ancount + nscount:
                 while offset + 4 <= end:
-                    code, length = struct.unpack_from("!HH", query, offset)
-                    if code == PADDING:
-                        return True
+                    code, length = struct.unpack_from("!HH", message, offset)
+                    if offset + 4 + length > end:
+                        return
+                    yield code, message[offset + 4 : offset + 4 + length]
                     offset += 4 + length
             offset = end
     except (IndexError, struct.error):
-        return False
-    return False
+        return
+
+
+def asks_for_padding(query: bytes) -> bool:
+    """Whether a query's OPT record carries a Padding option; anything malformed is "no":
+    such a query gets FORMERR, which needs no padding."""
+    return any(code == PADDING for code, _ in edns_options(query))
 
 
 def pad_reply(reply: bytes, block: int = RESPONSE_BLOCK) -> bytes:

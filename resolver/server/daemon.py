@@ -22,7 +22,7 @@ from resolver.server.operations import Operations
 from resolver.server.privileges import drop_privileges
 from resolver.server.querylog import QueryLog
 from resolver.server.service import ResolverService
-from resolver.server.tls import DOH_ALPN, DOT_ALPN, ReloadableContext
+from resolver.server.tls import DOH_ALPN, DOT_ALPN, ReloadableContext, check_forward_zones
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +62,7 @@ async def serve(
     forever.
     """
     hints = load_root_hints(config.root_hints)
+    check_forward_zones(config.forward_zones)
     with contextlib.ExitStack() as resources:
         shared = config.workers > 1
         bound = [

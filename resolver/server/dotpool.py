@@ -5,7 +5,8 @@ that every query to it shares (RFC 7858 section 3.4, RFC 7766 section 6.2.1.1): 
 written as they come, replies are handed to whichever query has their ID, in whatever order
 they arrive (section 7). The engine still matches every reply to its query (question, ID) as
 for any other transport; this module only routes bytes by ID. A connection left without queries
-for `IDLE_TIMEOUT` seconds is closed, as is one the server closes; the next query opens another.
+for `IDLE_TIMEOUT` seconds (or less, if the server said so in an edns-tcp-keepalive option,
+RFC 7828) is closed, as is one the server closes; the next query opens another.
 
 The server is authenticated (`tls.py`): its certificate against `TlsPeer.name` and the CA store,
 and its key against the pins. A failure is an error naming the server and the reason, logged and
@@ -23,6 +24,7 @@ import trio
 
 from resolver.core.actions import NetworkError, Server
 from resolver.engine import Send
+from resolver.engine.keepalive import keepalive_timeout
 from resolver.engine.stats import Stats
 from resolver.server.tls import check_pin, client_context
 from resolver.server.wire import framed, receive_framed
@@ -70,6 +72,19 @@ class _Connection:
         self.closed = False
         self.write_lock = trio.Lock()
         self.waiters: dict[int, list[Callable[[bytes | None], None]]] = {}
+        # RFC 7828: how long the connection may stay idle, our limit or the server's if
+        # smaller; `draining` once the server said 0 (no new queries, close when answered).
+        self.idle_timeout = IDLE_TIMEOUT
+        self.draining = False
+
+    def heard(self, reply: bytes) -> None:
+        """Take the server's edns-tcp-keepalive TIMEOUT from a reply, if it has one."""
+        timeout = keepalive_timeout(reply)
+        if timeout is None:
+            return
+        self.idle_timeout = min(IDLE_TIMEOUT, timeout)
+        if timeout == 0:
+            self.draining = True
 
     async def open(self) -> None:
         server, peer = self.server, self.server.tls
@@ -94,7 +109,9 @@ class _Connection:
         assert stream is not None
         try:
             while True:
-                with trio.move_on_after(IDLE_TIMEOUT) as idle:
+                if self.draining and not self.waiters:
+                    break
+                with trio.move_on_after(self.idle_timeout) as idle:
                     data = await receive_framed(stream)
                 if idle.cancelled_caught:
                     if self.waiters:
@@ -104,7 +121,10 @@ class _Connection:
                     break
                 if len(data) < 2:
                     continue
-                for deliver in self.waiters.pop(int.from_bytes(data[:2], "big"), []):
+                delivers = self.waiters.pop(int.from_bytes(data[:2], "big"), [])
+                if delivers:  # only a reply to one of our queries may shorten the timeout
+                    self.heard(data)
+                for deliver in delivers:
                     deliver(data)
         except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as error:
             log.debug("%s: %s", describe(self.server), _reason(error))
@@ -131,6 +151,8 @@ class DotPool:
 
     async def _connection(self, server: Server) -> _Connection:
         held = self._connections.get(server)
+        if held is not None and held.draining:
+            held = None  # the server asked for no more queries on it (RFC 7828 section 3.3.2)
         if held is not None and not held.closed:
             await held.ready.wait()
             if held.failure is None and not held.closed:

@@ -14,11 +14,14 @@ machines serve in a few dozen lines each.
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+import socket
+from collections.abc import Callable
 
 import h2.config
 import h2.connection
+import h2.errors
 import h2.events
 import h2.exceptions
 import h2.settings
@@ -34,10 +37,21 @@ from resolver.server.wire import MAX_MESSAGE
 log = logging.getLogger(__name__)
 
 #: Requests one HTTP/2 connection may have open at once (SETTINGS_MAX_CONCURRENT_STREAMS),
-#: as many as the queries one DoT connection may pipeline.
+#: as many as the queries one DoT connection may pipeline. It also caps the requests being
+#: answered: a client that resets its streams at once ("rapid reset", CVE-2023-44487) frees
+#: HTTP/2's count but not the work it started, so the work is counted apart (`_H2.answering`)
+#: and a request beyond the cap is refused (RST_STREAM REFUSED_STREAM), not started.
 MAX_STREAMS = 16
+#: SETTINGS_MAX_HEADER_LIST_SIZE: a DoH request's headers, GET's ?dns= included, fit in far
+#: less (a 65535-octet query is 87,380 base64url characters, which is why RFC 8484 has POST).
+MAX_HEADER_LIST = 16_384
 _RECEIVE = 65_536
 _SERVER = b"resolver"
+
+
+class _Stuck(trio.BrokenResourceError):
+    """The client did not take what we sent within the idle timeout: the connection ends."""
+
 
 Headers = list[tuple[bytes, bytes]]
 
@@ -104,6 +118,31 @@ async def _receive(stream: trio.abc.Stream, limits: Limits) -> bytes:
     return b""
 
 
+def _quick_ack(stream: trio.abc.Stream) -> None:
+    """Acknowledge what the client sent at once instead of after Linux's delayed-ACK timer
+    (40 ms). HTTP/2 clients write small frames (a SETTINGS or WINDOW_UPDATE, then a request)
+    in separate segments, and one with Nagle's algorithm on (dnsperf) holds the request until
+    the first is acknowledged: measured, a DoH query then took 30 to 50 ms instead of 2 to 5.
+    TCP_QUICKACK is not sticky (the kernel may fall back to delayed ACKs), hence after every
+    receive; where it does not exist (not Linux), nothing happens."""
+    option = getattr(socket, "TCP_QUICKACK", None)
+    transport = getattr(stream, "transport_stream", None)
+    if option is None or not isinstance(transport, trio.SocketStream):
+        return
+    with contextlib.suppress(OSError):
+        transport.socket.setsockopt(socket.IPPROTO_TCP, option, 1)
+
+
+async def _send(stream: trio.abc.Stream, data: bytes, limits: Limits) -> None:
+    """Write to the client; a client that stops reading must not hold its connection (and a
+    slot of `max_tcp_clients`) forever: what it does not take within the idle timeout ends it,
+    as on the DoT and TCP listeners."""
+    with trio.move_on_after(limits.tcp_idle_timeout):
+        await stream.send_all(data)
+        return
+    raise _Stuck("the client does not read its responses")
+
+
 # --- HTTP/1.1 ---------------------------------------------------------------------------------
 
 
@@ -118,11 +157,17 @@ async def _serve_h11(
         for event in events:
             data = connection.send(event)
             if data:
-                await stream.send_all(data)
+                await _send(stream, data, limits)
 
     while True:
+        # The whole request (headers and body) within the idle timeout, not each piece of it:
+        # otherwise a client sending a byte every few seconds (slowloris) would hold the
+        # connection forever.
+        request: h11.Request | None = None
+        body: bytes | None = None
         try:
-            request, body = await _read_h11_request(connection, stream, limits)
+            with trio.move_on_after(limits.tcp_idle_timeout):
+                request, body = await _read_h11_request(connection, stream, limits)
         except h11.RemoteProtocolError as error:
             if connection.our_state in (h11.IDLE, h11.SEND_RESPONSE):
                 content = f"bad request: {error}\n".encode()
@@ -197,21 +242,38 @@ def _header(headers: list[tuple[bytes, bytes]] | h11._headers.Headers, name: byt
 class _H2:
     """One HTTP/2 connection: the state machine, its writer lock, and the open requests."""
 
-    def __init__(self, stream: trio.abc.Stream) -> None:
+    def __init__(self, stream: trio.abc.Stream, limits: Limits) -> None:
         config = h2.config.H2Configuration(client_side=False, header_encoding=None)
         self.connection = h2.connection.H2Connection(config=config)
         self.stream = stream
+        self.limits = limits
         self.lock = trio.Lock()
-        self.window = trio.Event()  # set when the client grants more flow-control window
+        # Set (and replaced) whenever the client grants more flow-control window: every
+        # response waiting for window wakes up, whichever stream the grant was for.
+        self.window = trio.Event()
         self.requests: dict[int, tuple[Headers, bytearray]] = {}
+        self.answering = 0  # requests being answered (`MAX_STREAMS` at most)
+
+    def granted(self) -> None:
+        self.window.set()
+        self.window = trio.Event()
 
     async def flush(self) -> None:
         async with self.lock:
             data = self.connection.data_to_send()
             if data:
-                await self.stream.send_all(data)
+                await _send(self.stream, data, self.limits)
 
-    async def reply(self, stream_id: int, status: int, headers: Headers, body: bytes) -> None:
+    async def reply(
+        self,
+        stream_id: int,
+        status: int,
+        headers: Headers,
+        body: bytes,
+        queued: Callable[[], None] = lambda: None,
+    ) -> None:
+        """Send a response within the client's flow-control window; `queued` is called once
+        all of it is in h2's hands (the stream is then closed for h2), before it is written."""
         connection = self.connection
         try:
             connection.send_headers(
@@ -236,48 +298,113 @@ class _H2:
                     connection.send_data(stream_id, chunk)
                 await self.flush()
                 if not chunk:
-                    self.window = trio.Event()
-                    await self.window.wait()
+                    # A client that opens no window (flow control, RFC 9113 section 5.2)
+                    # gets its stream reset after the idle timeout rather than holding it.
+                    granted = self.window
+                    with trio.move_on_after(self.limits.tcp_idle_timeout):
+                        await granted.wait()
+                    if not granted.is_set():
+                        connection.reset_stream(stream_id, h2.errors.ErrorCodes.CANCEL)
+                        break
         except h2.exceptions.StreamClosedError:
             return  # the client reset the stream
+        queued()
         await self.flush()
+
+    def finish(self, stream_id: int) -> None:
+        """After a complete response to a request the client has not finished sending (413),
+        ask it to stop sending, without error (RFC 9113 section 8.1)."""
+        stream = self.connection.streams.get(stream_id)
+        if stream is not None and not stream.closed:
+            with contextlib.suppress(h2.exceptions.StreamClosedError):
+                self.connection.reset_stream(stream_id, h2.errors.ErrorCodes.NO_ERROR)
 
 
 async def _serve_h2(
     stream: trio.abc.Stream, peer: str, service: ResolverService, limits: Limits, path: str
 ) -> None:
     """Requests multiplexed on one connection, each answered as soon as it is ready."""
-    h2c = _H2(stream)
+    h2c = _H2(stream, limits)
     connection = h2c.connection
     connection.local_settings = h2.settings.Settings(
-        client=False, initial_values={h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS: MAX_STREAMS}
+        client=False,
+        initial_values={
+            h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS: MAX_STREAMS,
+            h2.settings.SettingCodes.MAX_HEADER_LIST_SIZE: MAX_HEADER_LIST,
+        },
     )
     connection.initiate_connection()
     await h2c.flush()
 
     async def handle(stream_id: int, headers: Headers, body: bytes | None) -> None:
-        fields = dict(headers)
-        response: Headers = []
-        if body is None:
-            status, content = 413, b"a DNS message has at most 65535 octets\n"
-        else:
-            content_type = fields.get(b"content-type")
-            status, response, content = await respond(
-                service,
-                peer,
-                path,
-                fields.get(b":method", b"").decode("ascii", "replace"),
-                fields.get(b":path", b"").decode("ascii", "replace"),
-                None if content_type is None else content_type.decode("latin-1"),
-                body,
-            )
-        await h2c.reply(stream_id, status, response, content)
+        answering = True
 
+        def queued() -> None:
+            # As soon as h2 counts the stream closed, so does `answering`: a client that opens
+            # a new stream on seeing the response must not find it still counted (refused).
+            nonlocal answering
+            if answering:
+                answering = False
+                h2c.answering -= 1
+
+        try:
+            fields = dict(headers)
+            response: Headers = []
+            if body is None:
+                status, content = 413, b"a DNS message has at most 65535 octets\n"
+            else:
+                content_type = fields.get(b"content-type")
+                status, response, content = await respond(
+                    service,
+                    peer,
+                    path,
+                    fields.get(b":method", b"").decode("ascii", "replace"),
+                    fields.get(b":path", b"").decode("ascii", "replace"),
+                    None if content_type is None else content_type.decode("latin-1"),
+                    body,
+                )
+            await h2c.reply(stream_id, status, response, content, queued)
+            if body is None:
+                h2c.finish(stream_id)
+                await h2c.flush()
+        finally:
+            queued()
+            activity.set()
+
+    def start(stream_id: int) -> None:
+        held = h2c.requests.pop(stream_id, None)
+        if held is None:
+            return
+        if h2c.answering >= MAX_STREAMS:
+            connection.reset_stream(stream_id, h2.errors.ErrorCodes.REFUSED_STREAM)
+            return
+        h2c.answering += 1
+        headers, body = held
+        whole = bytes(body) if len(body) <= MAX_MESSAGE else None
+        nursery.start_soon(handle, stream_id, headers, whole)
+
+    # Only requests keep a connection open: the idle timeout runs from the last request
+    # received or answered, so PINGs, SETTINGS or a body trickled byte by byte (slowloris)
+    # do not keep a connection, and its slot in max_tcp_clients, forever.
+    activity = trio.Event()
+    deadline = trio.current_time() + limits.tcp_idle_timeout
     async with trio.open_nursery() as nursery:
         while True:
-            data = await _receive(stream, limits)
+            if activity.is_set():
+                activity = trio.Event()
+                deadline = trio.current_time() + limits.tcp_idle_timeout
+            if trio.current_time() >= deadline:
+                if not h2c.answering:
+                    break
+                deadline = trio.current_time() + limits.tcp_idle_timeout
+            data = b""
+            with trio.move_on_at(deadline):
+                data = bytes(await stream.receive_some(_RECEIVE))
+                _quick_ack(stream)
+                if not data:
+                    break
             if not data:
-                break
+                continue
             try:
                 events = connection.receive_data(data)
             except h2.exceptions.ProtocolError as error:
@@ -286,38 +413,27 @@ async def _serve_h2(
                 break
             for event in events:
                 if isinstance(event, h2.events.RequestReceived):
+                    activity.set()
                     fields = [(bytes(k), bytes(v)) for k, v in event.headers or []]
                     h2c.requests[event.stream_id] = (fields, bytearray())
                     if event.stream_ended is not None:
-                        _start(nursery, handle, h2c, event.stream_id)
+                        start(event.stream_id)
                 elif isinstance(event, h2.events.DataReceived):
                     connection.acknowledge_received_data(
                         event.flow_controlled_length, event.stream_id
                     )
                     held = h2c.requests.get(event.stream_id)
-                    if held is not None and len(held[1]) <= MAX_MESSAGE:  # beyond: 413
+                    if held is not None:
                         held[1].extend(event.data or b"")
+                        if len(held[1]) > MAX_MESSAGE:  # 413 now, not after the whole body
+                            start(event.stream_id)
                 elif isinstance(event, h2.events.StreamEnded):
-                    _start(nursery, handle, h2c, event.stream_id)
+                    start(event.stream_id)
                 elif isinstance(event, h2.events.StreamReset):
                     h2c.requests.pop(event.stream_id, None)
-                elif isinstance(event, h2.events.WindowUpdated):
-                    h2c.window.set()
+                elif isinstance(event, h2.events.WindowUpdated | h2.events.RemoteSettingsChanged):
+                    h2c.granted()  # more window, or a new initial window size
                 elif isinstance(event, h2.events.ConnectionTerminated):
                     nursery.cancel_scope.cancel()
             await h2c.flush()
         nursery.cancel_scope.cancel()
-
-
-def _start(
-    nursery: trio.Nursery,
-    handle: Callable[[int, Headers, bytes | None], Awaitable[None]],
-    h2c: _H2,
-    stream_id: int,
-) -> None:
-    held = h2c.requests.pop(stream_id, None)
-    if held is None:
-        return
-    headers, body = held
-    whole = bytes(body) if len(body) <= MAX_MESSAGE else None
-    nursery.start_soon(handle, stream_id, headers, whole)

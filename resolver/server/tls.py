@@ -14,11 +14,13 @@ import base64
 import hashlib
 import logging
 import ssl
+from collections.abc import Sequence
 from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
+from resolver.config import ForwardZone
 from resolver.core.actions import TlsPeer
 from resolver.server.errors import StartupError
 
@@ -28,14 +30,24 @@ DOT_ALPN = ("dot",)
 DOH_ALPN = ("h2", "http/1.1")
 
 
+def readable(key: str, path: Path) -> None:
+    """StartupError naming the configuration key and the path unless `path` can be read:
+    `ssl` says only "No such file or directory", without saying which of two files."""
+    try:
+        with path.open("rb"):
+            pass
+    except OSError as error:
+        raise StartupError(f"{key}: cannot read {path}: {error.strerror or error}") from None
+
+
 def server_context(certificate: Path, key: Path, alpn: tuple[str, ...]) -> ssl.SSLContext:
     """A server context from PEM files; StartupError naming the file when one is unusable."""
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
+    readable("tls_certificate", certificate)
+    readable("tls_key", key)
     try:
         context.load_cert_chain(certificate, key)
-    except FileNotFoundError as error:
-        raise StartupError(f"tls: cannot read {error.filename}: no such file") from None
     except (OSError, ssl.SSLError) as error:
         raise StartupError(
             f"tls: cannot use tls_certificate {certificate} with tls_key {key}: {error}"
@@ -73,6 +85,24 @@ def spki_sha256(der_certificate: bytes) -> str:
 
 
 _client_contexts: dict[TlsPeer, ssl.SSLContext] = {}
+
+
+def check_forward_zones(zones: Sequence[ForwardZone]) -> None:
+    """At start, not at the first query: every `tls_ca_file` must be a readable file of PEM
+    CA certificates, or a StartupError names the key (`forward_zones[N].tls_ca_file`) and the
+    path. Otherwise the daemon would start and then SERVFAIL every query of the zone."""
+    for index, zone in enumerate(zones):
+        if not zone.tls or zone.tls_ca_file is None:
+            continue
+        key = f"forward_zones[{index}].tls_ca_file"
+        readable(key, zone.tls_ca_file)
+        try:
+            ssl.create_default_context(cafile=str(zone.tls_ca_file))
+        except (OSError, ssl.SSLError) as error:
+            reason = getattr(error, "reason", None) or error.strerror or str(error)
+            raise StartupError(
+                f"{key}: {zone.tls_ca_file} holds no usable CA certificate (PEM): {reason}"
+            ) from None
 
 
 def client_context(peer: TlsPeer) -> ssl.SSLContext:
