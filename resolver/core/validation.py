@@ -134,6 +134,12 @@ class Validator:
                 previous = rrset
                 continue
             previous = rrset
+            if rrset.rdtype == dns.rdatatype.RRSIG:
+                # Signatures asked for by type: nothing signs them (RFC 4035 section 5.3),
+                # so an RRSIG answer stays indeterminate, as in Unbound.
+                records.append(rrset)
+                statuses.append(Security.INDETERMINATE)
+                continue
             verdict, remember = yield from self._positive(rrset, step, depth)
             status = verdict.security
             statuses.append(status)
