@@ -22,7 +22,7 @@ from resolver.engine import Client, Send
 from resolver.engine.clients import Admitted
 from resolver.testing import TestInternet
 from resolver.testing.scripted import ScriptedWorld
-from tests.helpers import loopback_config
+from tests.helpers import loopback_config, signed_config
 
 WWW = dns.name.from_text("www.nsec.sec.")
 
@@ -35,7 +35,7 @@ def signed() -> TestInternet:
 @pytest.fixture
 def world(signed: TestInternet) -> ScriptedWorld:
     signed.reset_counters()
-    return ScriptedWorld(signed, loopback_config())
+    return ScriptedWorld(signed, signed_config())
 
 
 def client_query(
@@ -74,7 +74,7 @@ def sent_queries(world: ScriptedWorld, to: str | None = None) -> list[dns.messag
 
 
 def test_upstream_queries_carry_do_only_when_validating(signed: TestInternet) -> None:
-    on = ScriptedWorld(signed, loopback_config())
+    on = ScriptedWorld(signed, signed_config())
     asked = sent_queries(on)
     on.resolve("www.nsec.sec.")
     assert asked and all(query.ednsflags & dns.flags.DO for query in asked)
@@ -91,7 +91,7 @@ def test_upstream_queries_carry_do_only_when_validating(signed: TestInternet) ->
 def test_forwarders_are_asked_with_do_and_cd(signed: TestInternet) -> None:
     """RFC 6840 5.9: a validator behind a forwarder asks with CD=1 so that it gets the data
     and validates it itself. The root server of the signed internet stands in for one."""
-    config = loopback_config(forward_zones=(ForwardZone("nsec.sec.", ("127.53.100.3",)),))
+    config = signed_config(forward_zones=(ForwardZone("nsec.sec.", ("127.53.100.3",)),))
     world = ScriptedWorld(signed, config)
     asked = sent_queries(world, to="127.53.100.3")
     others = sent_queries(world, to="127.53.100.1")
@@ -225,7 +225,7 @@ def test_bogus_entries_last_bogus_ttl_and_never_enter_the_packet_cache(
 
 
 def test_cd_and_plain_questions_do_not_share_a_resolution(signed: TestInternet) -> None:
-    world = ScriptedWorld(signed, loopback_config())
+    world = ScriptedWorld(signed, signed_config())
     engine = world.engine
     engine.client_query(client_query("www.nsec.sec.", cd=True), Client("127.0.0.1"))
     engine.client_query(client_query("www.nsec.sec."), Client("127.0.0.1"))
