@@ -76,6 +76,12 @@ class Resolution:
         """Upstream queries this question has cost so far, sub-questions included."""
         return self._work.queries_sent
 
+    @property
+    def signature_checks(self) -> int:
+        """Public-key operations DNSSEC validation has spent on this question (the KeyTrap
+        budget's counter, `Work.budget`); 0 when nothing needed validating."""
+        return self._work.signature_checks
+
     # -- the driver's interface ---------------------------------------------------------------
 
     def next_action(self) -> Action:

@@ -141,6 +141,11 @@ class Work:
     _budget: Budget | None = None
 
     @property
+    def signature_checks(self) -> int:
+        """Signature checks spent so far (0 if nothing was validated)."""
+        return 0 if self._budget is None else self._budget.signature_checks
+
+    @property
     def budget(self) -> Budget:
         if self._budget is None:
             self._budget = Budget(validation_limits(self.ctx.config))

@@ -443,6 +443,7 @@ class Engine:
         if name not in anchors:
             return False
         anchors.discard(name)
+        self.packets.clear()  # rendered answers from below the NTA must be validated again
         return True
 
     def negative_trust_anchors(self) -> list[dns.name.Name]:
