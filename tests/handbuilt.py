@@ -21,11 +21,11 @@ import dns.rrset
 
 from resolver.cache.records import RecordCache
 from resolver.cache.servers import ServerTable
-from resolver.dnssec import TrustAnchors
 from resolver.config import Config
 from resolver.core.actions import Action, Answer, Done, Outcome, SendQuery, Timeout
 from resolver.core.hints import parse_root_hints
 from resolver.core.resolution import Context, Resolution, Tracer
+from resolver.dnssec import TrustAnchors
 from resolver.engine.outbound import match_reply
 
 ROOT = "198.41.0.4"

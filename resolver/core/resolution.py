@@ -24,10 +24,9 @@ import dns.name
 import dns.rdatatype
 
 from resolver.core.actions import Action, Answer, Done, Outcome, SendQuery
-from resolver.core.chain import Chain
+from resolver.core.chain import Chain, Step
 from resolver.core.exchange import Exchange
 from resolver.core.lookup import CacheLookup
-from resolver.core.chain import Step
 from resolver.core.reasons import ResolutionFailed, ServfailReason
 from resolver.core.security import Security
 from resolver.core.validation import Validator
@@ -176,7 +175,9 @@ class Resolution:
         if anchor is None:
             return step  # no trust anchor above the name: indeterminate
         if anchor.negative:
-            self._work.say(depth, "dnssec: {} is below the negative trust anchor {}", name, anchor.zone)
+            self._work.say(
+                depth, "dnssec: {} is below the negative trust anchor {}", name, anchor.zone
+            )
             return replace(step, security=Security.INSECURE)
         if step.security is Security.INDETERMINATE:
             step = yield from self._validator.check(step, name, qtype, depth)

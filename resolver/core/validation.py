@@ -97,7 +97,7 @@ def failure_of(verdict: Verdict) -> ServfailReason:
 
 
 def _name_type(name: dns.name.Name, rdtype: int) -> str:
-    return f"{name} {dns.rdatatype.to_text(rdtype)}"
+    return f"{name} {dns.rdatatype.RdataType.to_text(rdtype)}"
 
 
 class Validator:
@@ -243,9 +243,7 @@ class Validator:
                 return wildcard, True
         return verdict, True
 
-    def _unsigned(
-        self, entry: KeyEntry | None, what: str, missing: Ede
-    ) -> tuple[Verdict, bool]:
+    def _unsigned(self, entry: KeyEntry | None, what: str, missing: Ede) -> tuple[Verdict, bool]:
         """Data without RRSIGs: insecure below an unsigned delegation, bogus in a signed zone."""
         if entry is None:
             return self._verdict(Security.INDETERMINATE, f"{what}: zone unknown"), False
@@ -315,7 +313,7 @@ class Validator:
         """The zone that signed the NSEC/NSEC3 records of a proof, if any signature is there."""
         for rrset in proof:
             if rrset.rdtype == dns.rdatatype.RRSIG and rrset.covers in _DENIAL_TYPES:
-                return rrset[0].signer  # type: ignore[no-any-return]
+                return rrset[0].signer
         return None
 
     def _verified_proof(
@@ -425,7 +423,7 @@ class Validator:
                 name,
                 keyset,
                 key_sigs,
-                ds,  # type: ignore[arg-type]
+                ds,
                 ctx.cache.now(),
                 budget,
                 self._trace,

@@ -80,7 +80,9 @@ class Context:
         object.__setattr__(self, "keys", KeyCache(self.config.dnssec.key_cache_size))
         if self.config.dnssec.validate:
             anchors = self.anchors
-            self._anchors.append(load_trust_anchors(self.config.dnssec) if anchors is None else anchors)
+            self._anchors.append(
+                load_trust_anchors(self.config.dnssec) if anchors is None else anchors
+            )
         else:
             self._anchors.append(TrustAnchors())
         object.__setattr__(self, "routes", Routes.from_config(self.config))

@@ -23,9 +23,9 @@ import dns.rdataclass
 import dns.rdatatype
 import dns.rrset
 
-from resolver.dnssec import TrustAnchors
 from resolver.config import CacheConfig, Config, ForwardZone
 from resolver.core.hints import parse_root_hints
+from resolver.dnssec import TrustAnchors
 from resolver.engine import Client, Engine, Send
 from resolver.hitrate.simulate import Policy, Replay
 from resolver.hitrate.trace import Outcome, Trace
