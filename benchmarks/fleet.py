@@ -32,7 +32,7 @@ import dns.message
 from hitrate import DEFAULT_BLOCK, TraceSpec, Universe, build_topology, make_trace, make_universe
 
 from resolver.cache.dump import Restored, restore, snapshot
-from resolver.config import CacheConfig, Config, SharedCacheConfig, UpstreamConfig
+from resolver.config import CacheConfig, Config, DnssecConfig, SharedCacheConfig, UpstreamConfig
 from resolver.engine import Client
 from resolver.testing import TestInternet
 from resolver.testing.scripted import FakeClock, ScriptedWorld
@@ -50,6 +50,7 @@ def config(shared: bool) -> Config:
     return Config(
         cache=CacheConfig(max_entries=1_000_000, max_packets=1_000_000),
         upstream=UpstreamConfig(query_loopback=True),
+        dnssec=DnssecConfig(validate=False),  # the unsigned test internet
         shared_cache=SharedCacheConfig(url="redis://fleet.invalid", secret=SECRET)
         if shared
         else SharedCacheConfig(),
