@@ -52,7 +52,7 @@ from hitrate import (
 )
 
 from resolver.cache.dump import Restored, restore, snapshot
-from resolver.config import CacheConfig, Config, SharedCacheConfig, UpstreamConfig
+from resolver.config import CacheConfig, Config, DnssecConfig, SharedCacheConfig, UpstreamConfig
 from resolver.engine import Client
 from resolver.server.control import request
 from resolver.testing import TestInternet
@@ -93,6 +93,7 @@ def config(shared: bool) -> Config:
     return Config(
         cache=CacheConfig(max_entries=1_000_000, max_packets=1_000_000),
         upstream=UpstreamConfig(query_loopback=True),
+        dnssec=DnssecConfig(validate=False),  # the unsigned test internet
         shared_cache=SharedCacheConfig(url="redis://fleet.invalid", secret=SECRET)
         if shared
         else SharedCacheConfig(),

@@ -47,7 +47,7 @@ import dns.rcode
 import dns.rdatatype
 import trio
 
-from resolver.config import Config, UpstreamConfig
+from resolver.config import Config, DnssecConfig, UpstreamConfig
 from resolver.server.service import ResolverService
 from resolver.testing import TestInternet
 from resolver.testing.mutations import (
@@ -67,7 +67,12 @@ CHUNK = 500
 #: The resolver's settings: the defaults, plus permission to query the test internet on loopback;
 #: a third of the cases also forward other.test. and stub deep.test. (`mutations.ROUTED`).
 UPSTREAM = UpstreamConfig(query_loopback=True, timeout=0.3)
-CONFIGS = (Config(upstream=UPSTREAM), Config(upstream=UPSTREAM, **ROUTED))  # type: ignore[arg-type]
+#: The unsigned test internet: no trust anchor fits its root, so no validation.
+UNSIGNED = DnssecConfig(validate=False)
+CONFIGS = (
+    Config(upstream=UPSTREAM, dnssec=UNSIGNED),
+    Config(upstream=UPSTREAM, dnssec=UNSIGNED, **ROUTED),  # type: ignore[arg-type]
+)
 
 #: Distinct failures kept in full (by kind, exception type and the line that raised); the rest
 #: are only counted.

@@ -60,7 +60,7 @@ import dns.name
 import dns.rcode
 import dns.rdatatype
 
-from resolver.config import CacheConfig, Config, UpstreamConfig
+from resolver.config import CacheConfig, Config, DnssecConfig, UpstreamConfig
 from resolver.engine import Client
 from resolver.hitrate.simulate import Policy, replay
 from resolver.hitrate.simulate import bound as model_bound
@@ -321,6 +321,7 @@ def sim_config(size: int | None) -> Config:
     return Config(
         cache=CacheConfig(max_entries=entries, max_packets=entries),
         upstream=UpstreamConfig(query_loopback=True),
+        dnssec=DnssecConfig(validate=False),  # the unsigned test internet
     )
 
 

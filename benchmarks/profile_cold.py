@@ -39,7 +39,7 @@ import dns.rdatatype
 
 from resolver.cache.records import RecordCache
 from resolver.cache.servers import ServerTable
-from resolver.config import Config, UpstreamConfig
+from resolver.config import Config, DnssecConfig, UpstreamConfig
 from resolver.core.actions import Outcome, Response, SendQuery, Timeout
 from resolver.core.hints import parse_root_hints
 from resolver.core.resolution import Resolution
@@ -83,7 +83,10 @@ class Driver:
     def __init__(self, internet: TestInternet, clock: Callable[[], float]) -> None:
         self.internet = internet
         self.clock = clock
-        config = Config(upstream=UpstreamConfig(query_loopback=True))
+        # The unsigned test internet: no trust anchor fits its root, so no validation.
+        config = Config(
+            upstream=UpstreamConfig(query_loopback=True), dnssec=DnssecConfig(validate=False)
+        )
         clock = FakeClock()
         self.context = Context(
             cache=RecordCache(config.cache, clock),

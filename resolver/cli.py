@@ -8,6 +8,7 @@ import json
 import logging
 import os
 import sys
+from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,8 @@ from click.core import ParameterSource
 from resolver.config import CacheConfig, Config, IPNetwork, parse_metrics_endpoint
 from resolver.configfile import ConfigError, build, parse_endpoint, parse_network
 from resolver.core.hints import HintsError, load_root_hints
+from resolver.core.security import Security
+from resolver.core.trust import load_trust_anchors
 from resolver.server.control import ControlError
 from resolver.server.control import request as control_request
 from resolver.server.daemon import format_endpoint
@@ -79,6 +82,23 @@ query_loopback_option = click.option(
     help="Allow upstream queries to loopback addresses learnt from the network (the hints"
     " file, stub and forward zones may name loopback servers without it).",
 )
+
+
+def dnssec_options(command: Callable[..., None]) -> Callable[..., None]:
+    """`--trust-anchor-file` and `--validate/--no-validate` (keys dnssec.trust_anchor_file and
+    dnssec.validate): a private root (the loopback test internet) needs its own anchor, or
+    none, since the bundled IANA anchors would make every answer of it bogus."""
+    command = click.option(
+        "--trust-anchor-file",
+        type=click.Path(dir_okay=False, path_type=Path),
+        default=None,
+        help="DS or DNSKEY records to trust (default: the IANA root anchors bundled).",
+    )(command)
+    return click.option(
+        "--validate/--no-validate",
+        default=True,
+        help="DNSSEC validation (on by default; key dnssec.validate).",
+    )(command)
 
 
 class MetricsEndpoint(click.ParamType):
@@ -194,6 +214,7 @@ def cli(log_level: str) -> None:
     default=None,
     help="Serve Prometheus metrics at http://ADDR:PORT/metrics (off unless set).",
 )
+@dnssec_options
 def serve(
     config_file: Path | None,
     listen: tuple[tuple[str, int], ...],
@@ -206,6 +227,8 @@ def serve(
     query_log: Path | None,
     control_socket: Path | None,
     metrics: tuple[str, int] | None,
+    trust_anchor_file: Path | None,
+    validate: bool,
 ) -> None:
     """Answer stub resolvers over UDP and TCP until SIGINT or SIGTERM."""
     config = load_settings(
@@ -220,7 +243,10 @@ def serve(
         query_log="query_log",
         control_socket="control_socket",
         metrics="metrics",
+        trust_anchor_file="dnssec.trust_anchor_file",
+        validate="dnssec.validate",
     )
+    load_trust_anchors(config.dnssec)  # a bad anchor file is one error, before any socket
     endpoints = ", ".join(
         [f"udp+tcp {format_endpoint(a, p)}" for a, p in config.listen]
         + [f"tls {format_endpoint(a, p)}" for a, p in config.tls_listen]
@@ -250,6 +276,7 @@ def serve(
 @root_hints_option
 @query_loopback_option
 @click.option("--trace", is_flag=True, help="Print every step of the walk from the root.")
+@dnssec_options
 def query(
     config_file: Path | None,
     name: str,
@@ -257,6 +284,8 @@ def query(
     root_hints: Path | None,
     query_loopback: bool,
     trace: bool,
+    trust_anchor_file: Path | None,
+    validate: bool,
 ) -> None:
     """Resolve NAME once, in this process, and print the answer."""
     # Name the offending argument: dnspython's messages alone ("A DNS label is empty.") do not.
@@ -277,9 +306,14 @@ def query(
         # sending them upstream would only end in a confusing SERVFAIL.
         raise click.BadParameter(f"{rdtype!r} cannot be queried for", param_hint="TYPE")
     config = load_settings(
-        config_file, root_hints="root_hints", query_loopback="upstream.query_loopback"
+        config_file,
+        root_hints="root_hints",
+        query_loopback="upstream.query_loopback",
+        trust_anchor_file="dnssec.trust_anchor_file",
+        validate="dnssec.validate",
     )
     check_forward_zones(config.forward_zones)
+    load_trust_anchors(config.dnssec)
     service = ResolverService(config, load_root_hints(config.root_hints))
     tracer = click.echo if trace else None
     answer = trio.run(service.resolve, qname, qtype, tracer)
@@ -290,6 +324,9 @@ def query(
             if answer.detail
             else f" ({answer.failure.text})"
         )
+    if answer.security is not Security.INDETERMINATE:  # DNSSEC said something: show it
+        summary += f"; dnssec: {answer.security.name.lower()}"
+        summary += "".join(f" (EDE {note.ede_code}: {note.text})" for note in answer.notes)
     click.echo(f"{summary}; {service.engine.upstream_sent} upstream queries")
     for rrset in (*answer.answer, *answer.authority):
         click.echo(rrset.to_text())

@@ -237,9 +237,9 @@ class DnssecConfig:
     """DNSSEC validation (RFC 4033-4035, RFC 5155, RFC 6840) and its caps against CPU exhaustion
     (KeyTrap, CVE-2023-50387; NSEC3 hashing, CVE-2023-50868). The names follow Unbound's.
 
-    Until a validator is wired into the iterator, `validate` only changes the wire: upstream
-    queries carry DO=1 (and CD=1 to forwarders, RFC 6840 section 5.9), RRSIGs and NSEC/NSEC3
-    records are kept with the data they sign, and every answer is "indeterminate": no AD bit.
+    With `validate` (the default), upstream queries carry DO=1 (and CD=1 to forwarders, RFC
+    6840 section 5.9) and every answer below a trust anchor is validated (`core/validation.py`):
+    secure answers earn the AD bit, bogus ones are SERVFAIL with their Extended DNS Error.
     """
 
     validate: bool = setting(True, unbound="module-config")
@@ -263,6 +263,8 @@ class DnssecConfig:
     max_nsec3_hashes: int = setting(32, ge=1)
     # RFC 9276: more NSEC3 iterations than this make the answer insecure (EDE 27), not bogus.
     nsec3_max_iterations: int = setting(150, le=65_535, unbound="val-nsec3-keysize-iterations")
+    # Zones whose validated keys (or insecure / bad-key status) are remembered at once.
+    key_cache_size: int = setting(10_000, ge=1)
 
     def __post_init__(self) -> None:
         for index, name in enumerate(self.negative_trust_anchors):

@@ -143,6 +143,7 @@ def running_daemon(
     extra_args: Sequence[str] = (),
     *,
     query_loopback: bool = True,
+    trust_anchor: Path | None = None,
 ) -> Iterator[Daemon]:
     """Run `resolver serve` against the test internet for the block; always stop it.
 
@@ -152,10 +153,17 @@ def running_daemon(
     block raised, the daemon is killed and the original error is what the test reports.
     `--query-loopback` is passed unless `query_loopback` is False: the test internet lives on
     127.53.0.0/16, which the resolver refuses to query by default.
+    DNSSEC: the signed test internet's tests pass its `trust_anchor` file; without one,
+    `--no-validate`, since the unsigned test internet's root cannot match the bundled IANA
+    anchors and every answer would be bogus (as with Unbound).
     """
     args = ["serve", "--root-hints", str(hints)]
     if query_loopback:
         args.append("--query-loopback")
+    if trust_anchor is not None:
+        args += ["--trust-anchor-file", str(trust_anchor)]
+    else:
+        args.append("--no-validate")
     for endpoint in listen:
         args += ["--listen", endpoint]
     args += list(extra_args)

@@ -25,6 +25,7 @@ from resolver.config import Config
 from resolver.core.actions import Action, Answer, Done, Outcome, SendQuery, Timeout
 from resolver.core.hints import parse_root_hints
 from resolver.core.resolution import Context, Resolution, Tracer
+from resolver.dnssec import TrustAnchors
 from resolver.engine.outbound import match_reply
 
 ROOT = "198.41.0.4"
@@ -158,6 +159,7 @@ class World:
             hints=parse_root_hints(HINTS),
             config=self.config,
             rng=random.Random(1),
+            anchors=TrustAnchors(),  # a hand-built, unsigned root: nothing to validate
         )
         self.log: list[tuple[str, str, str, bool]] = []
         self.override: Override | None = None

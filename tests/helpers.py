@@ -4,14 +4,28 @@ from __future__ import annotations
 
 import dns.rrset
 
-from resolver.config import Config, UpstreamConfig
+from resolver.config import Config, DnssecConfig, UpstreamConfig
 from resolver.testing import TestInternet
 
 
 def loopback_config(**changes: object) -> Config:
-    """Settings for resolving inside the test internet, which lives on loopback."""
+    """Settings for resolving inside the (unsigned) test internet, which lives on loopback.
+
+    DNSSEC validation is off unless `dnssec` is given: the unsigned internet's root has no
+    DNSKEY for the bundled IANA anchors to match, so a validating resolver (Unbound as well)
+    would call every answer bogus. The signed internet's tests use `signed_config`.
+    """
     changes.setdefault("upstream", UpstreamConfig(query_loopback=True, timeout=0.3))
+    changes.setdefault("dnssec", DnssecConfig(validate=False))
     return Config(**changes)  # type: ignore[arg-type]
+
+
+def signed_config(**changes: object) -> Config:
+    """Settings for the signed test internet: validation on (the default). A `ScriptedWorld`
+    trusts the internet's own root key (`TestInternet.trust_anchors`); a daemon needs
+    `--trust-anchor-file` (`TestInternet.write_trust_anchor`)."""
+    changes.setdefault("dnssec", DnssecConfig())
+    return loopback_config(**changes)
 
 
 def texts(rrsets: tuple[dns.rrset.RRset, ...]) -> list[str]:

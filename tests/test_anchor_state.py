@@ -18,8 +18,14 @@ import trio
 import trio.testing
 
 from resolver.config import Config, DnssecConfig
-from resolver.dnssec import KeyState, ManagedAnchors, StateFileError, parse_trust_anchors
-from resolver.server.anchorstate import AnchorState, load_seeds
+from resolver.dnssec import (
+    KeyState,
+    ManagedAnchors,
+    StateFileError,
+    TrustAnchors,
+    parse_trust_anchors,
+)
+from resolver.server.anchorstate import AnchorState, KeysSeen, load_seeds
 from resolver.server.errors import StartupError
 from resolver.testing import signed_topology
 from resolver.testing.internet import TestInternet
@@ -230,21 +236,43 @@ def test_at_most_one_write_a_minute() -> None:
 
 
 class Host:
-    """A stand-in for the engine context `attach` wires into."""
+    """A stand-in for the engine context `attach` wires into (`Context`'s two members)."""
 
     def __init__(self) -> None:
-        self.trust_anchors = SEEDS
-        self.negative_trust_anchors = {dns.name.from_text("nta.example.")}
-        self.anchor_keys_seen = lambda *_args: None
+        self.trust_anchors = TrustAnchors()
+        self.anchor_listeners: list[KeysSeen] = []
+
+    def replace_trust_anchors(self, anchors: TrustAnchors) -> None:
+        self.trust_anchors = anchors
 
 
 def test_attach_installs_the_anchors_and_the_hook(tmp_path: Path) -> None:
     state = AnchorState.open(config_with(tmp_path), seeds=SEEDS)
     host = Host()
     state.attach(host)
-    assert host.trust_anchors.is_negative(dns.name.from_text("www.nta.example."))
-    host.anchor_keys_seen(ROOT, *root_keys(OLD, NEW, signers=[OLD]), NOW)
+    assert host.trust_anchors.ds == SEEDS.ds
+    (listener,) = host.anchor_listeners
+    listener(ROOT, *root_keys(OLD, NEW, signers=[OLD]), NOW)
     assert host.trust_anchors.dnskeys[ROOT] == (OLD.dnskey,) and state.unsaved
+
+
+def test_the_engine_context_takes_the_anchors_and_reports_root_keys(tmp_path: Path) -> None:
+    """The real `Context`: `attach` replaces its anchors (its NTAs still apply) and its
+    `anchor_keys_seen` reaches the RFC 5011 state."""
+    from resolver.config import bundled_root_hints
+    from resolver.core.hints import load_root_hints
+    from resolver.engine import Engine
+
+    engine = Engine(Config(), load_root_hints(bundled_root_hints()), lambda: NOW)
+    context = engine.context
+    context.negative_trust_anchors.add(dns.name.from_text("nta.example."))
+    state = AnchorState.open(config_with(tmp_path), seeds=SEEDS)
+    state.attach(context)
+    assert context.trust_anchors.ds == SEEDS.ds
+    assert context.trust_anchors.is_negative(dns.name.from_text("www.nta.example."))
+    dnskeys, rrsigs = root_keys(OLD, NEW, signers=[OLD])
+    context.anchor_keys_seen(ROOT, dnskeys, rrsigs, NOW)
+    assert context.trust_anchors.dnskeys[ROOT] == (OLD.dnskey,) and state.unsaved
 
 
 def test_a_bad_trust_anchor_file_names_the_key(tmp_path: Path) -> None:

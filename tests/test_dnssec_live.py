@@ -30,6 +30,12 @@ def signed_hints(signed: TestInternet, tmp_path: Path) -> Iterator[Path]:
 
 
 @pytest.fixture
+def anchor(signed: TestInternet, tmp_path: Path) -> Path:
+    """The signed internet's root KSK, for `--trust-anchor-file`."""
+    return signed.write_trust_anchor(tmp_path / "root.key")
+
+
+@pytest.fixture
 def short_dir() -> Iterator[Path]:
     """A short directory for a Unix socket path (at most 107 bytes)."""
     directory = Path(tempfile.mkdtemp(prefix="rd-"))
@@ -44,20 +50,20 @@ def types_of(records: tuple[object, ...]) -> list[str]:
 
 
 def test_dig_dnssec_gets_rrsigs_and_plain_dig_does_not(
-    signed_hints: Path,
-    dig_path: str,
+    signed_hints: Path, anchor: Path, dig_path: str
 ) -> None:
     port = free_port()
-    with running_daemon(signed_hints, [f"127.0.0.1:{port}"]):
+    with running_daemon(signed_hints, [f"127.0.0.1:{port}"], trust_anchor=anchor):
         secure = dig(dig_path, "www.nsec.sec.", "A", "+dnssec", port=port)
         assert secure.status == "NOERROR"
         assert types_of(secure.answer) == ["A", "RRSIG"]
         assert "flags: do;" in secure.output  # DO echoed in the OPT record
-        assert "ad" not in secure.flags  # nothing is validated yet: never AD
+        assert "ad" in secure.flags  # validated, and DO says the client understands AD
 
-        plain = dig(dig_path, "www.nsec.sec.", "A", port=port)
+        plain = dig(dig_path, "www.nsec.sec.", "A", "+noadflag", port=port)
         assert types_of(plain.answer) == ["A"]
         assert "flags: do;" not in plain.output
+        assert "ad" not in plain.flags  # neither DO nor AD in the query: no AD (RFC 6840 5.8)
 
         # The same once more, now from the packet cache, each its own way.
         assert types_of(dig(dig_path, "www.nsec.sec.", "A", "+dnssec", port=port).answer) == [
@@ -79,14 +85,14 @@ def test_dig_dnssec_gets_rrsigs_and_plain_dig_does_not(
 
 
 def test_negative_trust_anchors_through_the_control_socket(
-    signed_hints: Path, short_dir: Path
+    signed_hints: Path, short_dir: Path, anchor: Path
 ) -> None:
     control = short_dir / "control.sock"
     port = free_port()
     config = short_dir / "resolver.toml"
     config.write_text('[dnssec]\nnegative_trust_anchors = ["broken.sec."]\n', encoding="utf-8")
     extra = ["--control-socket", str(control), "--config", str(config)]
-    with running_daemon(signed_hints, [f"127.0.0.1:{port}"], extra):
+    with running_daemon(signed_hints, [f"127.0.0.1:{port}"], extra, trust_anchor=anchor):
         socket_args = ("--control-socket", str(control))
         assert run_resolver("trust", "list-nta", *socket_args).stdout.split() == ["broken.sec."]
         added = run_resolver("trust", "add-nta", "Expired.SEC", *socket_args)

@@ -1,4 +1,4 @@
-"""DNSSEC plumbing without a validator yet, on the signed test internet and a fake clock:
+"""DNSSEC plumbing, on the signed test internet and a fake clock:
 DO=1 upstream (CD=1 to forwarders), RRSIGs and denial proofs kept with the cache entries they
 belong to, what a client gets for DO, CD and AD, the packet cache per DO, several Extended
 DNS Errors, bogus entries and negative trust anchors."""
@@ -22,7 +22,7 @@ from resolver.engine import Client, Send
 from resolver.engine.clients import Admitted
 from resolver.testing import TestInternet
 from resolver.testing.scripted import ScriptedWorld
-from tests.helpers import loopback_config
+from tests.helpers import loopback_config, signed_config
 
 WWW = dns.name.from_text("www.nsec.sec.")
 
@@ -35,7 +35,7 @@ def signed() -> TestInternet:
 @pytest.fixture
 def world(signed: TestInternet) -> ScriptedWorld:
     signed.reset_counters()
-    return ScriptedWorld(signed, loopback_config())
+    return ScriptedWorld(signed, signed_config())
 
 
 def client_query(
@@ -59,13 +59,14 @@ def types_in(section: list[dns.rrset.RRset]) -> list[str]:
     return [dns.rdatatype.to_text(rrset.rdtype) for rrset in section]
 
 
-def sent_queries(world: ScriptedWorld) -> list[dns.message.Message]:
-    """Record every upstream query the engine sends from now on."""
+def sent_queries(world: ScriptedWorld, to: str | None = None) -> list[dns.message.Message]:
+    """Record every upstream query the engine sends from now on (only those to `to`)."""
     seen: list[dns.message.Message] = []
     original = world.network
 
     def network(send: Send) -> bytes | None:
-        seen.append(send.action.query)
+        if to is None or send.action.server.address == to:
+            seen.append(send.action.query)
         return original(send)
 
     world.network = network  # type: ignore[method-assign]
@@ -73,7 +74,7 @@ def sent_queries(world: ScriptedWorld) -> list[dns.message.Message]:
 
 
 def test_upstream_queries_carry_do_only_when_validating(signed: TestInternet) -> None:
-    on = ScriptedWorld(signed, loopback_config())
+    on = ScriptedWorld(signed, signed_config())
     asked = sent_queries(on)
     on.resolve("www.nsec.sec.")
     assert asked and all(query.ednsflags & dns.flags.DO for query in asked)
@@ -90,14 +91,18 @@ def test_upstream_queries_carry_do_only_when_validating(signed: TestInternet) ->
 def test_forwarders_are_asked_with_do_and_cd(signed: TestInternet) -> None:
     """RFC 6840 5.9: a validator behind a forwarder asks with CD=1 so that it gets the data
     and validates it itself. The root server of the signed internet stands in for one."""
-    config = loopback_config(forward_zones=(ForwardZone("nsec.sec.", ("127.53.100.3",)),))
+    config = signed_config(forward_zones=(ForwardZone("nsec.sec.", ("127.53.100.3",)),))
     world = ScriptedWorld(signed, config)
-    asked = sent_queries(world)
+    asked = sent_queries(world, to="127.53.100.3")
+    others = sent_queries(world, to="127.53.100.1")
     world.resolve("www.nsec.sec.")
     assert asked, "nothing was forwarded"
     for query in asked:
         assert query.flags & dns.flags.RD and query.flags & dns.flags.CD
         assert query.ednsflags & dns.flags.DO
+    # The chain of trust above the forward zone (the root's keys, sec.'s DS) is iterated as
+    # usual: no RD, no CD there.
+    assert others and not any(query.flags & (dns.flags.RD | dns.flags.CD) for query in others)
 
 
 def test_rrsigs_stay_with_their_rrset_in_the_cache(world: ScriptedWorld) -> None:
@@ -106,7 +111,7 @@ def test_rrsigs_stay_with_their_rrset_in_the_cache(world: ScriptedWorld) -> None
     assert signed is not None and signed.signatures is not None
     assert signed.signatures.covers == dns.rdatatype.A
     assert [rdata.signer for rdata in signed.signatures] == [dns.name.from_text("nsec.sec.")]
-    assert signed.security is Security.INDETERMINATE  # no validator yet
+    assert signed.security is Security.SECURE  # validated once, on its way into the cache
     # Never as an RRset of its own, which could answer an RRSIG question with half the truth.
     assert world.cache.get_rrset(WWW, dns.rdatatype.RRSIG) is None
     # The TTL of the signatures ages with the data's.
@@ -122,7 +127,7 @@ def test_do_decides_whether_rrsigs_are_sent_and_each_gets_its_own_packet(
     with_do = reply_of(world, client_query("www.nsec.sec.", do=True))
     assert types_in(with_do.answer) == ["A", "RRSIG"]
     assert with_do.ednsflags & dns.flags.DO  # echoed
-    assert not with_do.flags & dns.flags.AD  # indeterminate: no AD, ever
+    assert with_do.flags & dns.flags.AD  # validated, and the client set DO
     cold = world.engine.upstream_sent
 
     without = reply_of(world, client_query("www.nsec.sec."))
@@ -220,7 +225,7 @@ def test_bogus_entries_last_bogus_ttl_and_never_enter_the_packet_cache(
 
 
 def test_cd_and_plain_questions_do_not_share_a_resolution(signed: TestInternet) -> None:
-    world = ScriptedWorld(signed, loopback_config())
+    world = ScriptedWorld(signed, signed_config())
     engine = world.engine
     engine.client_query(client_query("www.nsec.sec.", cd=True), Client("127.0.0.1"))
     engine.client_query(client_query("www.nsec.sec."), Client("127.0.0.1"))

@@ -276,6 +276,11 @@ class RecordCache:
         self._last_spelt = (name, spelt)
         return spelt
 
+    def now(self) -> float:
+        """The cache's clock (wall-clock seconds): what its absolute expiry times are measured
+        against, and what the validator checks RRSIG times by."""
+        return self._clock()
+
     def clamp_ttl(self, ttl: int, *, delegation: bool = False) -> int:
         """The TTL the cache would keep for a record: cache-min-ttl, cache-max-ttl, the NS cap."""
         ceiling = self._config.max_delegation_ttl if delegation else self._config.max_ttl
@@ -288,10 +293,6 @@ class RecordCache:
 
     def remaining(self, expires: float) -> int:
         return max(0, int(expires - self._clock()))
-
-    def now(self) -> float:
-        """The cache's clock (what its absolute expiry times are measured against)."""
-        return self._clock()
 
     def put_rrset(
         self,
@@ -388,10 +389,17 @@ class RecordCache:
         return Signed(rrset, sigs, _SECURITIES[stored[1] >> _RANK_BITS & _SECURITY_MASK])
 
     def set_security(
-        self, name: dns.name.Name, rdtype: int | None, security: Security, *, negative: bool = False
+        self,
+        name: dns.name.Name,
+        rdtype: int | None,
+        security: Security,
+        *,
+        negative: bool = False,
+        ttl: int | None = None,
     ) -> bool:
         """Record the validator's verdict on a cached RRset (or, with `negative`, on the cached
-        NXDOMAIN (rdtype None) or NODATA); False if nothing fresh is held there.
+        NXDOMAIN (rdtype None) or NODATA); False if nothing fresh is held there. `ttl` caps
+        what is left of the entry's life (RFC 4035 5.3.3: no longer than the RRSIG allows).
 
         A BOGUS entry is kept no longer than `dnssec.bogus_ttl` from now (Unbound's
         val-bogus-ttl): a broken zone is validated again a minute later, not a day later.
@@ -410,6 +418,8 @@ class RecordCache:
         expires = stored[0]
         if security is Security.BOGUS:
             expires = min(expires, now + self._bogus_ttl)
+        if ttl is not None:
+            expires = min(expires, now + ttl)
         if negative:
             packed = (stored[1] >> _SECURITY_BITS) << _SECURITY_BITS | security
         else:

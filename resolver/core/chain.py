@@ -15,7 +15,7 @@ import dns.rdatatype
 import dns.rrset
 
 from resolver.core.actions import Answer
-from resolver.core.reasons import ResolutionFailed, ServfailReason
+from resolver.core.reasons import ResolutionFailed, ServfailReason, ValidationNote
 from resolver.core.security import Security, weakest
 
 
@@ -47,6 +47,8 @@ class Step:
     signatures: tuple[dns.rrset.RRset, ...] = ()
     proof: tuple[dns.rrset.RRset, ...] = ()
     security: Security = Security.INDETERMINATE
+    #: Why an insecure link is insecure, for the client's Extended DNS Errors (EDE 1, 2, 27).
+    notes: tuple[ValidationNote, ...] = ()
 
 
 class Chain:
@@ -59,6 +61,7 @@ class Chain:
         self.signatures: list[dns.rrset.RRset] = []
         self.proof: list[dns.rrset.RRset] = []
         self.security: list[Security] = []
+        self.notes: list[ValidationNote] = []
         self._aliases: set[dns.name.Name] = set()
         self._limit = limit
 
@@ -68,6 +71,7 @@ class Chain:
         self.signatures.extend(step.signatures)
         self.proof.extend(step.proof)
         self.security.append(step.security)
+        self.notes.extend(note for note in step.notes if note not in self.notes)
         for rrset in step.records:
             if rrset.rdtype == dns.rdatatype.CNAME:
                 self._aliases.add(rrset.name)
@@ -82,6 +86,7 @@ class Chain:
                 signatures=tuple(self.signatures),
                 proof=tuple(self.proof),
                 security=weakest(self.security),
+                notes=tuple(self.notes),
             )
         if step.next_name in self._aliases:
             raise ResolutionFailed(ServfailReason.CNAME_LOOP)

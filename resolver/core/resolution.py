@@ -10,20 +10,26 @@ cache (`lookup.py`), by forwarding (if a forward zone holds it) or by iteration 
 starts at a stub zone's servers if one holds it and otherwise at the closest cached delegation
 or the root. The stages share one `Work` (`work.py`): the tracer, the query budget, the shared
 caches. What is cached at which rank is `learn.py`; the exchange with one server, `exchange.py`.
+Every link of the chain that is not local data passes the DNSSEC hook (`_validated`, over
+`validation.py`) before it joins the chain.
 """
 
 from __future__ import annotations
 
 from collections.abc import Generator
+from dataclasses import replace
+from functools import partial
 
 import dns.name
 import dns.rdatatype
 
 from resolver.core.actions import Action, Answer, Done, Outcome, SendQuery
-from resolver.core.chain import Chain
+from resolver.core.chain import Chain, Step
 from resolver.core.exchange import Exchange
 from resolver.core.lookup import CacheLookup
 from resolver.core.reasons import ResolutionFailed, ServfailReason
+from resolver.core.security import Security
+from resolver.core.validation import Validator
 from resolver.core.walk import Steps, Walk
 from resolver.core.work import Context, Tracer, Work
 
@@ -56,7 +62,11 @@ class Resolution:
         self.checking_disabled = checking_disabled
         self._work = Work(context, trace)
         self._lookup = CacheLookup(self._work)
-        self._walk = Walk(self._work, self._lookup, Exchange(self._work), self._resolve)
+        # Glueless name servers' addresses only steer the walk: like Unbound's target
+        # queries, they are not validated (a client asking for them later validates them).
+        glueless = partial(self._resolve, validate=False)
+        self._walk = Walk(self._work, self._lookup, Exchange(self._work), glueless)
+        self._validator = Validator(self._work, self._resolve)
         self._steps = self._run()
         self._done: Done | None = None
 
@@ -64,6 +74,12 @@ class Resolution:
     def queries_sent(self) -> int:
         """Upstream queries this question has cost so far, sub-questions included."""
         return self._work.queries_sent
+
+    @property
+    def signature_checks(self) -> int:
+        """Public-key operations DNSSEC validation has spent on this question (the KeyTrap
+        budget's counter, `Work.budget`); 0 when nothing needed validating."""
+        return self._work.signature_checks
 
     # -- the driver's interface ---------------------------------------------------------------
 
@@ -116,24 +132,59 @@ class Resolution:
         return self._lookup.stale_answer(self.qname, self.qtype)
 
     def _resolve(
-        self, qname: dns.name.Name, qtype: int, depth: int
+        self, qname: dns.name.Name, qtype: int, depth: int, *, validate: bool = True
     ) -> Generator[SendQuery, Outcome, Answer]:
-        """Follow the CNAME chain from qname, each link from local data, the cache or upstream."""
+        """Follow the CNAME chain from qname, each link from local data, the cache or upstream.
+
+        `validate=False` marks a question asked for the chain of trust itself (DS, DNSKEY) or
+        for a glueless name server: its links skip the DNSSEC hook (the validator checks what
+        it asked for itself, so validation never recurses into itself).
+        """
         chain = Chain(qname, self._work.limits.max_cname_chain)
         while True:
             step = self._lookup.from_local(chain.name, qtype, depth)
-            refreshing = self._refresh and depth == 0 and chain.name == self.qname
-            if step is None and not refreshing:
-                step = self._lookup.from_cache(chain.name, qtype, depth)
-            if step is None and self._cache_only:
-                step = self._lookup.referral(chain.name, depth)
             if step is None:
-                step = yield from self._iterate_remembering_failure(
-                    chain.name, qtype, depth, chain.named_by
-                )
+                refreshing = self._refresh and depth == 0 and chain.name == self.qname
+                if not refreshing:
+                    step = self._lookup.from_cache(chain.name, qtype, depth)
+                if step is None and self._cache_only:
+                    step = self._lookup.referral(chain.name, depth)
+                if step is None:
+                    step = yield from self._iterate_remembering_failure(
+                        chain.name, qtype, depth, chain.named_by
+                    )
+                if validate and step.security is not Security.SECURE:
+                    step = yield from self._validated(step, chain.name, qtype, depth)
             answer = chain.extend(step)
             if answer is not None:
                 return answer
+
+    def _validated(
+        self, step: Step, name: dns.name.Name, qtype: int, depth: int
+    ) -> Generator[SendQuery, Outcome, Step]:
+        """The DNSSEC hook: `step` with its status, when validation applies to `name`.
+
+        A cached status stands (validated once per cached RRset, not once per client); only
+        INDETERMINATE steps are validated. Below a negative trust anchor everything is
+        insecure. A bogus step fails the question with its reason's Extended DNS Error
+        unless the client set CD (RFC 4035 3.2.2): then it gets the data, without AD.
+        """
+        if step.authority is not None and step.authority.rdtype == dns.rdatatype.NS:
+            return step  # a referral answering RD=0: nothing to validate
+        anchor = self._work.ctx.anchor_for(name)
+        if anchor is None:
+            return step  # no trust anchor above the name: indeterminate
+        if anchor.negative:
+            self._work.say(
+                depth, "dnssec: {} is below the negative trust anchor {}", name, anchor.zone
+            )
+            return replace(step, security=Security.INSECURE)
+        if step.security is Security.INDETERMINATE:
+            step = yield from self._validator.check(step, name, qtype, depth)
+        if step.security is Security.BOGUS and not self.checking_disabled:
+            reason = self._work.ctx.cache.get_bogus(name, qtype) or ServfailReason.DNSSEC_BOGUS
+            raise ResolutionFailed(reason)
+        return step
 
     def _iterate_remembering_failure(
         self, name: dns.name.Name, qtype: int, depth: int, named_by: dns.name.Name | None

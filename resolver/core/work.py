@@ -12,7 +12,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import dns.name
+import dns.rrset
 
+from resolver.cache.keys import KeyCache
 from resolver.cache.records import RecordCache, ZoneCut
 from resolver.cache.servers import ServerTable
 from resolver.config import Config, Limits
@@ -20,8 +22,14 @@ from resolver.core.actions import Server
 from resolver.core.hints import RootHints
 from resolver.core.overrides import LocalData, Routes
 from resolver.core.reasons import ResolutionFailed, ServfailReason
+from resolver.core.trust import load_trust_anchors
+from resolver.dnssec import Anchor, Budget, TrustAnchors, ValidationLimits
 
 Tracer = Callable[[str], None]
+
+#: Told of every DNSKEY RRset fetched for a trust anchor's zone: (zone, DNSKEY RRset, its
+#: RRSIGs, wall-clock now). RFC 5011 (`dnssec/rfc5011.py`) listens here.
+AnchorKeysListener = Callable[[dns.name.Name, dns.rrset.RRset, dns.rrset.RRset | None, float], None]
 
 
 @dataclass(frozen=True)
@@ -37,6 +45,9 @@ class Context:
     hints: RootHints
     config: Config
     rng: random.Random
+    #: The configured trust anchors; None: `dnssec.trust_anchor_file`, else the bundled IANA
+    #: root anchors (`core/trust.py`). An empty `TrustAnchors()` validates nothing.
+    anchors: TrustAnchors | None = field(default=None, repr=False)
     local: LocalData = field(init=False, repr=False)
     routes: Routes = field(init=False, repr=False)
     configured_addresses: frozenset[str] = field(init=False, repr=False)
@@ -52,8 +63,28 @@ class Context:
         init=False, repr=False, compare=False, default_factory=set
     )
 
+    #: Validated keys per zone (`cache/keys.py`), shared by every resolution.
+    keys: KeyCache = field(init=False, repr=False, compare=False)
+    #: Who wants to see the DNSKEY RRsets of trust anchors' zones (`anchor_keys_seen`).
+    anchor_listeners: list[AnchorKeysListener] = field(
+        init=False, repr=False, compare=False, default_factory=list
+    )
+    #: The positive anchors in force, in a one-slot list so RFC 5011 can replace them
+    #: (`replace_trust_anchors`) in this frozen object.
+    _anchors: list[TrustAnchors] = field(
+        init=False, repr=False, compare=False, default_factory=list
+    )
+
     def __post_init__(self) -> None:
         object.__setattr__(self, "local", LocalData.parse(self.config.local_data))
+        object.__setattr__(self, "keys", KeyCache(self.config.dnssec.key_cache_size))
+        if self.config.dnssec.validate:
+            anchors = self.anchors
+            self._anchors.append(
+                load_trust_anchors(self.config.dnssec) if anchors is None else anchors
+            )
+        else:
+            self._anchors.append(TrustAnchors())
         object.__setattr__(self, "routes", Routes.from_config(self.config))
         hinted = {address for found in self.hints.addresses.values() for address in found}
         configured = self.routes.addresses() | hinted
@@ -61,6 +92,37 @@ class Context:
         self.negative_trust_anchors.update(
             dns.name.from_text(name) for name in self.config.dnssec.negative_trust_anchors
         )
+
+    # -- DNSSEC: trust anchors ----------------------------------------------------------------
+
+    @property
+    def trust_anchors(self) -> TrustAnchors:
+        """The anchors in force with the negative trust anchors of this moment."""
+        return self._anchors[0].with_negative(self.negative_trust_anchors)
+
+    def anchor_for(self, name: dns.name.Name) -> Anchor | None:
+        """The closest anchor or NTA at or above `name` (`TrustAnchors.closest`), or None."""
+        anchors = self._anchors[0]
+        if not anchors.ds and not anchors.dnskeys:
+            return None  # validating nothing: the common case of `validate = false`
+        return self.trust_anchors.closest(name)
+
+    def replace_trust_anchors(self, anchors: TrustAnchors) -> None:
+        """Trust these anchors from now on (RFC 5011 rollovers); the validated keys go."""
+        self._anchors[0] = anchors
+        self.keys.flush()
+
+    def anchor_keys_seen(
+        self,
+        zone: dns.name.Name,
+        dnskeys: dns.rrset.RRset,
+        rrsigs: dns.rrset.RRset | None,
+        now: float,
+    ) -> None:
+        """The validator fetched and checked the DNSKEY RRset of an anchor's zone: tell the
+        listeners (RFC 5011 section 2: every such fetch is a chance to see a new KSK)."""
+        for listener in self.anchor_listeners:
+            listener(zone, dnskeys, rrsigs, now)
 
 
 @dataclass
@@ -76,6 +138,20 @@ class Work:
     trace: Tracer | None = None
     queries_sent: int = 0
     in_progress: set[dns.name.Name] = field(default_factory=set)
+    #: DNSSEC work of this question (signature checks, NSEC3 hashes) against the caps; made
+    #: at the first validation, so questions answered from validated data never make one.
+    _budget: Budget | None = None
+
+    @property
+    def signature_checks(self) -> int:
+        """Signature checks spent so far (0 if nothing was validated)."""
+        return 0 if self._budget is None else self._budget.signature_checks
+
+    @property
+    def budget(self) -> Budget:
+        if self._budget is None:
+            self._budget = Budget(validation_limits(self.ctx.config))
+        return self._budget
 
     @property
     def limits(self) -> Limits:
@@ -91,3 +167,18 @@ class Work:
         self.queries_sent += 1
         if self.queries_sent > self.limits.max_upstream_queries:
             raise ResolutionFailed(ServfailReason.TOO_MANY_QUERIES)
+
+
+def validation_limits(config: Config) -> ValidationLimits:
+    """The library's caps (`dnssec/budget.py`) from the `[dnssec]` settings."""
+    dnssec = config.dnssec
+    return ValidationLimits(
+        sig_checks_per_rrset=dnssec.max_rrset_validations,
+        sig_checks_per_resolution=dnssec.max_resolution_validations,
+        key_tag_collisions=dnssec.max_key_tag_collisions,
+        nsec3_max_iterations=dnssec.nsec3_max_iterations,
+        nsec3_hashes_per_response=dnssec.max_nsec3_hashes,
+        sig_skew_min=dnssec.val_sig_skew_min,
+        sig_skew_max=dnssec.val_sig_skew_max,
+        bad_key_ttl=dnssec.bogus_ttl,
+    )

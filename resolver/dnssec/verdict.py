@@ -7,18 +7,14 @@ trace and the Extended DNS Error of a SERVFAIL (RFC 8914) all read the same valu
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import Enum, IntEnum
+from enum import IntEnum
 
 import dns.name
 
+# One definition of RFC 4035 section 4.3's four states, shared with the caches and the wire.
+from resolver.core.security import Security
 
-class Security(Enum):
-    """RFC 4035 section 4.3's four states of a response."""
-
-    SECURE = "secure"  # a chain of signatures from a trust anchor
-    INSECURE = "insecure"  # proven unsigned, or signed only with what we cannot check
-    BOGUS = "bogus"  # should have been signed and is not, or does not verify
-    INDETERMINATE = "indeterminate"  # no trust anchor above the name (or an NTA covers it)
+__all__ = ["Ede", "Security", "Trace", "Verdict", "quiet"]
 
 
 class Ede(IntEnum):
@@ -89,7 +85,7 @@ class Trace:
         wildcard: dns.name.Name | None = None,
     ) -> Verdict:
         """A verdict carrying the steps so far, the verdict itself as the last step."""
-        self.add("%s: %s%s", security.value, reason, f" (EDE {int(ede)})" if ede else "")
+        self.add("%s: %s%s", security.name.lower(), reason, f" (EDE {int(ede)})" if ede else "")
         return Verdict(security, reason, ede, ttl, wildcard, tuple(self.steps))
 
 

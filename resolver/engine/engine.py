@@ -48,6 +48,7 @@ from resolver.core.actions import (
 from resolver.core.hints import RootHints
 from resolver.core.reasons import ServfailReason
 from resolver.core.resolution import Context, Resolution, Tracer
+from resolver.dnssec import TrustAnchors
 from resolver.engine.clients import CD_BIT, Admitted, ClientProtocol, answerable
 from resolver.engine.latency import FAST_PATH_SAMPLING, LatencyHistogram
 from resolver.engine.messages import parse
@@ -154,7 +155,10 @@ class Engine:
         timer: Clock | None = None,
         rng: random.Random | None = None,
         query_log: QueryLogSink | None = None,
+        trust_anchors: TrustAnchors | None = None,
     ) -> None:
+        # `trust_anchors`: None reads `dnssec.trust_anchor_file` (else the bundled root
+        # anchors); tests of a private internet pass its own (or none: `TrustAnchors()`).
         self.config = config
         # Two clocks: `clock` is wall time, for TTLs (absolute expiry times survive a dump and
         # a restart); `timer` is for deadlines and latencies, which a step of the wall clock
@@ -170,6 +174,7 @@ class Engine:
             hints=hints,
             config=config,
             rng=rng or random.Random(secrets.randbits(64)),
+            anchors=trust_anchors,
         )
         self.packets = PacketCache(config.cache.max_packets, clock, config.edns_payload)
         self.clients = ClientProtocol(config, self.packets)
@@ -438,6 +443,7 @@ class Engine:
         if name not in anchors:
             return False
         anchors.discard(name)
+        self.packets.clear()  # rendered answers from below the NTA must be validated again
         return True
 
     def negative_trust_anchors(self) -> list[dns.name.Name]:

@@ -26,6 +26,7 @@ import dns.rrset
 
 from resolver.config import CacheConfig, Config, ForwardZone
 from resolver.core.hints import parse_root_hints
+from resolver.dnssec import TrustAnchors
 from resolver.engine import Client, Engine, Send
 from resolver.hitrate.simulate import Policy, Replay, hours
 from resolver.hitrate.trace import Outcome, Trace
@@ -91,7 +92,10 @@ def replay_engine(
         forward_zones=(ForwardZone(".", (FORWARDER,)),),
     )
     clock = FakeClock(trace.start)
-    engine = Engine(config, parse_root_hints(_HINTS), clock, rng=random.Random(1))
+    # A synthetic internet nobody signed: no trust anchor, so nothing is validated.
+    engine = Engine(
+        config, parse_root_hints(_HINTS), clock, rng=random.Random(1), trust_anchors=TrustAnchors()
+    )
     current: dict[tuple[dns.name.Name, int], tuple[int, int]] = {}
 
     def network(send: Send) -> bytes | None:

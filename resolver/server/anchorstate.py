@@ -54,18 +54,17 @@ FILE_MODE = 0o644
 #: A state file larger than this is not one the resolver wrote (a line per key, ~500 bytes).
 _MAX_SIZE = 1024 * 1024
 
-KeysSeen = Callable[
-    [dns.name.Name, dns.rrset.RRset, Iterable[RRSIG] | dns.rdataset.Rdataset | None, float],
-    None,
-]
+#: What the engine's context calls when it has fetched an anchor zone's DNSKEY RRset.
+KeysSeen = Callable[[dns.name.Name, dns.rrset.RRset, dns.rrset.RRset | None, float], None]
 
 
 class AnchorHost(Protocol):
-    """What `attach` needs of the engine's context (resolver/core/work.py)."""
+    """What `attach` needs of the engine's context (`resolver/core/work.py: Context`)."""
 
-    trust_anchors: TrustAnchors
-    negative_trust_anchors: set[dns.name.Name]
-    anchor_keys_seen: KeysSeen
+    @property
+    def anchor_listeners(self) -> list[KeysSeen]: ...
+
+    def replace_trust_anchors(self, anchors: TrustAnchors) -> None: ...
 
 
 def load_seeds(config: Config) -> TrustAnchors:
@@ -136,19 +135,20 @@ class AnchorState:
         return True
 
     def attach(self, host: AnchorHost) -> None:
-        """Give the engine's context the anchors in force and the hook that keeps them so."""
+        """Give the engine's context the anchors in force and listen to its DNSKEY fetches
+        of anchor zones (the context applies the negative trust anchors itself)."""
 
         def keys_seen(
             zone: dns.name.Name,
             dnskey_rrset: dns.rrset.RRset,
-            rrsigs: Iterable[RRSIG] | dns.rdataset.Rdataset | None,
+            rrsigs: dns.rrset.RRset | None,
             now: float,
         ) -> None:
             if self.observe(zone, dnskey_rrset, rrsigs, now):
-                host.trust_anchors = self.managed.trust_anchors(host.negative_trust_anchors)
+                host.replace_trust_anchors(self.managed.trust_anchors())
 
-        host.trust_anchors = self.managed.trust_anchors(host.negative_trust_anchors)
-        host.anchor_keys_seen = keys_seen
+        host.replace_trust_anchors(self.managed.trust_anchors())
+        host.anchor_listeners.append(keys_seen)
 
     def save(self) -> bool:
         """Write the state if it changed since the last write; False if nothing was written."""

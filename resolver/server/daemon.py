@@ -88,6 +88,8 @@ async def serve(
             query_log = resources.enter_context(contextlib.closing(QueryLog(config.query_log)))
         service = ResolverService(config, hints, clock=clock, query_log=query_log)
         anchor_state = AnchorState.open(config, clock)  # RFC 5011 state of the trust anchors
+        if config.dnssec.validate:
+            anchor_state.attach(service.engine.context)
         operations = Operations(config, service)
         operations.open(resources)  # control socket and metrics port, bound before --user too
         if config.user is not None:

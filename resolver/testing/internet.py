@@ -20,6 +20,7 @@ import dns.rdatatype
 import dns.zone
 import trio
 
+from resolver.dnssec import TrustAnchors, parse_trust_anchors
 from resolver.testing import signed_topology
 from resolver.testing.faults import Fault, Reply
 from resolver.testing.server import AuthServer
@@ -48,6 +49,8 @@ class TestInternet:
         port: int = 53,
     ) -> None:
         self.port = port
+        #: The root's trust anchor in zone-file syntax (the signed internet's), or None.
+        self.anchor_text: str | None = None
         self.zones: dict[dns.name.Name, dns.zone.Zone] = {
             dns.name.from_text(origin): dns.zone.from_text(
                 text, origin=dns.name.from_text(origin), relativize=False
@@ -77,7 +80,23 @@ class TestInternet:
         127.53.100.0/24); its root trust anchor is `signed_topology.trust_anchor_text()`."""
         internet = cls(signed_topology.ZONES, signed_topology.SERVERS, port=port)
         signed_topology.sign(internet.zones)
+        internet.anchor_text = signed_topology.trust_anchor_text()
         return internet
+
+    def trust_anchors(self) -> TrustAnchors:
+        """What a resolver facing this internet should trust: the signed internet's root KSK,
+        or nothing at all for an unsigned internet (whose root no anchor could vouch for:
+        with the IANA anchors every answer would be bogus, as Unbound would make it)."""
+        if self.anchor_text is None:
+            return TrustAnchors()
+        return parse_trust_anchors(self.anchor_text, "<signed test internet>")
+
+    def write_trust_anchor(self, path: Path) -> Path:
+        """Write the signed internet's root anchor to `path`, for `--trust-anchor-file`."""
+        if self.anchor_text is None:
+            raise ValueError("an unsigned internet has no trust anchor")
+        path.write_text(self.anchor_text, encoding="ascii")
+        return path
 
     def server_at(self, address: str) -> AuthServer:
         """The server bound to `address`; KeyError if none is (as for an unreachable host)."""

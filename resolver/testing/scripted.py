@@ -133,6 +133,11 @@ class ScriptedWorld:
             parse_root_hints(self.internet.hints_text()),
             self.clock,
             rng=random.Random(self.seed),
+            # The internet's own anchor (none for an unsigned one), unless the config names a
+            # file: the bundled IANA anchors cannot vouch for a test root.
+            trust_anchors=(
+                None if self.config.dnssec.trust_anchor_file else self.internet.trust_anchors()
+            ),
         )
         self.last_queries = 0
 
