@@ -419,6 +419,11 @@ def load(config_file: Path | None, control_socket: Path | None, file: Path) -> N
         f"loaded {result['loaded']} entries{into}; {result['expired']} expired since the dump, "
         f"{result['kept']} kept out by a more trusted cached copy"
     )
+    if result.get("dropped"):
+        click.echo(
+            f"{result['dropped']} lines dropped: signatures or proofs that did not belong to "
+            "the entry before them (with that entry), or lines claiming a validation status"
+        )
 
 
 # -- resolver hitrate -------------------------------------------------------------------------

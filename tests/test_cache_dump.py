@@ -81,7 +81,7 @@ def test_one_record_per_line_with_its_rank_and_remaining_ttl() -> None:
     cache = filled(clock)
     clock.now += 10
     lines = [line for line in dump_text(cache, clock).splitlines() if not line.startswith(";")]
-    assert lines[0] == "$VERSION 1"
+    assert lines[0] == "$VERSION 2"
     assert lines[1] == "$TIME 1800000010.000 ; 2027-01-15T08:00:10Z"
     assert lines[2:] == [
         "answer www.example.test. 290 IN A 192.0.2.1",

@@ -73,7 +73,7 @@ def test_a_restart_keeps_the_cache_and_ages_its_ttls(
 
 @pytest.mark.parametrize(
     "content",
-    [b"\xff\xfe not text", b"$VERSION 1\n$TIME 1\nanswer www.test. 300 IN A", b"$VERSION 99\n"],
+    [b"\xff\xfe not text", b"$VERSION 2\n$TIME 1\nanswer www.test. 300 IN A", b"$VERSION 99\n"],
     ids=["binary", "truncated", "other-version"],
 )
 def test_a_bad_cache_file_is_one_line_and_a_cold_start(
@@ -98,7 +98,7 @@ def test_a_huge_file_is_read_no_further_than_max_entries(tmp_path: Path) -> None
 
     path = tmp_path / "cache.txt"
     with path.open("w", encoding="utf-8") as file:
-        file.write("$VERSION 1\n$TIME 1000\n")
+        file.write("$VERSION 2\n$TIME 1000\n")
         for number in range(5000):
             file.write(f"answer n{number}.test. 300 IN A 192.0.2.1\n")
     cache = RecordCache(CacheConfig(max_entries=100), lambda: 1010.0)
@@ -117,7 +117,7 @@ def test_a_cache_file_others_could_have_written_is_ignored(
     from resolver.server import persist
 
     genuine = tmp_path / "genuine.txt"
-    genuine.write_text("$VERSION 1\n$TIME 1000\nanswer a.test. 300 IN A 192.0.2.1\n")
+    genuine.write_text("$VERSION 2\n$TIME 1000\nanswer a.test. 300 IN A 192.0.2.1\n")
     genuine.chmod(0o600)
     path = tmp_path / "cache.txt"
     if how == "symlink":

@@ -116,7 +116,8 @@ def answer_message(qname: str, records: list[str], rcode: int = 0) -> dns.messag
         (b"", Rejected.MALFORMED),
         (b"garbage" * 10, Rejected.MALFORMED),
         (positive()[:-3], Rejected.MALFORMED),  # truncated
-        (b"RSC\x02" + positive()[4:], Rejected.VERSION),
+        (b"RSC\x01" + positive()[4:], Rejected.VERSION),  # before DNSSEC
+        (b"RSC\x03" + positive()[4:], Rejected.VERSION),
         (struct.pack("!3sBdd", MAGIC, VERSION, NOW, float("nan")) + b"\0" * 12, Rejected.MALFORMED),
         (
             message_value(answer_message("evil.test.", ["evil.test. 300 IN A 6.6.6.6"])),

@@ -10,13 +10,23 @@ at `stored_at`:
 
     b"RSC" | version (1 byte) | stored_at (float64, Unix time) | expires (float64) | message
 
+The message is the DO=1 answer (version 2): each RRset of the chain followed by its RRSIGs, and
+for a negative answer the SOA followed by the denial's proof (NSEC or NSEC3 RRsets, their RRSIGs
+and the SOA's RRSIG, RFC 4035 3.1.3), so that a member that takes the answer from here can
+validate it as if it had asked the authorities. It carries no validation status (its AD bit is
+never set, and never read): what a member concluded is not believed by another.
+
 A value is untrusted input (anyone who can write to that Redis writes it): `decode` parses it as
 carefully as a packet from the network and accepts it only if it answers exactly the question
 asked (name, type, class), its answer section is one CNAME chain from that name, and a negative
-answer carries the SOA of a zone above the name it denies. What it returns is aged: every TTL
-less the time since `stored_at`, none beyond `expires`. Data from here is cached at the rank of
-an answer without AA (`Rank.NONAUTH_ANSWER`), below what an authority says itself, and (once
-DNSSEC exists) must be validated again: it is never more trusted than what the fleet stored.
+answer carries the SOA of a zone above the name it denies. Signatures are kept only where they
+cover an RRset of that chain with the same owner, and proof records only if they are NSEC,
+NSEC3 or their RRSIGs (or the SOA's) inside the SOA's zone: any other record is left out and
+counted (`SharedAnswer.dropped`), the rest of the value still used. What it returns is aged:
+every TTL less the time since `stored_at`, none beyond `expires`, signatures and proofs alike.
+Data from here is cached at the rank of an answer without AA (`Rank.NONAUTH_ANSWER`), below
+what an authority says itself, and INDETERMINATE: the validator checks it again locally when it
+first answers a client, so whoever can write to Redis cannot make an answer secure (issue #11).
 """
 
 from __future__ import annotations
@@ -38,10 +48,12 @@ import dns.rdataclass
 import dns.rdatatype
 import dns.rrset
 
+from resolver.cache.proofs import in_proof, signs
 from resolver.cache.records import with_ttl
 
 MAGIC = b"RSC"
-VERSION = 1
+#: 2: the message carries the chain's RRSIGs and the denial proof (DNSSEC).
+VERSION = 2
 _HEADER = struct.Struct("!3sBdd")
 #: A value larger than any DNS message plus its header is not one of ours.
 MAX_VALUE = _HEADER.size + 65535
@@ -74,6 +86,12 @@ class SharedAnswer:
     #: Past its expiry but within the serve-stale window the reader allowed: stale data, for
     #: RFC 8767's rules only (`decode`'s `stale_window`).
     stale: bool = False
+    #: The RRSIGs of each chain RRset (same order; None: unsigned), TTLs aged as the RRset's.
+    signatures: tuple[dns.rrset.RRset | None, ...] = ()
+    #: The denial's NSEC/NSEC3 records and RRSIGs (aged), for `CachedNegative.proof`.
+    proof: tuple[dns.rrset.RRset, ...] = ()
+    #: Records left out: signatures and proof records that did not belong (module docstring).
+    dropped: int = 0
 
 
 def shared_key(
@@ -98,12 +116,19 @@ def encode(
     answer: tuple[dns.rrset.RRset, ...],
     authority: tuple[dns.rrset.RRset, ...],
     now: float,
+    signatures: tuple[dns.rrset.RRset, ...] = (),
+    proof: tuple[dns.rrset.RRset, ...] = (),
 ) -> tuple[bytes, int] | None:
     """The value to store and its TTL, or None for what must never be stored (SERVFAIL and
-    other failures, TTL 0, a positive answer without records, a negative one without SOA)."""
+    other failures, TTL 0, a positive answer without records, a negative one without SOA).
+
+    `signatures` (the RRSIGs of `answer`'s RRsets) go right after the RRset each covers; `proof`
+    after the SOA of a negative answer (a positive one keeps no proof, as the record cache does
+    not). Their TTLs do not shorten the value's: they are aged with their data on reading."""
     if rcode not in (dns.rcode.NOERROR, dns.rcode.NXDOMAIN):
         return None
-    if not answer and not any(r.rdtype == dns.rdatatype.SOA for r in authority):
+    negative = any(r.rdtype == dns.rdatatype.SOA for r in authority)
+    if not answer and not negative:
         return None
     ttl = answer_ttl(answer + authority)
     if ttl <= 0:
@@ -114,8 +139,13 @@ def encode(
     message.question = [
         dns.rrset.RRset(qname, dns.rdataclass.IN, dns.rdatatype.RdataType.make(qtype))
     ]
-    message.answer = list(answer)
-    message.authority = list(authority)
+    by_covered = {(sig.name, sig.covers): sig for sig in signatures}
+    for rrset in answer:
+        message.answer.append(rrset)
+        sig = by_covered.get((rrset.name, rrset.rdtype))
+        if sig is not None:
+            message.answer.append(sig)
+    message.authority = [*authority, *(proof if negative else ())]
     wire = message.to_wire(max_size=65535)
     return _HEADER.pack(MAGIC, VERSION, now, now + ttl) + wire, ttl
 
@@ -164,13 +194,21 @@ def decode(
     checked = _chain(message.answer, qname, qtype, max_chain)
     if checked is None:
         return Rejected.MISMATCH
-    chain, last, complete = checked
+    chain, last, complete, sigs, dropped = checked
     soa = None
+    proof: list[dns.rrset.RRset] = []
     if rcode == dns.rcode.NXDOMAIN or not complete:
         soas = [r for r in message.authority if r.rdtype == dns.rdatatype.SOA]
         if len(soas) != 1 or len(soas[0]) != 1 or not last.is_subdomain(soas[0].name):
             return Rejected.MISMATCH
         soa = soas[0]
+        for rrset in message.authority:
+            if rrset is soa:
+                continue
+            if in_proof(rrset, soa):
+                proof.append(rrset)
+            else:
+                dropped += len(rrset)
     elif message.authority:
         return Rejected.MISMATCH  # a positive answer carries no authority records
     if rcode == dns.rcode.NXDOMAIN and complete:
@@ -189,27 +227,59 @@ def decode(
         expiries.append(min(ends, now + ttl) if ttl > 0 else ends)
     aged_soa = aged.pop() if soa is not None else None
     soa_expires = expiries.pop() if soa is not None else 0.0
-    return SharedAnswer(
-        dns.rcode.Rcode(rcode), tuple(aged), aged_soa, last, tuple(expiries), soa_expires, stale
+    # Signatures age with the RRset they cover; proof records with the denial (never longer
+    # than its SOA, never 0 while it is fresh).
+    aged_sigs = tuple(
+        None if sig is None else with_ttl(sig, rrset.ttl)
+        for rrset, sig in zip(aged, sigs, strict=True)
     )
+    soa_ttl = 0 if aged_soa is None else aged_soa.ttl
+    aged_proof = tuple(
+        with_ttl(rrset, min(soa_ttl, max(1, int(rrset.ttl - elapsed)))) for rrset in proof
+    )
+    return SharedAnswer(
+        dns.rcode.Rcode(rcode),
+        tuple(aged),
+        aged_soa,
+        last,
+        tuple(expiries),
+        soa_expires,
+        stale,
+        aged_sigs,
+        aged_proof,
+        dropped,
+    )
+
+
+#: What `_chain` makes of an answer section.
+_Chain = tuple[list[dns.rrset.RRset], dns.name.Name, bool, tuple[dns.rrset.RRset | None, ...], int]
 
 
 def _chain(
     rrsets: list[dns.rrset.RRset], qname: dns.name.Name, qtype: int, max_chain: int
-) -> tuple[list[dns.rrset.RRset], dns.name.Name, bool] | None:
+) -> _Chain | None:
     """The answer section as a CNAME chain from `qname`: (RRsets to keep, the name it ends at,
-    whether it ends in `qtype` data), or None if any record does not belong to that chain.
+    whether it ends in `qtype` data, the RRSIGs of each kept RRset or None, how many records
+    were left out), or None if any data record does not belong to that chain.
 
-    DNAME records (and signatures) are left out: the CNAME synthesised from a DNAME is in the
-    chain, and a DNAME from an untrusted source would answer for a whole subtree.
+    DNAME records are left out: the CNAME synthesised from a DNAME is in the chain, and a DNAME
+    from an untrusted source would answer for a whole subtree; so are their RRSIGs. Other
+    RRSIGs are kept only for an RRset of the chain with their owner and covered type; any
+    other signature is left out and counted, not a reason to refuse the value.
     """
     name, kept, complete = qname, [], False
+    signatures: list[dns.rrset.RRset] = []
+    dnames: set[dns.name.Name] = set()
     for rrset in rrsets:
         if rrset.rdclass != dns.rdataclass.IN or not rrset:
             return None
-        if rrset.rdtype in (dns.rdatatype.DNAME, dns.rdatatype.RRSIG):
+        if rrset.rdtype == dns.rdatatype.RRSIG:
+            signatures.append(rrset)
+            continue
+        if rrset.rdtype == dns.rdatatype.DNAME:
             if not name.is_subdomain(rrset.name):
                 return None
+            dnames.add(rrset.name)
             continue
         if complete or rrset.name != name:
             return None
@@ -223,4 +293,14 @@ def _chain(
             name = next(iter(rrset)).target
         else:
             return None
-    return kept, name, complete
+    covered: dict[tuple[dns.name.Name, int], dns.rrset.RRset] = {}
+    dropped = 0
+    for sig in signatures:
+        key = (sig.name, sig.covers)
+        if key in covered or not any(signs(sig, rrset) for rrset in kept):
+            if not (sig.covers == dns.rdatatype.DNAME and sig.name in dnames):
+                dropped += len(sig)
+            continue
+        covered[key] = sig
+    sigs = tuple(covered.get((rrset.name, rrset.rdtype)) for rrset in kept)
+    return kept, name, complete, sigs, dropped

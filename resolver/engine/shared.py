@@ -3,10 +3,12 @@
 On a local miss of a client question the engine emits `SharedLookup` and waits (at most
 `shared_cache.lookup_timeout_ms`, on its own timer) for `Engine.shared_reply` or
 `Engine.shared_failed`; a usable value goes into the record cache and answers the question with
-no upstream query, anything else lets the resolution iterate as it would have. A question that
-was resolved upstream ends with a `SharedStore`, emitted after its replies so that writing
-never delays a client. The carrier (`server/sharedcache.py`) talks to Redis; nothing here does
-I/O. The circuit breaker lives here, so that skipping a dead Redis costs no task at all.
+no upstream query, anything else lets the resolution iterate as it would have; what it puts
+there is INDETERMINATE, with its RRSIGs and denial proof, so it is validated here before it is
+ever called secure. A question that was resolved upstream ends with a `SharedStore`, emitted
+after its replies so that writing never delays a client. The carrier (`server/sharedcache.py`)
+talks to Redis; nothing here does I/O. The circuit breaker lives here, so that skipping a dead
+Redis costs no task at all.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from resolver.cache.records import Rank, RecordCache
 from resolver.cache.shared import Rejected, decode, encode, shared_key
 from resolver.config import Config
 from resolver.core.actions import Answer
+from resolver.core.security import Security
 from resolver.engine.breaker import CircuitBreaker
 from resolver.engine.stats import Stats
 
@@ -99,12 +102,29 @@ class SharedCache:
         # value's own expiry times (`now` is the cache's clock): never longer than the fleet
         # had them, and stale data (serve-stale on) goes in as stale, which the engine then
         # serves by RFC 8767's rules exactly as it would a record that expired here.
-        for rrset, expires in zip(checked.chain, checked.expiries, strict=True):
-            self._cache.put_rrset(rrset, Rank.NONAUTH_ANSWER, expires=expires)
+        # INDETERMINATE, whatever the member that stored it concluded: the validator checks
+        # the signatures and the proof that came with it when it first answers a client here.
+        self._stats.shared_dropped_records += checked.dropped
+        for rrset, sigs, expires in zip(
+            checked.chain, checked.signatures, checked.expiries, strict=True
+        ):
+            self._cache.put_rrset(
+                rrset,
+                Rank.NONAUTH_ANSWER,
+                signatures=sigs,
+                security=Security.INDETERMINATE,
+                expires=expires,
+            )
         if checked.soa is not None:
             rdtype = None if checked.rcode == dns.rcode.NXDOMAIN else qtype
             self._cache.put_negative(
-                checked.last, rdtype, checked.rcode, checked.soa, expires=checked.soa_expires
+                checked.last,
+                rdtype,
+                checked.rcode,
+                checked.soa,
+                proof=checked.proof,
+                security=Security.INDETERMINATE,
+                expires=checked.soa_expires,
             )
         if checked.stale:
             self._stats.shared_misses += 1  # nothing fresh: the resolution goes on
@@ -116,11 +136,24 @@ class SharedCache:
         self, qname: dns.name.Name, qtype: int, answer: Answer, wall: float, now: float
     ) -> SharedStore | None:
         """The write for a completed resolution's answer, or None if it must not be shared
-        (a failure, stale data, TTL 0) or the breaker says not now. `wall` is the cache's
-        clock (the value's times), `now` the engine's timer (the breaker's)."""
-        if answer.failure is not None or answer.stale:
+        (a failure, stale data, a bogus answer, TTL 0) or the breaker says not now. `wall` is
+        the cache's clock (the value's times), `now` the engine's timer (the breaker's).
+
+        The value holds the answer with its RRSIGs and denial proof (what a DO=1 client gets),
+        so that another member can validate it; a bogus answer (given to a CD=1 client) is
+        never shared, and no status is: every member validates for itself."""
+        if answer.failure is not None or answer.stale or answer.security is Security.BOGUS:
             return None
-        encoded = encode(qname, qtype, answer.rcode, answer.answer, answer.authority, wall)
+        encoded = encode(
+            qname,
+            qtype,
+            answer.rcode,
+            answer.answer,
+            answer.authority,
+            wall,
+            signatures=answer.signatures,
+            proof=answer.proof,
+        )
         if encoded is None:
             return None
         if not self.allow(now):

@@ -35,6 +35,9 @@ class Stats:
     shared_skipped: int = 0
     shared_dropped: int = 0
     shared_stores: int = 0
+    # Records left out of shared-cache values that were used: RRSIGs that cover no RRset of
+    # the answer, authority records that are no part of the denial's proof.
+    shared_dropped_records: int = 0
     # Client queries per stream transport (UDP's are the rest of `queries`): plain TCP, DNS
     # over TLS (RFC 7858) and DNS over HTTPS (RFC 8484).
     tcp_queries: int = 0

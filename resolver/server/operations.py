@@ -293,12 +293,15 @@ class Operations:
             )
             await trio.lowlevel.checkpoint()
         log.info(
-            "cache load: %d entries, %d expired since the dump, %d kept",
+            "cache load: %d entries, %d expired since the dump, %d kept, %d lines dropped",
             restored.loaded,
             restored.expired,
             restored.kept,
+            dump.dropped,
         )
-        return dataclasses.asdict(restored)
+        # `dropped`: signature or proof lines that did not belong, with their entries, and
+        # lines that claimed a validation status (`cache/dump.py`).
+        return {**dataclasses.asdict(restored), "dropped": dump.dropped}
 
 
 class SupervisorOperations:
@@ -452,12 +455,12 @@ class SupervisorOperations:
     def _load(self, arguments: Mapping[str, Any]) -> dict[str, int]:
         # Read here, once: the workers may run as another user (--user) who cannot read it.
         text = _read_text(_path_argument(arguments))
-        _parse_text(text)  # a broken file is one clear error before any worker changes
+        parsed = _parse_text(text)  # a broken file is one clear error before any worker changes
         results = self._each("load_text", text=text)
         totals = {
             key: sum(result[key] for result in results) for key in ("loaded", "expired", "kept")
         }
-        return {**totals, "workers": len(results)}
+        return {**totals, "workers": len(results), "dropped": parsed.dropped}
 
 
 def _read_text(path: Path) -> str:

@@ -12,7 +12,11 @@ read (`_open_own`), never through a symbolic link: what it holds is believed lik
 from the authorities.
 
 Only records are kept: the packet cache is rendered from them on the first question for each
-name (a hit on cached records, no upstream query), and so is rebuilt as clients ask.
+name (a hit on cached records, no upstream query), and so is rebuilt as clients ask. With them
+go their RRSIGs and the NSEC/NSEC3 proofs of negative answers, but never a validation status:
+every loaded entry is INDETERMINATE and is validated again when it is first used, so the file
+can never make data secure (`cache/dump.py`). A file of format version 1 (no signatures) is
+ignored like any other version.
 
 With `--workers N` each worker has its own cache and its own file, PATH.worker-I for worker I
 (`for_worker`): a worker writes only what it holds and reads only its own, so no two processes
@@ -107,11 +111,15 @@ def load(path: Path, cache: RecordCache, now: float, max_entries: int) -> Restor
     restored = Restored()
     restore(cache, dump.entries, now - dump.written_at, restored)
     log.info(
-        "cache file %s: %d entries loaded, %d expired on disk, %d kept out%s",
+        "cache file %s: %d entries loaded, %d expired on disk, %d kept out%s%s",
         path,
         restored.loaded,
         restored.expired,
         restored.kept,
+        f"; {dump.dropped} lines dropped (signatures or proofs that did not belong, and"
+        " their entries)"
+        if dump.dropped
+        else "",
         f"; stopped at cache.max_entries ({max_entries})" if dump.cut_short else "",
     )
     return restored

@@ -431,6 +431,13 @@ METRICS: tuple[Metric, ...] = (
         lambda p: p.stats.shared_stores,
         "resolver_shared_cache_stores",
     ),
+    Metric(
+        "shared_dropped_records",
+        Kind.COUNTER,
+        "Records left out of usable shared-cache values: stray RRSIGs or proof records.",
+        lambda p: p.stats.shared_dropped_records,
+        "resolver_shared_cache_dropped_records",
+    ),
 )
 METRICS += _TRANSPORT_METRICS
 #: Help of the families whose metrics are told apart by a label (the rows' help is per label).
