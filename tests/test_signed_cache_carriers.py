@@ -5,7 +5,7 @@ process: the dump / persistent file (`cache/dump.py`) and the shared cache (`cac
 Signed data that came back without its RRSIGs would be judged bogus by the validator, and data
 that came back SECURE would let a file or a Redis writer vouch for it: both must bring back
 every signature and proof, attached to its entry, with TTLs aged, and always INDETERMINATE.
-The signatures are real (`resolver.testing.dnssec_keys`), and each test checks they still
+The signatures are real (`resolver.testing.signing`), and each test checks they still
 verify after the trip, so a text or wire round trip that mangled a byte would fail here.
 """
 
@@ -46,7 +46,7 @@ from resolver.core.security import Security
 from resolver.engine.shared import SharedCache
 from resolver.engine.stats import Stats
 from resolver.testing import TestInternet
-from resolver.testing.dnssec_keys import NOW, dnskey_rrset, make_key, rrset, rrsigs, sign
+from resolver.testing.signing import NOW, dnskey_rrset, make_key, rrset, rrsigs, sign
 from tests.daemon_support import free_port, running_daemon
 from tests.helpers import loopback_config
 from tests.test_daemon import dig, dig_path
@@ -54,7 +54,7 @@ from tests.test_daemon import dig, dig_path
 __all__ = ["dig_path"]
 
 ZONE = dns.name.from_text("example.sec.")
-KEY = make_key(7)
+KEY = make_key("example.sec.", seed="7")
 KEYS: dict[dns.name.Name, dns.node.Node | dns.rdataset.Rdataset] = {ZONE: dnskey_rrset(ZONE, KEY)}
 #: The size of a shared-cache value's header (`cache/shared.py`): the message follows it.
 HEADER = struct.calcsize("!3sBdd")
@@ -471,7 +471,8 @@ def test_dig_dnssec_after_a_restart_gets_the_rrsigs_from_the_persist_file(
     config = tmp_path / "resolver.toml"
     config.write_text(f'[cache]\npersist_file = "{cache_file}"\n', encoding="utf-8")
     args = ["--config", str(config)]
-    with running_daemon(signed_hints, [f"127.0.0.1:{port}"], args):
+    anchor = signed_internet.write_trust_anchor(tmp_path / "root.key")
+    with running_daemon(signed_hints, [f"127.0.0.1:{port}"], args, trust_anchor=anchor):
         before = dig(dig_path, "www.nsec.sec.", "A", "+dnssec", port=port)
         denial = dig(dig_path, "nx.nsec3.sec.", "A", "+dnssec", port=port)
     assert [r.rdtype for r in before.answer] == ["A", "RRSIG"]
@@ -481,7 +482,9 @@ def test_dig_dnssec_after_a_restart_gets_the_rrsigs_from_the_persist_file(
 
     time.sleep(1.1)
     signed_internet.reset_counters()
-    with running_daemon(signed_hints, [f"127.0.0.1:{port}"], args) as daemon:
+    with running_daemon(
+        signed_hints, [f"127.0.0.1:{port}"], args, trust_anchor=anchor
+    ) as daemon:
         after = dig(dig_path, "www.nsec.sec.", "A", "+dnssec", port=port)
         again = dig(dig_path, "nx.nsec3.sec.", "A", "+dnssec", port=port)
         assert asked(signed_internet, "www.nsec.sec.", "A") == 0, "the data came from the file"
