@@ -482,9 +482,7 @@ def test_dig_dnssec_after_a_restart_gets_the_rrsigs_from_the_persist_file(
 
     time.sleep(1.1)
     signed_internet.reset_counters()
-    with running_daemon(
-        signed_hints, [f"127.0.0.1:{port}"], args, trust_anchor=anchor
-    ) as daemon:
+    with running_daemon(signed_hints, [f"127.0.0.1:{port}"], args, trust_anchor=anchor) as daemon:
         after = dig(dig_path, "www.nsec.sec.", "A", "+dnssec", port=port)
         again = dig(dig_path, "nx.nsec3.sec.", "A", "+dnssec", port=port)
         assert asked(signed_internet, "www.nsec.sec.", "A") == 0, "the data came from the file"
