@@ -131,9 +131,14 @@ def test_skew_is_a_tenth_of_the_validity_clamped_to_the_minimum() -> None:
     assert verify(A, sig, now=NOW + 1000 + 3601).ede is Ede.SIGNATURE_EXPIRED
 
 
-def test_unsupported_algorithm_is_insecure_with_ede_1() -> None:
+def test_an_unsupported_rrsig_algorithm_is_bogus_with_validated_keys() -> None:
+    """Only the DS/DNSKEY level may call a zone insecure for its algorithms: with validated
+    keys, an RRSIG in an algorithm we cannot check proves nothing (the downgrade of #10)."""
     sig = cast(RRSIG, sign(A, ZSK, "example.").replace(algorithm=253))
     verdict = verify(A, sig)
+    assert verdict.security is Security.BOGUS and verdict.ede is Ede.RRSIGS_MISSING
+    unusable = make_key("example.", 253)
+    verdict = verify(A, sig, keys=(unusable,))
     assert verdict.security is Security.INSECURE and verdict.ede is Ede.UNSUPPORTED_DNSKEY_ALGORITHM
 
 

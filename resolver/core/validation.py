@@ -241,6 +241,8 @@ class Validator:
             self._show(depth)
             if not wildcard.secure:
                 return wildcard, True
+        if not verdict.secure:
+            return self._must_be_secure(verdict, what), True
         return verdict, True
 
     def _unsigned(self, entry: KeyEntry | None, what: str, missing: Ede) -> tuple[Verdict, bool]:
@@ -295,8 +297,8 @@ class Validator:
                     soa, sigs, signer, entry.keys, now, self._work.budget, self._trace
                 )
                 self._show(depth)
-                if checked.bogus:
-                    return checked, True
+                if not checked.secure:
+                    return self._must_be_secure(checked, f"{what}: SOA"), True
         proof = self._verified_proof(step.proof, entry, depth)
         if isinstance(proof, Verdict):
             return proof, True
@@ -332,9 +334,20 @@ class Validator:
             )
             self._show(depth)
             if not verdict.secure:
-                return verdict
+                return self._must_be_secure(verdict, f"{_name_type(rrset.name, rrset.rdtype)}")
             verified.append(rrset)
         return verified
+
+    def _must_be_secure(self, verdict: Verdict, what: str) -> Verdict:
+        """A verdict on a record of a zone with validated keys that is not secure: bogus.
+
+        Inside a signed zone nothing is insecure (that is decided at its DS and DNSKEY);
+        an insecure verdict here would be a downgrade, so it becomes bogus.
+        """
+        if verdict.bogus:
+            return verdict
+        reason = f"{what} is not signed by its zone's keys ({verdict.reason})"
+        return self._verdict(Security.BOGUS, reason, Ede.RRSIGS_MISSING)
 
     # -- the chain of trust ------------------------------------------------------------------
 
@@ -411,10 +424,11 @@ class Validator:
         if ds is not None:
             verdict = verify_rrset(ds, sigs, parent.zone, parent.keys, now, budget, self._trace)
             self._show(depth)
-            if verdict.security is Security.BOGUS:
+            if not verdict.secure:
+                # Only a proof of no DS (below) makes a delegation insecure; a DS RRset the
+                # parent's keys do not verify is bogus, whatever its RRSIGs' algorithm.
+                verdict = self._must_be_secure(verdict, f"DS {name}")
                 return KeyEntry.bad(name, verdict, now, budget)
-            if verdict.security is not Security.SECURE:
-                return KeyEntry.insecure(name, verdict, now, ds.ttl)
             ctx.cache.set_security(name, dns.rdatatype.DS, Security.SECURE, ttl=verdict.ttl)
             self._say(depth, "DS {}: secure; fetching its DNSKEY RRset", name)
             keys_answer = yield from self._fetch(name, dns.rdatatype.DNSKEY, depth)

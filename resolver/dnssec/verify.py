@@ -7,7 +7,9 @@ zone-key flag, protocol 3 and the REVOKE bit, each tried alone and counted again
 `Budget`; a clock skew around inception and expiration (Unbound's val-sig-skew); the labels
 field (a wildcard expansion is reported, the answer is not yet secure without the proof
 that no closer name exists); the TTL the data may be cached for (RFC 4035 section 5.3.3);
-and algorithms we cannot verify treated as unsigned (RFC 6840 section 5.2), not as forged.
+and an RRset signed only in algorithms we cannot verify: bogus in a zone whose keys validated
+(only the DS/DNSKEY level may call a zone insecure for its algorithms, RFC 6840 section 5.2;
+otherwise swapping RRSIGs for unknown-algorithm noise would downgrade any answer).
 """
 
 from __future__ import annotations
@@ -118,8 +120,9 @@ def verify_rrset(
     """Whether `rrset` is signed by one of `keys`, the validated keys of `zone`.
 
     Secure as soon as one signature verifies (RFC 4035 5.3.3, RFC 6840 5.11: one path is
-    enough). Otherwise the most telling failure: RRSIGs missing (EDE 10), only signatures in
-    algorithms we cannot verify (insecure, EDE 1), no key for the signatures (EDE 9), expired
+    enough). Otherwise the most telling failure: RRSIGs missing (EDE 10, also when only
+    signatures in algorithms we cannot verify are there: bogus, as `keys` are validated keys
+    of the zone; insecure, EDE 1, only if none of `keys` is usable), no key for the signatures (EDE 9), expired
     (EDE 7) or not yet valid (EDE 8) beyond the skew, a cap reached or a bad signature (EDE 6).
     """
     trace = trace or Trace()
@@ -196,10 +199,21 @@ def verify_rrset(
             trace.add("%s: does not verify with %s", tag, describe_key(key))
             failures.append(Ede.DNSSEC_BOGUS)
     if unsupported and not failures:
+        if not any(algorithm_supported(key.algorithm) for key in keys):
+            # Only reachable with a key set we cannot use at all; a zone whose keys
+            # validated always holds one we can (the DS/DNSKEY level decides "insecure").
+            return trace.verdict(
+                Security.INSECURE,
+                f"{what} signed only with unsupported algorithms",
+                Ede.UNSUPPORTED_DNSKEY_ALGORITHM,
+            )
+        # A zone with validated keys: an RRSIG in an algorithm we cannot check proves
+        # nothing, and calling it insecure would let an on-path attacker downgrade any
+        # RRset by swapping its signatures for algorithm-100 noise (Unbound: bogus).
         return trace.verdict(
-            Security.INSECURE,
-            f"{what} signed only with unsupported algorithms",
-            Ede.UNSUPPORTED_DNSKEY_ALGORITHM,
+            Security.BOGUS,
+            f"{what} has no RRSIG by a key of {zone}, only unsupported algorithms",
+            Ede.RRSIGS_MISSING,
         )
     ede = _most_telling(failures)
     return trace.verdict(Security.BOGUS, f"no valid signature for {what}", ede)

@@ -1,0 +1,91 @@
+"""The validator against an on-path attacker and hostile zones (issue #10's review against
+Unbound 1.17): downgrades by unsupported-algorithm RRSIGs, a lame server serving an unsigned
+copy, deep names in NSEC3 and unsigned zones, KeyTrap-sized RRsets, CD and the bogus TTL.
+Scripted on a fake clock (`tests/hostile_internet.py`); counts, never timings."""
+
+from __future__ import annotations
+
+import dns.flags
+import dns.message
+import dns.name
+import dns.rcode
+import dns.rdatatype
+import pytest
+
+from resolver.core.security import Security
+from resolver.engine import Client
+from resolver.testing import TestInternet
+from resolver.testing.scripted import ScriptedWorld
+from tests.helpers import signed_config
+from tests.hostile_internet import hostile_internet
+
+
+@pytest.fixture(scope="module")
+def hostile() -> TestInternet:
+    return hostile_internet()
+
+
+@pytest.fixture
+def world(hostile: TestInternet) -> ScriptedWorld:
+    hostile.reset_counters()
+    return ScriptedWorld(hostile, signed_config())
+
+
+def ask(
+    world: ScriptedWorld, name: str, rdtype: str = "A", *, cd: bool = False
+) -> dns.message.Message:
+    query = dns.message.make_query(name, rdtype, use_edns=0, want_dnssec=True)
+    if cd:
+        query.flags |= dns.flags.CD
+    data = world.query(query.to_wire(), Client("127.0.0.1"))
+    assert data is not None
+    return dns.message.from_wire(data)
+
+
+def has_ad(reply: dns.message.Message) -> bool:
+    return bool(reply.flags & dns.flags.AD)
+
+
+# -- 1. no downgrade by RRSIGs of an unsupported algorithm -------------------------------------
+
+
+def test_sound_zones_of_the_hostile_internet_are_secure(world: ScriptedWorld) -> None:
+    for name in ("www.good.sec.", "www.dgnsec.sec.", "www.n3.sec."):
+        reply = ask(world, name)
+        assert reply.rcode() == dns.rcode.NOERROR and has_ad(reply), name
+
+
+@pytest.mark.parametrize(
+    ("name", "rdtype"),
+    [
+        ("dg.good.sec.", "A"),  # data: only an algorithm-100 RRSIG in an Ed25519 zone
+        ("nx.dgnsec.sec.", "A"),  # NXDOMAIN whose NSEC RRSIGs were replaced
+        ("www.dgnsec.sec.", "SRV"),  # NODATA, the same
+        ("www.dgds.sec.", "A"),  # the DS RRSIG in sec. replaced: the zone is not insecure
+    ],
+)
+def test_an_rrsig_in_an_unsupported_algorithm_does_not_downgrade(
+    world: ScriptedWorld, name: str, rdtype: str
+) -> None:
+    reply = ask(world, name, rdtype)
+    assert reply.rcode() == dns.rcode.SERVFAIL and not reply.answer
+    answer = world.resolve(name, rdtype)
+    assert answer.rcode == dns.rcode.SERVFAIL
+
+
+def test_the_forged_ds_leaves_no_insecure_key_entry(world: ScriptedWorld) -> None:
+    ask(world, "www.dgds.sec.")
+    entry = world.context.keys.get(dns.name.from_text("dgds.sec."), world.clock())
+    assert entry is not None and entry.verdict.security is Security.BOGUS
+
+
+def test_cd_then_not_cd_for_a_downgraded_name(world: ScriptedWorld) -> None:
+    """CD=1 gets the data without AD; the same name without CD is SERVFAIL, not the data."""
+    data = ask(world, "dg.good.sec.", cd=True)
+    assert data.rcode() == dns.rcode.NOERROR and not has_ad(data)
+    assert data.answer[0][0].address == "192.0.2.10"
+    denial = ask(world, "nx.dgnsec.sec.", cd=True)
+    assert denial.rcode() == dns.rcode.NXDOMAIN and not has_ad(denial)
+    for name in ("dg.good.sec.", "nx.dgnsec.sec."):
+        reply = ask(world, name)
+        assert reply.rcode() == dns.rcode.SERVFAIL and not reply.answer, name
