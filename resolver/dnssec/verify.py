@@ -122,8 +122,9 @@ def verify_rrset(
     Secure as soon as one signature verifies (RFC 4035 5.3.3, RFC 6840 5.11: one path is
     enough). Otherwise the most telling failure: RRSIGs missing (EDE 10, also when only
     signatures in algorithms we cannot verify are there: bogus, as `keys` are validated keys
-    of the zone; insecure, EDE 1, only if none of `keys` is usable), no key for the signatures (EDE 9), expired
-    (EDE 7) or not yet valid (EDE 8) beyond the skew, a cap reached or a bad signature (EDE 6).
+    of the zone; insecure, EDE 1, only if none of `keys` is usable), no key for the
+    signatures (EDE 9), expired (EDE 7) or not yet valid (EDE 8) beyond the skew, a cap
+    reached or a bad signature (EDE 6).
     """
     trace = trace or Trace()
     limits = budget.limits
