@@ -12,6 +12,7 @@ import dns.rcode
 import dns.rdatatype
 import pytest
 
+from resolver.config import DnssecConfig
 from resolver.core.security import Security
 from resolver.engine import Client
 from resolver.testing import TestInternet
@@ -89,3 +90,19 @@ def test_cd_then_not_cd_for_a_downgraded_name(world: ScriptedWorld) -> None:
     for name in ("dg.good.sec.", "nx.dgnsec.sec."):
         reply = ask(world, name)
         assert reply.rcode() == dns.rcode.SERVFAIL and not reply.answer, name
+
+
+# -- 6. bogus data for a CD client lives no longer than bogus_ttl ------------------------------
+
+
+def test_bogus_data_for_cd_is_capped_at_bogus_ttl(hostile: TestInternet) -> None:
+    world = ScriptedWorld(hostile, signed_config(dnssec=DnssecConfig(bogus_ttl=30)))
+    for _ in ("cold", "from the cache"):
+        data = ask(world, "dg.good.sec.", cd=True)
+        assert data.rcode() == dns.rcode.NOERROR and not has_ad(data)
+        assert data.answer and all(0 < rrset.ttl <= 30 for rrset in data.answer)
+        denial = ask(world, "nx.dgnsec.sec.", cd=True)
+        assert denial.rcode() == dns.rcode.NXDOMAIN
+        assert denial.authority and all(0 < rrset.ttl <= 30 for rrset in denial.authority)
+    secure = ask(world, "www.good.sec.", cd=True)  # secure data keeps its TTL
+    assert has_ad(secure) and secure.answer[0].ttl == 300
