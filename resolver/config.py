@@ -259,8 +259,8 @@ class DnssecConfig:
     max_rrset_validations: int = setting(8, ge=1)
     max_resolution_validations: int = setting(64, ge=1)
     max_key_tag_collisions: int = setting(4, ge=1)
-    # NSEC3 hashes computed per response (CVE-2023-50868).
-    max_nsec3_hashes: int = setting(32, ge=1)
+    # NSEC3 hashes computed per response (CVE-2023-50868): Unbound's 8 per pass x 16 passes.
+    max_nsec3_hashes: int = setting(128, ge=1)
     # RFC 9276: more NSEC3 iterations than this make the answer insecure (EDE 27), not bogus.
     nsec3_max_iterations: int = setting(150, le=65_535, unbound="val-nsec3-keysize-iterations")
     # Zones whose validated keys (or insecure / bad-key status) are remembered at once.

@@ -13,10 +13,12 @@ import dns.rdatatype
 import pytest
 
 from resolver.config import DnssecConfig
+from resolver.core.actions import Answer, Done, SendQuery
+from resolver.core.resolution import Resolution
 from resolver.core.security import Security
 from resolver.engine import Client
 from resolver.testing import TestInternet
-from resolver.testing.scripted import ScriptedWorld
+from resolver.testing.scripted import ScriptedWorld, perform
 from tests.helpers import signed_config
 from tests.hostile_internet import hostile_internet
 
@@ -106,3 +108,41 @@ def test_bogus_data_for_cd_is_capped_at_bogus_ttl(hostile: TestInternet) -> None
         assert denial.authority and all(0 < rrset.ttl <= 30 for rrset in denial.authority)
     secure = ask(world, "www.good.sec.", cd=True)  # secure data keeps its TTL
     assert has_ad(secure) and secure.answer[0].ttl == 300
+
+
+# -- 3. NSEC3 proofs for deep names ------------------------------------------------------------
+
+
+def resolve(world: ScriptedWorld, name: str, rdtype: str = "A") -> tuple[Answer, Resolution]:
+    """One resolution driven by hand, so its validation work can be counted."""
+    resolution = Resolution(
+        dns.name.from_text(name), dns.rdatatype.from_text(rdtype), world.context
+    )
+    action = resolution.next_action()
+    while isinstance(action, SendQuery):
+        action = resolution.receive(perform(world.internet, action))
+    assert isinstance(action, Done)
+    return action.answer, resolution
+
+
+def deep(suffix: str, labels: int = 120) -> str:
+    """A name of `labels` labels (fewer if 255 octets do not allow) ending in `suffix`."""
+    count = min(labels, (254 - len(suffix)) // 2)
+    return "a." * count + suffix
+
+
+def test_a_deep_nxdomain_and_wildcard_nodata_in_nsec3_are_secure_in_few_hashes(
+    world: ScriptedWorld,
+) -> None:
+    world.resolve("www.n3.sec.")  # the chain of trust, so only the proofs are counted below
+    name = deep("nx.n3.sec.")
+    assert len(dns.name.from_text(name)) > 110
+    answer, resolution = resolve(world, name)
+    assert answer.rcode == dns.rcode.NXDOMAIN and answer.security is Security.SECURE
+    # the apex (closest encloser), nx.n3.sec. (next closer), *.n3.sec.
+    assert resolution.nsec3_hashes == 3
+    answer, resolution = resolve(world, deep("x.wild.n3.sec."), "AAAA")
+    assert answer.rcode == dns.rcode.NOERROR and not answer.answer
+    assert answer.security is Security.SECURE
+    # the name itself, then n3, wild, x.wild (no match: next closer) and *.wild for the proof
+    assert resolution.nsec3_hashes <= 6

@@ -83,6 +83,11 @@ class Resolution:
         budget's counter, `Work.budget`); 0 when nothing needed validating."""
         return self._work.signature_checks
 
+    @property
+    def nsec3_hashes(self) -> int:
+        """NSEC3 hash computations DNSSEC validation has spent on this question."""
+        return self._work.nsec3_hashes
+
     # -- the driver's interface ---------------------------------------------------------------
 
     def next_action(self) -> Action:

@@ -148,6 +148,11 @@ class Work:
         return 0 if self._budget is None else self._budget.signature_checks
 
     @property
+    def nsec3_hashes(self) -> int:
+        """NSEC3 hashes computed so far (0 if nothing was validated)."""
+        return 0 if self._budget is None else self._budget.nsec3_hashes
+
+    @property
     def budget(self) -> Budget:
         if self._budget is None:
             self._budget = Budget(validation_limits(self.ctx.config))

@@ -34,8 +34,8 @@ class ValidationLimits:
     nsec3_max_iterations: int = 150
     #: NSEC3 hash computations for one response's denial proof (each costs iterations + 1
     #: SHA-1 rounds). Unbound computes 8 per pass (MAX_NSEC3_CALCULATIONS) and suspends up
-    #: to 16 times, so 128 in all; a closest-encloser proof needs one per label below the
-    #: zone plus two.
+    #: to 16 times, so 128 in all; a closest-encloser proof, searched from the apex down,
+    #: needs one per label from the apex to the closest encloser plus two.
     nsec3_hashes_per_response: int = 128
     #: Clock skew tolerated around RRSIG inception and expiration: a tenth of the signature's
     #: validity period, clamped to [min, max] seconds. Unbound's val-sig-skew-min (3600) and
