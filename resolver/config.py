@@ -265,6 +265,12 @@ class DnssecConfig:
     nsec3_max_iterations: int = setting(150, le=65_535, unbound="val-nsec3-keysize-iterations")
     # Zones whose validated keys (or insecure / bad-key status) are remembered at once.
     key_cache_size: int = setting(10_000, ge=1)
+    # KeyTrap caps on what is looked at, matched or not: RRSIGs per RRset and per resolution,
+    # and the DS and DNSKEY records of one zone (beyond them the zone is bogus).
+    max_rrset_signatures: int = setting(16, ge=1)
+    max_resolution_signatures: int = setting(256, ge=1)
+    max_ds_records: int = setting(64, ge=1)
+    max_dnskey_records: int = setting(64, ge=1)
 
     def __post_init__(self) -> None:
         for index, name in enumerate(self.negative_trust_anchors):

@@ -5,19 +5,26 @@ Scripted on a fake clock (`tests/hostile_internet.py`); counts, never timings.""
 
 from __future__ import annotations
 
+import dns.dnssec
 import dns.flags
 import dns.message
 import dns.name
 import dns.rcode
+import dns.rdataclass
 import dns.rdatatype
 import pytest
+from dns.rdtypes.ANY.DNSKEY import DNSKEY
+from dns.rdtypes.ANY.DS import DS
 
 from resolver.config import DnssecConfig
 from resolver.core.actions import Answer, Done, SendQuery
 from resolver.core.resolution import Resolution
 from resolver.core.security import Security
+from resolver.dnssec import validate_dnskeys, verify_rrset
+from resolver.dnssec.budget import Budget, ValidationLimits
+from resolver.dnssec.verify import KeyIndex
 from resolver.engine import Client
-from resolver.testing import TestInternet
+from resolver.testing import TestInternet, signing
 from resolver.testing.scripted import ScriptedWorld, perform
 from tests.helpers import signed_config
 from tests.hostile_internet import hostile_internet
@@ -146,3 +153,93 @@ def test_a_deep_nxdomain_and_wildcard_nodata_in_nsec3_are_secure_in_few_hashes(
     assert answer.security is Security.SECURE
     # the name itself, then n3, wild, x.wild (no match: next closer) and *.wild for the proof
     assert resolution.nsec3_hashes <= 6
+
+
+# -- 4. KeyTrap with thousands of RRSIGs, DNSKEYs and DS ---------------------------------------
+
+EXAMPLE = dns.name.from_text("example.")
+REAL = signing.make_key("example.")
+
+
+def noise_keys(count: int) -> list[DNSKEY]:
+    """`count` zone keys of algorithm 15 with distinct made-up public keys."""
+    return [
+        DNSKEY(dns.rdataclass.IN, dns.rdatatype.DNSKEY, 257, 3, 15, index.to_bytes(4, "big") * 8)
+        for index in range(1, count + 1)
+    ]
+
+
+@pytest.fixture
+def key_tags(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Counts every key-tag computation of the validator (dnspython's `key_id`)."""
+    calls: list[int] = []
+    real = dns.dnssec.key_id
+
+    def counted(key: DNSKEY) -> int:
+        calls.append(1)
+        return real(key)
+
+    monkeypatch.setattr(dns.dnssec, "key_id", counted)
+    return calls
+
+
+def test_thousands_of_rrsigs_matching_no_key_cost_a_bounded_look(key_tags: list[int]) -> None:
+    data = signing.rrset("www.example.", "A", "192.0.2.1")
+    good = signing.sign(data, REAL, EXAMPLE)
+    keys = [*noise_keys(1400), REAL.dnskey]
+    taken = {dns.dnssec.key_id(key) for key in keys}
+    free = (tag for tag in range(1, 65536) if tag not in taken)
+    sigs = [good.replace(key_tag=next(free)) for _ in range(1500)]
+    key_tags.clear()
+    budget = Budget()
+    verdict = verify_rrset(data, signing.rrsigs(data, *sigs), EXAMPLE, keys, signing.NOW, budget)
+    assert verdict.bogus and "DNSKEYs, more than 64" in verdict.reason
+    assert (len(key_tags), budget.rrsigs_examined, budget.signature_checks) == (0, 0, 0)
+    # 60 keys, within the cap: each tag computed once, 16 RRSIGs looked at, none verified.
+    keys = [*noise_keys(59), REAL.dnskey]
+    key_tags.clear()
+    budget = Budget()
+    verdict = verify_rrset(data, signing.rrsigs(data, *sigs), EXAMPLE, keys, signing.NOW, budget)
+    assert verdict.bogus and "more than 16 RRSIGs" in verdict.reason
+    assert (len(key_tags), budget.rrsigs_examined, budget.signature_checks) == (60, 16, 0)
+
+
+def test_the_resolution_budget_counts_rrsigs_matching_no_key() -> None:
+    data = signing.rrset("www.example.", "A", "192.0.2.1")
+    good = signing.sign(data, REAL, EXAMPLE)
+    sigs = signing.rrsigs(data, *(good.replace(key_tag=tag) for tag in range(1, 11)))
+    budget = Budget(ValidationLimits(rrsigs_per_resolution=25))
+    index = KeyIndex([REAL.dnskey])
+    verdicts = [verify_rrset(data, sigs, EXAMPLE, index, signing.NOW, budget) for _ in range(3)]
+    assert [verdict.bogus for verdict in verdicts] == [True, True, True]
+    assert "RRSIGs examined in one resolution" in verdicts[2].reason
+    assert budget.rrsigs_examined == 25
+
+
+def test_thousands_of_ds_and_dnskeys_are_bogus_without_matching_them(key_tags: list[int]) -> None:
+    keys = [*noise_keys(1400), REAL.dnskey]
+    dnskeys = signing.dnskey_rrset(EXAMPLE, *keys)
+    rrsig = signing.sign(dnskeys, REAL, EXAMPLE)
+    many_ds = [
+        DS(dns.rdataclass.IN, dns.rdatatype.DS, (index * 7) % 65536, 15, 2, bytes(32))
+        for index in range(1500)
+    ]
+    real_ds = signing.make_ds(EXAMPLE, REAL)
+    key_tags.clear()
+    entry = validate_dnskeys(EXAMPLE, dnskeys, [rrsig], many_ds, signing.NOW, Budget())
+    assert entry.is_bad and "1500 DS records, more than 64" in entry.verdict.reason
+    entry = validate_dnskeys(EXAMPLE, dnskeys, [rrsig], [real_ds], signing.NOW, Budget())
+    assert entry.is_bad and "1401 DNSKEYs, more than 64" in entry.verdict.reason
+    assert len(key_tags) == 0
+    # 60 DS x 60 DNSKEY: one tag per key, not one per pair.
+    keys = [*noise_keys(59), REAL.dnskey]
+    dnskeys = signing.dnskey_rrset(EXAMPLE, *keys)
+    rrsig = signing.sign(dnskeys, REAL, EXAMPLE)
+    key_tags.clear()
+    entry = validate_dnskeys(
+        EXAMPLE, dnskeys, [rrsig], [*many_ds[:59], real_ds], signing.NOW, Budget()
+    )
+    assert entry.verdict.secure
+    # One per key for the index, plus a handful for the one match (digest, signature, trace);
+    # matched pair by pair it was 60 x 60.
+    assert len(key_tags) <= 60 + 8

@@ -229,7 +229,9 @@ class Validator:
             reason = f"{what}: signer {signer} is no zone (its zone is {entry.zone})"
             return self._verdict(Security.BOGUS, reason), True
         now = self._work.ctx.cache.now()
-        verdict = verify_rrset(rrset, sigs, signer, entry.keys, now, self._work.budget, self._trace)
+        verdict = verify_rrset(
+            rrset, sigs, signer, entry.index, now, self._work.budget, self._trace
+        )
         self._show(depth)
         if verdict.secure and verdict.wildcard is not None:
             proof = self._verified_proof(step.proof, entry, depth)
@@ -294,7 +296,7 @@ class Validator:
             if sigs is not None:
                 now = self._work.ctx.cache.now()
                 checked = verify_rrset(
-                    soa, sigs, signer, entry.keys, now, self._work.budget, self._trace
+                    soa, sigs, signer, entry.index, now, self._work.budget, self._trace
                 )
                 self._show(depth)
                 if not checked.secure:
@@ -330,7 +332,7 @@ class Validator:
                 continue
             sigs = signatures_of(rrset, proof)
             verdict = verify_rrset(
-                rrset, sigs, entry.zone, entry.keys, now, self._work.budget, self._trace
+                rrset, sigs, entry.zone, entry.index, now, self._work.budget, self._trace
             )
             self._show(depth)
             if not verdict.secure:
@@ -422,7 +424,7 @@ class Validator:
             return KeyEntry.bad(name, verdict, now, budget)
         ds, sigs = self._rrset_of(answer, name, dns.rdatatype.DS)
         if ds is not None:
-            verdict = verify_rrset(ds, sigs, parent.zone, parent.keys, now, budget, self._trace)
+            verdict = verify_rrset(ds, sigs, parent.zone, parent.index, now, budget, self._trace)
             self._show(depth)
             if not verdict.secure:
                 # Only a proof of no DS (below) makes a delegation insecure; a DS RRset the

@@ -186,4 +186,8 @@ def validation_limits(config: Config) -> ValidationLimits:
         sig_skew_min=dnssec.val_sig_skew_min,
         sig_skew_max=dnssec.val_sig_skew_max,
         bad_key_ttl=dnssec.bogus_ttl,
+        rrsigs_per_rrset=dnssec.max_rrset_signatures,
+        rrsigs_per_resolution=dnssec.max_resolution_signatures,
+        max_ds_records=dnssec.max_ds_records,
+        max_dnskey_records=dnssec.max_dnskey_records,
     )
