@@ -243,3 +243,30 @@ def test_thousands_of_ds_and_dnskeys_are_bogus_without_matching_them(key_tags: l
     # One per key for the index, plus a handful for the one match (digest, signature, trace);
     # matched pair by pair it was 60 x 60.
     assert len(key_tags) <= 60 + 8
+
+
+# -- 5. deep names below an unsigned delegation ------------------------------------------------
+
+
+def ds_queries(internet: TestInternet) -> int:
+    return sum(
+        1
+        for server in internet.servers.values()
+        for received in server.queries
+        if received.qtype == dns.rdatatype.DS
+    )
+
+
+def test_deep_unsigned_names_cost_neither_key_entries_nor_ds_queries(world: ScriptedWorld) -> None:
+    """Five 120-label names under `*.w.unsig.sec.` (unsigned, below the signed `sec.`): the
+    chain of trust stops at the unsigned delegation, once; nothing is stored per label."""
+    internet = world.internet
+    for index in range(5):
+        name = deep(f"n{index}.w.unsig.sec.")
+        assert len(dns.name.from_text(name)) > 110
+        reply = ask(world, name)
+        assert reply.rcode() == dns.rcode.NOERROR and not has_ad(reply)
+        assert reply.answer[0][0].address == "192.0.2.50"
+    # ., sec. and unsig.sec. (insecure): the only zones probed.
+    assert len(world.context.keys) <= 3
+    assert ds_queries(internet) == 2  # DS sec. and DS unsig.sec., each asked once
