@@ -5,6 +5,8 @@ Scripted on a fake clock (`tests/hostile_internet.py`); counts, never timings.""
 
 from __future__ import annotations
 
+from typing import cast
+
 import dns.dnssec
 import dns.flags
 import dns.message
@@ -15,6 +17,7 @@ import dns.rdatatype
 import pytest
 from dns.rdtypes.ANY.DNSKEY import DNSKEY
 from dns.rdtypes.ANY.DS import DS
+from dns.rdtypes.ANY.RRSIG import RRSIG
 
 from resolver.config import DnssecConfig
 from resolver.core.actions import Answer, Done, SendQuery
@@ -189,7 +192,7 @@ def test_thousands_of_rrsigs_matching_no_key_cost_a_bounded_look(key_tags: list[
     keys = [*noise_keys(1400), REAL.dnskey]
     taken = {dns.dnssec.key_id(key) for key in keys}
     free = (tag for tag in range(1, 65536) if tag not in taken)
-    sigs = [good.replace(key_tag=next(free)) for _ in range(1500)]
+    sigs = [cast(RRSIG, good.replace(key_tag=next(free))) for _ in range(1500)]
     key_tags.clear()
     budget = Budget()
     verdict = verify_rrset(data, signing.rrsigs(data, *sigs), EXAMPLE, keys, signing.NOW, budget)
@@ -207,7 +210,7 @@ def test_thousands_of_rrsigs_matching_no_key_cost_a_bounded_look(key_tags: list[
 def test_the_resolution_budget_counts_rrsigs_matching_no_key() -> None:
     data = signing.rrset("www.example.", "A", "192.0.2.1")
     good = signing.sign(data, REAL, EXAMPLE)
-    sigs = signing.rrsigs(data, *(good.replace(key_tag=tag) for tag in range(1, 11)))
+    sigs = signing.rrsigs(data, *(cast(RRSIG, good.replace(key_tag=tag)) for tag in range(1, 11)))
     budget = Budget(ValidationLimits(rrsigs_per_resolution=25))
     index = KeyIndex([REAL.dnskey])
     verdicts = [verify_rrset(data, sigs, EXAMPLE, index, signing.NOW, budget) for _ in range(3)]
