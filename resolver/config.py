@@ -259,12 +259,18 @@ class DnssecConfig:
     max_rrset_validations: int = setting(8, ge=1)
     max_resolution_validations: int = setting(64, ge=1)
     max_key_tag_collisions: int = setting(4, ge=1)
-    # NSEC3 hashes computed per response (CVE-2023-50868).
-    max_nsec3_hashes: int = setting(32, ge=1)
+    # NSEC3 hashes computed per response (CVE-2023-50868): Unbound's 8 per pass x 16 passes.
+    max_nsec3_hashes: int = setting(128, ge=1)
     # RFC 9276: more NSEC3 iterations than this make the answer insecure (EDE 27), not bogus.
     nsec3_max_iterations: int = setting(150, le=65_535, unbound="val-nsec3-keysize-iterations")
     # Zones whose validated keys (or insecure / bad-key status) are remembered at once.
     key_cache_size: int = setting(10_000, ge=1)
+    # KeyTrap caps on what is looked at, matched or not: RRSIGs per RRset and per resolution,
+    # and the DS and DNSKEY records of one zone (beyond them the zone is bogus).
+    max_rrset_signatures: int = setting(16, ge=1)
+    max_resolution_signatures: int = setting(256, ge=1)
+    max_ds_records: int = setting(64, ge=1)
+    max_dnskey_records: int = setting(64, ge=1)
 
     def __post_init__(self) -> None:
         for index, name in enumerate(self.negative_trust_anchors):

@@ -131,9 +131,14 @@ def test_skew_is_a_tenth_of_the_validity_clamped_to_the_minimum() -> None:
     assert verify(A, sig, now=NOW + 1000 + 3601).ede is Ede.SIGNATURE_EXPIRED
 
 
-def test_unsupported_algorithm_is_insecure_with_ede_1() -> None:
+def test_an_unsupported_rrsig_algorithm_is_bogus_with_validated_keys() -> None:
+    """Only the DS/DNSKEY level may call a zone insecure for its algorithms: with validated
+    keys, an RRSIG in an algorithm we cannot check proves nothing (the downgrade of #10)."""
     sig = cast(RRSIG, sign(A, ZSK, "example.").replace(algorithm=253))
     verdict = verify(A, sig)
+    assert verdict.security is Security.BOGUS and verdict.ede is Ede.RRSIGS_MISSING
+    unusable = make_key("example.", 253)
+    verdict = verify(A, sig, keys=(unusable,))
     assert verdict.security is Security.INSECURE and verdict.ede is Ede.UNSUPPORTED_DNSKEY_ALGORITHM
 
 
@@ -397,14 +402,33 @@ def test_nsec3_iterations_above_the_cap_are_insecure_ede_27_without_hashing() ->
     assert prove_nxdomain(N("b.example."), ZONE, at_cap, Budget()).secure
 
 
-def test_nsec3_hash_cap_on_a_long_name() -> None:
-    """A 40-label name: a closest-encloser proof would hash 41 names; the cap stops at 10."""
-    qname = N(".".join(["x"] * 40) + ".example.")
+def test_nsec3_closest_encloser_is_searched_from_the_apex_down() -> None:
+    """A 120-label name under the apex: the apex, the next closer and the wildcard, 3 hashes
+    (bottom-up it was one per label, 121, and a cap of 32 made it bogus)."""
+    qname = N(".".join(["x"] * 120) + ".example.")
     budget = Budget(ValidationLimits(nsec3_hashes_per_response=10))
-    verdict = prove_nxdomain(qname, ZONE, chain3(), budget)
+    assert prove_nxdomain(qname, ZONE, chain3(), budget).secure
+    assert budget.nsec3_hashes == 3
+    deep = N("q.x.ent.example.")  # closest encloser x.ent: apex, ent, x.ent, q, *.x.ent
+    budget = Budget(ValidationLimits(nsec3_hashes_per_response=10))
+    assert prove_nxdomain(N("p." + deep.to_text()), ZONE, chain3(), budget).secure
+    assert budget.nsec3_hashes == 5
+
+
+def test_nsec3_hash_cap_on_a_deep_closest_encloser() -> None:
+    """An existing name 12 labels below the apex: its proof needs 12 + 3 hashes; a cap of 10
+    stops it, bogus; the default (128) does not."""
+    labels = [f"l{index}" for index in range(12)]
+    names = {**NAMES, ".".join(labels): ["A"]}
+    chain = nsec3_chain("example.", names, salt="aabbccdd", iterations=5)
+    qname = N("nx." + ".".join(labels) + ".example.")
+    budget = Budget(ValidationLimits(nsec3_hashes_per_response=10))
+    verdict = prove_nxdomain(qname, ZONE, chain, budget)
     assert verdict.bogus and "NSEC3 hash" in verdict.reason
     assert budget.nsec3_hashes == 10
-    assert prove_nxdomain(qname, ZONE, chain3(), Budget()).secure  # default 128 suffices
+    budget = Budget()
+    assert prove_nxdomain(qname, ZONE, chain, budget).secure
+    assert budget.nsec3_hashes == 15
 
 
 def test_nsec3_with_unknown_hash_algorithm_or_flags_is_ignored() -> None:

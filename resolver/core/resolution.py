@@ -22,7 +22,9 @@ from functools import partial
 
 import dns.name
 import dns.rdatatype
+import dns.rrset
 
+from resolver.cache.records import with_ttl
 from resolver.core.actions import Action, Answer, Done, Outcome, SendQuery
 from resolver.core.chain import Chain, Step
 from resolver.core.exchange import Exchange
@@ -80,6 +82,11 @@ class Resolution:
         """Public-key operations DNSSEC validation has spent on this question (the KeyTrap
         budget's counter, `Work.budget`); 0 when nothing needed validating."""
         return self._work.signature_checks
+
+    @property
+    def nsec3_hashes(self) -> int:
+        """NSEC3 hash computations DNSSEC validation has spent on this question."""
+        return self._work.nsec3_hashes
 
     # -- the driver's interface ---------------------------------------------------------------
 
@@ -181,9 +188,11 @@ class Resolution:
             return replace(step, security=Security.INSECURE)
         if step.security is Security.INDETERMINATE:
             step = yield from self._validator.check(step, name, qtype, depth)
-        if step.security is Security.BOGUS and not self.checking_disabled:
-            reason = self._work.ctx.cache.get_bogus(name, qtype) or ServfailReason.DNSSEC_BOGUS
-            raise ResolutionFailed(reason)
+        if step.security is Security.BOGUS:
+            if not self.checking_disabled:
+                reason = self._work.ctx.cache.get_bogus(name, qtype) or ServfailReason.DNSSEC_BOGUS
+                raise ResolutionFailed(reason)
+            step = bogus_for_cd(step, self._work.ctx.config.dnssec.bogus_ttl)
         return step
 
     def _iterate_remembering_failure(
@@ -214,3 +223,27 @@ class Resolution:
             if failure.reason.authorities_failed and depth == 0:
                 cache.put_failure(name, qtype, failure.reason)
             raise
+
+
+def bogus_for_cd(step: Step, bogus_ttl: int) -> Step:
+    """A bogus link as a CD=1 client gets it: its data, every TTL capped at `bogus_ttl`.
+
+    The data is known to be bad; like Unbound's val-bogus-ttl, neither we nor the client's
+    own cache should keep it longer than it takes to ask again.
+    """
+
+    def capped(rrsets: tuple[dns.rrset.RRset, ...]) -> tuple[dns.rrset.RRset, ...]:
+        return tuple(
+            with_ttl(rrset, bogus_ttl) if rrset.ttl > bogus_ttl else rrset for rrset in rrsets
+        )
+
+    authority = step.authority
+    if authority is not None and authority.ttl > bogus_ttl:
+        authority = with_ttl(authority, bogus_ttl)
+    return replace(
+        step,
+        records=capped(step.records),
+        signatures=capped(step.signatures),
+        proof=capped(step.proof),
+        authority=authority,
+    )

@@ -8,8 +8,9 @@ one class). The library (`resolver.dnssec`) judges; this module gathers what it 
 - **Keys** (`keys_for`): the `KeyEntry` of the zone a name lies in, from the key cache
   (`Context.keys`) or built upward: a trust anchor's zone fetches its DNSKEY RRset and checks
   it against the anchor (and tells `Context.anchor_keys_seen`, for RFC 5011); any other name
-  first gets its parent's entry (recursion strictly upward, one label at a time, so bounded
-  by the name's length), then asks DS of the parent side: a signed DS leads to the DNSKEY
+  starts from the closest entry known at or above it (one key-cache lookup per label; an
+  insecure or bad one answers for everything below, with nothing stored per label), then
+  asks DS one label at a time downward: a signed DS leads to the DNSKEY
   RRset of a new zone; a proven absence of DS is an unsigned delegation (insecure, and
   everything below it) or no zone cut at all (the parent's keys stand, remembered for the
   name so the DS is not asked again). A signed answer starts at its RRSIG's signer; an
@@ -110,6 +111,8 @@ class Validator:
         self._shown = 0
         # Zones whose keys are being built: a key fetch that needs itself gives up (None).
         self._building: set[dns.name.Name] = set()
+        # Set by `_child_entry`: its DS question was answered by a secure NXDOMAIN.
+        self._nxdomain_proven = False
 
     # -- one step of a chain -----------------------------------------------------------------
 
@@ -229,7 +232,9 @@ class Validator:
             reason = f"{what}: signer {signer} is no zone (its zone is {entry.zone})"
             return self._verdict(Security.BOGUS, reason), True
         now = self._work.ctx.cache.now()
-        verdict = verify_rrset(rrset, sigs, signer, entry.keys, now, self._work.budget, self._trace)
+        verdict = verify_rrset(
+            rrset, sigs, signer, entry.index, now, self._work.budget, self._trace
+        )
         self._show(depth)
         if verdict.secure and verdict.wildcard is not None:
             proof = self._verified_proof(step.proof, entry, depth)
@@ -241,6 +246,8 @@ class Validator:
             self._show(depth)
             if not wildcard.secure:
                 return wildcard, True
+        if not verdict.secure:
+            return self._must_be_secure(verdict, what), True
         return verdict, True
 
     def _unsigned(self, entry: KeyEntry | None, what: str, missing: Ede) -> tuple[Verdict, bool]:
@@ -292,11 +299,11 @@ class Validator:
             if sigs is not None:
                 now = self._work.ctx.cache.now()
                 checked = verify_rrset(
-                    soa, sigs, signer, entry.keys, now, self._work.budget, self._trace
+                    soa, sigs, signer, entry.index, now, self._work.budget, self._trace
                 )
                 self._show(depth)
-                if checked.bogus:
-                    return checked, True
+                if not checked.secure:
+                    return self._must_be_secure(checked, f"{what}: SOA"), True
         proof = self._verified_proof(step.proof, entry, depth)
         if isinstance(proof, Verdict):
             return proof, True
@@ -328,42 +335,80 @@ class Validator:
                 continue
             sigs = signatures_of(rrset, proof)
             verdict = verify_rrset(
-                rrset, sigs, entry.zone, entry.keys, now, self._work.budget, self._trace
+                rrset, sigs, entry.zone, entry.index, now, self._work.budget, self._trace
             )
             self._show(depth)
             if not verdict.secure:
-                return verdict
+                return self._must_be_secure(verdict, f"{_name_type(rrset.name, rrset.rdtype)}")
             verified.append(rrset)
         return verified
+
+    def _must_be_secure(self, verdict: Verdict, what: str) -> Verdict:
+        """A verdict on a record of a zone with validated keys that is not secure: bogus.
+
+        Inside a signed zone nothing is insecure (that is decided at its DS and DNSKEY);
+        an insecure verdict here would be a downgrade, so it becomes bogus.
+        """
+        if verdict.bogus:
+            return verdict
+        reason = f"{what} is not signed by its zone's keys ({verdict.reason})"
+        return self._verdict(Security.BOGUS, reason, Ede.RRSIGS_MISSING)
 
     # -- the chain of trust ------------------------------------------------------------------
 
     def keys_for(self, name: dns.name.Name, depth: int) -> Keys:
         """The key entry of the zone `name` lies in (see the module), or None where it cannot
-        be known (no anchor above it, an NTA, or a fetch that would need itself)."""
+        be known (no anchor above it, an NTA, or a fetch that would need itself).
+
+        Iterative and cheap for deep names: the anchor is looked up once; the closest entry
+        already known at or above `name` is found with one key-cache lookup per label; an
+        insecure or bad entry there answers for everything below it (nothing is stored per
+        label); below a secure one, DS is asked one label at a time down to `name`, an entry
+        is stored only for each name so probed, and a proven NXDOMAIN ends the walk (nothing
+        exists below it, so no zone cut either).
+        """
         ctx = self._work.ctx
         now = ctx.cache.now()
         held = ctx.keys.get(name, now)
         if held is not None:
             return held
         anchor = ctx.anchor_for(name)
-        if anchor is None or anchor.negative or name in self._building:
+        if anchor is None or anchor.negative:
             return None
-        self._building.add(name)
-        try:
-            if name == anchor.zone:
-                entry = yield from self._anchor_keys(name, anchor.ds, anchor.dnskeys, depth)
-            else:
-                parent = yield from self.keys_for(name.parent(), depth)
-                if parent is None:
-                    return None
-                if parent.keys:
-                    entry = yield from self._child_keys(name, parent, depth)
-                else:
-                    entry = parent  # insecure or bad from above: so is everything below
-        finally:
-            self._building.discard(name)
-        ctx.keys.put(name, entry, now)
+        # The closest known entry between `name` and the anchor's zone.
+        below: list[dns.name.Name] = []
+        known: KeyEntry | None = None
+        cursor = name
+        while True:
+            known = ctx.keys.get(cursor, now)
+            if known is not None or cursor == anchor.zone:
+                break
+            below.append(cursor)
+            cursor = cursor.parent()
+        if known is None:  # cursor is the anchor's zone
+            if cursor in self._building:
+                return None
+            self._building.add(cursor)
+            try:
+                known = yield from self._anchor_keys(cursor, anchor.ds, anchor.dnskeys, depth)
+            finally:
+                self._building.discard(cursor)
+            ctx.keys.put(cursor, known, ctx.cache.now())
+        entry = known
+        for child in reversed(below):
+            if not entry.keys:
+                return entry  # insecure or bad from above: so is everything below
+            if child in self._building:
+                return None
+            self._building.add(child)
+            try:
+                entry, nothing_below = yield from self._child_keys(child, entry, depth)
+            finally:
+                self._building.discard(child)
+            ctx.keys.put(child, entry, ctx.cache.now())
+            if nothing_below:
+                self._say(depth, "{} does not exist: no zone cut below it", child)
+                return entry
         return entry
 
     def _anchor_keys(
@@ -397,9 +442,17 @@ class Validator:
 
     def _child_keys(
         self, name: dns.name.Name, parent: KeyEntry, depth: int
-    ) -> Generator[SendQuery, Outcome, KeyEntry]:
+    ) -> Generator[SendQuery, Outcome, tuple[KeyEntry, bool]]:
         """Below a secure `parent`: `name`'s own keys (a signed DS), an insecure delegation
-        (no DS, proven), or the parent's entry (no zone cut at `name`, proven)."""
+        (no DS, proven), or the parent's entry (no zone cut at `name`, proven); and whether
+        `name` was proven not to exist (NXDOMAIN: nothing below it to probe)."""
+        entry = yield from self._child_entry(name, parent, depth)
+        return entry, self._nxdomain_proven
+
+    def _child_entry(
+        self, name: dns.name.Name, parent: KeyEntry, depth: int
+    ) -> Generator[SendQuery, Outcome, KeyEntry]:
+        self._nxdomain_proven = False
         ctx = self._work.ctx
         budget = self._work.budget
         answer = yield from self._fetch(name, dns.rdatatype.DS, depth)
@@ -409,12 +462,13 @@ class Validator:
             return KeyEntry.bad(name, verdict, now, budget)
         ds, sigs = self._rrset_of(answer, name, dns.rdatatype.DS)
         if ds is not None:
-            verdict = verify_rrset(ds, sigs, parent.zone, parent.keys, now, budget, self._trace)
+            verdict = verify_rrset(ds, sigs, parent.zone, parent.index, now, budget, self._trace)
             self._show(depth)
-            if verdict.security is Security.BOGUS:
+            if not verdict.secure:
+                # Only a proof of no DS (below) makes a delegation insecure; a DS RRset the
+                # parent's keys do not verify is bogus, whatever its RRSIGs' algorithm.
+                verdict = self._must_be_secure(verdict, f"DS {name}")
                 return KeyEntry.bad(name, verdict, now, budget)
-            if verdict.security is not Security.SECURE:
-                return KeyEntry.insecure(name, verdict, now, ds.ttl)
             ctx.cache.set_security(name, dns.rdatatype.DS, Security.SECURE, ttl=verdict.ttl)
             self._say(depth, "DS {}: secure; fetching its DNSKEY RRset", name)
             keys_answer = yield from self._fetch(name, dns.rdatatype.DNSKEY, depth)
@@ -450,6 +504,7 @@ class Validator:
             verdict = prove_no_ds(name, parent.zone, proof, budget, self._trace)
         self._show(depth)
         if verdict.security is Security.SECURE:
+            self._nxdomain_proven = answer.rcode == dns.rcode.NXDOMAIN
             return parent  # no zone cut at `name`
         if verdict.security is Security.INSECURE:
             soa = next(iter(answer.authority), None)

@@ -148,6 +148,11 @@ class Work:
         return 0 if self._budget is None else self._budget.signature_checks
 
     @property
+    def nsec3_hashes(self) -> int:
+        """NSEC3 hashes computed so far (0 if nothing was validated)."""
+        return 0 if self._budget is None else self._budget.nsec3_hashes
+
+    @property
     def budget(self) -> Budget:
         if self._budget is None:
             self._budget = Budget(validation_limits(self.ctx.config))
@@ -181,4 +186,8 @@ def validation_limits(config: Config) -> ValidationLimits:
         sig_skew_min=dnssec.val_sig_skew_min,
         sig_skew_max=dnssec.val_sig_skew_max,
         bad_key_ttl=dnssec.bogus_ttl,
+        rrsigs_per_rrset=dnssec.max_rrset_signatures,
+        rrsigs_per_resolution=dnssec.max_resolution_signatures,
+        max_ds_records=dnssec.max_ds_records,
+        max_dnskey_records=dnssec.max_dnskey_records,
     )

@@ -34,8 +34,8 @@ class ValidationLimits:
     nsec3_max_iterations: int = 150
     #: NSEC3 hash computations for one response's denial proof (each costs iterations + 1
     #: SHA-1 rounds). Unbound computes 8 per pass (MAX_NSEC3_CALCULATIONS) and suspends up
-    #: to 16 times, so 128 in all; a closest-encloser proof needs one per label below the
-    #: zone plus two.
+    #: to 16 times, so 128 in all; a closest-encloser proof, searched from the apex down,
+    #: needs one per label from the apex to the closest encloser plus two.
     nsec3_hashes_per_response: int = 128
     #: Clock skew tolerated around RRSIG inception and expiration: a tenth of the signature's
     #: validity period, clamped to [min, max] seconds. Unbound's val-sig-skew-min (3600) and
@@ -46,6 +46,18 @@ class ValidationLimits:
     #: question for the zone fails fast instead of repeating the work: Unbound's
     #: val-bogus-ttl, 60 s.
     bad_key_ttl: int = 60
+    #: RRSIGs examined for one RRset, whether a key matches them or not: an RRset with
+    #: thousands of RRSIGs whose tags match nothing costs no public-key operation but still
+    #: costs a look at each (the KeyTrap variant of the #10 review). An honest RRset has one
+    #: or two per algorithm, a few more during a rollover.
+    rrsigs_per_rrset: int = 16
+    #: RRSIGs examined in one resolution (every RRset, the whole chain of trust).
+    rrsigs_per_resolution: int = 256
+    #: DS and DNSKEY records of one zone considered: a larger set makes the zone bogus
+    #: (otherwise matching DS to DNSKEY costs DS x DNSKEY digests and key-tag computations).
+    #: The root has 2 to 4 DNSKEYs; 64 leaves room for any honest rollover.
+    max_ds_records: int = 64
+    max_dnskey_records: int = 64
 
 
 class BudgetExceeded(Exception):
@@ -63,6 +75,7 @@ class Budget:
         self.limits = limits or ValidationLimits()
         self.signature_checks = 0
         self.nsec3_hashes = 0
+        self.rrsigs_examined = 0
 
     def charge_signature(self) -> None:
         """Account one public-key verification, or raise if the resolution's cap is reached."""
@@ -72,6 +85,14 @@ class Budget:
                 " in one resolution"
             )
         self.signature_checks += 1
+
+    def charge_rrsig(self) -> None:
+        """Account one RRSIG looked at (matched to a key or not), or raise past the cap."""
+        if self.rrsigs_examined >= self.limits.rrsigs_per_resolution:
+            raise BudgetExceeded(
+                f"more than {self.limits.rrsigs_per_resolution} RRSIGs examined in one resolution"
+            )
+        self.rrsigs_examined += 1
 
     def charge_nsec3_hash(self) -> None:
         """Account one NSEC3 hash computation (the per-response cap is the caller's)."""

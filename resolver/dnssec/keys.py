@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 
 import dns.dnssec
 import dns.name
@@ -32,6 +33,7 @@ from resolver.dnssec.verdict import Ede, Security, Trace, Verdict
 from resolver.dnssec.verify import (
     REVOKE_FLAG,
     ZONE_FLAG,
+    KeyIndex,
     algorithm_supported,
     describe_key,
     key_tag,
@@ -57,6 +59,11 @@ class KeyEntry:
     verdict: Verdict
     keys: tuple[DNSKEY, ...]
     expires: float
+
+    @cached_property
+    def index(self) -> KeyIndex:
+        """`keys` by key tag and algorithm, computed once for every RRset the entry checks."""
+        return KeyIndex(self.keys)
 
     @property
     def is_bad(self) -> bool:
@@ -125,6 +132,14 @@ def validate_dnskeys(
     trace = trace or Trace()
     trace.add("validating %s DNSKEY", zone)
     ds_records = list(ds_set)
+    limits = budget.limits
+    if len(ds_records) > limits.max_ds_records:
+        verdict = trace.verdict(
+            Security.BOGUS,
+            f"{zone} has {len(ds_records)} DS records, more than {limits.max_ds_records}",
+            Ede.DNSSEC_BOGUS,
+        )
+        return KeyEntry.bad(zone, verdict, now, budget)
     usable, why_none = usable_ds(ds_records, trace)
     if not usable and not anchor_keys:
         ttl = ds_ttl if ds_ttl is not None else budget.limits.bad_key_ttl
@@ -140,6 +155,13 @@ def validate_dnskeys(
         verdict = trace.verdict(Security.BOGUS, f"no DNSKEY RRset for {zone}", Ede.DNSKEY_MISSING)
         return KeyEntry.bad(zone, verdict, now, budget)
     zone_keys = [key for key in dnskeys if isinstance(key, DNSKEY)]
+    if len(zone_keys) > limits.max_dnskey_records:
+        verdict = trace.verdict(
+            Security.BOGUS,
+            f"{zone} has {len(zone_keys)} DNSKEYs, more than {limits.max_dnskey_records}",
+            Ede.DNSSEC_BOGUS,
+        )
+        return KeyEntry.bad(zone, verdict, now, budget)
     entry_keys = _entry_keys(zone, zone_keys, usable, anchor_keys, budget, trace)
     if not entry_keys:
         verdict = trace.verdict(
@@ -170,18 +192,20 @@ def _entry_keys(
     budget: Budget,
     trace: Trace,
 ) -> list[DNSKEY]:
-    """The DNSKEYs a DS (or a DNSKEY anchor) vouches for; at most `key_tag_collisions` per DS."""
+    """The DNSKEYs a DS (or a DNSKEY anchor) vouches for; at most `key_tag_collisions` per DS.
+
+    The keys are indexed by tag and algorithm once, so the cost is DS + DNSKEY, not their
+    product; both sets are capped by the caller (`max_ds_records`, `max_dnskey_records`)."""
     found: list[DNSKEY] = []
     anchored = {key.to_digestable() for key in anchor_keys}
     for key in zone_keys:
         if key.to_digestable() in anchored and key.flags & ZONE_FLAG:
             trace.add("DNSKEY %s is a trust anchor", describe_key(key))
             found.append(key)
+    index = KeyIndex(zone_keys)  # one key-tag computation per key, not per DS x DNSKEY
     for ds in usable:
         tried = 0
-        for key in zone_keys:
-            if key_tag(key) != ds.key_tag or key.algorithm != ds.algorithm:
-                continue
+        for key in index.get(ds.key_tag, ds.algorithm):
             if not key.flags & ZONE_FLAG or key.protocol != 3:
                 continue
             if tried >= budget.limits.key_tag_collisions:

@@ -165,18 +165,41 @@ class _Proof:
         return next((r for r in self.nsec3s if r.covers(digest)), None)
 
     def closest_encloser(self, qname: dns.name.Name) -> _Encloser | Verdict:
-        """RFC 5155 8.3: the closest encloser matches, the next closer name is covered."""
-        candidate, next_closer = qname, None
-        while True:
-            match = self.matching(candidate)
-            if match is not None:
+        """RFC 5155 8.3: the closest encloser matches, the next closer name is covered.
+
+        Searched top-down from the zone apex: the closest encloser is the last ancestor with a
+        matching NSEC3, the next closer the first one covered (ancestors between the apex and
+        the closest encloser exist but need not be in the response). That costs depth(ce) + 2
+        hashes below the apex, not one per label of the question: a 120-label name under a
+        short closest encloser stays far inside the per-response cap (CVE-2023-50868).
+        """
+        if not qname.is_subdomain(self.zone):
+            return self.trace.verdict(
+                Security.BOGUS, f"{qname} is not in {self.zone}", Ede.DNSSEC_BOGUS
+            )
+        candidate: dns.name.Name | None = None
+        match: Nsec3Record | None = None
+        next_closer: dns.name.Name | None = None
+        cover: Nsec3Record | None = None
+        for depth in range(len(self.zone), len(qname) + 1):
+            name = dns.name.Name(qname.labels[-depth:])
+            found = self.matching(name)
+            if found is not None:
+                candidate, match = name, found
+                if name != self.zone and (
+                    (found.has(_NS) and not found.has(_SOA)) or found.has(_DNAME)
+                ):
+                    break  # nothing of this zone lies below a delegation or a DNAME
+                continue
+            cover = self.covering(name)
+            if cover is not None:
+                next_closer = name
                 break
-            if candidate == self.zone or len(candidate) <= len(self.zone):
-                return self.trace.verdict(
-                    Security.BOGUS, f"no NSEC3 matches an ancestor of {qname}", Ede.NSEC_MISSING
-                )
-            next_closer, candidate = candidate, candidate.parent()
-        if next_closer is None:
+        if candidate is None or match is None:
+            return self.trace.verdict(
+                Security.BOGUS, f"no NSEC3 matches an ancestor of {qname}", Ede.NSEC_MISSING
+            )
+        if candidate == qname:
             return self.trace.verdict(
                 Security.BOGUS, f"an NSEC3 matches {qname}: it exists", Ede.DNSSEC_BOGUS
             )
@@ -186,10 +209,11 @@ class _Proof:
                 f"closest encloser {candidate} is a delegation or DNAME",
                 Ede.DNSSEC_BOGUS,
             )
-        cover = self.covering(next_closer)
-        if cover is None:
+        if next_closer is None or cover is None or next_closer.parent() != candidate:
             return self.trace.verdict(
-                Security.BOGUS, f"no NSEC3 covers the next closer {next_closer}", Ede.NSEC_MISSING
+                Security.BOGUS,
+                f"no NSEC3 covers the next closer below {candidate}",
+                Ede.NSEC_MISSING,
             )
         self.trace.add(
             "%s matches the closest encloser %s; %s covers the next closer %s",

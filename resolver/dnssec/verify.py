@@ -7,11 +7,14 @@ zone-key flag, protocol 3 and the REVOKE bit, each tried alone and counted again
 `Budget`; a clock skew around inception and expiration (Unbound's val-sig-skew); the labels
 field (a wildcard expansion is reported, the answer is not yet secure without the proof
 that no closer name exists); the TTL the data may be cached for (RFC 4035 section 5.3.3);
-and algorithms we cannot verify treated as unsigned (RFC 6840 section 5.2), not as forged.
+and an RRset signed only in algorithms we cannot verify: bogus in a zone whose keys validated
+(only the DS/DNSKEY level may call a zone insecure for its algorithms, RFC 6840 section 5.2;
+otherwise swapping RRSIGs for unknown-algorithm noise would downgrade any answer).
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Sequence
 
 import dns.dnssec
@@ -33,6 +36,7 @@ REVOKE_FLAG = 0x0080  # RFC 5011 section 2.1
 SEP_FLAG = 0x0001
 
 
+@functools.lru_cache(maxsize=256)
 def algorithm_supported(algorithm: int) -> bool:
     """Whether we can verify signatures of this DNSKEY algorithm (RFC 8624's MUST list and more).
 
@@ -93,16 +97,39 @@ def _signatures(
     ]
 
 
-def candidate_keys(rrsig: RRSIG, keys: Iterable[DNSKEY], rdtype: int) -> list[DNSKEY]:
+class KeyIndex:
+    """A zone's keys by (key tag, algorithm), each tag computed once.
+
+    Matching an RRSIG to its keys is then one dictionary lookup, not a key-tag computation per
+    key per RRSIG (keys x RRSIGs, the cheap half of KeyTrap). Built once per DNSKEY set (a
+    `KeyEntry` keeps its own) or once per `verify_rrset` call given a plain sequence.
+    """
+
+    def __init__(self, keys: Iterable[DNSKEY]) -> None:
+        self.keys: tuple[DNSKEY, ...] = tuple(keys)
+        self._by_tag: dict[tuple[int, int], list[DNSKEY]] = {}
+        for key in self.keys:
+            self._by_tag.setdefault((key_tag(key), int(key.algorithm)), []).append(key)
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    def get(self, tag: int, algorithm: int) -> list[DNSKEY]:
+        return self._by_tag.get((tag, int(algorithm)), [])
+
+    def usable(self) -> bool:
+        """Whether any key is of an algorithm we can verify."""
+        return any(algorithm_supported(algorithm) for _tag, algorithm in self._by_tag)
+
+
+def candidate_keys(rrsig: RRSIG, keys: KeyIndex, rdtype: int) -> list[DNSKEY]:
     """The keys that may have made this signature (RFC 4035 5.3.1; RFC 5011 2.1 for REVOKE)."""
     return [
         key
-        for key in keys
-        if key.algorithm == rrsig.algorithm
-        and key.flags & ZONE_FLAG
+        for key in keys.get(rrsig.key_tag, rrsig.algorithm)
+        if key.flags & ZONE_FLAG
         and key.protocol == 3
         and (not key.flags & REVOKE_FLAG or rdtype == dns.rdatatype.DNSKEY)
-        and key_tag(key) == rrsig.key_tag
     ]
 
 
@@ -110,17 +137,22 @@ def verify_rrset(
     rrset: dns.rrset.RRset,
     rrsigs: Iterable[RRSIG] | dns.rdataset.Rdataset | None,
     zone: dns.name.Name,
-    keys: Sequence[DNSKEY],
+    keys: Sequence[DNSKEY] | KeyIndex,
     now: float,
     budget: Budget,
     trace: Trace | None = None,
 ) -> Verdict:
     """Whether `rrset` is signed by one of `keys`, the validated keys of `zone`.
 
+    Every RRSIG looked at counts, matched to a key or not, against `rrsigs_per_rrset` and the
+    resolution's budget; a key set larger than `max_dnskey_records` is refused outright.
+
     Secure as soon as one signature verifies (RFC 4035 5.3.3, RFC 6840 5.11: one path is
-    enough). Otherwise the most telling failure: RRSIGs missing (EDE 10), only signatures in
-    algorithms we cannot verify (insecure, EDE 1), no key for the signatures (EDE 9), expired
-    (EDE 7) or not yet valid (EDE 8) beyond the skew, a cap reached or a bad signature (EDE 6).
+    enough). Otherwise the most telling failure: RRSIGs missing (EDE 10, also when only
+    signatures in algorithms we cannot verify are there: bogus, as `keys` are validated keys
+    of the zone; insecure, EDE 1, only if none of `keys` is usable), no key for the
+    signatures (EDE 9), expired (EDE 7) or not yet valid (EDE 8) beyond the skew, a cap
+    reached or a bad signature (EDE 6).
     """
     trace = trace or Trace()
     limits = budget.limits
@@ -129,12 +161,31 @@ def verify_rrset(
     signatures = _signatures(rrset, rrsigs)
     if not signatures:
         return trace.verdict(Security.BOGUS, f"no RRSIG for {what}", Ede.RRSIGS_MISSING)
+    if len(keys) > limits.max_dnskey_records:
+        return trace.verdict(
+            Security.BOGUS,
+            f"{zone} has {len(keys)} DNSKEYs, more than {limits.max_dnskey_records}",
+            Ede.DNSSEC_BOGUS,
+        )
+    index = keys if isinstance(keys, KeyIndex) else KeyIndex(keys)
     labels = owner_labels(name)
     checks = 0
+    examined = 0
     failures: list[Ede] = []
     unsupported = 0
     # Signatures we can check first, so one in an unknown algorithm costs nothing.
     for rrsig in sorted(signatures, key=lambda sig: not algorithm_supported(sig.algorithm)):
+        if examined >= limits.rrsigs_per_rrset:
+            return trace.verdict(
+                Security.BOGUS,
+                f"more than {limits.rrsigs_per_rrset} RRSIGs examined for {what}",
+                Ede.DNSSEC_BOGUS,
+            )
+        try:
+            budget.charge_rrsig()
+        except BudgetExceeded as exceeded:
+            return trace.verdict(Security.BOGUS, str(exceeded), Ede.DNSSEC_BOGUS)
+        examined += 1
         tag = f"RRSIG {what} by {rrsig.signer} tag {rrsig.key_tag} alg {int(rrsig.algorithm)}"
         if rrsig.signer != zone or not name.is_subdomain(zone):
             trace.add("%s: signer is not the zone %s, skipped", tag, zone)
@@ -157,7 +208,7 @@ def verify_rrset(
             trace.add("%s: not valid before %d (skew %d s)", tag, rrsig.inception, skew)
             failures.append(Ede.SIGNATURE_NOT_YET_VALID)
             continue
-        candidates = candidate_keys(rrsig, keys, rrset.rdtype)
+        candidates = candidate_keys(rrsig, index, rrset.rdtype)
         if not candidates:
             trace.add("%s: no such key in %s DNSKEY", tag, zone)
             failures.append(Ede.DNSKEY_MISSING)
@@ -196,10 +247,21 @@ def verify_rrset(
             trace.add("%s: does not verify with %s", tag, describe_key(key))
             failures.append(Ede.DNSSEC_BOGUS)
     if unsupported and not failures:
+        if not index.usable():
+            # Only reachable with a key set we cannot use at all; a zone whose keys
+            # validated always holds one we can (the DS/DNSKEY level decides "insecure").
+            return trace.verdict(
+                Security.INSECURE,
+                f"{what} signed only with unsupported algorithms",
+                Ede.UNSUPPORTED_DNSKEY_ALGORITHM,
+            )
+        # A zone with validated keys: an RRSIG in an algorithm we cannot check proves
+        # nothing, and calling it insecure would let an on-path attacker downgrade any
+        # RRset by swapping its signatures for algorithm-100 noise (Unbound: bogus).
         return trace.verdict(
-            Security.INSECURE,
-            f"{what} signed only with unsupported algorithms",
-            Ede.UNSUPPORTED_DNSKEY_ALGORITHM,
+            Security.BOGUS,
+            f"{what} has no RRSIG by a key of {zone}, only unsupported algorithms",
+            Ede.RRSIGS_MISSING,
         )
     ede = _most_telling(failures)
     return trace.verdict(Security.BOGUS, f"no valid signature for {what}", ede)
