@@ -259,6 +259,7 @@ class TcpListener:
                 nursery.start_soon(self._serve, stream)
 
     async def _serve(self, stream: trio.SocketStream) -> None:
+        peer = "?"
         try:
             peer = stream.socket.getpeername()[0]
             if self.tls is None:
@@ -277,6 +278,9 @@ class TcpListener:
                 await serve_stream(secure, peer, self.service, self.limits, "tls")
         except OSError as error:  # getpeername on a connection already reset
             log.debug("stream client: %s", error)
+            await trio.aclose_forcefully(stream)
+        except Exception as error:  # a bug or a library's surprise: one connection, not the daemon
+            log.error("stream client %s: connection closed after %r", peer, error)
             await trio.aclose_forcefully(stream)
         finally:
             self.cap.give_back()
