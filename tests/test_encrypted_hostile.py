@@ -7,25 +7,53 @@ daemon or wedge a forward zone; after it, the daemon must still answer over UDP 
 
 from __future__ import annotations
 
+import base64
+import logging
+import random
+from collections.abc import Iterator
 from pathlib import Path
 
 import dns.message
+import h2.events
+import hpack
 import pytest
 import trio
+from hyperframe import frame as frames
 
 from resolver.server import listeners
 from resolver.testing import TestInternet
-from resolver.testing.certs import Issued
+from resolver.testing.certs import Issued, TestCA
+from tests import test_encrypted_hardening as hardening
 from tests.frontend_support import ask, query, tcp_exchange
-from tests.test_encrypted_hardening import (  # noqa: F401 (fixtures)
-    DOH,
-    DOT,
-    H2Client,
-    ca,
-    encrypted,
-    issued,
-    open_tls,
-)
+from tests.test_encrypted_hardening import DOH, H2Client, encrypted, open_tls
+from tests.test_encrypted_listeners import slow_internet
+
+ca, issued = hardening.ca, hardening.issued  # the fixtures
+
+
+@pytest.fixture
+def no_last_resort(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
+    """Fails the test if a connection ended in the listener's last-resort handler (an
+    exception nothing else expected: before issue #12 it killed the daemon)."""
+    yield
+    records = caplog.get_records("call")  # caplog.records would be the teardown's
+    errors = [r.getMessage() for r in records if r.levelno >= logging.ERROR]
+    assert not errors
+
+
+def get(client: H2Client, name: str, *, end: bool = True) -> int:
+    """A DoH GET of `name` A on the next stream; its stream ID."""
+    wire = query(name).to_wire()
+    stream_id: int = client.connection.get_next_available_stream_id()
+    target = b"/dns-query?dns=" + base64.urlsafe_b64encode(wire).rstrip(b"=")
+    fields = [(b":method", b"GET"), (b":scheme", b"https"), (b":authority", b"dns.test")]
+    client.connection.send_headers(stream_id, [*fields, (b":path", target)], end_stream=end)
+    return stream_id
+
+
+def statuses(client: H2Client) -> dict[int, bytes]:
+    responses = client.of(h2.events.ResponseReceived)
+    return {event.stream_id: dict(event.headers)[b":status"] for event in responses}
 
 
 async def still_answers() -> None:
@@ -63,3 +91,182 @@ async def test_an_exception_in_one_connection_does_not_kill_the_daemon(
     assert calls == 1
     await still_answers()
     assert calls == 2
+
+
+@pytest.mark.parametrize("count", [17, 1000])
+async def test_rapid_reset_in_one_write_leaves_the_connection_working(
+    nursery: trio.Nursery,
+    live_internet: TestInternet,
+    tmp_path: Path,
+    ca: TestCA,
+    issued: Issued,
+    no_last_resort: None,
+    count: int,
+) -> None:
+    """HEADERS+END_STREAM then RST_STREAM, `count` times in ONE write: the refusal beyond
+    MAX_STREAMS must skip streams the client has already reset."""
+    await encrypted(nursery, live_internet, tmp_path, issued)
+    client = H2Client(await open_tls(ca, DOH, "h2"))
+    await client.receive(0.2)
+    for index in range(count):
+        client.connection.reset_stream(get(client, f"r{index}.example.test."))
+    await client.flush()
+    await client.receive(0.5)
+    last = get(client, "www.example.test.")
+    await client.flush()
+    assert await client.receive(1.0)
+    assert statuses(client).get(last) == b"200"
+    await still_answers()
+
+
+async def test_a_reply_to_a_stream_reset_before_a_newer_one_opened_is_dropped(
+    nursery: trio.Nursery,
+    live_internet: TestInternet,
+    tmp_path: Path,
+    ca: TestCA,
+    issued: Issued,
+    no_last_resort: None,
+) -> None:
+    """The client resets a pending request and opens a newer stream: the old stream's
+    reply then meets StreamIDTooLowError in h2 (a ProtocolError, not StreamClosedError)."""
+    service = await encrypted(nursery, live_internet, tmp_path, issued)
+    await ask(query("www.example.test."))  # cached: the newer request is a hit
+    slow_internet(live_internet, 0.3)
+    client = H2Client(await open_tls(ca, DOH, "h2"))
+    await client.receive(0.2)
+    slow = get(client, "www.other.test.")
+    await client.flush()
+    await client.receive(0.2)
+    client.connection.reset_stream(slow, 8)
+    fast = get(client, "www.example.test.")
+    await client.flush()
+    with trio.fail_after(8):
+        while service.engine.in_flight:  # until the slow answer comes back
+            assert await client.receive(0.2)
+    assert await client.receive(0.2)
+    assert statuses(client) == {fast: b"200"}, service.engine.in_flight
+    again = get(client, "www.example.test.")
+    await client.flush()
+    assert await client.receive(0.5)
+    assert statuses(client)[again] == b"200"
+
+
+async def test_a_cache_hit_then_goaway_in_one_write(
+    nursery: trio.Nursery,
+    live_internet: TestInternet,
+    tmp_path: Path,
+    ca: TestCA,
+    issued: Issued,
+    no_last_resort: None,
+) -> None:
+    await encrypted(nursery, live_internet, tmp_path, issued)
+    warm = H2Client(await open_tls(ca, DOH, "h2"))
+    get(warm, "www.example.test.")
+    await warm.flush()
+    await warm.receive(0.5)
+    assert list(statuses(warm).values()) == [b"200"]  # in the packet cache now
+    client = H2Client(await open_tls(ca, DOH, "h2"))
+    get(client, "www.example.test.")
+    client.connection.close_connection()
+    await client.flush()
+    # The server closes (its SETTINGS and replies are not for a closed client h2 to read).
+    await hardening.closed_by_server(client.stream, 1.0)
+    await still_answers()
+
+
+async def test_random_http2_frames_do_not_break_the_daemon(
+    nursery: trio.Nursery,
+    live_internet: TestInternet,
+    tmp_path: Path,
+    ca: TestCA,
+    issued: Issued,
+    no_last_resort: None,
+) -> None:
+    """A small seeded fuzz of frame sequences (from the review's fuzz2.py), each on its own
+    connection, in one write or frame by frame."""
+    await encrypted(nursery, live_internet, tmp_path, issued)
+    await ask(query("www.example.test."))
+    rnd = random.Random(12)
+    for _ in range(25):
+        client = H2Client(await open_tls(ca, DOH, "h2"))
+        await client.flush()
+        encoder = hpack.Encoder()
+        sent: list[frames.Frame] = []
+        for _ in range(rnd.randint(1, 40)):
+            sid = rnd.choice(range(1, 40, 2))
+            op = rnd.choice(
+                [
+                    "get",
+                    "get",
+                    "post",
+                    "rst",
+                    "data",
+                    "wu",
+                    "prio",
+                    "goaway",
+                    "settings",
+                    "open",
+                    "ping",
+                    "head",
+                ]
+            )
+            name = rnd.choice(
+                ["www.example.test.", "nx.example.test.", f"r{rnd.randint(0, 50)}.test."]
+            )
+            wire = query(name).to_wire()
+            target = b"/dns-query?dns=" + base64.urlsafe_b64encode(wire).rstrip(b"=")
+            if op in ("get", "open", "head"):
+                method = {"get": b"GET", "open": b"GET", "head": b"HEAD"}[op]
+                fields = [
+                    (b":method", method),
+                    (b":scheme", b"https"),
+                    (b":authority", b"x"),
+                    (b":path", target),
+                ]
+                flags = ["END_HEADERS"] + (["END_STREAM"] if op != "open" else [])
+                sent.append(frames.HeadersFrame(sid, data=encoder.encode(fields), flags=flags))
+            elif op == "post":
+                fields = [
+                    (b":method", b"POST"),
+                    (b":scheme", b"https"),
+                    (b":authority", b"x"),
+                    (b":path", b"/dns-query"),
+                    (b"content-type", b"application/dns-message"),
+                ]
+                sent.append(
+                    frames.HeadersFrame(sid, data=encoder.encode(fields), flags=["END_HEADERS"])
+                )
+                sent.append(frames.DataFrame(sid, data=wire, flags=["END_STREAM"]))
+            elif op == "rst":
+                sent.append(frames.RstStreamFrame(sid, error_code=rnd.choice([0, 8])))
+            elif op == "data":
+                end = ["END_STREAM"] if rnd.random() < 0.5 else []
+                sent.append(frames.DataFrame(sid, data=b"x" * rnd.randint(0, 100), flags=end))
+            elif op == "wu":
+                increment = rnd.randint(1, 100_000)
+                sent.append(
+                    frames.WindowUpdateFrame(rnd.choice([0, sid]), window_increment=increment)
+                )
+            elif op == "prio":
+                sent.append(
+                    frames.PriorityFrame(sid, depends_on=rnd.choice([0, 1, 3]), stream_weight=10)
+                )
+            elif op == "goaway":
+                sent.append(frames.GoAwayFrame(0, last_stream_id=0))
+            elif op == "settings":
+                sent.append(frames.SettingsFrame(0, settings={4: rnd.choice([0, 1, 65535])}))
+            else:
+                sent.append(frames.PingFrame(0, opaque_data=b"12345678"))
+        try:
+            if rnd.random() < 0.5:
+                await client.stream.send_all(b"".join(f.serialize() for f in sent))
+            else:
+                for one in sent:
+                    await client.stream.send_all(one.serialize())
+            with trio.move_on_after(0.2):
+                while await client.stream.receive_some(65536):
+                    pass
+        except trio.BrokenResourceError:
+            pass
+        await trio.aclose_forcefully(client.stream)
+    await still_answers()

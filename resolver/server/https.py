@@ -306,8 +306,11 @@ class _H2:
                     if not granted.is_set():
                         connection.reset_stream(stream_id, h2.errors.ErrorCodes.CANCEL)
                         break
-        except h2.exceptions.StreamClosedError:
-            return  # the client reset the stream
+        except h2.exceptions.ProtocolError:
+            # The client reset the stream (StreamClosedError, or StreamIDTooLowError once h2
+            # forgot it after a newer stream opened), or the connection is closed (GOAWAY).
+            print("DEBUG reply", status, __import__("traceback").format_exc()[-300:])
+            return
         queued()
         await self.flush()
 
@@ -316,7 +319,7 @@ class _H2:
         ask it to stop sending, without error (RFC 9113 section 8.1)."""
         stream = self.connection.streams.get(stream_id)
         if stream is not None and not stream.closed:
-            with contextlib.suppress(h2.exceptions.StreamClosedError):
+            with contextlib.suppress(h2.exceptions.ProtocolError):  # closed meanwhile
                 self.connection.reset_stream(stream_id, h2.errors.ErrorCodes.NO_ERROR)
 
 
@@ -376,7 +379,9 @@ async def _serve_h2(
         if held is None:
             return
         if h2c.answering >= MAX_STREAMS:
-            connection.reset_stream(stream_id, h2.errors.ErrorCodes.REFUSED_STREAM)
+            # Not if the client reset it already (in the same read: h2 has seen the reset).
+            with contextlib.suppress(h2.exceptions.ProtocolError):
+                connection.reset_stream(stream_id, h2.errors.ErrorCodes.REFUSED_STREAM)
             return
         h2c.answering += 1
         headers, body = held
