@@ -16,6 +16,7 @@ from pathlib import Path
 import dns.message
 import h2.events
 import hpack
+import httpx
 import pytest
 import trio
 from hyperframe import frame as frames
@@ -269,4 +270,34 @@ async def test_random_http2_frames_do_not_break_the_daemon(
         except trio.BrokenResourceError:
             pass
         await trio.aclose_forcefully(client.stream)
+    await still_answers()
+
+
+@pytest.mark.parametrize("http2", [False, True], ids=["http1.1", "http2"])
+async def test_head_gets_the_get_headers_and_no_body(
+    nursery: trio.Nursery,
+    live_internet: TestInternet,
+    tmp_path: Path,
+    ca: TestCA,
+    issued: Issued,
+    no_last_resort: None,
+    http2: bool,
+) -> None:
+    """RFC 9110 section 9.3.2: HEAD is GET without content (h11 raised on a body for HEAD)."""
+    await encrypted(nursery, live_internet, tmp_path, issued)
+    wire = query("www.example.test.").to_wire()
+    params = {"dns": base64.urlsafe_b64encode(wire).decode().rstrip("=")}
+    url = f"https://{hardening.ADDRESS}/dns-query"
+
+    def requests() -> tuple[httpx.Response, httpx.Response]:
+        verify = hardening.context(ca, "h2" if http2 else "http/1.1")
+        with httpx.Client(verify=verify, http2=http2, http1=not http2) as client:
+            return client.get(url, params=params), client.head(url, params=params)
+
+    get_response, head = await trio.to_thread.run_sync(requests)
+    assert head.status_code == get_response.status_code == 200
+    assert head.content == b""
+    for name in ("content-type", "content-length", "cache-control"):
+        assert head.headers[name] == get_response.headers[name], name
+    assert int(head.headers["content-length"]) == len(get_response.content) > 12
     await still_answers()
