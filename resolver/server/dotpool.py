@@ -34,8 +34,10 @@ log = logging.getLogger(__name__)
 #: Seconds an unused connection stays open (Unbound's tcp-idle-timeout for upstream is 10 s;
 #: RFC 7828 lets a server ask for less, which it then enforces by closing).
 IDLE_TIMEOUT = 10.0
-#: Seconds allowed for connecting and the TLS handshake.
-CONNECT_TIMEOUT = 5.0
+#: Seconds allowed for connecting and the TLS handshake; no more than the default
+#: `forward_timeout` (3 s): the query that opens the connection is abandoned by the engine at
+#: its deadline anyway, which cancels the handshake (and the connection is then dropped).
+CONNECT_TIMEOUT = 3.0
 
 
 class TlsFailure(Exception):
@@ -106,7 +108,9 @@ class _Connection:
     async def read(self) -> None:
         """Hand every reply to the queries with its ID; close when idle or broken."""
         stream = self.stream
-        assert stream is not None
+        if stream is None:  # never opened: nothing to read
+            self.closed = True
+            return
         try:
             while True:
                 if self.draining and not self.waiters:
@@ -171,7 +175,10 @@ class DotPool:
                 else _reason(error)
             )
         finally:
-            if connection.failure is not None or self._nursery is None:
+            # No stream: the opening query was cancelled (its deadline, the engine's Close)
+            # mid-handshake. The connection must not stay registered half open; waiters see
+            # it closed without a failure and open their own.
+            if connection.failure is not None or connection.stream is None or self._nursery is None:
                 connection.closed = True
                 if self._connections.get(server) is connection:
                     del self._connections[server]
@@ -207,7 +214,8 @@ class DotPool:
         waiting.append(deliver)
         try:
             stream = connection.stream
-            assert stream is not None
+            if stream is None:
+                return NetworkError(f"{describe(server)}: no connection")
             async with connection.write_lock:
                 await stream.send_all(framed(send.wire))
             await arrived.wait()
