@@ -13,6 +13,8 @@ import random
 from collections.abc import Iterator
 from pathlib import Path
 
+import dns.edns
+import dns.flags
 import dns.message
 import h2.events
 import hpack
@@ -21,12 +23,14 @@ import pytest
 import trio
 from hyperframe import frame as frames
 
+from resolver.engine.padding import RESPONSE_BLOCK
 from resolver.server import listeners
+from resolver.server.wire import framed, receive_framed
 from resolver.testing import TestInternet
 from resolver.testing.certs import Issued, TestCA
 from tests import test_encrypted_hardening as hardening
 from tests.frontend_support import ask, query, tcp_exchange
-from tests.test_encrypted_hardening import DOH, H2Client, encrypted, open_tls
+from tests.test_encrypted_hardening import DOH, DOT, H2Client, encrypted, open_tls
 from tests.test_encrypted_listeners import slow_internet
 
 ca, issued = hardening.ca, hardening.issued  # the fixtures
@@ -301,3 +305,24 @@ async def test_head_gets_the_get_headers_and_no_body(
         assert head.headers[name] == get_response.headers[name], name
     assert int(head.headers["content-length"]) == len(get_response.content) > 12
     await still_answers()
+
+
+async def test_a_padded_dot_reply_over_1232_octets_is_padded(
+    nursery: trio.Nursery,
+    live_internet: TestInternet,
+    tmp_path: Path,
+    ca: TestCA,
+    issued: Issued,
+) -> None:
+    await encrypted(nursery, live_internet, tmp_path, issued)
+    message = query("big.example.test.", "TXT", use_edns=0, pad=128)
+    with trio.fail_after(5):
+        stream = await open_tls(ca, DOT, "dot")
+        async with stream:
+            await stream.send_all(framed(message.to_wire()))
+            reply = await receive_framed(stream)
+    assert reply is not None and len(reply) > 1232
+    assert len(reply) % RESPONSE_BLOCK == 0
+    parsed = dns.message.from_wire(reply)
+    assert len(parsed.answer[0]) == 40 and not parsed.flags & dns.flags.TC
+    assert any(option.otype == dns.edns.OptionType.PADDING for option in parsed.options)
