@@ -104,3 +104,27 @@ async def test_a_first_handshake_cancelled_by_the_query_does_not_wedge_the_pool(
     with trio.fail_after(3):
         assert address(await ask(pool, ca, 2)) == "192.0.2.2"
         assert address(await ask(pool, ca, 3)) == "192.0.2.3"
+
+
+async def test_two_queries_with_one_id_on_one_connection_get_their_own_replies(
+    nursery: trio.Nursery, ca: TestCA
+) -> None:
+    server = FakeDot(ca)
+    server.delays[1] = 0.3  # the first query's answer comes second
+    await server.start(nursery)
+    pool = DotPool()
+    pool.attach(nursery, None)
+    replies: dict[int, bytes | NetworkError] = {}
+
+    async def one(number: int) -> None:
+        replies[number] = await ask(pool, ca, number, query_id=1234)
+
+    with trio.fail_after(3):
+        async with trio.open_nursery() as both:
+            both.start_soon(one, 1)
+            await trio.sleep(0.05)  # the same connection (opened by the first)
+            both.start_soon(one, 2)
+    assert address(replies[1]) == "192.0.2.1" and address(replies[2]) == "192.0.2.2"
+    # The engine's ID comes back; on the wire each query had its own.
+    assert all(dns.message.from_wire(cast(bytes, r)).id == 1234 for r in replies.values())
+    assert server.connections == 1 and len(set(server.received)) == 2

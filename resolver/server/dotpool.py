@@ -78,6 +78,16 @@ class _Connection:
         # smaller; `draining` once the server said 0 (no new queries, close when answered).
         self.idle_timeout = IDLE_TIMEOUT
         self.draining = False
+        self.last_id = 0
+
+    def fresh_id(self) -> int:
+        """An ID no query in flight on this connection has: the queries of different
+        resolutions may carry the same 16-bit ID, and a reply is routed by ID alone."""
+        for _ in range(0x10000):
+            self.last_id = (self.last_id + 1) & 0xFFFF
+            if self.last_id not in self.waiters:
+                break
+        return self.last_id
 
     def heard(self, reply: bytes) -> None:
         """Take the server's edns-tcp-keepalive TIMEOUT from a reply, if it has one."""
@@ -202,12 +212,12 @@ class DotPool:
             if self.stats is not None:
                 self.stats.upstream_tls_failures += 1
             return NetworkError(reason)
-        query_id = int.from_bytes(send.wire[:2], "big")
+        query_id = connection.fresh_id()  # on the wire; the engine's ID is restored on delivery
         replies: list[bytes | None] = []
         arrived = trio.Event()
 
         def deliver(data: bytes | None) -> None:
-            replies.append(data)
+            replies.append(None if data is None else send.wire[:2] + data[2:])
             arrived.set()
 
         waiting = connection.waiters.setdefault(query_id, [])
@@ -217,7 +227,7 @@ class DotPool:
             if stream is None:
                 return NetworkError(f"{describe(server)}: no connection")
             async with connection.write_lock:
-                await stream.send_all(framed(send.wire))
+                await stream.send_all(framed(query_id.to_bytes(2, "big") + send.wire[2:]))
             await arrived.wait()
         except (trio.BrokenResourceError, trio.ClosedResourceError) as error:
             return NetworkError(f"{describe(server)}: {_reason(error)}")
