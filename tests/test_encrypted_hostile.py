@@ -8,6 +8,7 @@ daemon or wedge a forward zone; after it, the daemon must still answer over UDP 
 from __future__ import annotations
 
 import base64
+import ipaddress
 import logging
 import random
 from collections.abc import Iterator
@@ -23,13 +24,14 @@ import pytest
 import trio
 from hyperframe import frame as frames
 
+from resolver.config import Limits
 from resolver.engine.padding import RESPONSE_BLOCK
 from resolver.server import listeners
 from resolver.server.wire import framed, receive_framed
 from resolver.testing import TestInternet
 from resolver.testing.certs import Issued, TestCA
 from tests import test_encrypted_hardening as hardening
-from tests.frontend_support import ask, query, tcp_exchange
+from tests.frontend_support import RESOLVER, ask, query, start_resolver, tcp_exchange
 from tests.test_encrypted_hardening import DOH, DOT, H2Client, encrypted, open_tls
 from tests.test_encrypted_listeners import slow_internet
 
@@ -326,3 +328,64 @@ async def test_a_padded_dot_reply_over_1232_octets_is_padded(
     parsed = dns.message.from_wire(reply)
     assert len(parsed.answer[0]) == 40 and not parsed.flags & dns.flags.TC
     assert any(option.otype == dns.edns.OptionType.PADDING for option in parsed.options)
+
+
+async def connect_from(source: str, where: tuple[str, int]) -> trio.SocketStream:
+    sock = trio.socket.socket(trio.socket.AF_INET, trio.socket.SOCK_STREAM)
+    await sock.bind((source, 0))
+    await sock.connect(where)
+    return trio.SocketStream(sock)
+
+
+async def tcp_answer(source: str) -> dns.message.Message:
+    with trio.fail_after(3):
+        stream = await connect_from(source, RESOLVER)
+        async with stream:
+            await stream.send_all(framed(query("www.example.test.").to_wire()))
+            wire = await receive_framed(stream)
+    assert wire is not None
+    return dns.message.from_wire(wire)
+
+
+async def test_clients_outside_allow_are_closed_at_accept_without_a_slot(
+    nursery: trio.Nursery, live_internet: TestInternet, tmp_path: Path, issued: Issued
+) -> None:
+    limits = Limits(tcp_idle_timeout=hardening.IDLE, max_tcp_clients=2)
+    await start_resolver(
+        nursery,
+        live_internet,
+        tmp_path,
+        tls_listen=(DOT,),
+        tls_certificate=issued.certificate,
+        tls_key=issued.key,
+        limits=limits,
+        allow=(ipaddress.ip_network("127.0.0.1/32"),),
+    )
+    outsiders = [await connect_from("127.0.0.9", where) for where in (DOT, DOT, RESOLVER)]
+    with trio.fail_after(1):  # closed at once, not after a handshake timeout
+        for stream in outsiders:
+            assert await stream.receive_some(100) == b""
+    reply = await tcp_answer("127.0.0.1")
+    assert reply.answer[0].to_text().endswith("192.0.2.1")
+
+
+async def test_connections_that_never_handshake_leave_plain_tcp_its_slots(
+    nursery: trio.Nursery, live_internet: TestInternet, tmp_path: Path, issued: Issued
+) -> None:
+    limits = Limits(tcp_idle_timeout=5.0, max_tcp_clients=4)
+    await start_resolver(
+        nursery,
+        live_internet,
+        tmp_path,
+        tls_listen=(DOT,),
+        tls_certificate=issued.certificate,
+        tls_key=issued.key,
+        limits=limits,
+    )
+    silent = [await connect_from("127.0.0.1", DOT) for _ in range(6)]
+    await trio.sleep(0.2)
+    # At most half the slots wait for handshakes; a plain TCP client still gets its answer.
+    reply = await tcp_answer("127.0.0.1")
+    assert reply.answer[0].to_text().endswith("192.0.2.1")
+    for stream in silent:
+        await trio.aclose_forcefully(stream)
