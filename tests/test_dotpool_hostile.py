@@ -15,7 +15,7 @@ import trio
 
 from resolver.core.actions import NetworkError, Server, TlsPeer
 from resolver.engine.outbound import Send
-from resolver.server.dotpool import DotPool
+from resolver.server.dotpool import DotPool, describe
 from resolver.server.wire import framed, receive_framed
 from resolver.testing.certs import TestCA
 from tests.frontend_support import query
@@ -128,3 +128,8 @@ async def test_two_queries_with_one_id_on_one_connection_get_their_own_replies(
     # The engine's ID comes back; on the wire each query had its own.
     assert all(dns.message.from_wire(cast(bytes, r)).id == 1234 for r in replies.values())
     assert server.connections == 1 and len(set(server.received)) == 2
+
+
+def test_a_pinned_only_server_is_described_without_doubled_parentheses() -> None:
+    server = Server(ADDRESS, PORT, tls=TlsPeer(None, pins=("A" * 43 + "=",)))
+    assert describe(server) == f"DNS over TLS to {ADDRESS}:{PORT} (pinned key)"
