@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import ipaddress
+import re
 from collections.abc import Callable
 from dataclasses import MISSING, dataclass, field
 from importlib import resources
@@ -432,6 +433,11 @@ class ForwardZone(ZoneServers):
                 f"tls: zone {self.name!r} needs tls_name (or tls_pin_sha256) to authenticate "
                 "its servers; DNS over TLS without authentication is not offered"
             )
+        if self.tls_name is not None and not _tls_name_valid(self.tls_name):
+            raise ValueError(
+                f"tls_name: {self.tls_name!r} is not a host name or IP address to check the "
+                "certificate against"
+            )
         for index, pin in enumerate(self.tls_pin_sha256):
             try:
                 valid = len(base64.b64decode(pin, validate=True)) == 32
@@ -441,6 +447,21 @@ class ForwardZone(ZoneServers):
                 raise ValueError(
                     f"tls_pin_sha256[{index}]: {pin!r} is not base64 of a SHA-256 digest"
                 )
+
+
+_LABEL = re.compile(r"[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?")
+
+
+def _tls_name_valid(name: str) -> bool:
+    """A `tls_name` must be what a certificate can name: a host name (LDH labels, a wildcard
+    cannot be asked for) or an IP address; caught at load, not as a TLS error per query."""
+    try:
+        ipaddress.ip_address(name)
+        return True
+    except ValueError:
+        pass
+    labels = name.removesuffix(".").split(".")
+    return len(name) <= 253 and all(_LABEL.fullmatch(label) for label in labels)
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from resolver.config import ConfigError
+from resolver.configfile import load_config
 from resolver.testing import TestInternet
 from resolver.testing.certs import TestCA
 from tests.daemon_support import free_port, run_resolver
@@ -94,3 +96,20 @@ def test_a_certificate_that_is_not_one_is_an_error_at_start(hints: Path, tmp_pat
         *("--listen", f"127.0.0.1:{free_port()}"),
     )
     assert_one_line_error(result, "tls_certificate", str(garbage))
+
+
+@pytest.mark.parametrize("name", ["", " ", "dot..test", "bad name.test", "-x.test", "a" * 64])
+def test_an_invalid_tls_name_is_a_config_error_naming_the_key(tmp_path: Path, name: str) -> None:
+    path = tmp_path / "resolver.toml"
+    zone = f'name = "."\nservers = ["127.0.0.53"]\ntls = true\ntls_name = "{name}"\n'
+    path.write_text("[[forward_zones]]\n" + zone)
+    with pytest.raises(ConfigError, match=r"forward_zones\[0\]\.tls_name: "):
+        load_config(path)
+
+
+@pytest.mark.parametrize("name", ["dot.test", "dot.test.", "127.0.0.53", "::1", "x_y.test"])
+def test_a_valid_tls_name_loads(tmp_path: Path, name: str) -> None:
+    path = tmp_path / "resolver.toml"
+    zone = f'name = "."\nservers = ["127.0.0.53"]\ntls = true\ntls_name = "{name}"\n'
+    path.write_text("[[forward_zones]]\n" + zone)
+    assert load_config(path).forward_zones[0].tls_name == name

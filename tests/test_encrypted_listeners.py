@@ -212,7 +212,7 @@ async def test_doh_answers_and_rejects(encrypted: ResolverService, ca: TestCA, h
     assert responses["nxdomain"].headers["cache-control"] == f"max-age={expected}"
     for label in ("415", "400-missing", "400-base64", "400-short", "405", "404"):
         assert responses[label].status_code == int(label[:3]), label
-    assert responses["405"].headers["allow"] == "GET, POST"
+    assert responses["405"].headers["allow"] == "GET, HEAD, POST"
     assert encrypted.stats.https_queries == 3
 
 

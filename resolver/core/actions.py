@@ -30,7 +30,7 @@ class TlsPeer:
     pins: tuple[str, ...] = ()
 
     def __str__(self) -> str:
-        return self.name or "(pinned)"
+        return self.name or "pinned key"
 
 
 @dataclass(frozen=True, slots=True)

@@ -89,6 +89,8 @@ def pad_reply(reply: bytes, block: int = RESPONSE_BLOCK) -> bytes:
     options = [option for option in message.options if option.otype != PADDING]
     message.use_edns(message.edns, message.ednsflags, message.payload, options=options, pad=block)
     try:
-        return message.to_wire()
+        # The stream's limit, not the EDNS payload size use_edns set: padded replies go over
+        # TCP, TLS or HTTPS, where 1232 octets is no limit (a larger one was sent unpadded).
+        return message.to_wire(max_size=65535)
     except dns.exception.DNSException:
         return reply

@@ -34,8 +34,10 @@ log = logging.getLogger(__name__)
 #: Seconds an unused connection stays open (Unbound's tcp-idle-timeout for upstream is 10 s;
 #: RFC 7828 lets a server ask for less, which it then enforces by closing).
 IDLE_TIMEOUT = 10.0
-#: Seconds allowed for connecting and the TLS handshake.
-CONNECT_TIMEOUT = 5.0
+#: Seconds allowed for connecting and the TLS handshake; no more than the default
+#: `forward_timeout` (3 s): the query that opens the connection is abandoned by the engine at
+#: its deadline anyway, which cancels the handshake (and the connection is then dropped).
+CONNECT_TIMEOUT = 3.0
 
 
 class TlsFailure(Exception):
@@ -76,6 +78,16 @@ class _Connection:
         # smaller; `draining` once the server said 0 (no new queries, close when answered).
         self.idle_timeout = IDLE_TIMEOUT
         self.draining = False
+        self.last_id = 0
+
+    def fresh_id(self) -> int:
+        """An ID no query in flight on this connection has: the queries of different
+        resolutions may carry the same 16-bit ID, and a reply is routed by ID alone."""
+        for _ in range(0x10000):
+            self.last_id = (self.last_id + 1) & 0xFFFF
+            if self.last_id not in self.waiters:
+                break
+        return self.last_id
 
     def heard(self, reply: bytes) -> None:
         """Take the server's edns-tcp-keepalive TIMEOUT from a reply, if it has one."""
@@ -106,7 +118,9 @@ class _Connection:
     async def read(self) -> None:
         """Hand every reply to the queries with its ID; close when idle or broken."""
         stream = self.stream
-        assert stream is not None
+        if stream is None:  # never opened: nothing to read
+            self.closed = True
+            return
         try:
             while True:
                 if self.draining and not self.waiters:
@@ -171,7 +185,10 @@ class DotPool:
                 else _reason(error)
             )
         finally:
-            if connection.failure is not None or self._nursery is None:
+            # No stream: the opening query was cancelled (its deadline, the engine's Close)
+            # mid-handshake. The connection must not stay registered half open; waiters see
+            # it closed without a failure and open their own.
+            if connection.failure is not None or connection.stream is None or self._nursery is None:
                 connection.closed = True
                 if self._connections.get(server) is connection:
                     del self._connections[server]
@@ -195,21 +212,22 @@ class DotPool:
             if self.stats is not None:
                 self.stats.upstream_tls_failures += 1
             return NetworkError(reason)
-        query_id = int.from_bytes(send.wire[:2], "big")
+        query_id = connection.fresh_id()  # on the wire; the engine's ID is restored on delivery
         replies: list[bytes | None] = []
         arrived = trio.Event()
 
         def deliver(data: bytes | None) -> None:
-            replies.append(data)
+            replies.append(None if data is None else send.wire[:2] + data[2:])
             arrived.set()
 
         waiting = connection.waiters.setdefault(query_id, [])
         waiting.append(deliver)
         try:
             stream = connection.stream
-            assert stream is not None
+            if stream is None:
+                return NetworkError(f"{describe(server)}: no connection")
             async with connection.write_lock:
-                await stream.send_all(framed(send.wire))
+                await stream.send_all(framed(query_id.to_bytes(2, "big") + send.wire[2:]))
             await arrived.wait()
         except (trio.BrokenResourceError, trio.ClosedResourceError) as error:
             return NetworkError(f"{describe(server)}: {_reason(error)}")

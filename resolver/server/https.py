@@ -91,7 +91,7 @@ async def respond(
         query = HttpError(400, "not a DNS query")
     headers = [(b"content-type", b"text/plain; charset=utf-8")]
     if query.status == 405:
-        headers.append((b"allow", b"GET, POST"))
+        headers.append((b"allow", b"GET, HEAD, POST"))
     return query.status, headers, (query.reason + "\n").encode()
 
 
@@ -185,12 +185,15 @@ async def _serve_h11(
                 service,
                 peer,
                 path,
-                request.method.decode("ascii", "replace"),
+                _get_for_head(request.method.decode("ascii", "replace")),
                 request.target.decode("ascii", "replace"),
                 content_type,
                 body,
             )
-        await send(_h11_response(status, headers, content), h11.Data(data=content))
+        if request.method == b"HEAD":  # the GET's headers, no body (RFC 9110 section 9.3.2)
+            await send(_h11_response(status, headers, content))
+        else:
+            await send(_h11_response(status, headers, content), h11.Data(data=content))
         await send(h11.EndOfMessage())
         if connection.our_state is not h11.DONE or connection.their_state is not h11.DONE:
             return  # the client asked to close, or left part of its body unread
@@ -222,6 +225,12 @@ async def _read_h11_request(
             return request, bytes(body)
         elif isinstance(event, h11.ConnectionClosed) or event is h11.PAUSED:
             return None, None
+
+
+def _get_for_head(method: str) -> str:
+    """HEAD is GET without the body (RFC 9110 section 9.3.2): the same status and headers,
+    Cache-Control's max-age included, so it is answered as a GET and the body dropped."""
+    return "GET" if method == "HEAD" else method
 
 
 def _h11_response(status: int, headers: Headers, content: bytes) -> h11.Response:
@@ -271,6 +280,7 @@ class _H2:
         headers: Headers,
         body: bytes,
         queued: Callable[[], None] = lambda: None,
+        head: bool = False,
     ) -> None:
         """Send a response within the client's flow-control window; `queued` is called once
         all of it is in h2's hands (the stream is then closed for h2), before it is written."""
@@ -284,8 +294,9 @@ class _H2:
                     (b"content-length", b"%d" % len(body)),
                     (b"server", _SERVER),
                 ],
+                end_stream=head,  # a HEAD response has no body: the headers end the stream
             )
-            while True:
+            while not head:
                 window = min(
                     connection.local_flow_control_window(stream_id),
                     connection.max_outbound_frame_size,
@@ -306,8 +317,11 @@ class _H2:
                     if not granted.is_set():
                         connection.reset_stream(stream_id, h2.errors.ErrorCodes.CANCEL)
                         break
-        except h2.exceptions.StreamClosedError:
-            return  # the client reset the stream
+        except h2.exceptions.ProtocolError:
+            # The client reset the stream (StreamClosedError, or StreamIDTooLowError once h2
+            # forgot it after a newer stream opened), or the connection is closed (GOAWAY).
+            print("DEBUG reply", status, __import__("traceback").format_exc()[-300:])
+            return
         queued()
         await self.flush()
 
@@ -316,7 +330,7 @@ class _H2:
         ask it to stop sending, without error (RFC 9113 section 8.1)."""
         stream = self.connection.streams.get(stream_id)
         if stream is not None and not stream.closed:
-            with contextlib.suppress(h2.exceptions.StreamClosedError):
+            with contextlib.suppress(h2.exceptions.ProtocolError):  # closed meanwhile
                 self.connection.reset_stream(stream_id, h2.errors.ErrorCodes.NO_ERROR)
 
 
@@ -358,12 +372,13 @@ async def _serve_h2(
                     service,
                     peer,
                     path,
-                    fields.get(b":method", b"").decode("ascii", "replace"),
+                    _get_for_head(fields.get(b":method", b"").decode("ascii", "replace")),
                     fields.get(b":path", b"").decode("ascii", "replace"),
                     None if content_type is None else content_type.decode("latin-1"),
                     body,
                 )
-            await h2c.reply(stream_id, status, response, content, queued)
+            head = fields.get(b":method") == b"HEAD"
+            await h2c.reply(stream_id, status, response, content, queued, head)
             if body is None:
                 h2c.finish(stream_id)
                 await h2c.flush()
@@ -376,7 +391,9 @@ async def _serve_h2(
         if held is None:
             return
         if h2c.answering >= MAX_STREAMS:
-            connection.reset_stream(stream_id, h2.errors.ErrorCodes.REFUSED_STREAM)
+            # Not if the client reset it already (in the same read: h2 has seen the reset).
+            with contextlib.suppress(h2.exceptions.ProtocolError):
+                connection.reset_stream(stream_id, h2.errors.ErrorCodes.REFUSED_STREAM)
             return
         h2c.answering += 1
         headers, body = held

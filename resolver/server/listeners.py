@@ -189,6 +189,7 @@ class ConnectionCap:
     def __init__(self, limit: int) -> None:
         self.limit = limit
         self.open = 0
+        self.handshaking = 0  # of `open`, those still in their TLS handshake
 
     def take(self) -> bool:
         if self.open >= self.limit:
@@ -198,6 +199,18 @@ class ConnectionCap:
 
     def give_back(self) -> None:
         self.open -= 1
+
+    # Connections still in their TLS handshake hold at most half the slots: clients that
+    # connect and never finish a handshake must not lock out plain TCP (the fallback for
+    # truncated UDP answers) nor clients that do complete theirs.
+    def begin_handshake(self) -> bool:
+        if self.handshaking >= max(1, self.limit // 2):
+            return False
+        self.handshaking += 1
+        return True
+
+    def end_handshake(self) -> None:
+        self.handshaking -= 1
 
 
 async def tls_handshake(
@@ -253,21 +266,38 @@ class TcpListener:
         async with trio.open_nursery() as nursery:
             while True:
                 stream = await self.listener.accept()
-                if not self.cap.take():
+                if not self._allowed(stream) or not self.cap.take():
                     await stream.aclose()
                     continue
                 nursery.start_soon(self._serve, stream)
 
+    def _allowed(self, stream: trio.SocketStream) -> bool:
+        """The access list at accept time: a client outside `allow` is closed at once, before
+        a slot or a TLS handshake is spent on it (over UDP it gets REFUSED)."""
+        try:
+            peer = stream.socket.getpeername()[0]
+        except OSError:
+            return True  # reset already: `_serve` says so and closes it
+        return self.service.engine.clients.allowed(peer)
+
     async def _serve(self, stream: trio.SocketStream) -> None:
+        peer = "?"
         try:
             peer = stream.socket.getpeername()[0]
             if self.tls is None:
                 await serve_stream(stream, peer, self.service, self.limits, None)
                 return
             # The context of the moment: after a SIGHUP, new connections get the new one.
-            secure = await tls_handshake(
-                stream, self.tls.context, self.limits.tcp_idle_timeout, peer
-            )
+            if not self.cap.begin_handshake():
+                log.debug("tls client %s: too many connections in their handshake", peer)
+                await trio.aclose_forcefully(stream)
+                return
+            try:
+                secure = await tls_handshake(
+                    stream, self.tls.context, self.limits.tcp_idle_timeout, peer
+                )
+            finally:
+                self.cap.end_handshake()
             if secure is None:
                 await trio.aclose_forcefully(stream)
                 return
@@ -277,6 +307,9 @@ class TcpListener:
                 await serve_stream(secure, peer, self.service, self.limits, "tls")
         except OSError as error:  # getpeername on a connection already reset
             log.debug("stream client: %s", error)
+            await trio.aclose_forcefully(stream)
+        except Exception as error:  # a bug or a library's surprise: one connection, not the daemon
+            log.error("stream client %s: connection closed after %r", peer, error)
             await trio.aclose_forcefully(stream)
         finally:
             self.cap.give_back()
