@@ -210,8 +210,10 @@ class SharedCacheConfig:
     database: int = setting(0, le=15)
     # Prepended to every key, so that several fleets (or other data) can share one Redis.
     key_prefix: str = "resolver:"
-    # Keys are HMAC-SHA256(secret, question): without the secret nobody can tell which names
-    # the fleet looked up from the keys, nor plant a value under a key they can compute.
+    # Keys are HMAC-SHA256(secret, question), and each value carries an HMAC-SHA256 of its key
+    # and itself under a key derived from the secret: whoever can read or write Redis without
+    # the secret can neither forge a value nor move one to another key (a member drops it).
+    # Values are not encrypted: a reader of Redis reads the names and answers held there.
     secret: str | None = None
     cluster: bool = False
     # A lookup waits at most this long before the resolver iterates as if it had missed:

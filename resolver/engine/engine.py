@@ -549,10 +549,19 @@ class Engine:
         if value is None:
             if not failed:
                 self.stats.shared_misses += 1
-        elif shared.use(value, resolution.qname, resolution.qtype, self.clock()):
-            # Its records are in the cache now: a fresh resolution answers from there.
+        elif (steps := shared.use(value, resolution.qname, resolution.qtype, self.clock())) is None:
+            pass
+        elif steps.stale:
+            resolution.attach_shared(steps)  # serve-stale's fallback while it iterates
+        else:
+            # A fresh resolution of this question answers from the value (validating it),
+            # after local data and the record cache.
             question.resolution = Resolution(
-                resolution.qname, resolution.qtype, self.context, refresh=False
+                resolution.qname,
+                resolution.qtype,
+                self.context,
+                checking_disabled=resolution.checking_disabled,
+                shared=steps,
             )
             step = self._step(question, None)
             if isinstance(step, Done):
@@ -641,7 +650,12 @@ class Engine:
             except Exception:
                 self._log_internal_error(f"answering {question.resolution.qname}")
         resolution = question.resolution
-        if self.shared is not None and question.key is not None and resolution.queries_sent:
+        if (
+            self.shared is not None
+            and question.key is not None
+            and resolution.queries_sent
+            and not hit
+        ):
             # After the replies: a write to the shared cache never delays a client.
             store = self.shared.store(
                 resolution.qname, resolution.qtype, answer, self.clock(), self.timer()
