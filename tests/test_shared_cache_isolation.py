@@ -228,3 +228,51 @@ def test_a_shared_answer_never_overrides_what_the_member_learnt_itself(
     w.resolve("www.other.test.", "AAAA")
     assert texts(w.resolve("www.other.test.").answer) == ["www.other.test. 120 IN A 198.51.100.1"]
     assert w.last_queries == 0
+
+
+# -- split horizon: what this resolver routes itself is neither published nor taken -------------
+
+
+def test_an_answer_from_local_data_is_not_published(internet: TestInternet) -> None:
+    """The review's shape: local data aliases an internal name to a public one; the answer
+    cost an upstream query (the public target) but must not reach members without that data."""
+    store: dict[bytes, bytes] = {}
+    clock = FakeClock()
+    config = loopback_config(
+        local_data=("intranet.corp.test. 300 IN CNAME www.example.test.",),
+        shared_cache=SharedCacheConfig(url="redis://127.0.0.1:1", secret=SECRET),
+    )
+    member = ScriptedWorld(internet, config, clock=clock, shared=store)
+    answer = member.resolve("intranet.corp.test.")
+    assert texts(answer.answer)[0] == "intranet.corp.test. 300 IN CNAME www.example.test."
+    assert member.last_queries > 0 and store == {}
+    assert member.engine.stats.shared_stores == 0
+    other = world(internet, store, clock)
+    assert other.resolve("intranet.corp.test.").rcode == dns.rcode.NXDOMAIN
+
+
+def test_answers_through_a_stub_zone_are_neither_published_nor_taken(
+    internet: TestInternet,
+) -> None:
+    """A stub zone for example.test. (its real servers, here): the answers for its names, and
+    a public chain that leads into it, stay with this member; and a value the fleet holds for a
+    name in it is not asked for nor used (this member's routing decides that name)."""
+    from resolver.config import StubZone
+
+    store: dict[bytes, bytes] = {}
+    clock = FakeClock()
+    config = loopback_config(
+        stub_zones=(StubZone("example.test.", ("127.53.2.1",)),),
+        shared_cache=SharedCacheConfig(url="redis://127.0.0.1:1", secret=SECRET),
+    )
+    member = ScriptedWorld(internet, config, clock=clock, shared=store)
+    assert member.resolve("www.example.test.").rcode == dns.rcode.NOERROR
+    assert member.last_queries > 0 and store == {}
+    public = world(internet, store, clock)
+    public.resolve("www.other.test.")
+    assert len(store) == 1  # a public answer is shared as before
+    plant(public, store, "www.example.test.", "AAAA", ["www.example.test. 300 IN AAAA ::6"])
+    lookups = member.engine.stats.shared_misses + member.engine.stats.shared_hits
+    answer = member.resolve("www.example.test.", "AAAA")
+    assert "::6" not in " ".join(texts(answer.answer)) and member.last_queries > 0
+    assert member.engine.stats.shared_misses + member.engine.stats.shared_hits == lookups

@@ -65,6 +65,9 @@ class Resolution:
         # A value the shared cache holds for this very question (`core/shared.py`): read by
         # this question's own chain only, never put into the record cache.
         self._shared = shared
+        #: A link of the answer is answered by this resolver's own configuration (local data,
+        #: a forward or stub zone: `Context.routed_privately`): never shared with a fleet.
+        self.private = False
         self._work = Work(context, trace)
         self._lookup = CacheLookup(self._work)
         # Glueless name servers' addresses only steer the walk: like Unbound's target
@@ -135,7 +138,7 @@ class Resolution:
         resolution goes on (RFC 8767 section 5's client response timer).
         """
         stale = self._lookup.stale_answer(self.qname, self.qtype)
-        if stale is None and self._shared is not None:
+        if stale is None and self._shared is not None and not self.private:
             stale = self._shared.stale_answer(
                 self._work.limits.max_cname_chain, self._work.ctx.config.cache.stale_answer_ttl
             )
@@ -157,6 +160,8 @@ class Resolution:
         """
         chain = Chain(qname, self._work.limits.max_cname_chain)
         while True:
+            if depth == 0 and not self.private and self._work.ctx.routed_privately(chain.name):
+                self.private = True
             step = self._lookup.from_local(chain.name, qtype, depth)
             if step is None:
                 refreshing = self._refresh and depth == 0 and chain.name == self.qname
@@ -179,8 +184,8 @@ class Resolution:
     def _from_shared(self, name: dns.name.Name) -> Step | None:
         """The link for `name` from the shared value of this question, if fresh."""
         shared = self._shared
-        if shared is None or shared.stale:
-            return None
+        if shared is None or shared.stale or self.private:
+            return None  # a name this resolver routes itself: the fleet's view does not apply
         step = shared.step(name)
         if step is not None:
             self._work.say(0, "shared cache: {} answered for this question only", name)

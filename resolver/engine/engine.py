@@ -504,6 +504,7 @@ class Engine:
             and not refresh
             and not cache_only
             and shared.wanted(qtype)
+            and not self.context.routed_privately(qname)
             and shared.allow(self.timer())
         ):
             self._ask_shared(question, action, shared)
@@ -655,6 +656,7 @@ class Engine:
             and question.key is not None
             and resolution.queries_sent
             and not hit
+            and not resolution.private
         ):
             # After the replies: a write to the shared cache never delays a client.
             store = self.shared.store(
