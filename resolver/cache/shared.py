@@ -26,8 +26,8 @@ never set, and never read): what a member concluded is not believed by another.
 
 A value is untrusted input (a member fed a spoofed answer, or a holder of the secret, may
 have written it): `decode` parses it as carefully as a packet from the network and accepts it
-only if it answers exactly the question asked (name, type, class), its answer section is one CNAME chain from that name, and a negative
-answer carries the SOA of a zone above the name it denies. Signatures are kept only where they
+only if it answers exactly the question asked (name, type, class), its answer section is one
+CNAME chain from that name, and a negative answer carries the SOA of a zone above the name it denies. Signatures are kept only where they
 cover an RRset of that chain with the same owner, and proof records only if they are NSEC,
 NSEC3 or their RRSIGs (or the SOA's) inside the SOA's zone: any other record is left out and
 counted (`SharedAnswer.dropped`), the rest of the value still used. What it returns is aged:
