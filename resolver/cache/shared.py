@@ -24,14 +24,15 @@ and the SOA's RRSIG, RFC 4035 3.1.3), so that a member that takes the answer fro
 validate it as if it had asked the authorities. It carries no validation status (its AD bit is
 never set, and never read): what a member concluded is not believed by another.
 
-A value is untrusted input (a member fed a spoofed answer, or a holder of the secret, may
-have written it): `decode` parses it as carefully as a packet from the network and accepts it
-only if it answers exactly the question asked (name, type, class), its answer section is one
-CNAME chain from that name, and a negative answer carries the SOA of a zone above the name it denies. Signatures are kept only where they
-cover an RRset of that chain with the same owner, and proof records only if they are NSEC,
-NSEC3 or their RRSIGs (or the SOA's) inside the SOA's zone: any other record is left out and
-counted (`SharedAnswer.dropped`), the rest of the value still used. What it returns is aged:
-every TTL less the time since `stored_at`, none beyond `expires`, signatures and proofs alike.
+A value is untrusted input (a member fed a spoofed answer, or a holder of the secret, may have
+written it): `decode` parses it as carefully as a packet from the network and accepts it only if
+it answers exactly the question asked (name, type, class), its answer section is one CNAME chain
+from that name, and a negative answer carries the SOA of a zone above the name it denies.
+Signatures are kept only where they cover an RRset of that chain with the same owner, and proof
+records only if they are NSEC, NSEC3 or their RRSIGs (or the SOA's) inside the SOA's zone: any
+other record is left out and counted (`SharedAnswer.dropped`), the rest of the value still used.
+What it returns is aged: every TTL less the time since `stored_at`, none beyond `expires`,
+signatures and proofs alike.
 It is parsed by the engine's one-pass reader, after its header's record count (at most
 `MAX_RECORDS`) and its size (at most `MAX_MESSAGE`) are checked. What it returns answers the
 question it was stored under and nothing else (`core/shared.py`: it never enters the record
