@@ -28,6 +28,7 @@ from resolver.cache.shared import (
     unseal,
 )
 from resolver.config import SharedCacheConfig
+from resolver.core.actions import Answer
 from resolver.engine.breaker import CircuitBreaker
 from resolver.testing import TestInternet
 from resolver.testing.scripted import FakeClock, ScriptedWorld
@@ -204,6 +205,62 @@ def test_breaker_opens_after_n_failures_probes_once_and_closes(
     lines = [r.getMessage() for r in caplog.records]
     assert len([line for line in lines if "in a row" in line]) == 1, "logs once when opening"
     assert len([line for line in lines if "answers again" in line]) == 1, "and once when closing"
+
+
+def open_breaker() -> CircuitBreaker:
+    breaker = CircuitBreaker("the shared cache", threshold=1, open_seconds=10, probe_timeout=0.5)
+    assert breaker.allow(0)
+    breaker.failed(0)
+    assert breaker.is_open
+    return breaker
+
+
+def test_a_probe_that_never_reports_expires_after_one_timeout() -> None:
+    breaker = open_breaker()
+    assert breaker.allow(10) and breaker.probing  # the probe, then silence
+    assert not breaker.allow(10.4)
+    assert breaker.allow(10.5), "a new probe once the first has had its time"
+    breaker.succeeded()
+    assert not breaker.is_open
+
+
+def test_a_probe_given_back_lets_the_next_call_probe() -> None:
+    breaker = open_breaker()
+    assert breaker.allow(10)
+    breaker.give_back()  # e.g. a store the carrier skipped (too many pending)
+    assert breaker.is_open and breaker.allow(10.1)
+
+
+def test_an_abandoned_probe_counts_as_failed() -> None:
+    breaker = open_breaker()
+    breaker.abandoned(5)  # closed-state calls abandoned: nothing to report
+    assert breaker.allow(10)
+    breaker.abandoned(10.1)  # the question ended before its lookup answered
+    assert breaker.is_open and not breaker.probing
+    assert not breaker.allow(20) and breaker.allow(20.1), "another period without calls"
+
+
+def test_a_skipped_store_does_not_leave_the_breaker_half_open(internet: TestInternet) -> None:
+    """The review's shape: the store that took the half-open probe is skipped by the carrier
+    (`shared_stored(None)`); the breaker used to wait for its outcome forever."""
+    config = loopback_config(
+        shared_cache=SharedCacheConfig(
+            url="redis://127.0.0.1:1", secret=SECRET, breaker_errors=2, breaker_seconds=30
+        )
+    )
+    clock = FakeClock()
+    world = ScriptedWorld(internet, config, clock=clock, shared=None)  # every call fails
+    world.resolve("www.example.test.")
+    world.resolve("www.other.test.")
+    shared = world.engine.shared
+    assert shared is not None and shared.breaker.is_open
+    clock.advance(31)
+    answer = Answer(dns.rcode.NOERROR, (rrset("www.example.test. 300 IN A 192.0.2.1"),))
+    now = world.engine.timer()
+    store = shared.store(WWW, A, answer, clock.now, now)
+    assert store is not None and shared.breaker.probing
+    world.engine.shared_stored(None)
+    assert not shared.breaker.probing and shared.breaker.allow(now)
 
 
 # -- the engine, on a scripted internet ------------------------------------------------------

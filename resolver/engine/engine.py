@@ -403,6 +403,7 @@ class Engine:
             return
         if ok is None:
             self.stats.shared_skipped += 1
+            self.shared.breaker.give_back()  # it may have been the half-open probe
         elif ok:
             self.stats.shared_stores += 1
             self.shared.breaker.succeeded()
@@ -641,7 +642,9 @@ class Engine:
         for timer in question.timers:
             self._cancel(timer)
         if question.shared_handle is not None:
-            self._shared_waiting.pop(question.shared_handle, None)
+            # The question ended before its lookup did: no outcome will be reported for it.
+            if self._shared_waiting.pop(question.shared_handle, None) and self.shared is not None:
+                self.shared.breaker.abandoned(self.timer())
         if question.key is not None and self._questions.get(question.key) is question:
             del self._questions[question.key]
         self._count_resolution(question.resolution, answer)

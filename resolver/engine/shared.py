@@ -72,7 +72,10 @@ class SharedCache:
         self.lookup_timeout = shared.lookup_timeout_ms / 1000
         self.store_timeout = shared.store_timeout_ms / 1000
         self.breaker = CircuitBreaker(
-            "the shared cache", shared.breaker_errors, shared.breaker_seconds
+            "the shared cache",
+            shared.breaker_errors,
+            shared.breaker_seconds,
+            probe_timeout=max(self.lookup_timeout, self.store_timeout),
         )
 
     @staticmethod
