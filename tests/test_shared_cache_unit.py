@@ -162,13 +162,13 @@ def answer_message(qname: str, records: list[str], rcode: int = 0) -> dns.messag
             Rejected.MISMATCH,
         ),
         (message_value(answer_message("www.example.test.", [], 3)), Rejected.MISMATCH),
-        # stored in the far future (a forged time to make data live longer)
+        # stored in the far future (a wrong clock, or a forged time to make data live longer)
         (
             message_value(
                 answer_message("www.example.test.", ["www.example.test. 300 IN A 1.2.3.4"]),
                 NOW + 86400,
             ),
-            Rejected.MALFORMED,
+            Rejected.SKEW,
         ),
     ],
 )
@@ -507,3 +507,43 @@ async def test_the_client_reads_no_more_than_the_largest_value() -> None:
     assert await client.get(b"small") == b"value"
     assert await client.get(b"absent") is None
     assert calls == [(b"big", 0, MAX_VALUE), (b"small", 0, MAX_VALUE), (b"absent", 0, MAX_VALUE)]
+
+
+# -- clock skew between members ---------------------------------------------------------------
+
+
+def test_a_value_from_a_clock_ahead_is_read_as_if_stored_now_never_longer() -> None:
+    """Stored 200 s in this member's future (within MAX_CLOCK_SKEW): its age cannot be known,
+    so it is read as stored now with the TTL it had, its expiry moved back by the 200 s: never
+    the 300 + 200 s its stamps would allow."""
+    encoded = encode(
+        WWW, A, dns.rcode.NOERROR, (rrset("www.example.test. 300 IN A 192.0.2.1"),), (), NOW + 200
+    )
+    assert encoded is not None
+    checked = decode(encoded[0], WWW, A, NOW, max_chain=12)
+    assert isinstance(checked, SharedAnswer)
+    assert checked.chain[0].ttl == 300 and checked.expiries == (NOW + 300,)
+    later = decode(encoded[0], WWW, A, NOW + 150, max_chain=12)
+    assert isinstance(later, SharedAnswer)
+    assert later.chain[0].ttl == 300 and later.expiries == (NOW + 450,)
+
+
+def test_values_from_a_clock_too_far_ahead_are_counted_as_skew_and_warned_once(
+    internet: TestInternet, caplog: pytest.LogCaptureFixture
+) -> None:
+    store: dict[bytes, bytes] = {}
+    clock = FakeClock()
+    ahead = FakeClock()
+    ahead.advance(301)
+    writer = shared_world(internet, store, ahead)
+    writer.resolve("www.example.test.")
+    writer.resolve("www.other.test.")
+    assert len(store) == 2
+    reader = shared_world(internet, store, clock)
+    reader.resolve("www.example.test.")
+    reader.resolve("www.other.test.")
+    stats = reader.engine.stats
+    assert stats.shared_skew == 2 and stats.shared_dropped == 0 and stats.shared_hits == 0
+    assert reader.last_queries > 0
+    warnings = [r for r in caplog.records if "future" in r.getMessage()]
+    assert len(warnings) == 1

@@ -78,8 +78,10 @@ MAX_MESSAGE = 16_384
 MAX_RECORDS = 256
 #: A value larger than the largest message plus header and MAC is not one of ours.
 MAX_VALUE = _HEADER.size + MAX_MESSAGE + MAC_SIZE
-#: How far in the future `stored_at` may be (clocks of a fleet differ a little).
-_CLOCK_SKEW = 300.0
+#: How far in the future `stored_at` may be (clocks of a fleet differ a little). A value from
+#: a writer whose clock is ahead by less is read as if stored now, its expiry moved back by
+#: the difference; one further ahead is refused (`Rejected.SKEW`: a member's clock is wrong).
+MAX_CLOCK_SKEW = 300.0
 
 
 class Rejected(enum.Enum):
@@ -90,6 +92,7 @@ class Rejected(enum.Enum):
     MISMATCH = "mismatch"  # a message that does not answer the question asked
     FORGED = "forged"  # its MAC is wrong: not written by a member with the secret
     TOO_BIG = "too big"  # more bytes or records than any value the resolver writes
+    SKEW = "clock skew"  # stored more than MAX_CLOCK_SKEW in the future: a clock is wrong
     EXPIRED = "expired"  # its time is up (a miss, not an attack: not counted as dropped)
 
 
@@ -230,8 +233,14 @@ def decode(
         return Rejected.VERSION
     if not (math.isfinite(stored_at) and math.isfinite(expires)) or expires <= stored_at:
         return Rejected.MALFORMED
-    if stored_at > now + _CLOCK_SKEW:
-        return Rejected.MALFORMED
+    if stored_at > now + MAX_CLOCK_SKEW:
+        return Rejected.SKEW
+    if stored_at > now:
+        # The writer's clock is ahead: the value's age cannot be known, so it is read as if
+        # stored now with the TTLs it had then, never as if it had lived less than nothing
+        # (which would lengthen every TTL by the difference, at every hop round the fleet).
+        ahead = stored_at - now
+        stored_at, expires = now, expires - ahead
     wire = value[_HEADER.size :]
     if _record_count(wire) > MAX_RECORDS:
         return Rejected.TOO_BIG  # counted from the header, before a record is built

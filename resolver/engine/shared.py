@@ -24,7 +24,16 @@ import dns.rdataclass
 import dns.rdatatype
 
 from resolver.cache.records import RecordCache
-from resolver.cache.shared import Rejected, decode, encode, mac_key, seal, shared_key, unseal
+from resolver.cache.shared import (
+    MAX_CLOCK_SKEW,
+    Rejected,
+    decode,
+    encode,
+    mac_key,
+    seal,
+    shared_key,
+    unseal,
+)
 from resolver.config import Config
 from resolver.core.actions import Answer
 from resolver.core.security import Security
@@ -64,6 +73,7 @@ class SharedCache:
         assert shared.secret is not None  # configfile's cross-check
         self._secret = shared.secret.encode()
         self._mac_key = mac_key(self._secret)
+        self._skew_warned = False
         self._prefix = shared.key_prefix.encode()
         self._cache = cache
         self._stats = stats
@@ -115,6 +125,17 @@ class SharedCache:
             cut = self._cache.closest_delegation(checked.last)
             if cut is not None and not checked.soa.name.is_subdomain(cut.name):
                 checked = Rejected.MISMATCH
+        if checked is Rejected.SKEW:
+            self._stats.shared_skew += 1
+            if not self._skew_warned:
+                self._skew_warned = True
+                log.warning(
+                    "a shared-cache value was stored more than %g s in this member's future: "
+                    "the clocks of the fleet differ (check NTP); such values are not used "
+                    "(counted in shared_skew; this is logged once)",
+                    MAX_CLOCK_SKEW,
+                )
+            return None
         if isinstance(checked, Rejected):
             self._stats.shared_dropped += 1
             log.debug("dropped a shared-cache value for %s: %s", qname, checked.value)
