@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import ipaddress
+import re
 from collections.abc import Callable
 from dataclasses import MISSING, dataclass, field
 from importlib import resources
@@ -181,11 +182,20 @@ class UpstreamConfig:
     forward_timeout: float = setting(3.0, gt=0, unit="seconds")
 
 
+def redact_url(text: str) -> str:
+    """`text` with the user information of a URL (`user:password@`) replaced by `***@`: for
+    any URL put in a message, so that a password given in it never reaches a log."""
+    if "://" not in text:  # no scheme: only a "user:password@" is taken for user information
+        user, at, host = text.rpartition("@")
+        return f"***@{host}" if at and ":" in user else text
+    return re.sub(r"://[^/?#]*@", "://***@", text)
+
+
 def parse_redis_url(text: str) -> str:
     """A Redis/Valkey URL: `redis://`, `rediss://` (TLS) or `unix://`."""
     scheme, separator, rest = text.partition("://")
     if not separator or scheme not in ("redis", "rediss", "unix") or not rest:
-        raise ValueError(f"{text!r} is not a redis://, rediss:// or unix:// URL")
+        raise ValueError(f"{redact_url(text)!r} is not a redis://, rediss:// or unix:// URL")
     return text
 
 
