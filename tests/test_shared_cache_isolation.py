@@ -19,6 +19,7 @@ import pytest
 
 from resolver.cache.shared import MAGIC, VERSION
 from resolver.config import SharedCacheConfig
+from resolver.engine import Send
 from resolver.testing import TestInternet
 from resolver.testing.scripted import FakeClock, ScriptedWorld
 from tests.helpers import loopback_config, texts
@@ -117,7 +118,12 @@ def test_a_planted_ns_set_does_not_steer_iteration(internet: TestInternet) -> No
     assert w.cache.get_rrset(dns.name.from_text("evil.example.test."), dns.rdatatype.A) is None
     sent: list[str] = []
     real = w.network
-    w.network = lambda send: (sent.append(send.server.address), real(send))[1]  # type: ignore[method-assign]
+
+    def network(send: Send) -> bytes | None:
+        sent.append(send.server.address)
+        return real(send)
+
+    w.network = network  # type: ignore[method-assign]
     answer = w.resolve("brandnew.other.test.")
     assert answer.rcode == dns.rcode.NXDOMAIN
     assert sent and "127.53.2.1" not in sent

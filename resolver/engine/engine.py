@@ -641,13 +641,11 @@ class Engine:
         question.done = True
         for timer in question.timers:
             self._cancel(timer)
-        # A question that ends before its shared lookup did: no outcome will come for it.
-        if (
-            question.shared_handle is not None
-            and self._shared_waiting.pop(question.shared_handle, None)
-            and self.shared is not None
-        ):
-            self.shared.breaker.abandoned(self.timer())
+        if question.shared_handle is not None:
+            abandoned = self._shared_waiting.pop(question.shared_handle, None) is not None
+            # The question ended before its shared lookup did: no outcome will come for it.
+            if abandoned and self.shared is not None:
+                self.shared.breaker.abandoned(self.timer())
         if question.key is not None and self._questions.get(question.key) is question:
             del self._questions[question.key]
         self._count_resolution(question.resolution, answer)
