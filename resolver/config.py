@@ -182,11 +182,20 @@ class UpstreamConfig:
     forward_timeout: float = setting(3.0, gt=0, unit="seconds")
 
 
+def redact_url(text: str) -> str:
+    """`text` with the user information of a URL (`user:password@`) replaced by `***@`: for
+    any URL put in a message, so that a password given in it never reaches a log."""
+    if "://" not in text:  # no scheme: only a "user:password@" is taken for user information
+        user, at, host = text.rpartition("@")
+        return f"***@{host}" if at and ":" in user else text
+    return re.sub(r"://[^/?#]*@", "://***@", text)
+
+
 def parse_redis_url(text: str) -> str:
     """A Redis/Valkey URL: `redis://`, `rediss://` (TLS) or `unix://`."""
     scheme, separator, rest = text.partition("://")
     if not separator or scheme not in ("redis", "rediss", "unix") or not rest:
-        raise ValueError(f"{text!r} is not a redis://, rediss:// or unix:// URL")
+        raise ValueError(f"{redact_url(text)!r} is not a redis://, rediss:// or unix:// URL")
     return text
 
 
@@ -211,8 +220,10 @@ class SharedCacheConfig:
     database: int = setting(0, le=15)
     # Prepended to every key, so that several fleets (or other data) can share one Redis.
     key_prefix: str = "resolver:"
-    # Keys are HMAC-SHA256(secret, question): without the secret nobody can tell which names
-    # the fleet looked up from the keys, nor plant a value under a key they can compute.
+    # Keys are HMAC-SHA256(secret, question), and each value carries an HMAC-SHA256 of its key
+    # and itself under a key derived from the secret: whoever can read or write Redis without
+    # the secret can neither forge a value nor move one to another key (a member drops it).
+    # Values are not encrypted: a reader of Redis reads the names and answers held there.
     secret: str | None = None
     cluster: bool = False
     # A lookup waits at most this long before the resolver iterates as if it had missed:

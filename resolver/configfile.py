@@ -33,6 +33,7 @@ from resolver.config import (
     IPNetwork,
     TlsEndpoint,
     parse_server_address,
+    redact_url,
 )
 
 if TYPE_CHECKING:
@@ -170,7 +171,9 @@ def _show(value: object) -> str:
         return "a table"
     if isinstance(value, float):
         text = repr(value)  # nan and inf as TOML writes them
-    elif isinstance(value, str | bool | int | list):
+    elif isinstance(value, str):  # a URL's password (redis://user:pw@host) is not shown
+        text = json.dumps(redact_url(value), ensure_ascii=False)
+    elif isinstance(value, bool | int | list):
         text = json.dumps(value, ensure_ascii=False, default=str)
     else:
         text = f"{value} (a {type(value).__name__})"  # a TOML date or time

@@ -12,8 +12,23 @@ import dns.rdatatype
 import dns.rrset
 import pytest
 
-from resolver.cache.shared import MAGIC, VERSION, Rejected, SharedAnswer, decode, encode, shared_key
+from resolver.cache.shared import (
+    MAC_SIZE,
+    MAGIC,
+    MAX_MESSAGE,
+    MAX_RECORDS,
+    VERSION,
+    Rejected,
+    SharedAnswer,
+    decode,
+    encode,
+    mac_key,
+    seal,
+    shared_key,
+    unseal,
+)
 from resolver.config import SharedCacheConfig
+from resolver.core.actions import Answer
 from resolver.engine.breaker import CircuitBreaker
 from resolver.testing import TestInternet
 from resolver.testing.scripted import FakeClock, ScriptedWorld
@@ -117,7 +132,8 @@ def answer_message(qname: str, records: list[str], rcode: int = 0) -> dns.messag
         (b"garbage" * 10, Rejected.MALFORMED),
         (positive()[:-3], Rejected.MALFORMED),  # truncated
         (b"RSC\x01" + positive()[4:], Rejected.VERSION),  # before DNSSEC
-        (b"RSC\x03" + positive()[4:], Rejected.VERSION),
+        (b"RSC\x02" + positive()[4:], Rejected.VERSION),  # before the MAC
+        (b"RSC\x04" + positive()[4:], Rejected.VERSION),
         (struct.pack("!3sBdd", MAGIC, VERSION, NOW, float("nan")) + b"\0" * 12, Rejected.MALFORMED),
         (
             message_value(answer_message("evil.test.", ["evil.test. 300 IN A 6.6.6.6"])),
@@ -146,13 +162,13 @@ def answer_message(qname: str, records: list[str], rcode: int = 0) -> dns.messag
             Rejected.MISMATCH,
         ),
         (message_value(answer_message("www.example.test.", [], 3)), Rejected.MISMATCH),
-        # stored in the far future (a forged time to make data live longer)
+        # stored in the far future (a wrong clock, or a forged time to make data live longer)
         (
             message_value(
                 answer_message("www.example.test.", ["www.example.test. 300 IN A 1.2.3.4"]),
                 NOW + 86400,
             ),
-            Rejected.MALFORMED,
+            Rejected.SKEW,
         ),
     ],
 )
@@ -189,6 +205,62 @@ def test_breaker_opens_after_n_failures_probes_once_and_closes(
     lines = [r.getMessage() for r in caplog.records]
     assert len([line for line in lines if "in a row" in line]) == 1, "logs once when opening"
     assert len([line for line in lines if "answers again" in line]) == 1, "and once when closing"
+
+
+def open_breaker() -> CircuitBreaker:
+    breaker = CircuitBreaker("the shared cache", threshold=1, open_seconds=10, probe_timeout=0.5)
+    assert breaker.allow(0)
+    breaker.failed(0)
+    assert breaker.is_open
+    return breaker
+
+
+def test_a_probe_that_never_reports_expires_after_one_timeout() -> None:
+    breaker = open_breaker()
+    assert breaker.allow(10) and breaker.probing  # the probe, then silence
+    assert not breaker.allow(10.4)
+    assert breaker.allow(10.5), "a new probe once the first has had its time"
+    breaker.succeeded()
+    assert not breaker.is_open
+
+
+def test_a_probe_given_back_lets_the_next_call_probe() -> None:
+    breaker = open_breaker()
+    assert breaker.allow(10)
+    breaker.give_back()  # e.g. a store the carrier skipped (too many pending)
+    assert breaker.is_open and breaker.allow(10.1)
+
+
+def test_an_abandoned_probe_counts_as_failed() -> None:
+    breaker = open_breaker()
+    breaker.abandoned(5)  # closed-state calls abandoned: nothing to report
+    assert breaker.allow(10)
+    breaker.abandoned(10.1)  # the question ended before its lookup answered
+    assert breaker.is_open and not breaker.probing
+    assert not breaker.allow(20) and breaker.allow(20.1), "another period without calls"
+
+
+def test_a_skipped_store_does_not_leave_the_breaker_half_open(internet: TestInternet) -> None:
+    """The review's shape: the store that took the half-open probe is skipped by the carrier
+    (`shared_stored(None)`); the breaker used to wait for its outcome forever."""
+    config = loopback_config(
+        shared_cache=SharedCacheConfig(
+            url="redis://127.0.0.1:1", secret=SECRET, breaker_errors=2, breaker_seconds=30
+        )
+    )
+    clock = FakeClock()
+    world = ScriptedWorld(internet, config, clock=clock, shared=None)  # every call fails
+    world.resolve("www.example.test.")
+    world.resolve("www.other.test.")
+    shared = world.engine.shared
+    assert shared is not None and shared.breaker.is_open
+    clock.advance(31)
+    answer = Answer(dns.rcode.NOERROR, (rrset("www.example.test. 300 IN A 192.0.2.1"),))
+    now = world.engine.timer()
+    store = shared.store(WWW, A, answer, clock.now, now)
+    assert store is not None and shared.breaker.probing
+    world.engine.shared_stored(None)
+    assert not shared.breaker.probing and shared.breaker.allow(now)
 
 
 # -- the engine, on a scripted internet ------------------------------------------------------
@@ -235,14 +307,91 @@ def test_one_engine_resolves_and_stores_another_answers_from_the_shared_cache(
 def test_a_poisoned_value_is_dropped_and_the_name_is_resolved(internet: TestInternet) -> None:
     store: dict[bytes, bytes] = {}
     world = shared_world(internet, store, FakeClock())
-    key = world.engine.shared.key(WWW, A)  # type: ignore[union-attr]
-    store[key] = message_value(
+    shared = world.engine.shared
+    assert shared is not None
+    key = shared.key(WWW, A)
+    value = message_value(
         answer_message("www.example.test.", ["evil.test. 300 IN A 6.6.6.6"]), world.clock.now
     )
+    store[key] = shared.seal(key, value)  # even from a holder of the secret: not the question's
     answer = world.resolve("www.example.test.")
     assert texts(answer.answer) == ["www.example.test. 300 IN A 192.0.2.1"]
     assert world.engine.stats.shared_dropped == 1 and world.last_queries > 0
     assert world.cache.get_rrset(dns.name.from_text("evil.test."), A) is None
+
+
+def test_a_value_rewritten_without_the_secret_is_dropped_and_counted(
+    internet: TestInternet,
+) -> None:
+    """Whoever can read and write Redis but lacks the secret: the value names its question in
+    clear, so they can write a well-formed answer for that very question under that very key,
+    or move another key's genuine value there. Neither carries the MAC of (key, value)."""
+    store: dict[bytes, bytes] = {}
+    clock = FakeClock()
+    first = shared_world(internet, store, clock)
+    first.resolve("www.example.test.")
+    first.resolve("www.other.test.")
+    key = first.engine.shared.key(WWW, A)  # type: ignore[union-attr]
+    other = first.engine.shared.key(dns.name.from_text("www.other.test."), A)  # type: ignore[union-attr]
+    genuine = store[key]
+    assert decode(genuine[:-MAC_SIZE], WWW, A, clock.now, max_chain=12) is not Rejected.MALFORMED
+    forged = message_value(
+        answer_message("www.example.test.", ["www.example.test. 300 IN A 6.6.6.6"]), clock.now
+    )
+    for planted in (
+        forged,  # no MAC at all
+        forged + genuine[-MAC_SIZE:],  # the MAC of another value
+        genuine[:-MAC_SIZE].replace(bytes([192, 0, 2, 1]), bytes([6, 6, 6, 6]))
+        + genuine[-MAC_SIZE:],
+        store[other],  # a genuine value moved to another key
+    ):
+        store[key] = planted
+        member = shared_world(internet, store, clock)
+        answer = member.resolve("www.example.test.")
+        assert texts(answer.answer) == ["www.example.test. 300 IN A 192.0.2.1"]
+        assert member.engine.stats.shared_dropped == 1 and member.engine.stats.shared_hits == 0
+        assert member.last_queries > 0
+
+
+def test_the_mac_key_is_derived_not_the_secret_itself() -> None:
+    secret = SECRET.encode()
+    assert mac_key(secret) != secret and len(mac_key(secret)) == 32
+    assert mac_key(secret) != mac_key(b"another secret")
+    sealed = seal(mac_key(secret), b"k", b"value")
+    assert unseal(mac_key(secret), b"k", sealed) == b"value"
+    assert unseal(mac_key(secret), b"k2", sealed) is None
+    assert unseal(mac_key(b"another secret"), b"k", sealed) is None
+    assert unseal(mac_key(secret), b"k", b"short") is None
+
+
+def test_values_beyond_the_record_and_byte_caps_are_dropped_before_parsing() -> None:
+    """The hostile review's 64 KB value of 4,090 A records (~400 ms of dnspython on the event
+    loop): refused from its header's counts, as is any message above `MAX_MESSAGE` bytes; and
+    the resolver never writes such a value (`encode` returns None)."""
+    many = dns.rrset.from_text_list(
+        WWW, 300, "IN", "A", [f"10.0.{i >> 8}.{i & 255}" for i in range(MAX_RECORDS + 1)]
+    )
+    message = dns.message.make_response(dns.message.make_query(WWW, A))
+    message.answer = [many]
+    wire = message.to_wire()
+    assert len(wire) < MAX_MESSAGE
+    value = struct.pack("!3sBdd", MAGIC, VERSION, NOW, NOW + 300) + wire
+    assert decode(value, WWW, A, NOW + 1, max_chain=12) is Rejected.TOO_BIG
+    assert encode(WWW, A, dns.rcode.NOERROR, (many,), (), NOW) is None
+    fewer = dns.rrset.from_text_list(
+        WWW, 300, "IN", "A", [f"10.0.{i >> 8}.{i & 255}" for i in range(MAX_RECORDS)]
+    )
+    encoded = encode(WWW, A, dns.rcode.NOERROR, (fewer,), (), NOW)
+    assert encoded is not None
+    assert isinstance(decode(encoded[0], WWW, A, NOW + 1, max_chain=12), SharedAnswer)
+    texts_ = [f'"{i:03d}{"x" * 250}"' for i in range(70)]  # 70 records, ~18 KB
+    huge = (dns.rrset.from_text_list(WWW, 300, "IN", "TXT", texts_),)
+    assert encode(WWW, dns.rdatatype.TXT, dns.rcode.NOERROR, huge, (), NOW) is None
+    message = dns.message.make_response(dns.message.make_query(WWW, dns.rdatatype.TXT))
+    message.answer = list(huge)
+    value = struct.pack("!3sBdd", MAGIC, VERSION, NOW, NOW + 300) + message.to_wire()
+    assert len(value) > MAX_MESSAGE
+    assert decode(value, WWW, dns.rdatatype.TXT, NOW + 1, max_chain=12) is Rejected.TOO_BIG
 
 
 def test_a_failing_shared_cache_opens_the_breaker_and_is_skipped(internet: TestInternet) -> None:
@@ -290,10 +439,10 @@ def fleet_world(
 
 
 def test_a_ttl_only_decreases_on_a_round_trip_between_members(internet: TestInternet) -> None:
-    """A stores www.other.test. (120 s); B reads it at +40 s and re-stores it inside another
-    answer (chain.example.test. CNAME www.other.test.); a fresh A reads that at +60 s. With
-    `cache.min_ttl = 100`, B's cache used to floor the 80 s it read to 100 s and so made the
-    record outlive its authority's TTL; the value's own expiry is now kept."""
+    """A stores www.other.test. (120 s); B reads it at +40 s (80 s left, not floored to
+    `cache.min_ttl = 100`) and, a hit, does not store it again; a fresh C reads the value at
+    +60 s: 60 s left. B's own resolution of chain.example.test. does not take www.other.test.
+    from the value stored for another question: it asks the authorities (120 s)."""
     store: dict[bytes, bytes] = {}
     clock = FakeClock()
     one = fleet_world(internet, store, clock, min_ttl=100)
@@ -301,15 +450,16 @@ def test_a_ttl_only_decreases_on_a_round_trip_between_members(internet: TestInte
     clock.advance(40)
     two = fleet_world(internet, store, clock, min_ttl=100)
     assert texts(two.resolve("www.other.test.").answer) == ["www.other.test. 80 IN A 198.51.100.1"]
+    assert two.last_queries == 0 and two.engine.stats.shared_stores == 0
     chained = two.resolve("chain.example.test.")
     assert two.last_queries > 0 and texts(chained.answer)[1] == (
-        "www.other.test. 80 IN A 198.51.100.1"
+        "www.other.test. 120 IN A 198.51.100.1"
     )
     clock.advance(20)
     again = fleet_world(internet, store, clock, min_ttl=100)
-    answer = again.resolve("chain.example.test.")
+    answer = again.resolve("www.other.test.")
     assert again.last_queries == 0
-    assert texts(answer.answer)[1] == "www.other.test. 60 IN A 198.51.100.1", "120 - 60 s, no more"
+    assert texts(answer.answer) == ["www.other.test. 60 IN A 198.51.100.1"], "120 - 60 s, no more"
 
 
 def test_a_shared_value_in_the_serve_stale_window_is_served_stale_like_a_local_record(
@@ -357,3 +507,43 @@ async def test_the_client_reads_no_more_than_the_largest_value() -> None:
     assert await client.get(b"small") == b"value"
     assert await client.get(b"absent") is None
     assert calls == [(b"big", 0, MAX_VALUE), (b"small", 0, MAX_VALUE), (b"absent", 0, MAX_VALUE)]
+
+
+# -- clock skew between members ---------------------------------------------------------------
+
+
+def test_a_value_from_a_clock_ahead_is_read_as_if_stored_now_never_longer() -> None:
+    """Stored 200 s in this member's future (within MAX_CLOCK_SKEW): its age cannot be known,
+    so it is read as stored now with the TTL it had, its expiry moved back by the 200 s: never
+    the 300 + 200 s its stamps would allow."""
+    encoded = encode(
+        WWW, A, dns.rcode.NOERROR, (rrset("www.example.test. 300 IN A 192.0.2.1"),), (), NOW + 200
+    )
+    assert encoded is not None
+    checked = decode(encoded[0], WWW, A, NOW, max_chain=12)
+    assert isinstance(checked, SharedAnswer)
+    assert checked.chain[0].ttl == 300 and checked.expiries == (NOW + 300,)
+    later = decode(encoded[0], WWW, A, NOW + 150, max_chain=12)
+    assert isinstance(later, SharedAnswer)
+    assert later.chain[0].ttl == 300 and later.expiries == (NOW + 450,)
+
+
+def test_values_from_a_clock_too_far_ahead_are_counted_as_skew_and_warned_once(
+    internet: TestInternet, caplog: pytest.LogCaptureFixture
+) -> None:
+    store: dict[bytes, bytes] = {}
+    clock = FakeClock()
+    ahead = FakeClock()
+    ahead.advance(301)
+    writer = shared_world(internet, store, ahead)
+    writer.resolve("www.example.test.")
+    writer.resolve("www.other.test.")
+    assert len(store) == 2
+    reader = shared_world(internet, store, clock)
+    reader.resolve("www.example.test.")
+    reader.resolve("www.other.test.")
+    stats = reader.engine.stats
+    assert stats.shared_skew == 2 and stats.shared_dropped == 0 and stats.shared_hits == 0
+    assert reader.last_queries > 0
+    warnings = [r for r in caplog.records if "future" in r.getMessage()]
+    assert len(warnings) == 1

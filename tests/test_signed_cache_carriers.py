@@ -39,7 +39,15 @@ from resolver.cache.dump import (
     snapshot,
 )
 from resolver.cache.records import Rank, RecordCache
-from resolver.cache.shared import MAGIC, VERSION, Rejected, SharedAnswer, decode, encode
+from resolver.cache.shared import (
+    MAC_SIZE,
+    MAGIC,
+    VERSION,
+    Rejected,
+    SharedAnswer,
+    decode,
+    encode,
+)
 from resolver.config import CacheConfig, SharedCacheConfig
 from resolver.core.actions import Answer
 from resolver.core.security import Security
@@ -315,7 +323,7 @@ def negative_value(stored_at: float = float(NOW)) -> bytes:
 
 def test_a_value_carries_the_do_answer_and_decodes_with_signatures_attached_and_aged() -> None:
     value = signed_value()
-    assert value[3] == VERSION == 2
+    assert value[3] == VERSION == 3
     message = dns.message.from_wire(value[HEADER:])
     assert [r.rdtype for r in message.answer] == [A, dns.rdatatype.RRSIG]
     assert not message.flags & dns.flags.AD, "no status is written"
@@ -343,17 +351,31 @@ def shared_cache(clock: Clock) -> tuple[SharedCache, RecordCache, Stats]:
     return SharedCache(config, cache, stats), cache, stats
 
 
-def test_a_shared_hit_goes_into_the_cache_attached_and_indeterminate() -> None:
+def sealed(shared: SharedCache, qname: dns.name.Name, value: bytes) -> bytes:
+    """`value` as a member with the secret writes it under the key of (qname, A)."""
+    return shared.seal(shared.key(qname, A), value)
+
+
+def test_a_shared_hit_is_handed_to_its_question_attached_and_indeterminate() -> None:
+    """The links of a value keep their RRSIGs and proof, INDETERMINATE and detached (the
+    validator writes no verdict on them into the record cache), and none of it enters the
+    record cache (`core/shared.py`)."""
     clock = Clock(float(NOW) + 30)
     shared, cache, stats = shared_cache(clock)
-    assert shared.use(signed_value(), WWW, A, clock())
-    found = cache.get_signed(WWW, A)
-    assert found is not None and found.security is Security.INDETERMINATE
-    assert found.rrset.ttl == 270 and verifies(found.rrset, found.signatures)
-    assert shared.use(negative_value(), NOPE, A, clock())
-    negative = cache.get_negative(NOPE, A)
-    assert negative is not None and negative.security is Security.INDETERMINATE
+    steps = shared.use(sealed(shared, WWW, signed_value()), WWW, A, clock())
+    assert steps is not None and not steps.stale
+    step = steps.step(WWW)
+    assert step is not None and step.detached and step.security is Security.INDETERMINATE
+    (found,) = step.records
+    assert found.ttl == 270 and verifies(found, step.signatures[0])
+    assert cache.get_rrset(WWW, A) is None
+    steps = shared.use(sealed(shared, NOPE, negative_value()), NOPE, A, clock())
+    assert steps is not None
+    negative = steps.step(NOPE)
+    assert negative is not None and negative.rcode == dns.rcode.NXDOMAIN and negative.detached
+    assert negative.security is Security.INDETERMINATE
     assert len(negative.proof) == 5 and {r.ttl for r in negative.proof} == {570}
+    assert cache.get_negative(NOPE, A) is None
     assert stats.shared_hits == 2 and stats.shared_dropped_records == 0
 
 
@@ -363,10 +385,11 @@ def test_a_value_that_claims_a_status_is_not_believed() -> None:
     message.flags |= dns.flags.AD
     value = signed_value()[:HEADER] + message.to_wire()
     clock = Clock(float(NOW) + 1)
-    shared, cache, _stats = shared_cache(clock)
-    assert shared.use(value, WWW, A, clock())
-    found = cache.get_signed(WWW, A)
-    assert found is not None and found.security is Security.INDETERMINATE
+    shared, _cache, _stats = shared_cache(clock)
+    steps = shared.use(sealed(shared, WWW, value), WWW, A, clock())
+    assert steps is not None
+    step = steps.step(WWW)
+    assert step is not None and step.security is Security.INDETERMINATE
 
 
 def forged_value(
@@ -390,11 +413,12 @@ def test_signatures_and_proof_records_that_do_not_belong_are_dropped_and_counted
     shared, cache, stats = shared_cache(clock)
     checked = decode(value, WWW, A, clock(), max_chain=12)
     assert isinstance(checked, SharedAnswer) and checked.dropped == 2
-    assert shared.use(value, WWW, A, clock()) and stats.shared_dropped_records == 2
-    found = cache.get_signed(WWW, A)
-    assert found is not None and found.signatures is not None
-    assert set(found.signatures) == set(WWW_SIGS), "only the RRSIG of the RRset kept"
-    assert cache.get_rrset(other.name, A) is None
+    steps = shared.use(sealed(shared, WWW, value), WWW, A, clock())
+    assert steps is not None and stats.shared_dropped_records == 2
+    step = steps.step(WWW)
+    assert step is not None and len(step.signatures) == 1
+    assert set(step.signatures[0]) == set(WWW_SIGS), "only the RRSIG of the RRset kept"
+    assert steps.step(other.name) is None and cache.get_rrset(other.name, A) is None
 
     # A denial with an address record, an NSEC of another zone and an RRSIG of the SOA
     # at another owner in its authority section: the proof keeps only what proves it.
@@ -405,7 +429,8 @@ def test_signatures_and_proof_records_that_do_not_belong_are_dropped_and_counted
     checked = decode(value, NOPE, A, clock(), max_chain=12)
     assert isinstance(checked, SharedAnswer) and checked.dropped == 3
     assert len(checked.proof) == 5
-    assert shared.use(value, NOPE, A, clock()) and stats.shared_dropped_records == 5
+    assert shared.use(sealed(shared, NOPE, value), NOPE, A, clock()) is not None
+    assert stats.shared_dropped_records == 5
     assert cache.get_rrset(dns.name.from_text("evil.example.sec."), A) is None
 
 
@@ -430,12 +455,12 @@ def test_a_bogus_answer_is_never_stored_and_the_store_carries_signatures() -> No
         answer = Answer(dns.rcode.NOERROR, (WWW_A,), signatures=(WWW_SIGS,), security=security)
         store = shared.store(WWW, A, answer, clock(), 0.0)
         assert store is not None and store.value[:3] == MAGIC
-        checked = decode(store.value, WWW, A, clock() + 1, max_chain=12)
+        checked = decode(store.value[:-MAC_SIZE], WWW, A, clock() + 1, max_chain=12)
         assert isinstance(checked, SharedAnswer) and checked.signatures[0] is not None
     nx = Answer(dns.rcode.NXDOMAIN, authority=(SOA,), proof=PROOF)
     store = shared.store(NOPE, A, nx, clock(), 0.0)
     assert store is not None
-    checked = decode(store.value, NOPE, A, clock() + 1, max_chain=12)
+    checked = decode(store.value[:-MAC_SIZE], NOPE, A, clock() + 1, max_chain=12)
     assert isinstance(checked, SharedAnswer) and len(checked.proof) == 5
 
 

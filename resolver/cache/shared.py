@@ -9,6 +9,14 @@ completed it (rcode, the CNAME chain, the SOA of a negative answer), with its TT
 at `stored_at`:
 
     b"RSC" | version (1 byte) | stored_at (float64, Unix time) | expires (float64) | message
+        | MAC (HMAC-SHA256 of the key and all that precedes it, 32 bytes; `seal`)
+
+The key hash alone protects nothing once someone can read Redis: the value is a plain DNS
+message naming its question, so a reader learns the question and could write a value of their
+own under that key. The MAC (under a key derived from the secret, `mac_key`) makes a value
+good only from a holder of the secret and only under the key it was written for; `unseal`
+checks it before a byte of the message is read. Values are not encrypted: a reader of Redis
+can read the names and answers held there, not change them.
 
 The message is the DO=1 answer (version 2): each RRset of the chain followed by its RRSIGs, and
 for a negative answer the SOA followed by the denial's proof (NSEC or NSEC3 RRsets, their RRSIGs
@@ -16,17 +24,20 @@ and the SOA's RRSIG, RFC 4035 3.1.3), so that a member that takes the answer fro
 validate it as if it had asked the authorities. It carries no validation status (its AD bit is
 never set, and never read): what a member concluded is not believed by another.
 
-A value is untrusted input (anyone who can write to that Redis writes it): `decode` parses it as
-carefully as a packet from the network and accepts it only if it answers exactly the question
-asked (name, type, class), its answer section is one CNAME chain from that name, and a negative
-answer carries the SOA of a zone above the name it denies. Signatures are kept only where they
-cover an RRset of that chain with the same owner, and proof records only if they are NSEC,
-NSEC3 or their RRSIGs (or the SOA's) inside the SOA's zone: any other record is left out and
-counted (`SharedAnswer.dropped`), the rest of the value still used. What it returns is aged:
-every TTL less the time since `stored_at`, none beyond `expires`, signatures and proofs alike.
-Data from here is cached at the rank of an answer without AA (`Rank.NONAUTH_ANSWER`), below
-what an authority says itself, and INDETERMINATE: the validator checks it again locally when it
-first answers a client, so whoever can write to Redis cannot make an answer secure (issue #11).
+A value is untrusted input (a member fed a spoofed answer, or a holder of the secret, may have
+written it): `decode` parses it as carefully as a packet from the network and accepts it only if
+it answers exactly the question asked (name, type, class), its answer section is one CNAME chain
+from that name, and a negative answer carries the SOA of a zone above the name it denies.
+Signatures are kept only where they cover an RRset of that chain with the same owner, and proof
+records only if they are NSEC, NSEC3 or their RRSIGs (or the SOA's) inside the SOA's zone: any
+other record is left out and counted (`SharedAnswer.dropped`), the rest of the value still used.
+What it returns is aged: every TTL less the time since `stored_at`, none beyond `expires`,
+signatures and proofs alike.
+It is parsed by the engine's one-pass reader, after its header's record count (at most
+`MAX_RECORDS`) and its size (at most `MAX_MESSAGE`) are checked. What it returns answers the
+question it was stored under and nothing else (`core/shared.py`: it never enters the record
+cache), and is INDETERMINATE: the validator checks it again locally before it answers a client,
+so whoever can write to Redis cannot make an answer secure (issue #11).
 """
 
 from __future__ import annotations
@@ -53,12 +64,24 @@ from resolver.cache.records import with_ttl
 
 MAGIC = b"RSC"
 #: 2: the message carries the chain's RRSIGs and the denial proof (DNSSEC).
-VERSION = 2
+#: 3: each value ends with its MAC (`seal`); the message is read by the one-pass reader and
+#: capped (`MAX_MESSAGE`, `MAX_RECORDS`).
+VERSION = 3
 _HEADER = struct.Struct("!3sBdd")
-#: A value larger than any DNS message plus its header is not one of ours.
-MAX_VALUE = _HEADER.size + 65535
-#: How far in the future `stored_at` may be (clocks of a fleet differ a little).
-_CLOCK_SKEW = 300.0
+#: HMAC-SHA256 of the key and the value, appended to the value (`seal`).
+MAC_SIZE = 32
+#: The largest message a value holds, and the most records: far above any answer worth sharing
+#: (a DO=1 answer with a long CNAME chain is a few KB), far below what makes reading a value
+#: cost a client anything (a 64 KB message of 4,000 records took dnspython ~400 ms to build).
+#: A larger answer is not stored; a larger value is dropped (`Rejected.TOO_BIG`).
+MAX_MESSAGE = 16_384
+MAX_RECORDS = 256
+#: A value larger than the largest message plus header and MAC is not one of ours.
+MAX_VALUE = _HEADER.size + MAX_MESSAGE + MAC_SIZE
+#: How far in the future `stored_at` may be (clocks of a fleet differ a little). A value from
+#: a writer whose clock is ahead by less is read as if stored now, its expiry moved back by
+#: the difference; one further ahead is refused (`Rejected.SKEW`: a member's clock is wrong).
+MAX_CLOCK_SKEW = 300.0
 
 
 class Rejected(enum.Enum):
@@ -67,6 +90,9 @@ class Rejected(enum.Enum):
     MALFORMED = "malformed"  # not our header, or not a DNS message
     VERSION = "version"  # another format version (a newer or older resolver wrote it)
     MISMATCH = "mismatch"  # a message that does not answer the question asked
+    FORGED = "forged"  # its MAC is wrong: not written by a member with the secret
+    TOO_BIG = "too big"  # more bytes or records than any value the resolver writes
+    SKEW = "clock skew"  # stored more than MAX_CLOCK_SKEW in the future: a clock is wrong
     EXPIRED = "expired"  # its time is up (a miss, not an attack: not counted as dropped)
 
 
@@ -102,6 +128,35 @@ def shared_key(
     assert wire is not None  # to_wire without a file returns the bytes
     question = wire.lower() + struct.pack("!HH", qtype, qclass)
     return prefix + hmac.new(secret, question, hashlib.sha256).hexdigest().encode()
+
+
+def mac_key(secret: bytes) -> bytes:
+    """The key of values' MACs, derived from the secret so that it is not the key of the key
+    hashes (`shared_key`): the two uses of one secret never meet."""
+    return hmac.new(secret, b"resolver shared-cache value MAC", hashlib.sha256).digest()
+
+
+def _mac(key_of_macs: bytes, key: bytes, value: bytes) -> bytes:
+    # The key's length first: no (key, value) pair can be split differently to the same MAC.
+    framed = struct.pack("!H", len(key)) + key + value
+    return hmac.new(key_of_macs, framed, hashlib.sha256).digest()
+
+
+def seal(key_of_macs: bytes, key: bytes, value: bytes) -> bytes:
+    """`value` with its MAC appended: HMAC-SHA256 over the Redis key and the value, so that a
+    value is good only under the key it was written for, and only from a holder of the secret
+    (whoever can merely read or write Redis can neither forge nor move one)."""
+    return value + _mac(key_of_macs, key, value)
+
+
+def unseal(key_of_macs: bytes, key: bytes, sealed: bytes) -> bytes | None:
+    """The value `sealed` holds under `key`, or None if its MAC is not the one `seal` makes."""
+    if len(sealed) <= MAC_SIZE:
+        return None
+    value, tag = sealed[:-MAC_SIZE], sealed[-MAC_SIZE:]
+    if not hmac.compare_digest(tag, _mac(key_of_macs, key, value)):
+        return None
+    return value
 
 
 def answer_ttl(rrsets: tuple[dns.rrset.RRset, ...]) -> int:
@@ -146,7 +201,12 @@ def encode(
         if sig is not None:
             message.answer.append(sig)
     message.authority = [*authority, *(proof if negative else ())]
-    wire = message.to_wire(max_size=65535)
+    try:
+        wire = message.to_wire(max_size=MAX_MESSAGE)
+    except dns.exception.TooBig:
+        return None  # an answer this large is not worth a value every reader would drop
+    if _record_count(wire) > MAX_RECORDS:
+        return None
     return _HEADER.pack(MAGIC, VERSION, now, now + ttl) + wire, ttl
 
 
@@ -162,8 +222,10 @@ def decode(
 
     A value expired less than `stale_window` seconds ago (serve-stale on) is returned marked
     `stale`, with its records' TTLs 0: what a local cache holds of an expired record."""
-    if len(value) < _HEADER.size or len(value) > MAX_VALUE:
+    if len(value) < _HEADER.size + 12:
         return Rejected.MALFORMED
+    if len(value) > _HEADER.size + MAX_MESSAGE:
+        return Rejected.TOO_BIG
     magic, version, stored_at, expires = _HEADER.unpack_from(value)
     if magic != MAGIC:
         return Rejected.MALFORMED
@@ -171,11 +233,19 @@ def decode(
         return Rejected.VERSION
     if not (math.isfinite(stored_at) and math.isfinite(expires)) or expires <= stored_at:
         return Rejected.MALFORMED
-    if stored_at > now + _CLOCK_SKEW:
-        return Rejected.MALFORMED
-    try:
-        message = dns.message.from_wire(value[_HEADER.size :])
-    except (dns.exception.DNSException, ValueError, TypeError, IndexError, UnicodeError):
+    if stored_at > now + MAX_CLOCK_SKEW:
+        return Rejected.SKEW
+    if stored_at > now:
+        # The writer's clock is ahead: the value's age cannot be known, so it is read as if
+        # stored now with the TTLs it had then, never as if it had lived less than nothing
+        # (which would lengthen every TTL by the difference, at every hop round the fleet).
+        ahead = stored_at - now
+        stored_at, expires = now, expires - ahead
+    wire = value[_HEADER.size :]
+    if _record_count(wire) > MAX_RECORDS:
+        return Rejected.TOO_BIG  # counted from the header, before a record is built
+    message = _parse(wire)
+    if message is None:
         return Rejected.MALFORMED
     if not message.flags & dns.flags.QR or message.opcode() != dns.opcode.QUERY:
         return Rejected.MALFORMED
@@ -251,6 +321,21 @@ def decode(
     )
 
 
+def _record_count(wire: bytes) -> int:
+    """The records a DNS message's header announces (answer, authority and additional)."""
+    an, ns, ar = struct.unpack_from("!HHH", wire, 6)
+    return int(an + ns + ar)
+
+
+def _parse(wire: bytes) -> dns.message.Message | None:
+    """The message in a value, read as a reply from the network is: by the engine's one-pass
+    reader (`engine/messages.py`), which never raises on hostile bytes. Imported here, not at
+    the top: the engine imports this module."""
+    from resolver.engine.messages import parse
+
+    return parse(wire)
+
+
 #: What `_chain` makes of an answer section.
 _Chain = tuple[list[dns.rrset.RRset], dns.name.Name, bool, tuple[dns.rrset.RRset | None, ...], int]
 
@@ -291,6 +376,8 @@ def _chain(
                 return None
             kept.append(rrset)
             name = next(iter(rrset)).target
+            if any(link.name == name for link in kept):
+                return None  # a loop: no answer a member can have stored
         else:
             return None
     covered: dict[tuple[dns.name.Name, int], dns.rrset.RRset] = {}

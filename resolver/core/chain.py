@@ -49,6 +49,10 @@ class Step:
     security: Security = Security.INDETERMINATE
     #: Why an insecure link is insecure, for the client's Extended DNS Errors (EDE 1, 2, 27).
     notes: tuple[ValidationNote, ...] = ()
+    #: Not a record-cache entry (a link of a shared-cache value, `core/shared.py`): the
+    #: validator's verdict on it is not written to the cache, whose entry for the same name
+    #: and type (if any) is other data.
+    detached: bool = False
 
 
 class Chain:

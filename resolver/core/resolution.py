@@ -31,6 +31,7 @@ from resolver.core.exchange import Exchange
 from resolver.core.lookup import CacheLookup
 from resolver.core.reasons import ResolutionFailed, ServfailReason
 from resolver.core.security import Security
+from resolver.core.shared import SharedSteps
 from resolver.core.validation import Validator
 from resolver.core.walk import Steps, Walk
 from resolver.core.work import Context, Tracer, Work
@@ -51,6 +52,7 @@ class Resolution:
         refresh: bool = False,
         cache_only: bool = False,
         checking_disabled: bool = False,
+        shared: SharedSteps | None = None,
     ) -> None:
         self.qname = qname
         self.qtype = qtype
@@ -62,6 +64,12 @@ class Resolution:
         # The client set CD (RFC 4035 3.2.2): the answer is its data even if validation finds
         # it bogus (still validated, so AD says the truth, RFC 4035 3.2.3 and 6840 5.9).
         self.checking_disabled = checking_disabled
+        # A value the shared cache holds for this very question (`core/shared.py`): read by
+        # this question's own chain only, never put into the record cache.
+        self._shared = shared
+        #: A link of the answer is answered by this resolver's own configuration (local data,
+        #: a forward or stub zone: `Context.routed_privately`): never shared with a fleet.
+        self.private = False
         self._work = Work(context, trace)
         self._lookup = CacheLookup(self._work)
         # Glueless name servers' addresses only steer the walk: like Unbound's target
@@ -136,7 +144,17 @@ class Resolution:
         The driver also uses it to answer a client that has waited long enough while the
         resolution goes on (RFC 8767 section 5's client response timer).
         """
-        return self._lookup.stale_answer(self.qname, self.qtype)
+        stale = self._lookup.stale_answer(self.qname, self.qtype)
+        if stale is None and self._shared is not None and not self.private:
+            stale = self._shared.stale_answer(
+                self._work.limits.max_cname_chain, self._work.ctx.config.cache.stale_answer_ttl
+            )
+        return stale
+
+    def attach_shared(self, shared: SharedSteps) -> None:
+        """A (stale) shared value for this question arrived after the resolution started: it
+        can stand in for the answer by RFC 8767's rules (`stale_answer`), nothing else."""
+        self._shared = shared
 
     def _resolve(
         self, qname: dns.name.Name, qtype: int, depth: int, *, validate: bool = True
@@ -149,11 +167,15 @@ class Resolution:
         """
         chain = Chain(qname, self._work.limits.max_cname_chain)
         while True:
+            if depth == 0 and not self.private and self._work.ctx.routed_privately(chain.name):
+                self.private = True
             step = self._lookup.from_local(chain.name, qtype, depth)
             if step is None:
                 refreshing = self._refresh and depth == 0 and chain.name == self.qname
                 if not refreshing:
                     step = self._lookup.from_cache(chain.name, qtype, depth)
+                if step is None and depth == 0 and not refreshing:
+                    step = self._from_shared(chain.name)
                 if step is None and self._cache_only:
                     step = self._lookup.referral(chain.name, depth)
                 if step is None:
@@ -165,6 +187,16 @@ class Resolution:
             answer = chain.extend(step)
             if answer is not None:
                 return answer
+
+    def _from_shared(self, name: dns.name.Name) -> Step | None:
+        """The link for `name` from the shared value of this question, if fresh."""
+        shared = self._shared
+        if shared is None or shared.stale or self.private:
+            return None  # a name this resolver routes itself: the fleet's view does not apply
+        step = shared.step(name)
+        if step is not None:
+            self._work.say(0, "shared cache: {} answered for this question only", name)
+        return step
 
     def _validated(
         self, step: Step, name: dns.name.Name, qtype: int, depth: int

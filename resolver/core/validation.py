@@ -152,7 +152,7 @@ class Validator:
             if bogus is None and verdict.bogus:
                 bogus = verdict
             self._note(verdict, notes)
-            if remember and status is not Security.INDETERMINATE:
+            if remember and status is not Security.INDETERMINATE and not step.detached:
                 ttl = verdict.ttl if verdict.secure else None
                 cache.set_security(rrset.name, rrset.rdtype, status, ttl=ttl)
         if self._is_denial(step):
@@ -162,7 +162,7 @@ class Validator:
             if bogus is None and verdict.bogus:
                 bogus = verdict
             self._note(verdict, notes)
-            if remember and verdict.security is not Security.INDETERMINATE:
+            if remember and verdict.security is not Security.INDETERMINATE and not step.detached:
                 nxdomain = step.rcode == dns.rcode.NXDOMAIN
                 cache.set_security(
                     final, None if nxdomain else qtype, verdict.security, negative=True
@@ -170,7 +170,8 @@ class Validator:
         security = min(statuses, default=Security.INDETERMINATE)
         if bogus is not None:
             reason = failure_of(bogus)
-            cache.put_bogus(name, qtype, reason)
+            if not step.detached:
+                cache.put_bogus(name, qtype, reason)
             log.warning(
                 "DNSSEC: %s is bogus: %s (%s)", _name_type(name, qtype), bogus.reason, reason.text
             )

@@ -93,6 +93,15 @@ class Context:
             dns.name.from_text(name) for name in self.config.dnssec.negative_trust_anchors
         )
 
+    def routed_privately(self, name: dns.name.Name) -> bool:
+        """Whether this resolver answers `name` by its own configuration: local data for the
+        name, or a forward or stub zone at or above it. Such answers are this resolver's view
+        (split horizon), not the internet's: they are neither shared with a fleet nor taken
+        from it (`core/shared.py`)."""
+        if self.local.lookup(name) is not None:
+            return True
+        return self.routes.find(name) is not None
+
     # -- DNSSEC: trust anchors ----------------------------------------------------------------
 
     @property

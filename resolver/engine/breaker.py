@@ -5,6 +5,11 @@ skipped (they cost nothing, not even a timeout) for `open_seconds`. Then it lets
 through (half-open); success closes it, failure opens it again for another period. It logs once
 when it opens and once when it closes, never per call, so a dead Redis is two log lines.
 Time is passed in (`now`), so tests run it on a fake clock.
+
+The probe must come back, or the breaker would stay half-open, skipping every call, forever: a
+probe the caller did not make after all is given back (`give_back`), one abandoned without an
+outcome counts as failed (`abandoned`), and one that has not reported within `probe_timeout`
+expires, so that the next call after it may probe again.
 """
 
 from __future__ import annotations
@@ -17,13 +22,17 @@ log = logging.getLogger(__name__)
 class CircuitBreaker:
     """Whether to call a failing service now; fed with the outcome of each call made."""
 
-    def __init__(self, name: str, threshold: int, open_seconds: float) -> None:
+    def __init__(
+        self, name: str, threshold: int, open_seconds: float, probe_timeout: float = 1.0
+    ) -> None:
         self.name = name
         self.threshold = threshold
         self.open_seconds = open_seconds
+        self.probe_timeout = probe_timeout
         self._failures = 0
         self._open_until: float | None = None  # None: closed
         self._probing = False
+        self._probe_ends = 0.0  # when a probe that never reported is given up
 
     @property
     def is_open(self) -> bool:
@@ -33,10 +42,27 @@ class CircuitBreaker:
         """Whether a call may be made now (when open, one probe once the period is over)."""
         if self._open_until is None:
             return True
-        if now < self._open_until or self._probing:
+        if now < self._open_until or (self._probing and now < self._probe_ends):
             return False
         self._probing = True
+        self._probe_ends = now + self.probe_timeout
         return True
+
+    @property
+    def probing(self) -> bool:
+        """Whether the one call of the half-open state is out (and has not reported)."""
+        return self._probing
+
+    def give_back(self) -> None:
+        """The call `allow` let through was not made after all: if it was the probe, the next
+        call may probe instead."""
+        self._probing = False
+
+    def abandoned(self, now: float) -> None:
+        """A call ended without an outcome (its caller stopped waiting): while half-open it may
+        have been the probe, and a probe that says nothing is a failed one."""
+        if self._probing:
+            self.failed(now)
 
     def succeeded(self) -> None:
         self._failures = 0

@@ -403,6 +403,7 @@ class Engine:
             return
         if ok is None:
             self.stats.shared_skipped += 1
+            self.shared.breaker.give_back()  # it may have been the half-open probe
         elif ok:
             self.stats.shared_stores += 1
             self.shared.breaker.succeeded()
@@ -504,6 +505,7 @@ class Engine:
             and not refresh
             and not cache_only
             and shared.wanted(qtype)
+            and not self.context.routed_privately(qname)
             and shared.allow(self.timer())
         ):
             self._ask_shared(question, action, shared)
@@ -549,10 +551,19 @@ class Engine:
         if value is None:
             if not failed:
                 self.stats.shared_misses += 1
-        elif shared.use(value, resolution.qname, resolution.qtype, self.clock()):
-            # Its records are in the cache now: a fresh resolution answers from there.
+        elif (steps := shared.use(value, resolution.qname, resolution.qtype, self.clock())) is None:
+            pass
+        elif steps.stale:
+            resolution.attach_shared(steps)  # serve-stale's fallback while it iterates
+        else:
+            # A fresh resolution of this question answers from the value (validating it),
+            # after local data and the record cache.
             question.resolution = Resolution(
-                resolution.qname, resolution.qtype, self.context, refresh=False
+                resolution.qname,
+                resolution.qtype,
+                self.context,
+                checking_disabled=resolution.checking_disabled,
+                shared=steps,
             )
             step = self._step(question, None)
             if isinstance(step, Done):
@@ -631,7 +642,10 @@ class Engine:
         for timer in question.timers:
             self._cancel(timer)
         if question.shared_handle is not None:
-            self._shared_waiting.pop(question.shared_handle, None)
+            abandoned = self._shared_waiting.pop(question.shared_handle, None) is not None
+            # The question ended before its shared lookup did: no outcome will come for it.
+            if abandoned and self.shared is not None:
+                self.shared.breaker.abandoned(self.timer())
         if question.key is not None and self._questions.get(question.key) is question:
             del self._questions[question.key]
         self._count_resolution(question.resolution, answer)
@@ -641,7 +655,13 @@ class Engine:
             except Exception:
                 self._log_internal_error(f"answering {question.resolution.qname}")
         resolution = question.resolution
-        if self.shared is not None and question.key is not None and resolution.queries_sent:
+        if (
+            self.shared is not None
+            and question.key is not None
+            and resolution.queries_sent
+            and not hit
+            and not resolution.private
+        ):
             # After the replies: a write to the shared cache never delays a client.
             store = self.shared.store(
                 resolution.qname, resolution.qtype, answer, self.clock(), self.timer()

@@ -2,13 +2,15 @@
 
 On a local miss of a client question the engine emits `SharedLookup` and waits (at most
 `shared_cache.lookup_timeout_ms`, on its own timer) for `Engine.shared_reply` or
-`Engine.shared_failed`; a usable value goes into the record cache and answers the question with
-no upstream query, anything else lets the resolution iterate as it would have; what it puts
-there is INDETERMINATE, with its RRSIGs and denial proof, so it is validated here before it is
-ever called secure. A question that was resolved upstream ends with a `SharedStore`, emitted
-after its replies so that writing never delays a client. The carrier (`server/sharedcache.py`)
-talks to Redis; nothing here does I/O. The circuit breaker lives here, so that skipping a dead
-Redis costs no task at all.
+`Engine.shared_failed`; a usable value answers the question with no upstream query, anything
+else lets the resolution iterate as it would have. A value answers only the question it was
+stored under: it is handed to that question's resolution (`core/shared.py`), never put into
+the record cache, and it is INDETERMINATE, with its RRSIGs and denial proof, so it is validated
+here before it is ever called secure. Each value carries a MAC under a key derived from the
+secret (`cache/shared.py`), checked before anything else. A question that was resolved
+upstream ends with a `SharedStore`, emitted after its replies so that writing never delays a
+client. The carrier (`server/sharedcache.py`) talks to Redis; nothing here does I/O. The
+circuit breaker lives here, so that skipping a dead Redis costs no task at all.
 """
 
 from __future__ import annotations
@@ -21,11 +23,21 @@ import dns.rcode
 import dns.rdataclass
 import dns.rdatatype
 
-from resolver.cache.records import Rank, RecordCache
-from resolver.cache.shared import Rejected, decode, encode, shared_key
+from resolver.cache.records import RecordCache
+from resolver.cache.shared import (
+    MAX_CLOCK_SKEW,
+    Rejected,
+    decode,
+    encode,
+    mac_key,
+    seal,
+    shared_key,
+    unseal,
+)
 from resolver.config import Config
 from resolver.core.actions import Answer
 from resolver.core.security import Security
+from resolver.core.shared import SharedSteps
 from resolver.engine.breaker import CircuitBreaker
 from resolver.engine.stats import Stats
 
@@ -60,6 +72,8 @@ class SharedCache:
         shared = config.shared_cache
         assert shared.secret is not None  # configfile's cross-check
         self._secret = shared.secret.encode()
+        self._mac_key = mac_key(self._secret)
+        self._skew_warned = False
         self._prefix = shared.key_prefix.encode()
         self._cache = cache
         self._stats = stats
@@ -68,7 +82,10 @@ class SharedCache:
         self.lookup_timeout = shared.lookup_timeout_ms / 1000
         self.store_timeout = shared.store_timeout_ms / 1000
         self.breaker = CircuitBreaker(
-            "the shared cache", shared.breaker_errors, shared.breaker_seconds
+            "the shared cache",
+            shared.breaker_errors,
+            shared.breaker_seconds,
+            probe_timeout=max(self.lookup_timeout, self.store_timeout),
         )
 
     @staticmethod
@@ -86,51 +103,52 @@ class SharedCache:
         self._stats.shared_skipped += 1
         return False
 
-    def use(self, value: bytes, qname: dns.name.Name, qtype: int, now: float) -> bool:
-        """Put what `value` says about (qname, qtype) into the record cache; False if it is
-        not usable (counted: dropped if malformed or mismatched, a miss if merely expired)."""
-        checked = decode(value, qname, qtype, now, self._max_chain, self._stale_window)
+    def use(self, value: bytes, qname: dns.name.Name, qtype: int, now: float) -> SharedSteps | None:
+        """What `value` says about (qname, qtype), for that question's resolution alone
+        (`core/shared.py`: why it never enters the record cache); None if it is not usable
+        (counted: dropped if malformed or mismatched, a miss if merely expired). A stale value
+        (serve-stale on) is returned marked `stale`, and counted as a miss.
+
+        A negative answer must carry the SOA of the zone its name is in as this member knows
+        it: at or below the closest cached zone cut above the name, never the root's or a
+        TLD's for a name of a zone below them."""
+        body = unseal(self._mac_key, self.key(qname, qtype), value)
+        checked = (
+            Rejected.FORGED
+            if body is None
+            else decode(body, qname, qtype, now, self._max_chain, self._stale_window)
+        )
         if checked is Rejected.EXPIRED:
             self._stats.shared_misses += 1
-            return False
+            return None
+        if not isinstance(checked, Rejected) and checked.soa is not None:
+            cut = self._cache.closest_delegation(checked.last)
+            if cut is not None and not checked.soa.name.is_subdomain(cut.name):
+                checked = Rejected.MISMATCH
+        if checked is Rejected.SKEW:
+            self._stats.shared_skew += 1
+            if not self._skew_warned:
+                self._skew_warned = True
+                log.warning(
+                    "a shared-cache value was stored more than %g s in this member's future: "
+                    "the clocks of the fleet differ (check NTP); such values are not used "
+                    "(counted in shared_skew; this is logged once)",
+                    MAX_CLOCK_SKEW,
+                )
+            return None
         if isinstance(checked, Rejected):
             self._stats.shared_dropped += 1
             log.debug("dropped a shared-cache value for %s: %s", qname, checked.value)
-            return False
-        # NONAUTH_ANSWER: below what an authority says itself, so it never replaces that (a
-        # copy the cache holds at a higher rank stays, and answers instead). Stored with the
-        # value's own expiry times (`now` is the cache's clock): never longer than the fleet
-        # had them, and stale data (serve-stale on) goes in as stale, which the engine then
-        # serves by RFC 8767's rules exactly as it would a record that expired here.
-        # INDETERMINATE, whatever the member that stored it concluded: the validator checks
-        # the signatures and the proof that came with it when it first answers a client here.
+            return None
+        # Aged by `decode` against the cache's clock (`now`): never longer than the fleet had
+        # them. INDETERMINATE, whatever the member that stored it concluded: the resolution
+        # validates the links before it answers with them.
         self._stats.shared_dropped_records += checked.dropped
-        for rrset, sigs, expires in zip(
-            checked.chain, checked.signatures, checked.expiries, strict=True
-        ):
-            self._cache.put_rrset(
-                rrset,
-                Rank.NONAUTH_ANSWER,
-                signatures=sigs,
-                security=Security.INDETERMINATE,
-                expires=expires,
-            )
-        if checked.soa is not None:
-            rdtype = None if checked.rcode == dns.rcode.NXDOMAIN else qtype
-            self._cache.put_negative(
-                checked.last,
-                rdtype,
-                checked.rcode,
-                checked.soa,
-                proof=checked.proof,
-                security=Security.INDETERMINATE,
-                expires=checked.soa_expires,
-            )
         if checked.stale:
             self._stats.shared_misses += 1  # nothing fresh: the resolution goes on
-            return False
-        self._stats.shared_hits += 1
-        return True
+        else:
+            self._stats.shared_hits += 1
+        return SharedSteps.of(checked, qname)
 
     def store(
         self, qname: dns.name.Name, qtype: int, answer: Answer, wall: float, now: float
@@ -160,4 +178,9 @@ class SharedCache:
             return None
         value, ttl = encoded
         expire = ttl + self._stale_window
-        return SharedStore(self.key(qname, qtype), value, expire, self.store_timeout)
+        key = self.key(qname, qtype)
+        return SharedStore(key, self.seal(key, value), expire, self.store_timeout)
+
+    def seal(self, key: bytes, value: bytes) -> bytes:
+        """`value` as it is written under `key`: with its MAC (`cache.shared.seal`)."""
+        return seal(self._mac_key, key, value)

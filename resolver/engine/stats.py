@@ -38,6 +38,9 @@ class Stats:
     # Records left out of shared-cache values that were used: RRSIGs that cover no RRset of
     # the answer, authority records that are no part of the denial's proof.
     shared_dropped_records: int = 0
+    # Shared-cache values stored more than 5 minutes in this member's future (a member's clock
+    # is wrong): not used, counted apart from `shared_dropped` (they are no attack).
+    shared_skew: int = 0
     # Client queries per stream transport (UDP's are the rest of `queries`): plain TCP, DNS
     # over TLS (RFC 7858) and DNS over HTTPS (RFC 8484).
     tcp_queries: int = 0

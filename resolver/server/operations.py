@@ -104,6 +104,7 @@ def write_file_atomically(path: Path, lines: Iterable[str], mode: int) -> None:
     file or the new one, never half of one: a temporary file in the same directory, fsync,
     rename over `path`, fsync of the directory. A RequestError names the file on failure."""
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    _remove_leftovers(path)
     try:
         # O_EXCL and O_NOFOLLOW: in a shared directory, a link planted at the temporary name
         # must not make the daemon write through it. A leftover of ours is removed first.
@@ -122,6 +123,36 @@ def write_file_atomically(path: Path, lines: Iterable[str], mode: int) -> None:
         with contextlib.suppress(OSError):
             os.unlink(temporary)
         raise RequestError(f"cannot write {path}: {error.strerror or error}") from None
+
+
+def _remove_leftovers(path: Path) -> None:
+    """Remove the temporary files of earlier writes of `path` whose writer is gone (killed
+    mid-write: SIGKILL, a crash, power loss), so they do not pile up beside it for ever. A
+    temporary file of a live process (another writer, this very moment) is left alone."""
+    prefix, suffix = f".{path.name}.", ".tmp"
+    with contextlib.suppress(OSError):
+        for entry in os.scandir(path.parent):
+            name = entry.name
+            if not (name.startswith(prefix) and name.endswith(suffix)):
+                continue
+            pid = name[len(prefix) : -len(suffix)]
+            if not pid.isdigit() or _alive(int(pid)):
+                continue
+            with contextlib.suppress(OSError):
+                os.unlink(entry.path)
+
+
+def _alive(pid: int) -> bool:
+    """Whether process `pid` exists (this one included; another user's counts as alive)."""
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True
+    return True
 
 
 def _sync_directory(directory: Path) -> None:

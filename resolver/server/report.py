@@ -438,6 +438,13 @@ METRICS: tuple[Metric, ...] = (
         lambda p: p.stats.shared_dropped_records,
         "resolver_shared_cache_dropped_records",
     ),
+    Metric(
+        "shared_skew",
+        Kind.COUNTER,
+        "Shared-cache values not used: stored more than 300 s in this member's future.",
+        lambda p: p.stats.shared_skew,
+        "resolver_shared_cache_skew",
+    ),
 )
 METRICS += _TRANSPORT_METRICS
 #: Help of the families whose metrics are told apart by a label (the rows' help is per label).

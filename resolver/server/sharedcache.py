@@ -20,10 +20,24 @@ from typing import Any
 import trio
 
 from resolver.cache.shared import MAX_VALUE
-from resolver.config import SharedCacheConfig
+from resolver.config import SharedCacheConfig, redact_url
 from resolver.server.errors import StartupError
 
 log = logging.getLogger(__name__)
+
+
+def _redacted(message: str, config: SharedCacheConfig) -> str:
+    """`message` (a library's, which may quote the URL or its parts) without the password,
+    whether it came in the URL or in `password`."""
+    assert config.url is not None
+    secrets = [config.password] if config.password else []
+    userinfo = config.url.partition("://")[2].partition("@")
+    if userinfo[1]:
+        secrets += [userinfo[0], userinfo[0].rpartition(":")[2]]
+    message = message.replace(config.url, redact_url(config.url))
+    for secret in sorted((s for s in secrets if s), key=len, reverse=True):
+        message = message.replace(secret, "***")
+    return message
 
 
 class SharedCacheClient:
@@ -53,7 +67,7 @@ class SharedCacheClient:
         try:
             self._client = kind.from_url(config.url, **options)
         except Exception as error:  # coredis's own word on a URL it cannot use
-            raise StartupError(f"shared_cache.url: {error}") from None
+            raise StartupError(f"shared_cache.url: {_redacted(str(error), config)}") from None
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Keep the client open (its pool and background tasks) until cancelled."""
