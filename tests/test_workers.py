@@ -7,6 +7,7 @@ import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import dns.message
 import dns.query
@@ -86,3 +87,39 @@ def test_a_worker_that_cannot_bind_is_one_clear_error(hints: Path) -> None:
     lines = finished.stderr.strip().splitlines()
     assert lines == [lines[0]] and lines[0].startswith("resolver: error: cannot listen on udp")
     assert "Traceback" not in finished.stderr
+
+
+def _ignore_sigterm_forever(ignoring: Any) -> None:
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    ignoring.set()
+    while True:
+        time.sleep(0.05)
+
+
+def test_a_worker_killed_at_the_stop_is_an_error_and_the_timeout_grows_with_the_cache(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A worker that does not stop in time is killed, and the stop says so (its cache file
+    was not written); with a persistent file the workers get 10 s more per 100,000 entries."""
+    import dataclasses
+    import multiprocessing
+
+    from resolver.config import CacheConfig, Config
+    from resolver.server import workers
+    from resolver.server.workers import Supervisor
+
+    plain = Supervisor(Config(cache=CacheConfig(max_entries=200_000)))
+    assert plain._stop_timeout() == workers._STOP_TIMEOUT
+    cache = CacheConfig(max_entries=200_000, persist_file=tmp_path / "cache.txt")
+    assert Supervisor(dataclasses.replace(Config(), cache=cache))._stop_timeout() == (
+        workers._STOP_TIMEOUT + 20.0
+    )
+    monkeypatch.setattr(workers, "_STOP_TIMEOUT", 0.3)
+    context = multiprocessing.get_context("fork")
+    ignoring = context.Event()
+    stubborn = context.Process(target=_ignore_sigterm_forever, args=(ignoring,))
+    stubborn.start()
+    assert ignoring.wait(10)
+    plain._workers[3] = stubborn
+    assert plain._stop_all() == [3]
+    assert not stubborn.is_alive()

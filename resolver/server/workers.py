@@ -107,16 +107,27 @@ class Supervisor:
         self._stopping = True
 
     def run(self, ready: Callable[[int], None]) -> None:
-        """Run until signalled; raises WorkerFailed if a worker cannot start."""
+        """Run until signalled; raises WorkerFailed if a worker cannot start, or had to be
+        killed at the stop."""
         signal.signal(signal.SIGINT, self._on_signal)
         signal.signal(signal.SIGTERM, self._on_signal)
         try:
-            for slot in range(self.config.workers):
-                self._await_ready(self._start_one(slot))
+            # All started before any is waited for: each may spend its start loading its
+            # persistent cache file, and N of them one after another took N times as long.
+            starting = [self._start_one(slot) for slot in range(self.config.workers)]
+            for receiver in starting:
+                self._await_ready(receiver)
             ready(len(self._workers))
             self._watch()
         finally:
-            self._stop_all()
+            killed = self._stop_all()
+        if killed:
+            # Not a clean stop: say so (and exit non-zero), or a lost cache file goes unseen.
+            raise WorkerFailed(
+                f"worker(s) {', '.join(map(str, killed))} did not stop within "
+                f"{self._stop_timeout():.0f} s and were killed (their cache files, if any, "
+                "were not written)"
+            )
 
     def _watch(self) -> None:
         while not self._stopping:
@@ -140,13 +151,26 @@ class Supervisor:
         if len(self._restarts) > _MAX_RESTARTS:
             raise WorkerFailed(f"workers keep exiting (last status {status}); giving up")
 
-    def _stop_all(self) -> None:
+    def _stop_timeout(self) -> float:
+        """How long the workers get to stop: a worker with a persistent cache file writes it
+        as it stops, about a second per 100,000 entries on a slow machine (10 s per 100,000
+        allowed), and one killed meanwhile keeps the previous file."""
+        cache = self.config.cache
+        if cache.persist_file is None:
+            return _STOP_TIMEOUT
+        return _STOP_TIMEOUT + 10.0 * cache.max_entries / 100_000
+
+    def _stop_all(self) -> list[int]:
+        """Stop every worker; the slots of those that had to be killed."""
         for process in self._workers.values():
             if process.is_alive():
                 process.terminate()
-        deadline = time.monotonic() + _STOP_TIMEOUT
-        for process in self._workers.values():
+        deadline = time.monotonic() + self._stop_timeout()
+        killed = []
+        for slot, process in self._workers.items():
             process.join(max(0.0, deadline - time.monotonic()))
             if process.is_alive():
                 process.kill()
                 process.join()
+                killed.append(slot)
+        return killed
