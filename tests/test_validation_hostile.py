@@ -313,7 +313,7 @@ def test_when_every_server_is_lame_the_answer_is_bogus_after_bounded_queries() -
     reply = ask(world, "www.lame.sec.")
     assert reply.rcode() == dns.rcode.SERVFAIL and not reply.answer
     options = [opt for opt in reply.options if opt.otype == dns.edns.EDE]
-    assert [opt.code for opt in options] == [dns.edns.EDECode.DNSKEY_MISSING]  # type: ignore[attr-defined]
+    assert [opt.code for opt in options] == [dns.edns.EDECode.DNSKEY_MISSING]
     # Each server is asked for the answer and for the DNSKEY RRset, once each, then avoided.
     assert 1 <= _bad_queries(internet) <= 2 and 1 <= zones_server.query_count <= 2
     assert world.engine.upstream_sent <= 13
