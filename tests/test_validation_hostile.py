@@ -273,3 +273,47 @@ def test_deep_unsigned_names_cost_neither_key_entries_nor_ds_queries(world: Scri
     # ., sec. and unsig.sec. (insecure): the only zones probed.
     assert len(world.context.keys) <= 3
     assert ds_queries(internet) == 2  # DS sec. and DS unsig.sec., each asked once
+
+
+# -- 6. a lame server of a signed zone: asked again elsewhere (Unbound's val_blacklist) ---------
+
+
+def _bad_queries(internet: TestInternet) -> int:
+    return internet.servers["ns.bad.sec."].query_count
+
+
+def test_a_lame_unsigned_server_is_avoided_and_the_other_asked(hostile: TestInternet) -> None:
+    """lame.sec. has two servers; ns.bad.sec. serves an unsigned copy with AA. Before the
+    retry, a question that met it first was SERVFAIL (11 times in 12 against Unbound's 0)."""
+    for seed in (1, 2, 3):
+        world = ScriptedWorld(hostile, signed_config(), seed=seed)
+        lame_asked = []
+        for i in range(12):
+            hostile.reset_counters()
+            name = "www.lame.sec." if i == 0 else f"x{i}.wild.lame.sec."
+            reply = ask(world, name)
+            assert reply.rcode() == dns.rcode.NOERROR and has_ad(reply), (seed, name)
+            assert reply.answer[0][0].address in ("192.0.2.1", "192.0.2.40")
+            lame_asked.append(_bad_queries(hostile))
+        # The question once (then avoided), plus the DS questions of the walk below lame.sec.
+        # that validating its unsigned answer makes (each key fetch's avoid set is its own):
+        # wild.lame.sec. and x<i>.wild.lame.sec.; cold, the zone's DNSKEY too.
+        assert lame_asked[0] <= 4 and max(lame_asked[1:]) <= 3, lame_asked
+        assert any(lame_asked), "the scenario never met the lame server"
+
+
+def test_when_every_server_is_lame_the_answer_is_bogus_after_bounded_queries() -> None:
+    internet = hostile_internet()
+    unsigned = internet.servers["ns.bad.sec."].zones[0]
+    zones_server = internet.servers["ns.zones.sec."]
+    zones_server.zones = tuple(
+        unsigned if zone.origin == unsigned.origin else zone for zone in zones_server.zones
+    )
+    world = ScriptedWorld(internet, signed_config())
+    reply = ask(world, "www.lame.sec.")
+    assert reply.rcode() == dns.rcode.SERVFAIL and not reply.answer
+    options = [opt for opt in reply.options if opt.otype == dns.edns.EDE]
+    assert [opt.code for opt in options] == [dns.edns.EDECode.DNSKEY_MISSING]
+    # Each server is asked for the answer and for the DNSKEY RRset, once each, then avoided.
+    assert 1 <= _bad_queries(internet) <= 2 and 1 <= zones_server.query_count <= 2
+    assert world.engine.upstream_sent <= 13

@@ -444,6 +444,19 @@ class RecordCache:
         stored = self._entries.get(lowered + _SUFFIX.pack(rdtype, _BOGUS | flag), now)
         return stored[1] if stored is not None and stored[0] > now else None
 
+    def forget(self, name: dns.name.Name, rdtype: int) -> None:
+        """Forget what one response put here for (name, rdtype): the RRset, the NODATA, the
+        NXDOMAIN of the name and the bogus reason. Used when that response validates bogus
+        and the question is asked again of another server (`core/retry.py`)."""
+        _text, flag, lowered = self._spell(name)
+        for suffix in (
+            _SUFFIX.pack(rdtype, _RRSET | flag),
+            _SUFFIX.pack(rdtype, _NODATA | flag),
+            _SUFFIX.pack(rdtype, _BOGUS | flag),
+            _SUFFIX.pack(0, _NXDOMAIN | flag),
+        ):
+            self._entries.pop(lowered + suffix)
+
     def rank_of(self, name: dns.name.Name, rdtype: int) -> Rank | None:
         _text, flag, lowered = self._spell(name)
         now = self._clock()

@@ -30,10 +30,11 @@ from resolver.core.chain import Chain, Step
 from resolver.core.exchange import Exchange
 from resolver.core.lookup import CacheLookup
 from resolver.core.reasons import ResolutionFailed, ServfailReason
+from resolver.core.retry import MAX_RETRIES, avoid
 from resolver.core.security import Security
 from resolver.core.shared import SharedSteps
 from resolver.core.validation import Validator
-from resolver.core.walk import Steps, Walk
+from resolver.core.walk import FATAL, Steps, Walk
 from resolver.core.work import Context, Tracer, Work
 
 __all__ = ["Context", "Resolution", "Tracer"]
@@ -171,19 +172,7 @@ class Resolution:
                 self.private = True
             step = self._lookup.from_local(chain.name, qtype, depth)
             if step is None:
-                refreshing = self._refresh and depth == 0 and chain.name == self.qname
-                if not refreshing:
-                    step = self._lookup.from_cache(chain.name, qtype, depth)
-                if step is None and depth == 0 and not refreshing:
-                    step = self._from_shared(chain.name)
-                if step is None and self._cache_only:
-                    step = self._lookup.referral(chain.name, depth)
-                if step is None:
-                    step = yield from self._iterate_remembering_failure(
-                        chain.name, qtype, depth, chain.named_by
-                    )
-                if validate and step.security is not Security.SECURE:
-                    step = yield from self._validated(step, chain.name, qtype, depth)
+                step = yield from self._obtained(chain, qtype, depth, validate)
             answer = chain.extend(step)
             if answer is not None:
                 return answer
@@ -198,6 +187,55 @@ class Resolution:
             self._work.say(0, "shared cache: {} answered for this question only", name)
         return step
 
+    def _obtained(
+        self, chain: Chain, qtype: int, depth: int, validate: bool
+    ) -> Generator[SendQuery, Outcome, Step]:
+        """The link for `chain.name` from the cache or upstream, through the DNSSEC hook.
+
+        A link that validates bogus now (fresh, or cached but not yet validated) is forgotten
+        and asked again, its server avoided, up to `MAX_RETRIES` more times (`core/retry.py`);
+        when no other server is left, the last bogus verdict stands.
+        """
+        name = chain.name
+        refreshing = self._refresh and depth == 0 and name == self.qname
+        bogus: Step | None = None
+        for attempt in range(1 + MAX_RETRIES):
+            server = None
+            step = None if refreshing or attempt else self._lookup.from_cache(name, qtype, depth)
+            if step is None and depth == 0 and not refreshing and not attempt:
+                step = self._from_shared(name)
+            if step is None and self._cache_only:
+                step = self._lookup.referral(name, depth)
+            if step is None:
+                self._work.answered_by = None
+                if attempt == 0:
+                    step = yield from self._iterate_remembering_failure(
+                        name, qtype, depth, chain.named_by
+                    )
+                else:  # a failure now is no failure of the name: it is not remembered
+                    try:
+                        step = yield from self._walk.iterate(name, qtype, depth, chain.named_by)
+                    except ResolutionFailed as failure:
+                        if failure.reason in FATAL or bogus is None:
+                            raise
+                        self._work.say(depth, "  no other server: {}", failure.reason.text)
+                        break
+                server = self._work.answered_by
+            if not validate or step.security is Security.SECURE:
+                return step
+            fresh = step.security is Security.INDETERMINATE
+            step = yield from self._validated(step, name, qtype, depth)
+            if step.security is not Security.BOGUS:
+                return step
+            bogus = step
+            if not fresh or self._cache_only or attempt == MAX_RETRIES:
+                break
+            # Its cache entries stay until the next response replaces them: if no other
+            # server answers, the bogus verdict stands for `bogus_ttl`, as without a retry.
+            avoid(self._work, name, qtype, server, depth)
+        assert bogus is not None
+        return self._bogus(bogus, name, qtype)
+
     def _validated(
         self, step: Step, name: dns.name.Name, qtype: int, depth: int
     ) -> Generator[SendQuery, Outcome, Step]:
@@ -205,8 +243,7 @@ class Resolution:
 
         A cached status stands (validated once per cached RRset, not once per client); only
         INDETERMINATE steps are validated. Below a negative trust anchor everything is
-        insecure. A bogus step fails the question with its reason's Extended DNS Error
-        unless the client set CD (RFC 4035 3.2.2): then it gets the data, without AD.
+        insecure. A bogus step is returned as such: `_obtained` asks again or calls `_bogus`.
         """
         if step.authority is not None and step.authority.rdtype == dns.rdatatype.NS:
             return step  # a referral answering RD=0: nothing to validate
@@ -220,12 +257,15 @@ class Resolution:
             return replace(step, security=Security.INSECURE)
         if step.security is Security.INDETERMINATE:
             step = yield from self._validator.check(step, name, qtype, depth)
-        if step.security is Security.BOGUS:
-            if not self.checking_disabled:
-                reason = self._work.ctx.cache.get_bogus(name, qtype) or ServfailReason.DNSSEC_BOGUS
-                raise ResolutionFailed(reason)
-            step = bogus_for_cd(step, self._work.ctx.config.dnssec.bogus_ttl)
         return step
+
+    def _bogus(self, step: Step, name: dns.name.Name, qtype: int) -> Step:
+        """A bogus link fails the question with its reason's Extended DNS Error unless the
+        client set CD (RFC 4035 3.2.2): then it gets the data, without AD."""
+        if not self.checking_disabled:
+            reason = self._work.ctx.cache.get_bogus(name, qtype) or ServfailReason.DNSSEC_BOGUS
+            raise ResolutionFailed(reason)
+        return bogus_for_cd(step, self._work.ctx.config.dnssec.bogus_ttl)
 
     def _iterate_remembering_failure(
         self, name: dns.name.Name, qtype: int, depth: int, named_by: dns.name.Name | None

@@ -45,6 +45,7 @@ from resolver.core.actions import Answer, Outcome, SendQuery
 from resolver.core.chain import Step
 from resolver.core.classify import synthesise_cname
 from resolver.core.reasons import ResolutionFailed, ServfailReason, ValidationNote
+from resolver.core.retry import MAX_RETRIES, blame
 from resolver.core.security import Security
 from resolver.core.signatures import signatures_of
 from resolver.core.work import Work
@@ -113,6 +114,9 @@ class Validator:
         self._building: set[dns.name.Name] = set()
         # Set by `_child_entry`: its DS question was answered by a secure NXDOMAIN.
         self._nxdomain_proven = False
+        # Set by `_fetch`: the (name, type, server) of the last DS or DNSKEY response; the
+        # server is None when it came from the cache.
+        self._origin: tuple[dns.name.Name, int, str | None] | None = None
 
     # -- one step of a chain -----------------------------------------------------------------
 
@@ -391,7 +395,10 @@ class Validator:
                 return None
             self._building.add(cursor)
             try:
-                known = yield from self._anchor_keys(cursor, anchor.ds, anchor.dnskeys, depth)
+                zone = cursor
+                known = yield from self._keys_with_retry(
+                    lambda: self._anchor_keys(zone, anchor.ds, anchor.dnskeys, depth), depth
+                )
             finally:
                 self._building.discard(cursor)
             ctx.keys.put(cursor, known, ctx.cache.now())
@@ -447,8 +454,39 @@ class Validator:
         """Below a secure `parent`: `name`'s own keys (a signed DS), an insecure delegation
         (no DS, proven), or the parent's entry (no zone cut at `name`, proven); and whether
         `name` was proven not to exist (NXDOMAIN: nothing below it to probe)."""
-        entry = yield from self._child_entry(name, parent, depth)
+        entry = yield from self._keys_with_retry(
+            lambda: self._child_entry(name, parent, depth), depth
+        )
         return entry, self._nxdomain_proven
+
+    def _keys_with_retry(
+        self, build: Callable[[], Generator[SendQuery, Outcome, KeyEntry]], depth: int
+    ) -> Generator[SendQuery, Outcome, KeyEntry]:
+        """`build()`'s entry; a bad one made bad by a DS or DNSKEY response is built again
+        with that response forgotten and its server avoided, up to `MAX_RETRIES` more times
+        (`core/retry.py`). A bad entry that no response made (a failed fetch) stands.
+
+        The servers avoided here are avoided for this key fetch only: a DS walk below a zone
+        (for unsigned data) may find a sound server's proof wanting, and the question must
+        still be able to ask that server for its signed answer."""
+        avoided = set(self._work.avoid)
+        judged: KeyEntry | None = None  # the last bad entry a response made: its reason counts
+        try:
+            for attempt in range(1 + MAX_RETRIES):
+                self._origin = None
+                entry = yield from build()
+                if not entry.verdict.bogus:
+                    return entry
+                if self._origin is None:  # no other server left: the last response's reason
+                    return judged or entry
+                if attempt == MAX_RETRIES:
+                    return entry
+                judged = entry
+                name, rdtype, server = self._origin
+                blame(self._work, name, rdtype, server, depth)
+            raise AssertionError("unreachable: the last attempt returns")
+        finally:
+            self._work.avoid &= avoided
 
     def _child_entry(
         self, name: dns.name.Name, parent: KeyEntry, depth: int
@@ -522,14 +560,19 @@ class Validator:
     def _fetch(
         self, name: dns.name.Name, rdtype: int, depth: int
     ) -> Generator[SendQuery, Outcome, Answer | None]:
-        """Ask (name, rdtype) for the chain of trust; None if that fails."""
+        """Ask (name, rdtype) for the chain of trust; None if that fails. `_origin` says
+        which response it was, for `_keys_with_retry`."""
+        self._origin = None
+        self._work.answered_by = None
         try:
-            return (yield from self._resolve(name, rdtype, depth + 1, validate=False))
+            answer = yield from self._resolve(name, rdtype, depth + 1, validate=False)
         except ResolutionFailed as failure:
             if failure.reason in _FATAL:
                 raise
             self._say(depth, "{} failed: {}", _name_type(name, rdtype), failure.reason.text)
             return None
+        self._origin = (name, rdtype, self._work.answered_by)
+        return answer
 
     @staticmethod
     def _rrset_of(

@@ -264,6 +264,7 @@ class Walk:
                 server
                 for server in attempts.fresh(route.servers)
                 if usable_address(server.address, upstream, configured=True)
+                and server.address not in self._work.avoid
             ]
             if not candidates:
                 if attempts.next_round():
@@ -284,6 +285,7 @@ class Walk:
                 server, question, route.zone, depth, attempts.timeout, recursive=True
             )
             if isinstance(verdict, Classified):
+                self._work.answered_by = server.address
                 return verdict
             if server.tls is not None and self._exchange.undelivered is not None:
                 tls_failures[server] = self._exchange.undelivered
@@ -410,6 +412,8 @@ class Walk:
         looked_up: set[dns.name.Name] = set()
         while True:
             candidates = attempts.fresh(self._servers_of(delegation))
+            if self._work.avoid:
+                candidates = [s for s in candidates if s.address not in self._work.avoid]
             sound = [s for s in candidates if not table.is_lame(s.address, delegation.zone)]
             if sound or skip_lame:
                 candidates = sound
@@ -449,6 +453,7 @@ class Walk:
                     server, question, delegation.zone, depth, attempts.timeout
                 )
             if isinstance(verdict, Classified):
+                self._work.answered_by = server.address
                 return question, verdict
             if verdict is Miss.SILENT:
                 attempts.silent(server)

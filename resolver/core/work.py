@@ -147,6 +147,11 @@ class Work:
     trace: Tracer | None = None
     queries_sent: int = 0
     in_progress: set[dns.name.Name] = field(default_factory=set)
+    #: Addresses of servers whose responses this question found bogus: server selection skips
+    #: them for the rest of the question (Unbound's val_blacklist; `core/retry.py`).
+    avoid: set[str] = field(default_factory=set)
+    #: The server that gave the walk's last fresh response (None: none since it was reset).
+    answered_by: str | None = None
     #: DNSSEC work of this question (signature checks, NSEC3 hashes) against the caps; made
     #: at the first validation, so questions answered from validated data never make one.
     _budget: Budget | None = None
