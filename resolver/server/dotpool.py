@@ -27,7 +27,7 @@ from resolver.engine import Send
 from resolver.engine.keepalive import keepalive_timeout
 from resolver.engine.stats import Stats
 from resolver.server.tls import check_pin, client_context
-from resolver.server.wire import framed, receive_framed
+from resolver.server.wire import FrameReader, framed
 
 log = logging.getLogger(__name__)
 
@@ -107,18 +107,22 @@ class _Connection:
         """Hand every reply to the queries with its ID; close when idle or broken."""
         stream = self.stream
         assert stream is not None
+        reader = FrameReader(stream)  # every reply already arrived, without a checkpoint each
         try:
             while True:
                 if self.draining and not self.waiters:
                     break
-                with trio.move_on_after(self.idle_timeout) as idle:
-                    data = await receive_framed(stream)
-                if idle.cancelled_caught:
-                    if self.waiters:
-                        continue
-                    break
+                data = reader.take()
                 if data is None:
-                    break
+                    with trio.move_on_after(self.idle_timeout) as idle:
+                        more = await reader.fill()
+                    if idle.cancelled_caught:
+                        if self.waiters:
+                            continue
+                        break
+                    if not more:
+                        break
+                    continue
                 if len(data) < 2:
                     continue
                 delivers = self.waiters.pop(int.from_bytes(data[:2], "big"), [])
@@ -154,7 +158,8 @@ class DotPool:
         if held is not None and held.draining:
             held = None  # the server asked for no more queries on it (RFC 7828 section 3.3.2)
         if held is not None and not held.closed:
-            await held.ready.wait()
+            if not held.ready.is_set():  # no checkpoint for every query on an open connection
+                await held.ready.wait()
             if held.failure is None and not held.closed:
                 return held
             if held.failure is not None:
@@ -200,16 +205,30 @@ class DotPool:
         arrived = trio.Event()
 
         def deliver(data: bytes | None) -> None:
+            # Called by the connection's reader: the reply goes to the engine (and on to the
+            # client) at once, not after this task has been scheduled again.
             replies.append(data)
             arrived.set()
+            if data is not None:
+                try:
+                    received(data)
+                except Exception:  # a bug must cost this query, never the shared connection
+                    log.exception("handling a reply from %s failed", describe(server))
 
         waiting = connection.waiters.setdefault(query_id, [])
         waiting.append(deliver)
         try:
             stream = connection.stream
             assert stream is not None
-            async with connection.write_lock:
+            lock = connection.write_lock
+            try:
+                lock.acquire_nowait()  # the query goes out now unless another is being written
+            except trio.WouldBlock:
+                await lock.acquire()
+            try:
                 await stream.send_all(framed(send.wire))
+            finally:
+                lock.release()
             await arrived.wait()
         except (trio.BrokenResourceError, trio.ClosedResourceError) as error:
             return NetworkError(f"{describe(server)}: {_reason(error)}")
@@ -218,8 +237,6 @@ class DotPool:
                 waiting.remove(deliver)
             if not waiting and connection.waiters.get(query_id) is waiting:
                 del connection.waiters[query_id]
-        data = replies[0]
-        if data is None:
+        if replies[0] is None:
             return NetworkError(f"{describe(server)}: connection closed before the reply")
-        received(data)
-        return None
+        return None  # `deliver` has handed the reply over
