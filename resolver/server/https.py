@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import socket
 from collections.abc import Callable
 
 import h2.config
@@ -32,7 +31,7 @@ from resolver.config import Limits
 from resolver.engine import Client
 from resolver.engine.doh import MEDIA_TYPE, HttpError, dns_query, max_age
 from resolver.server.service import Awaited, ResolverService
-from resolver.server.wire import MAX_MESSAGE, receive_arrived
+from resolver.server.wire import MAX_MESSAGE, quick_ack, receive_arrived
 
 log = logging.getLogger(__name__)
 
@@ -149,21 +148,6 @@ async def _receive(stream: trio.abc.Stream, limits: Limits) -> bytes:
     with trio.move_on_after(limits.tcp_idle_timeout):
         return bytes(await stream.receive_some(_RECEIVE))
     return b""
-
-
-def _quick_ack(stream: trio.abc.Stream) -> None:
-    """Acknowledge what the client sent at once instead of after Linux's delayed-ACK timer
-    (40 ms). HTTP/2 clients write small frames (a SETTINGS or WINDOW_UPDATE, then a request)
-    in separate segments, and one with Nagle's algorithm on (dnsperf) holds the request until
-    the first is acknowledged: measured, a DoH query then took 30 to 50 ms instead of 2 to 5.
-    TCP_QUICKACK is not sticky (the kernel may fall back to delayed ACKs), hence after every
-    receive; where it does not exist (not Linux), nothing happens."""
-    option = getattr(socket, "TCP_QUICKACK", None)
-    transport = getattr(stream, "transport_stream", None)
-    if option is None or not isinstance(transport, trio.SocketStream):
-        return
-    with contextlib.suppress(OSError):
-        transport.socket.setsockopt(socket.IPPROTO_TCP, option, 1)
 
 
 async def _send(stream: trio.abc.Stream, data: bytes, limits: Limits) -> None:
@@ -490,7 +474,7 @@ async def _serve_h2(
                 # All the records already received: their requests are answered together
                 # and the responses to the hits leave in one write (the flush below).
                 data = await receive_arrived(stream)
-                _quick_ack(stream)
+                quick_ack(stream)
                 if not data:
                     break
             if not data:

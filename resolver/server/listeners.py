@@ -23,7 +23,7 @@ from resolver.server.errors import StartupError
 from resolver.server.https import serve_https
 from resolver.server.service import ResolverService
 from resolver.server.tls import ReloadableContext
-from resolver.server.wire import MAX_MESSAGE, FrameReader, family_of, framed
+from resolver.server.wire import MAX_MESSAGE, FrameReader, family_of, framed, quick_ack
 
 log = logging.getLogger(__name__)
 
@@ -213,6 +213,7 @@ async def tls_handshake(
             cause = error.__cause__ or error
             log.debug("tls handshake with %s failed: %s", peer, cause)
             return None
+        quick_ack(secure)  # the client's Finished: its first query may wait for this ACK
         return secure
     log.debug("tls handshake with %s took too long", peer)
     return None
@@ -333,6 +334,7 @@ async def serve_stream(
                 if wire is None:
                     with trio.move_on_at(deadline):
                         if await reader.fill():
+                            quick_ack(stream)  # a client's next query may wait for our ACK
                             continue
                     break  # closed by the client, or idle
                 try:

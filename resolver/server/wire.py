@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import ssl
 import struct
@@ -15,6 +16,7 @@ __all__ = [
     "FrameReader",
     "family_of",
     "framed",
+    "quick_ack",
     "receive_arrived",
     "receive_framed",
     "tls_buffered",
@@ -117,6 +119,27 @@ async def receive_arrived(stream: trio.abc.ReceiveStream) -> bytes:
             break
         data += more
     return data
+
+
+def quick_ack(stream: trio.abc.Stream) -> None:
+    """Acknowledge what the client sent at once instead of after Linux's delayed-ACK timer
+    (40 ms), for clients that write with Nagle's algorithm on: their next small write waits
+    for that acknowledgement.
+
+    Measured: dnsperf's first DoT query on every connection waited 40 ms behind its TLS
+    Finished, which nothing of ours acknowledged (a TLS 1.3 server's session tickets, which
+    would carry the ACK, wait in trio for the first reply); HTTP/2 clients write a SETTINGS or
+    WINDOW_UPDATE and then a request in separate segments, so a DoH query took 30 to 50 ms
+    instead of 2 to 5. Setting TCP_QUICKACK sends an ACK that is due at once; it is not sticky
+    (the kernel may go back to delayed ACKs), hence after the handshake and every receive.
+    Where it does not exist (not Linux), nothing happens.
+    """
+    option = getattr(socket, "TCP_QUICKACK", None)
+    transport = getattr(stream, "transport_stream", stream)
+    if option is None or not isinstance(transport, trio.SocketStream):
+        return
+    with contextlib.suppress(OSError):
+        transport.socket.setsockopt(socket.IPPROTO_TCP, option, 1)
 
 
 def framed(wire: bytes) -> bytes:
