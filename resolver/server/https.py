@@ -56,7 +56,7 @@ Headers = list[tuple[bytes, bytes]]
 
 
 def answer_now(service: ResolverService, query: bytes, peer: str) -> bytes | None:
-    """The packet cache's reply to one DoH query, or None: it needs the full path (`answer`)."""
+    """The packet cache's reply to one DoH query, or None: it needs the full path (`resolve`)."""
     engine = service.engine
     reply = engine.answer_from_cache(query, peer, True, "https")
     if reply is not None:
