@@ -182,12 +182,16 @@ class Result:
     label: str
     hits: dict[str, benchlib.LoadResult] = field(default_factory=dict)  # by dnsperf mode
     cold: dict[str, benchlib.LoadResult] = field(default_factory=dict)  # by forwarding transport
+    # The resolver's CPU time per answered query (microseconds), by dnsperf mode or forwarding
+    # transport: unlike latency, hardly changed by what else the machine runs.
+    cpu: dict[str, float | None] = field(default_factory=dict)
 
     def summary(self) -> dict[str, object]:
         return {
             "label": self.label,
             "hits": {mode: run.summary() for mode, run in self.hits.items()},
             "cold": {transport: run.summary() for transport, run in self.cold.items()},
+            "cpu_us_per_query": self.cpu,
         }
 
 
@@ -209,8 +213,10 @@ def measure_hits(
     workdir: Path,
     settings: Settings,
     modes: Sequence[str],
+    cpu: dict[str, float | None],
 ) -> dict[str, benchlib.LoadResult]:
-    """Warm the cache over UDP, then dnsperf over each encrypted transport."""
+    """Warm the cache over UDP, then dnsperf over each encrypted transport (`cpu`: the
+    resolver's CPU time per query of each, filled in)."""
     warm = benchlib.udp_load(server.port, wires(hit_names(settings.hit_names)), in_flight=20)
     if warm.answered < settings.hit_names:
         raise benchlib.BenchError(
@@ -222,6 +228,7 @@ def measure_hits(
         benchlib.progress(f"{server.label}: cache hits over {mode}")
         port = ports.dot if mode == "dot" else ports.doh
         options = [f"doh-uri=https://127.0.0.1:{port}/dns-query"] if mode == "doh" else []
+        before = server.cpu_seconds()
         results[mode] = run_dnsperf(
             dnsperf,
             port,
@@ -233,19 +240,38 @@ def measure_hits(
             mode=mode,
             options=options,
         )
+        cpu[mode] = cpu_per_query(before, server.cpu_seconds(), results[mode].answered)
     return results
 
 
-def measure_cold(server: benchlib.Server, settings: Settings) -> dict[str, benchlib.LoadResult]:
+def cpu_per_query(before: float | None, after: float | None, answered: int) -> float | None:
+    """Microseconds of the resolver's CPU time per answered query (None without /proc)."""
+    if before is None or after is None or not answered:
+        return None
+    return (after - before) / answered * 1e6
+
+
+def measure_cold(
+    server: benchlib.Server, settings: Settings, cpu: dict[str, float | None]
+) -> dict[str, benchlib.LoadResult]:
     """Misses one at a time, UDP and DoT forwarding in alternating blocks (so that a drift in
-    the machine's load falls on both alike)."""
+    the machine's load falls on both alike); `cpu` gets the CPU time per miss of each."""
     benchlib.progress(f"{server.label}: cold names forwarded over UDP and over DoT")
     merged = {transport: benchlib.LoadResult() for transport in ("udp", "tls")}
+    spent: dict[str, float | None] = {transport: 0.0 for transport in merged}
     size = max(1, settings.cold_names // settings.blocks)
     for block in range(settings.blocks):
         for transport, total in merged.items():
             names = cold_names(settings.cold_names, transport)[block * size : (block + 1) * size]
+            before = server.cpu_seconds()
             run = benchlib.udp_load(server.port, wires(names), in_flight=1, timeout=5.0)
+            after = server.cpu_seconds()
+            so_far = spent[transport]
+            spent[transport] = (
+                None
+                if so_far is None or before is None or after is None
+                else so_far + after - before
+            )
             total.sent += run.sent
             total.answered += run.answered
             total.lost += run.lost
@@ -253,8 +279,9 @@ def measure_cold(server: benchlib.Server, settings: Settings) -> dict[str, bench
             total.latencies += run.latencies
             for rcode, count in run.rcodes.items():
                 total.rcodes[rcode] = total.rcodes.get(rcode, 0) + count
-    for total in merged.values():
+    for transport, total in merged.items():
         total.latencies.sort()
+        cpu[transport] = cpu_per_query(0.0, spent[transport], total.answered)
     return merged
 
 
@@ -288,6 +315,11 @@ def rows(results: Sequence[Result], settings: Settings) -> list[benchlib.Row | s
             benchlib.Row(
                 "lost", tuple(r.lost if r else None for r in runs), "{:,.0f}", ratio=False
             ),
+            benchlib.Row(
+                "CPU per query (us)",
+                each(lambda r, m=mode: r.cpu.get(m)),
+                "{:,.0f}",
+            ),
         ]
     table.append(
         f"cold names, one at a time: {settings.cold_names} forwarded over each transport "
@@ -302,6 +334,14 @@ def rows(results: Sequence[Result], settings: Settings) -> list[benchlib.Row | s
                     "{:.2f}",
                 )
             )
+    for transport, label in (("udp", "UDP"), ("tls", "DoT")):
+        table.append(
+            benchlib.Row(
+                f"CPU per miss over {label} (us)",
+                each(lambda r, t=transport: r.cpu.get(t)),
+                "{:,.0f}",
+            )
+        )
     table.append(
         benchlib.Row(
             "DoT minus UDP, p50 (ms)",
@@ -412,9 +452,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                         modes = ["dot", "doh"] if label == OURS or doh else ["dot"]
                         result = Result(label)
                         result.hits = measure_hits(
-                            server, ports, dnsperf, names_file, workdir, settings, modes
+                            server, ports, dnsperf, names_file, workdir, settings, modes, result.cpu
                         )
-                        result.cold = measure_cold(server, settings)
+                        result.cold = measure_cold(server, settings, result.cpu)
                         results.append(result)
     except benchlib.BenchError as error:
         print(f"encrypted: {error}", file=sys.stderr)

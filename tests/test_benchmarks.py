@@ -306,8 +306,12 @@ def test_encrypted_quick(tools: None, tmp_path: Path) -> None:
             r"^cold names, one at a time: \d+ forwarded over each transport",
             rf"^  forwarded over UDP, p50 \(ms\){row}",
             rf"^  forwarded over DoT, p99 \(ms\){row}",
+            rf"^  CPU per query \(us\){row}",
+            rf"^  CPU per miss over DoT \(us\){row}",
             rf"^  DoT minus UDP, p50 \(ms\){signed}{signed}",
             r"^  cold names not answered\s+0\s+0",
         ],
     )
     assert report.stat().st_size > 0
+    results = json.loads(report.read_text())["results"]
+    assert set(results[0]["cpu_us_per_query"]) == {"dot", "doh", "udp", "tls"}

@@ -99,6 +99,25 @@ def test_an_error_without_records_may_not_be_cached() -> None:
     assert max_age(b"\x00") == 0
 
 
+def test_max_age_reads_compressed_names_and_skips_authority_records_before_the_soa() -> None:
+    # to_wire compresses every name after the question's: the SOA's own names are pointers.
+    soa = "www.example.test. 900 IN SOA ns1.example.test. host.example.test. 1 7200 900 86400 45"
+    reply = response(dns.rcode.NOERROR, [], ["example.test. 10 IN NS ns1.example.test.", soa])
+    assert b"\xc0" in reply
+    assert max_age(reply) == 45
+    answer = ["www.example.test. 86400 IN A 192.0.2.1", "www.example.test. 86400 IN A 192.0.2.2"]
+    with_authority = response(
+        dns.rcode.NOERROR, answer, ["example.test. 5 IN NS ns1.example.test."]
+    )
+    assert max_age(with_authority) == 86400  # the authority's TTL does not count
+
+
+def test_max_age_of_a_truncated_reply_is_zero_never_an_exception() -> None:
+    reply = response(dns.rcode.NOERROR, ["www.example.test. 300 IN A 192.0.2.1"], [])
+    for length in range(len(reply)):
+        assert max_age(reply[:length]) == 0
+
+
 def test_padding_is_asked_for_only_by_a_padding_option() -> None:
     assert asks_for_padding(wire(use_edns=0, pad=128))
     assert not asks_for_padding(wire(use_edns=0))

@@ -17,7 +17,7 @@ import dns.rdatatype
 import dns.rrset
 import pytest
 
-from resolver.core.exchange import make_query
+from resolver.core.exchange import QUERY_PADDING_BLOCK, make_query, make_tls_query
 from resolver.core.scrub import randomize_case
 
 NAMES = ["a1.bench.test.", "WWW.Example.COM.", ".", "x" * 63 + ".y" * 60 + ".", "a\\.b.test."]
@@ -53,6 +53,35 @@ def test_a_query_renders_to_the_bytes_dnspython_renders(
             assert ours.to_wire(prepend_length=True) == theirs.to_wire(prepend_length=True)
             assert ours.to_wire(max_size=512) == theirs.to_wire(max_size=512)
             assert dns.message.from_wire(ours.to_wire()) == theirs
+
+
+@pytest.mark.parametrize("text", NAMES)
+@pytest.mark.parametrize("dnssec", [False, True])
+@pytest.mark.parametrize("recursive", [False, True])
+def test_a_dot_query_renders_to_the_bytes_dnspython_renders(
+    text: str, dnssec: bool, recursive: bool
+) -> None:
+    """The keepalive option and the padding (RFC 8467) included, to the last zero."""
+    name = dns.name.from_text(text)
+    keepalive = dns.edns.GenericOption(dns.edns.OptionType.KEEPALIVE, b"")
+    for payload in (512, 1232, 4096):
+        ours = make_tls_query(name, dns.rdatatype.AAAA, payload, recursive, dnssec=dnssec)
+        theirs = dns.message.make_query(
+            name,
+            dns.rdatatype.AAAA,
+            use_edns=0,
+            want_dnssec=dnssec,
+            payload=payload,
+            options=[keepalive],
+            pad=QUERY_PADDING_BLOCK,
+            flags=dns.flags.RD if recursive else 0,
+            id=0,
+        )
+        for query_id in (0, 0xFFFF):
+            ours.id = theirs.id = query_id
+            assert ours.to_wire() == theirs.to_wire()
+            assert len(ours.to_wire()) % QUERY_PADDING_BLOCK == 0
+            assert ours.to_wire(prepend_length=True) == theirs.to_wire(prepend_length=True)
 
 
 def test_the_query_keeps_the_case_0x20_gave_its_name() -> None:

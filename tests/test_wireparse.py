@@ -332,6 +332,39 @@ EDGE_CASES: dict[str, bytes] = {
         ],
         counts=(0, 0, 1),
     ),
+    "opt padding and keepalive": _message(
+        [
+            _rr(
+                b"\x00",
+                _OPT,
+                struct.pack("!HH", 11, 2) + b"\x00\x64" + struct.pack("!HH", 12, 300) + bytes(300),
+                rdclass=1232,
+            )
+        ],
+        counts=(0, 0, 1),
+    ),
+    "opt empty keepalive and an unknown option": _message(
+        [_rr(b"\x00", _OPT, struct.pack("!HHHH", 11, 0, 65001, 1) + b"x", rdclass=1232)],
+        counts=(0, 0, 1),
+    ),
+    "opt padding then a cookie": _message(
+        [
+            _rr(
+                b"\x00",
+                _OPT,
+                struct.pack("!HH", 12, 4) + bytes(4) + struct.pack("!HH", 10, 8) + b"\x02" * 8,
+                rdclass=1232,
+            )
+        ],
+        counts=(0, 0, 1),
+    ),
+    "opt padding longer than the record": _message(
+        [_rr(b"\x00", _OPT, struct.pack("!HH", 12, 9) + bytes(4), rdclass=1232)], counts=(0, 0, 1)
+    ),
+    "opt option header cut short": _message(
+        [_rr(b"\x00", _OPT, struct.pack("!HH", 12, 0) + b"\x00\x0c", rdclass=1232)],
+        counts=(0, 0, 1),
+    ),
     "opt bad option": _message(
         [_rr(b"\x00", _OPT, struct.pack("!HH", 8, 1) + b"\x00", rdclass=4096)], counts=(0, 0, 1)
     ),

@@ -305,27 +305,23 @@ def make_tls_query(
 ) -> dns.message.Message:
     """A query for a DNS-over-TLS server: EDNS with an empty edns-tcp-keepalive option (RFC
     7828 section 3.2.1: we would like to keep the connection open) and padding to the next
-    multiple of `QUERY_PADDING_BLOCK` octets (RFC 7830, RFC 8467 section 4.1), which dnspython
-    adds when the message is rendered."""
-    query = dns.message.make_query(
-        name,
-        cast(dns.rdatatype.RdataType, qtype),
-        use_edns=0,
-        want_dnssec=dnssec,
-        payload=payload,
-        options=[_KEEPALIVE],
-        pad=QUERY_PADDING_BLOCK,
+    multiple of `QUERY_PADDING_BLOCK` octets (RFC 7830, RFC 8467 section 4.1), added when the
+    message is rendered. Built like `make_query` (a shared OPT record, rendered in one pass):
+    dnspython's `make_query` and renderer cost a DoT-forwarded miss about 150 microseconds."""
+    query = make_query(
+        name, qtype, payload=payload, flags=dns.flags.RD if recursive else 0, dnssec=dnssec
     )
-    query.flags = dns.flags.RD if recursive else 0
-    query.id = 0
+    query.opt = _opt(payload, int(dns.flags.DO) if dnssec else 0, keepalive=True)
+    query.pad = QUERY_PADDING_BLOCK
     return query
 
 
 @functools.cache
-def _opt(payload: int, ednsflags: int = 0) -> dns.rrset.RRset:
-    """The OPT record `use_edns(0, ednsflags, payload)` makes (version 0, no options)."""
+def _opt(payload: int, ednsflags: int = 0, keepalive: bool = False) -> dns.rrset.RRset:
+    """The OPT record `use_edns(0, ednsflags, payload)` makes (version 0, no options but an
+    empty edns-tcp-keepalive with `keepalive`)."""
     template = dns.message.QueryMessage(id=0)
-    template.use_edns(0, ednsflags, payload)
+    template.use_edns(0, ednsflags, payload, options=[_KEEPALIVE] if keepalive else None)
     assert template.opt is not None
     return template.opt
 
@@ -333,6 +329,7 @@ def _opt(payload: int, ednsflags: int = 0) -> dns.rrset.RRset:
 _HEADER = struct.Struct("!HHHHHH")
 _QUESTION_TAIL = struct.Struct("!HH")
 _OPT_RR = struct.Struct("!BHHIH")  # the root name, type, class (payload), TTL (flags), rdlen
+_OPTION = struct.Struct("!HH")  # an EDNS option's code and length
 
 
 class _Query(dns.message.QueryMessage):
@@ -380,16 +377,29 @@ class _Query(dns.message.QueryMessage):
         question = self.question[0]
         if not question.name.is_absolute():
             return None
+        name = question.name.to_wire()  # uncompressed: the first name has nothing to point to
+        assert name is not None
         opt = self.opt
         if opt is None:
             tail = b""
-        elif self.pad or len(opt) != 1 or opt[0].options:
+        elif len(opt) != 1:
             return None
         else:
-            tail = _OPT_RR.pack(0, dns.rdatatype.OPT, opt.rdclass, opt.ttl, 0)
+            # Options as dnspython renders them (type, length, data), then the padding option
+            # its renderer adds: enough zeros to make the whole message a multiple of `pad`.
+            options = b"".join(
+                _OPTION.pack(option.otype, len(data)) + data
+                for option in opt[0].options
+                for data in (option.to_wire(),)
+            )
+            if self.pad:
+                unpadded = _HEADER.size + len(name) + _QUESTION_TAIL.size + _OPT_RR.size
+                unpadded += len(options) + _OPTION.size
+                padding = -unpadded % self.pad
+                options += _OPTION.pack(dns.edns.OptionType.PADDING, padding) + bytes(padding)
+            tail = _OPT_RR.pack(0, dns.rdatatype.OPT, opt.rdclass, opt.ttl, len(options))
+            tail += options
         header = _HEADER.pack(self.id, self.flags, 1, 0, 0, 0 if opt is None else 1)
-        name = question.name.to_wire()  # uncompressed: the first name has nothing to point to
-        assert name is not None
         return b"".join(
             (header, name, _QUESTION_TAIL.pack(question.rdtype, question.rdclass), tail)
         )

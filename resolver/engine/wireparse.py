@@ -29,6 +29,7 @@ from __future__ import annotations
 import struct
 from typing import Any, cast
 
+import dns.edns
 import dns.flags
 import dns.ipv6
 import dns.message
@@ -113,6 +114,9 @@ _RDATA_CLASS: dict[int, type[dns.rdata.Rdata]] = {
 }
 
 _OPT_CLASS = dns.rdata.get_rdata_class(_IN, dns.rdatatype.OPT)
+_OPT_KNOWN_HASH = _with_known_hash(_OPT_CLASS)
+_GenericOption = dns.edns.GenericOption
+_OPTION = struct.Struct("!HH")  # an EDNS option's code and length
 
 _new = object.__new__
 _set = object.__setattr__
@@ -332,14 +336,41 @@ def _opt(
 ) -> dns.rrset.RRset:
     """The message's OPT RRset, as `dns.rrset.from_rdata(name, ttl, rdata)` makes it (the TTL
     field holds the extended rcode, version and flags: never clamped)."""
-    if rdlen:  # options: dnspython's reader knows them all
-        return dns.rrset.from_rdata(name, ttl, _generic_rdata(wire, pos, payload, _OPT, rdlen))
-    rd: Any = _new(_OPT_CLASS)
+    options: tuple[dns.edns.Option, ...] = ()
+    rd: Any
+    if rdlen:
+        generic = _generic_options(wire, pos, pos + rdlen)
+        if generic is None:  # options of a class of their own: dnspython's reader knows them
+            return dns.rrset.from_rdata(name, ttl, _generic_rdata(wire, pos, payload, _OPT, rdlen))
+        # Padding and keepalive (every reply of a DoT server to a padded query): what
+        # dnspython makes, without its generic reader, and the hash it would compute (of the
+        # options as rendered: the bytes read) given at birth.
+        options = generic
+        rd = _new(_OPT_KNOWN_HASH)
+        _set(rd, "_known_hash", hash(wire[pos : pos + rdlen]))
+    else:
+        rd = _new(_OPT_CLASS)
     _set(rd, "rdclass", _rdclass(payload))
     _set(rd, "rdtype", _TYPES[_OPT])
     _set(rd, "rdcomment", None)
-    _set(rd, "options", ())
+    _set(rd, "options", options)
     return _new_rrset(name, rd.rdclass, rd.rdtype, _NONE, ttl, {rd: None})
+
+
+def _generic_options(wire: bytes, pos: int, end: int) -> tuple[dns.edns.Option, ...] | None:
+    """The EDNS options in wire[pos:end] if dnspython reads every one of them as a
+    `GenericOption` (padding, keepalive, ...); None for any other, or a malformed list."""
+    options = []
+    while pos < end:
+        if pos + 4 > end:
+            return None
+        otype, length = _OPTION.unpack_from(wire, pos)
+        pos += 4
+        if pos + length > end or dns.edns.get_option_class(otype) is not _GenericOption:
+            return None
+        options.append(_GenericOption(otype, wire[pos : pos + length]))
+        pos += length
+    return tuple(options)
 
 
 def _generic_rdata(wire: bytes, pos: int, rdclass: int, rdtype: int, rdlen: int) -> dns.rdata.Rdata:

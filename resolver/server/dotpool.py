@@ -27,7 +27,7 @@ from resolver.engine import Send
 from resolver.engine.keepalive import keepalive_timeout
 from resolver.engine.stats import Stats
 from resolver.server.tls import check_pin, client_context
-from resolver.server.wire import framed, receive_framed
+from resolver.server.wire import FrameReader, framed
 
 log = logging.getLogger(__name__)
 
@@ -121,18 +121,22 @@ class _Connection:
         if stream is None:  # never opened: nothing to read
             self.closed = True
             return
+        reader = FrameReader(stream)  # every reply already arrived, without a checkpoint each
         try:
             while True:
                 if self.draining and not self.waiters:
                     break
-                with trio.move_on_after(self.idle_timeout) as idle:
-                    data = await receive_framed(stream)
-                if idle.cancelled_caught:
-                    if self.waiters:
-                        continue
-                    break
+                data = reader.take()
                 if data is None:
-                    break
+                    with trio.move_on_after(self.idle_timeout) as idle:
+                        more = await reader.fill()
+                    if idle.cancelled_caught:
+                        if self.waiters:
+                            continue
+                        break
+                    if not more:
+                        break
+                    continue
                 if len(data) < 2:
                     continue
                 delivers = self.waiters.pop(int.from_bytes(data[:2], "big"), [])
@@ -168,7 +172,8 @@ class DotPool:
         if held is not None and held.draining:
             held = None  # the server asked for no more queries on it (RFC 7828 section 3.3.2)
         if held is not None and not held.closed:
-            await held.ready.wait()
+            if not held.ready.is_set():  # no checkpoint for every query on an open connection
+                await held.ready.wait()
             if held.failure is None and not held.closed:
                 return held
             if held.failure is not None:
@@ -217,8 +222,17 @@ class DotPool:
         arrived = trio.Event()
 
         def deliver(data: bytes | None) -> None:
-            replies.append(None if data is None else send.wire[:2] + data[2:])
+            # Called by the connection's reader: the reply goes to the engine (and on to the
+            # client) at once, not after this task has been scheduled again; with the engine's
+            # own ID back in place of the one unique on this connection.
+            reply = None if data is None else send.wire[:2] + data[2:]
+            replies.append(reply)
             arrived.set()
+            if reply is not None:
+                try:
+                    received(reply)
+                except Exception:  # a bug must cost this query, never the shared connection
+                    log.exception("handling a reply from %s failed", describe(server))
 
         waiting = connection.waiters.setdefault(query_id, [])
         waiting.append(deliver)
@@ -226,8 +240,15 @@ class DotPool:
             stream = connection.stream
             if stream is None:
                 return NetworkError(f"{describe(server)}: no connection")
-            async with connection.write_lock:
+            lock = connection.write_lock
+            try:
+                lock.acquire_nowait()  # the query goes out now unless another is being written
+            except trio.WouldBlock:
+                await lock.acquire()
+            try:
                 await stream.send_all(framed(query_id.to_bytes(2, "big") + send.wire[2:]))
+            finally:
+                lock.release()
             await arrived.wait()
         except (trio.BrokenResourceError, trio.ClosedResourceError) as error:
             return NetworkError(f"{describe(server)}: {_reason(error)}")
@@ -236,8 +257,6 @@ class DotPool:
                 waiting.remove(deliver)
             if not waiting and connection.waiters.get(query_id) is waiting:
                 del connection.waiters[query_id]
-        data = replies[0]
-        if data is None:
+        if replies[0] is None:
             return NetworkError(f"{describe(server)}: connection closed before the reply")
-        received(data)
-        return None
+        return None  # `deliver` has handed the reply over

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import socket
 from collections.abc import Callable
 
 import h2.config
@@ -32,7 +31,7 @@ from resolver.config import Limits
 from resolver.engine import Client
 from resolver.engine.doh import MEDIA_TYPE, HttpError, dns_query, max_age
 from resolver.server.service import Awaited, ResolverService
-from resolver.server.wire import MAX_MESSAGE
+from resolver.server.wire import MAX_MESSAGE, quick_ack, receive_arrived
 
 log = logging.getLogger(__name__)
 
@@ -56,17 +55,34 @@ class _Stuck(trio.BrokenResourceError):
 Headers = list[tuple[bytes, bytes]]
 
 
-async def answer(service: ResolverService, wire: bytes, peer: str) -> bytes | None:
-    """The engine's reply to one DoH query: the packet cache first, then the full path."""
+def answer_now(service: ResolverService, query: bytes, peer: str) -> bytes | None:
+    """The packet cache's reply to one DoH query, or None: it needs the full path (`resolve`)."""
     engine = service.engine
-    reply = engine.answer_from_cache(wire, peer, True, "https")
+    reply = engine.answer_from_cache(query, peer, True, "https")
     if reply is not None:
-        service.carry(engine.take_output())
-        return reply
-    awaited = Awaited()
-    service.carry(engine.client_query(wire, Client(peer, True, awaited, "https")))
-    await awaited.done.wait()
-    return awaited.wire
+        service.carry(engine.take_output())  # a prefetch the hit started
+    return reply
+
+
+Response = tuple[int, Headers, bytes]
+
+
+def respond_now(
+    service: ResolverService,
+    peer: str,
+    path: str,
+    method: str,
+    target: str,
+    content_type: str | None,
+    body: bytes,
+) -> Response | bytes:
+    """The response to one request when it is ready at once (an HTTP error, a packet-cache
+    hit), or the DNS query that must be resolved first (`respond` waits for it)."""
+    query = dns_query(method, target, content_type, body, path)
+    if isinstance(query, HttpError):
+        return _error(query)
+    reply = answer_now(service, query, peer)
+    return query if reply is None else _dns(reply)
 
 
 async def respond(
@@ -77,22 +93,38 @@ async def respond(
     target: str,
     content_type: str | None,
     body: bytes,
-) -> tuple[int, Headers, bytes]:
+) -> Response:
     """Status, headers and body of the HTTP response to one request."""
-    query = dns_query(method, target, content_type, body, path)
-    if not isinstance(query, HttpError):
-        reply = await answer(service, query, peer)
-        if reply is not None:  # DNS errors travel in a 200 too (RFC 8484 section 4.2.1)
-            headers = [
-                (b"content-type", MEDIA_TYPE.encode()),
-                (b"cache-control", b"max-age=%d" % max_age(reply)),
-            ]
-            return 200, headers, reply
-        query = HttpError(400, "not a DNS query")
+    ready = respond_now(service, peer, path, method, target, content_type, body)
+    if not isinstance(ready, bytes):
+        return ready
+    return await resolve(service, peer, ready)
+
+
+async def resolve(service: ResolverService, peer: str, query: bytes) -> Response:
+    """The response to a DNS query the packet cache could not answer."""
+    awaited = Awaited()
+    service.carry(service.engine.client_query(query, Client(peer, True, awaited, "https")))
+    await awaited.done.wait()
+    if awaited.wire is None:
+        return _error(HttpError(400, "not a DNS query"))
+    return _dns(awaited.wire)
+
+
+def _dns(reply: bytes) -> Response:
+    """A DNS reply in a 200 (DNS errors travel in a 200 too, RFC 8484 section 4.2.1)."""
+    headers = [
+        (b"content-type", MEDIA_TYPE.encode()),
+        (b"cache-control", b"max-age=%d" % max_age(reply)),
+    ]
+    return 200, headers, reply
+
+
+def _error(error: HttpError) -> Response:
     headers = [(b"content-type", b"text/plain; charset=utf-8")]
-    if query.status == 405:
+    if error.status == 405:
         headers.append((b"allow", b"GET, HEAD, POST"))
-    return query.status, headers, (query.reason + "\n").encode()
+    return error.status, headers, (error.reason + "\n").encode()
 
 
 async def serve_https(
@@ -116,21 +148,6 @@ async def _receive(stream: trio.abc.Stream, limits: Limits) -> bytes:
     with trio.move_on_after(limits.tcp_idle_timeout):
         return bytes(await stream.receive_some(_RECEIVE))
     return b""
-
-
-def _quick_ack(stream: trio.abc.Stream) -> None:
-    """Acknowledge what the client sent at once instead of after Linux's delayed-ACK timer
-    (40 ms). HTTP/2 clients write small frames (a SETTINGS or WINDOW_UPDATE, then a request)
-    in separate segments, and one with Nagle's algorithm on (dnsperf) holds the request until
-    the first is acknowledged: measured, a DoH query then took 30 to 50 ms instead of 2 to 5.
-    TCP_QUICKACK is not sticky (the kernel may fall back to delayed ACKs), hence after every
-    receive; where it does not exist (not Linux), nothing happens."""
-    option = getattr(socket, "TCP_QUICKACK", None)
-    transport = getattr(stream, "transport_stream", None)
-    if option is None or not isinstance(transport, trio.SocketStream):
-        return
-    with contextlib.suppress(OSError):
-        transport.socket.setsockopt(socket.IPPROTO_TCP, option, 1)
 
 
 async def _send(stream: trio.abc.Stream, data: bytes, limits: Limits) -> None:
@@ -252,7 +269,15 @@ class _H2:
     """One HTTP/2 connection: the state machine, its writer lock, and the open requests."""
 
     def __init__(self, stream: trio.abc.Stream, limits: Limits) -> None:
-        config = h2.config.H2Configuration(client_side=False, header_encoding=None)
+        # What we send is ours (`_response_headers`: lowercase names, no connection-specific
+        # field), so h2 need not check and normalise it for every response: that was a third
+        # of h2's cost of sending one. What the client sends is still checked.
+        config = h2.config.H2Configuration(
+            client_side=False,
+            header_encoding=None,
+            validate_outbound_headers=False,
+            normalize_outbound_headers=False,
+        )
         self.connection = h2.connection.H2Connection(config=config)
         self.stream = stream
         self.limits = limits
@@ -262,15 +287,34 @@ class _H2:
         self.window = trio.Event()
         self.requests: dict[int, tuple[Headers, bytearray]] = {}
         self.answering = 0  # requests being answered (`MAX_STREAMS` at most)
+        # What h2 produced, cut at the end of each response answered at once (`reply_now`).
+        self.written: list[bytes] = []
 
     def granted(self) -> None:
         self.window.set()
         self.window = trio.Event()
 
+    def cut(self) -> None:
+        """End a write at this point: what h2 produced so far leaves in a TLS record of its
+        own, not in one record with the responses that follow (see `flush`)."""
+        data = self.connection.data_to_send()
+        if data:
+            self.written.append(data)
+
     async def flush(self) -> None:
+        """Write what h2 produced: each response answered at once in a TLS record of its own.
+
+        One record for a whole batch of responses would be cheaper, but dnsperf (2.x, the tool
+        the benchmarks use) handles one response per TLS record it reads and keeps the rest in
+        its buffer until more bytes arrive on the socket (its `have_more` is a TODO): measured,
+        two responses in one record cost the second one a stall, and at 2 or more requests in
+        flight on a connection a run came to a near standstill. The batch still costs one
+        receive, and the hits in it no task each.
+        """
         async with self.lock:
-            data = self.connection.data_to_send()
-            if data:
+            self.cut()
+            written, self.written = self.written, []
+            for data in written:
                 await _send(self.stream, data, self.limits)
 
     async def reply(
@@ -286,15 +330,9 @@ class _H2:
         all of it is in h2's hands (the stream is then closed for h2), before it is written."""
         connection = self.connection
         try:
+            # A HEAD response has no body: the headers, with the GET's length, end the stream.
             connection.send_headers(
-                stream_id,
-                [
-                    (b":status", b"%d" % status),
-                    *headers,
-                    (b"content-length", b"%d" % len(body)),
-                    (b"server", _SERVER),
-                ],
-                end_stream=head,  # a HEAD response has no body: the headers end the stream
+                stream_id, _response_headers(status, headers, body), end_stream=head
             )
             while not head:
                 window = min(
@@ -325,6 +363,29 @@ class _H2:
         queued()
         await self.flush()
 
+    def reply_now(
+        self, stream_id: int, status: int, headers: Headers, body: bytes, head: bool = False
+    ) -> bool:
+        """Hand h2 the whole response at once if the client's window takes it (a DNS reply
+        nearly always fits); it is written with the next `flush`, together with every other
+        response of the same batch of requests. False: it does not fit, use `reply`."""
+        connection = self.connection
+        try:
+            window = min(
+                connection.local_flow_control_window(stream_id),
+                connection.max_outbound_frame_size,
+            )
+            if len(body) > window:
+                return False
+            connection.send_headers(
+                stream_id, _response_headers(status, headers, body), end_stream=head
+            )
+            if not head:
+                connection.send_data(stream_id, body, end_stream=True)
+        except h2.exceptions.ProtocolError:
+            pass  # the client reset the stream, or the connection is closing (GOAWAY)
+        return True
+
     def finish(self, stream_id: int) -> None:
         """After a complete response to a request the client has not finished sending (413),
         ask it to stop sending, without error (RFC 9113 section 8.1)."""
@@ -332,6 +393,15 @@ class _H2:
         if stream is not None and not stream.closed:
             with contextlib.suppress(h2.exceptions.ProtocolError):  # closed meanwhile
                 self.connection.reset_stream(stream_id, h2.errors.ErrorCodes.NO_ERROR)
+
+
+def _response_headers(status: int, headers: Headers, body: bytes) -> Headers:
+    return [
+        (b":status", b"%d" % status),
+        *headers,
+        (b"content-length", b"%d" % len(body)),
+        (b"server", _SERVER),
+    ]
 
 
 async def _serve_h2(
@@ -350,7 +420,9 @@ async def _serve_h2(
     connection.initiate_connection()
     await h2c.flush()
 
-    async def handle(stream_id: int, headers: Headers, body: bytes | None) -> None:
+    async def handle(stream_id: int, ready: Response | bytes, too_large: bool, head: bool) -> None:
+        """Finish one request: resolve its query (`ready` is the query) unless its response
+        is already known, and send the response as the client's window allows."""
         answering = True
 
         def queued() -> None:
@@ -362,24 +434,10 @@ async def _serve_h2(
                 h2c.answering -= 1
 
         try:
-            fields = dict(headers)
-            response: Headers = []
-            if body is None:
-                status, content = 413, b"a DNS message has at most 65535 octets\n"
-            else:
-                content_type = fields.get(b"content-type")
-                status, response, content = await respond(
-                    service,
-                    peer,
-                    path,
-                    _get_for_head(fields.get(b":method", b"").decode("ascii", "replace")),
-                    fields.get(b":path", b"").decode("ascii", "replace"),
-                    None if content_type is None else content_type.decode("latin-1"),
-                    body,
-                )
-            head = fields.get(b":method") == b"HEAD"
-            await h2c.reply(stream_id, status, response, content, queued, head)
-            if body is None:
+            if isinstance(ready, bytes):
+                ready = await resolve(service, peer, ready)
+            await h2c.reply(stream_id, *ready, queued, head)
+            if too_large:
                 h2c.finish(stream_id)
                 await h2c.flush()
         finally:
@@ -387,6 +445,8 @@ async def _serve_h2(
             activity.set()
 
     def start(stream_id: int) -> None:
+        """A request is complete: answer it now if it can be (a packet-cache hit, an HTTP
+        error), written with the batch it arrived in; otherwise in a task of its own."""
         held = h2c.requests.pop(stream_id, None)
         if held is None:
             return
@@ -395,10 +455,30 @@ async def _serve_h2(
             with contextlib.suppress(h2.exceptions.ProtocolError):
                 connection.reset_stream(stream_id, h2.errors.ErrorCodes.REFUSED_STREAM)
             return
-        h2c.answering += 1
         headers, body = held
-        whole = bytes(body) if len(body) <= MAX_MESSAGE else None
-        nursery.start_soon(handle, stream_id, headers, whole)
+        ready: Response | bytes
+        too_large = len(body) > MAX_MESSAGE
+        method = dict(headers).get(b":method", b"")
+        head = method == b"HEAD"
+        if too_large:
+            ready = 413, [], b"a DNS message has at most 65535 octets\n"
+        else:
+            fields = dict(headers)
+            content_type = fields.get(b"content-type")
+            ready = respond_now(
+                service,
+                peer,
+                path,
+                _get_for_head(method.decode("ascii", "replace")),
+                fields.get(b":path", b"").decode("ascii", "replace"),
+                None if content_type is None else content_type.decode("latin-1"),
+                bytes(body),
+            )
+            if not isinstance(ready, bytes) and h2c.reply_now(stream_id, *ready, head):
+                h2c.cut()
+                return
+        h2c.answering += 1
+        nursery.start_soon(handle, stream_id, ready, too_large, head)
 
     # Only requests keep a connection open: the idle timeout runs from the last request
     # received or answered, so PINGs, SETTINGS or a body trickled byte by byte (slowloris)
@@ -416,8 +496,10 @@ async def _serve_h2(
                 deadline = trio.current_time() + limits.tcp_idle_timeout
             data = b""
             with trio.move_on_at(deadline):
-                data = bytes(await stream.receive_some(_RECEIVE))
-                _quick_ack(stream)
+                # All the records already received: their requests are answered together
+                # and the responses to the hits leave in one write (the flush below).
+                data = await receive_arrived(stream)
+                quick_ack(stream)
                 if not data:
                     break
             if not data:

@@ -23,7 +23,7 @@ from resolver.server.errors import StartupError
 from resolver.server.https import serve_https
 from resolver.server.service import ResolverService
 from resolver.server.tls import ReloadableContext
-from resolver.server.wire import MAX_MESSAGE, family_of, framed, receive_framed
+from resolver.server.wire import MAX_MESSAGE, FrameReader, family_of, framed, quick_ack
 
 log = logging.getLogger(__name__)
 
@@ -226,6 +226,7 @@ async def tls_handshake(
             cause = error.__cause__ or error
             log.debug("tls handshake with %s failed: %s", peer, cause)
             return None
+        quick_ack(secure)  # the client's Finished: its first query may wait for this ACK
         return secure
     log.debug("tls handshake with %s took too long", peer)
     return None
@@ -335,25 +336,45 @@ async def serve_stream(
     kind = transport or "tcp"
 
     async def write(done: trio.CancelScope) -> None:
-        async for framed_reply in replies:
+        async for first in replies:
+            # Every reply already queued goes in the same write: the replies to a batch of
+            # pipelined cache hits then cost one TLS record and one segment, not one each.
+            batch = [first]
+            while True:
+                try:
+                    batch.append(replies.receive_nowait())
+                except (trio.WouldBlock, trio.EndOfChannel):
+                    break
             # A client that stops reading must not hold the connection (and its slot in
-            # max_tcp_clients) forever: a reply not taken within the idle timeout ends it.
+            # max_tcp_clients) forever: replies not taken within the idle timeout end it.
             with trio.move_on_after(limits.tcp_idle_timeout) as stuck:
-                await stream.send_all(framed_reply)
-            slots.release()
+                await stream.send_all(b"".join(batch))
+            for _ in batch:
+                slots.release()
             if stuck.cancelled_caught:
                 done.cancel()
                 return
 
+    reader = FrameReader(stream)
     try:
         async with stream, trio.open_nursery() as nursery:
             nursery.start_soon(write, nursery.cancel_scope)
+            # The idle timeout runs from the last complete query, not from the last byte: a
+            # client trickling a query byte by byte does not hold the connection forever.
+            deadline = trio.current_time() + limits.tcp_idle_timeout
             while True:
-                with trio.move_on_after(limits.tcp_idle_timeout) as idle:
-                    wire = await receive_framed(stream)
-                if idle.cancelled_caught or wire is None:
-                    break
-                await slots.acquire()
+                wire = reader.take()
+                if wire is None:
+                    with trio.move_on_at(deadline):
+                        if await reader.fill():
+                            quick_ack(stream)  # a client's next query may wait for our ACK
+                            continue
+                    break  # closed by the client, or idle
+                try:
+                    slots.acquire_nowait()  # no checkpoint: the whole batch is answered at once
+                except trio.WouldBlock:
+                    await slots.acquire()
+                deadline = trio.current_time() + limits.tcp_idle_timeout
                 # The slot goes back when the reply is written (or the engine says it
                 # sends none); only if the engine never got the query is it freed here.
                 try:
