@@ -265,6 +265,10 @@ class DnssecConfig:
     nsec3_max_iterations: int = setting(150, le=65_535, unbound="val-nsec3-keysize-iterations")
     # Zones whose validated keys (or insecure / bad-key status) are remembered at once.
     key_cache_size: int = setting(10_000, ge=1)
+    # RFC 8198: answer NXDOMAIN/NODATA from validated NSEC ranges (and, RFC 8020, below a
+    # validated NXDOMAIN) without asking upstream; how many NSEC ranges are kept for it.
+    aggressive_nsec: bool = setting(True, unbound="aggressive-nsec")
+    aggressive_nsec_size: int = setting(10_000, ge=1)
 
     def __post_init__(self) -> None:
         for index, name in enumerate(self.negative_trust_anchors):

@@ -24,6 +24,7 @@ import dns.name
 import dns.rdatatype
 
 from resolver.core.actions import Action, Answer, Done, Outcome, SendQuery
+from resolver.core.aggressive import Aggressive, learn
 from resolver.core.chain import Chain, Step
 from resolver.core.exchange import Exchange
 from resolver.core.lookup import CacheLookup
@@ -67,6 +68,7 @@ class Resolution:
         glueless = partial(self._resolve, validate=False)
         self._walk = Walk(self._work, self._lookup, Exchange(self._work), glueless)
         self._validator = Validator(self._work, self._resolve)
+        self._aggressive = Aggressive(self._work)
         self._steps = self._run()
         self._done: Done | None = None
 
@@ -74,6 +76,12 @@ class Resolution:
     def queries_sent(self) -> int:
         """Upstream queries this question has cost so far, sub-questions included."""
         return self._work.queries_sent
+
+    @property
+    def aggressive_answers(self) -> int:
+        """Links of this question answered from validated denials, not upstream (RFC 8198,
+        RFC 8020): counted in the `aggressive_answers` metric."""
+        return self._work.aggressive_answers
 
     @property
     def signature_checks(self) -> int:
@@ -147,6 +155,8 @@ class Resolution:
                 refreshing = self._refresh and depth == 0 and chain.name == self.qname
                 if not refreshing:
                     step = self._lookup.from_cache(chain.name, qtype, depth)
+                    if step is None and validate and self._validates(chain.name):
+                        step = self._aggressive.answer(chain.name, qtype, depth)
                 if step is None and self._cache_only:
                     step = self._lookup.referral(chain.name, depth)
                 if step is None:
@@ -181,10 +191,16 @@ class Resolution:
             return replace(step, security=Security.INSECURE)
         if step.security is Security.INDETERMINATE:
             step = yield from self._validator.check(step, name, qtype, depth)
+            learn(self._work, step)  # a secure denial's NSEC ranges serve later misses
         if step.security is Security.BOGUS and not self.checking_disabled:
             reason = self._work.ctx.cache.get_bogus(name, qtype) or ServfailReason.DNSSEC_BOGUS
             raise ResolutionFailed(reason)
         return step
+
+    def _validates(self, name: dns.name.Name) -> bool:
+        """Whether the validator judges `name`: a trust anchor above it, not a negative one."""
+        anchor = self._work.ctx.anchor_for(name)
+        return anchor is not None and not anchor.negative
 
     def _iterate_remembering_failure(
         self, name: dns.name.Name, qtype: int, depth: int, named_by: dns.name.Name | None
