@@ -34,8 +34,8 @@ from resolver.core.chain import Step
 from resolver.core.security import Security
 from resolver.core.signatures import signatures_of
 from resolver.core.work import Work
-from resolver.dnssec import prove_nodata, prove_nxdomain
 from resolver.dnssec import nsec as nsec_proofs
+from resolver.dnssec import prove_nodata, prove_nxdomain
 
 _NSEC = dns.rdatatype.NSEC
 _SOA = dns.rdatatype.SOA
@@ -155,9 +155,7 @@ class Aggressive:
         (record,) = nsec_proofs.records([first.nsec], zone)
         budget = self._work.budget
         if record.owner == name or _is_ent(record, name):
-            if record.owner == name and (
-                record.has(qtype) or record.has(dns.rdatatype.CNAME)
-            ):
+            if record.owner == name and (record.has(qtype) or record.has(dns.rdatatype.CNAME)):
                 return None  # the data exists: not ours to synthesise
             verdict = prove_nodata(name, qtype, zone, [first.nsec], budget)
             rcode = dns.rcode.NOERROR
