@@ -20,6 +20,7 @@ a query that did not wait for an upstream query.
 from __future__ import annotations
 
 import random
+import textwrap
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -214,7 +215,7 @@ def section(quick: bool, plot_path: Path, report: benchlib.Report) -> None:
         for r in replays
     ]
     lines += benchlib.table(header, rows)
-    plot(plot_path, replays, describe)
+    plot(plot_path, replays, textwrap.fill(describe, 110))
     lines.append(f"plot: {plot_path}")
     report.data["random_subdomains"] = [
         {**r.__dict__, "hit_rate": r.hit_rate, "random_hit_rate": r.random_hit_rate}
