@@ -165,7 +165,7 @@ def test_resolve_bench_signed_quick(tools: None, tmp_path: Path) -> None:
         [
             r"^\s+" + r"\s+".join(columns),
             r"^cold: \d+ distinct names from an empty cache",
-            r"^  to \. / sec\. / bench\.sec\.",
+            r"^\s+to \. / sec\. / bench\.sec\.",
             rf"^  server CPU per name \(us\){row}",
             rf"^  queries per second{row}",
             r"^  CPU per cold name <= 250 us: .*: (met|MISSED)",
