@@ -497,11 +497,13 @@ def ours_command(
     workers: int | None = None,
     config: Path | None = None,
     profile: Path | None = None,
+    trust_anchor: Path | None = None,
 ) -> list[str]:
     """`resolver serve` on 127.0.0.1:port, resolving only inside the test internet.
 
     `config`: a TOML file for what has no flag (the packet cache's size, prefetch, a control
-    socket); the flags given here override it."""
+    socket); the flags given here override it. `trust_anchor`: validate with this anchor (the
+    signed test internet's root key); without it, `--no-validate`."""
     prefix = [sys.executable]
     if profile is not None:
         prefix += ["-m", "cProfile", "-o", str(profile)]
@@ -509,9 +511,12 @@ def ours_command(
         *prefix,
         *("-m", "resolver", "--log-level", "warning", "serve"),
         *("--listen", f"127.0.0.1:{port}", "--root-hints", str(hints), "--query-loopback"),
-        # The unsigned test internet: the bundled IANA anchors would make every answer bogus.
-        "--no-validate",
     ]
+    if trust_anchor is None:
+        # The unsigned test internet: the bundled IANA anchors would make every answer bogus.
+        command.append("--no-validate")
+    else:
+        command += ["--trust-anchor-file", str(trust_anchor)]
     if config is not None:
         command += ["--config", str(config)]
     if workers is not None:
@@ -519,7 +524,9 @@ def ours_command(
     return command
 
 
-def unbound_config(port: int, hints: Path, workdir: Path, *, extra: str = "") -> str:
+def unbound_config(
+    port: int, hints: Path, workdir: Path, *, extra: str = "", trust_anchor: Path | None = None
+) -> str:
     """An unbound.conf comparable with our resolver, confined to loopback and `workdir`.
 
     One thread (the yardstick: ours is measured with one process); iterator only, no validator
@@ -527,8 +534,13 @@ def unbound_config(port: int, hints: Path, workdir: Path, *, extra: str = "") ->
     referral-path hardening and no prefetch, so both send the same kind and number of upstream
     queries; no IPv6 (the test internet has no IPv6 server). `test.` is
     an RFC 6761 special-use name that Unbound answers NXDOMAIN for itself unless told
-    otherwise. `extra` adds `server:` lines (e.g. cache sizes).
+    otherwise. `extra` adds `server:` lines (e.g. cache sizes). `trust_anchor`: the validator
+    on (`module-config: "validator iterator"`) with this anchor file (the signed test internet).
     """
+    modules = "iterator"
+    if trust_anchor is not None:
+        modules = "validator iterator"
+        extra = f'    trust-anchor-file: "{trust_anchor}"\n' + extra
     return f"""\
 server:
     verbosity: 0
@@ -540,7 +552,7 @@ server:
     do-not-query-localhost: no
     root-hints: "{hints}"
     local-zone: "test." nodefault
-    module-config: "iterator"
+    module-config: "{modules}"
     qname-minimisation: yes
     qname-minimisation-strict: no
     harden-referral-path: no

@@ -1,6 +1,7 @@
 """Cache hit rate against cache size on a replayed trace, next to the infinite-cache bound.
 
     python benchmarks/hitrate.py [--quick] [--plot FILE] [--no-live] [--json FILE]
+        [--random-subdomains PLOT [--random-subdomains-only]]
 
 The trace is seeded: Zipf-distributed queries over a universe of names in one zone (`hr.test.`),
 each name with a TTL drawn from a fixed mix (30 s to one day), a share of names that do not exist
@@ -784,6 +785,19 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--no-live", action="store_true", help="simulation only")
     parser.add_argument(
+        "--random-subdomains",
+        type=Path,
+        metavar="PLOT",
+        default=None,
+        help="also replay random-subdomain queries in a signed zone with aggressive NSEC off "
+        "and on (benchmarks/hitrate_signed.py), plotting to PLOT",
+    )
+    parser.add_argument(
+        "--random-subdomains-only",
+        action="store_true",
+        help="run only the --random-subdomains scenario",
+    )
+    parser.add_argument(
         "--prefetch",
         action="store_true",
         help="also replay live with cache.prefetch on, and compare the hit rates clients see",
@@ -813,9 +827,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     report.data["settings"] = asdict(settings)
     try:
         with benchlib.time_budget(settings.budget()):
-            simulation_section(settings, args, report)
-            if not args.no_live:
-                live_section(settings, args, report)
+            if not args.random_subdomains_only:
+                simulation_section(settings, args, report)
+                if not args.no_live:
+                    live_section(settings, args, report)
+            if args.random_subdomains is not None:
+                import hitrate_signed
+
+                hitrate_signed.section(args.quick, args.random_subdomains, report)
     except benchlib.BenchError as error:
         print(f"hitrate: {error}", file=sys.stderr)
         return 1

@@ -1,6 +1,14 @@
 """Cold resolution and cache hits: our resolver (1 worker, then N) side by side with Unbound.
 
     python benchmarks/resolve_bench.py [--quick] [--workers N] [--profile FILE] [--json FILE]
+    python benchmarks/resolve_bench.py --signed [--quick] [--json FILE]
+
+`--signed`, the cost of validation: the signed test internet (`TestInternet.signed`, on its own
+addresses 127.53.100.0/24) with `bench.sec.` (ECDSA P-256, NSEC) holding the names; ours with
+validation on (`--trust-anchor-file`, the internet's root key) and off (`--no-validate`), and
+Unbound with its validator (`module-config: "validator iterator"`, `trust-anchor-file`) and
+without (`"iterator"`), each measured as below (cold, warm check, hits; no N workers, no
+low-load stream). The `ours` and `unbound` columns are the validating ones.
 
 A loopback test internet (the standard topology of `resolver.testing` plus a `bench.test.` zone
 of many A records, delegated from `test.`) runs in a thread of this process; each resolver runs as
@@ -57,9 +65,12 @@ import benchlib
 import dns.message
 import dns.rcode
 
-from resolver.testing import TestInternet
+from resolver.testing import TestInternet, signed_topology
 
 DEFAULT_BLOCK = "127.153"
+
+#: --signed: the signed test internet's root key, written in the run's directory.
+TRUST_ANCHOR = "root.key"
 
 #: TTL of the benchmark records: far longer than any run, so no hit turns into a miss midway.
 BENCH_TTL = 3600
@@ -93,6 +104,10 @@ LOWLOAD_TIMEOUT = 2.0
 
 UNBOUND = "unbound"
 OURS = "ours"
+#: --signed: the zone of the names, and the columns without validation.
+SIGNED_ZONE = "bench.sec."
+OURS_NO_VALIDATION = "ours no-val"
+UNBOUND_NO_VALIDATION = "unbound no-val"
 
 
 @dataclass(frozen=True)
@@ -111,6 +126,8 @@ class Settings:
     lowload_seconds: float
     lowload_names: int  # the stream's universe of names
     hit_phases: bool = True  # False (--cold-only): the cold phase and the warm check only
+    zone: str = "bench.test."  # where the benchmark's names are (SIGNED_ZONE with --signed)
+    lowload_phase: bool = True  # False (--signed): no low-load stream
 
     def budget(self, resolvers: int) -> int:
         """A generous wall-clock bound for the whole run, so that nothing can hang forever."""
@@ -160,9 +177,9 @@ FULL = Settings(
 # -- the test internet ------------------------------------------------------------------------
 
 
-def bench_names(count: int) -> list[str]:
-    """The benchmark's query names, all distinct and all in bench.test."""
-    return [f"h{index:05d}.bench.test." for index in range(count)]
+def bench_names(count: int, zone: str = "bench.test.") -> list[str]:
+    """The benchmark's query names, all distinct and all in `zone`."""
+    return [f"h{index:05d}.{zone}" for index in range(count)]
 
 
 def lowload_names(count: int) -> list[str]:
@@ -194,11 +211,13 @@ def build_internet(settings: Settings, block: str) -> TestInternet:
     bench.test. gets two servers of its own (as most real zones have) and is delegated from
     test. with glue, so a cold name costs one query once the delegation is known.
     """
-    topology = benchlib.Topology.standard(block)
     records = "".join(
         f"{name} {BENCH_TTL} A 192.0.2.{index % 254 + 1}\n"
-        for index, name in enumerate(bench_names(settings.names))
+        for index, name in enumerate(bench_names(settings.names, settings.zone))
     )
+    if settings.zone == SIGNED_ZONE:  # signed with fixed keys on fixed addresses: no `block`
+        return TestInternet.signed(bench=records)
+    topology = benchlib.Topology.standard(block)
     records += lowload_records(settings.lowload_names)
     topology.add_leaf_zone("bench.test.", records, ttl=BENCH_TTL)
     return topology.build()
@@ -409,7 +428,8 @@ def measure(server: benchlib.Server, ctx: Context, *, cold: bool) -> Result:
         # ((1 - 1/N) ** passes: 0.02% for 2 workers).
         say(f"warming every worker's cache: passes of {settings.names} names, one socket each")
         wires = [
-            dns.message.make_query(name, "A").to_wire() for name in bench_names(settings.names)
+            dns.message.make_query(name, "A").to_wire()
+            for name in bench_names(settings.names, settings.zone)
         ]
         quiet_needed = WARM_QUIET_PASSES_PER_WORKER * server_workers(server)
         quiet = 0
@@ -478,11 +498,11 @@ def measure(server: benchlib.Server, ctx: Context, *, cold: bool) -> Result:
     rate_upstream = internet.total_queries()
 
     say(f"unloaded latency: {settings.idle_seconds:g} s, one query at a time")
-    idle = unloaded(server.port, bench_names(settings.names), settings.idle_seconds)
+    idle = unloaded(server.port, bench_names(settings.names, settings.zone), settings.idle_seconds)
     result.hits, result.hit_upstream, result.hit_cpu = hits, hit_upstream, hit_cpu
     result.rate, result.rate_upstream = rate, rate_upstream
     result.idle = idle
-    if cold:
+    if cold and settings.lowload_phase:
         say(
             f"low load: {settings.lowload_seconds:g} s at {settings.lowload_rate} qps, "
             f"Zipf over {settings.lowload_names:,} names"
@@ -541,8 +561,9 @@ def rows_for(results: Sequence[Result], settings: Settings) -> list[benchlib.Row
         if result.cold is None:
             return None
         zones = result.cold_upstream
-        bench = zones.get("bench.test.", 0)
-        return f"{zones.get('.', 0)} / {zones.get('test.', 0)} / {bench}"
+        bench = zones.get(settings.zone, 0)
+        tld = settings.zone.split(".", 1)[1]
+        return f"{zones.get('.', 0)} / {zones.get(tld, 0)} / {bench}"
 
     def cold_upstream(result: Result) -> float | None:
         return None if result.cold is None else sum(result.cold_upstream.values()) / n
@@ -591,7 +612,11 @@ def rows_for(results: Sequence[Result], settings: Settings) -> list[benchlib.Row
             ratio=False,
         ),
         row("upstream queries per name", cold_upstream, "{:.3f}"),
-        row("  to . / test. / bench.test.", upstream_split, ratio=False),
+        row(
+            f"  to . / {settings.zone.split('.', 1)[1]} / {settings.zone}",
+            upstream_split,
+            ratio=False,
+        ),
         row("latency p50 (ms)", on("cold", lambda c: ms(c.percentile(0.5))), "{:.2f}"),
         row("latency p99 (ms)", on("cold", lambda c: ms(c.percentile(0.99))), "{:.2f}"),
         row(
@@ -609,7 +634,7 @@ def rows_for(results: Sequence[Result], settings: Settings) -> list[benchlib.Row
     ]
     if not settings.hit_phases:
         return cold_rows + process_rows
-    return [
+    rows: list[benchlib.Row | str] = [
         *cold_rows,
         f"cache hits: {settings.hit_seconds:g} s at {settings.hit_in_flight} in flight, "
         f"{settings.clients} client sockets",
@@ -633,6 +658,8 @@ def rows_for(results: Sequence[Result], settings: Settings) -> list[benchlib.Row
         row("queries answered", on("idle", lambda h: h.answered)),
         *percentiles("idle", hit_percentiles),
         row("SERVFAIL / lost", lambda r: failures(r.idle), ratio=False),
+    ]
+    lowload: list[benchlib.Row | str] = [
         f"low load: {settings.lowload_seconds:g} s at a fixed {settings.lowload_rate} qps, "
         f"Zipf over {settings.lowload_names:,} names ({1 / LOWLOAD_NX_EVERY:.0%} NXDOMAIN, "
         f"TTLs {', '.join(f'{ttl} s' for ttl in LOWLOAD_TTLS)})",
@@ -644,8 +671,8 @@ def rows_for(results: Sequence[Result], settings: Settings) -> list[benchlib.Row
         *percentiles("lowload", hit_percentiles),
         latency_max("lowload"),
         row("SERVFAIL / lost", lambda r: failures(r.lowload), ratio=False),
-        *process_rows,
     ]
+    return [*rows, *(lowload if settings.lowload_phase else []), *process_rows]
 
 
 def target_lines(results: Sequence[Result], settings: Settings) -> list[str]:
@@ -759,6 +786,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="the cold phase and the warm check only (with --profile: where a cold name's time "
         "goes); no N workers",
     )
+    parser.add_argument(
+        "--signed",
+        action="store_true",
+        help="the cost of DNSSEC validation: a signed zone, ours and Unbound with validation on "
+        "and off (no N workers, no low-load stream)",
+    )
     benchlib.add_pin_option(parser)
     parser.add_argument("--no-unbound", action="store_true", help="measure our resolver only")
     parser.add_argument("--no-install", action="store_true", help="never run apt-get")
@@ -796,6 +829,8 @@ def settings_from(args: argparse.Namespace) -> Settings:
         lowload_seconds=args.lowload_seconds or base.lowload_seconds,
         lowload_names=base.lowload_names,
         hit_phases=not args.cold_only,
+        zone=SIGNED_ZONE if args.signed else base.zone,
+        lowload_phase=not args.signed,
     )
 
 
@@ -822,19 +857,34 @@ class Plan:
 def plans(args: argparse.Namespace, unbound: str | None) -> list[Plan]:
     checkout = args.checkout.resolve() if args.checkout else None
 
-    def ours(workers: int | None, profile: Path | None) -> Callable[[int, Path, Path], list[str]]:
-        def command(port: int, hints: Path, _workdir: Path) -> list[str]:
-            return benchlib.ours_command(port, hints, workers=workers, profile=profile)
+    def ours(
+        workers: int | None, profile: Path | None, validate: bool = args.signed
+    ) -> Callable[[int, Path, Path], list[str]]:
+        def command(port: int, hints: Path, workdir: Path) -> list[str]:
+            anchor = workdir / TRUST_ANCHOR if validate else None
+            return benchlib.ours_command(
+                port, hints, workers=workers, profile=profile, trust_anchor=anchor
+            )
 
         return command
 
-    def unbound_command(port: int, hints: Path, workdir: Path) -> list[str]:
-        assert unbound is not None
-        conf = workdir / "unbound.conf"
-        conf.write_text(benchlib.unbound_config(port, hints, workdir))
-        return [unbound, "-d", "-c", str(conf)]
+    def unbound_plan(validate: bool = args.signed) -> Callable[[int, Path, Path], list[str]]:
+        def unbound_command(port: int, hints: Path, workdir: Path) -> list[str]:
+            assert unbound is not None
+            conf = workdir / "unbound.conf"
+            anchor = workdir / TRUST_ANCHOR if validate else None
+            conf.write_text(benchlib.unbound_config(port, hints, workdir, trust_anchor=anchor))
+            return [unbound, "-d", "-c", str(conf)]
+
+        return unbound_command
 
     result = [Plan(OURS, ours(None, args.profile), cold=True, cwd=checkout)]
+    if args.signed:
+        result.append(Plan(OURS_NO_VALIDATION, ours(None, None, False), cold=True, cwd=checkout))
+        if unbound is not None:
+            result.append(Plan(UNBOUND, unbound_plan(), cold=True))
+            result.append(Plan(UNBOUND_NO_VALIDATION, unbound_plan(False), cold=True))
+        return result
     if args.cold_only:
         pass  # N workers have no cold phase of their own
     elif args.workers > 1:
@@ -847,7 +897,7 @@ def plans(args: argparse.Namespace, unbound: str | None) -> list[Plan]:
         )
         result.append(plan)
     if unbound is not None:
-        result.append(Plan(UNBOUND, unbound_command, cold=True))
+        result.append(Plan(UNBOUND, unbound_plan(), cold=True))
     return result
 
 
@@ -883,19 +933,22 @@ def main(argv: Sequence[str] | None = None) -> int:
             workdir.chmod(0o755)
             hints = workdir / "root.hints"
             names_file = workdir / "names.txt"
-            names_file.write_text("".join(f"{n} A\n" for n in bench_names(settings.names)))
+            names = bench_names(settings.names, settings.zone)
+            names_file.write_text("".join(f"{n} A\n" for n in names))
             internet = build_internet(settings, args.block)
             internet.write_hints(hints)
+            if args.signed:
+                (workdir / TRUST_ANCHOR).write_text(signed_topology.trust_anchor_text())
             print(
-                f"test internet: {len(internet.servers)} servers in {args.block}.0.0/16, "
-                f"bench.test. with {settings.names} names",
+                f"test internet: {len(internet.servers)} servers, "
+                f"{settings.zone} with {settings.names} names",
                 file=sys.stderr,
                 flush=True,
             )
             ctx = Context(internet, dnsperf, names_file, workdir, settings)
             with benchlib.internet_in_thread(internet):
                 for plan in todo:
-                    benchlib.check_internet(internet, [(bench_names(1)[0], "A")])
+                    benchlib.check_internet(internet, [(names[0], "A")])
                     port = benchlib.free_port()
                     command = plan.command(port, hints, workdir)
                     if pinning is not None:

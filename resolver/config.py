@@ -283,6 +283,10 @@ class DnssecConfig:
     max_resolution_signatures: int = setting(256, ge=1)
     max_ds_records: int = setting(64, ge=1)
     max_dnskey_records: int = setting(64, ge=1)
+    # RFC 8198: answer NXDOMAIN/NODATA from validated NSEC ranges (and, RFC 8020, below a
+    # validated NXDOMAIN) without asking upstream; how many NSEC ranges are kept for it.
+    aggressive_nsec: bool = setting(True, unbound="aggressive-nsec")
+    aggressive_nsec_size: int = setting(10_000, ge=1)
 
     def __post_init__(self) -> None:
         for index, name in enumerate(self.negative_trust_anchors):

@@ -153,6 +153,48 @@ def test_resolve_bench_quick(tools: None, tmp_path: Path) -> None:
     assert report.stat().st_size > 0
 
 
+def test_resolve_bench_signed_quick(tools: None, tmp_path: Path) -> None:
+    """The cost of validation: ours and Unbound, validation on and off, on a signed zone."""
+    report = tmp_path / "signed.json"
+    run = run_benchmark("resolve_bench.py", "--signed", "--quick", "--json", str(report))
+    assert run.returncode == 0, run.explain()
+    columns = ["ours", "ours no-val", "unbound", "unbound no-val"]
+    row = rf"(\s+{NUMBER}){{4}}"
+    assert_lines(
+        run,
+        [
+            r"^\s+" + r"\s+".join(columns),
+            r"^cold: \d+ distinct names from an empty cache",
+            r"^\s+to \. / sec\. / bench\.sec\.",
+            rf"^  server CPU per name \(us\){row}",
+            rf"^  queries per second{row}",
+            r"^  CPU per cold name <= 250 us: .*: (met|MISSED)",
+        ],
+    )
+    assert "low load" not in run.stdout
+    data = json.loads(report.read_text())
+    assert [result["warm_upstream"] for result in data["results"]] == [0, 0, 0, 0]
+
+
+def test_hitrate_random_subdomains_quick(tmp_path: Path) -> None:
+    plot = tmp_path / "random.png"
+    run = run_benchmark(
+        "hitrate.py", "--quick", "--random-subdomains", str(plot), "--random-subdomains-only"
+    )
+    assert run.returncode == 0, run.explain()
+    percent = rf"{NUMBER}%"
+    assert_lines(
+        run,
+        [
+            r"^random subdomains in a signed zone: ",
+            rf"^\s+25%\s+off\s+{percent}\s+{percent}\s+[\d,]+\s+0$",
+            rf"^\s+25%\s+on\s+{percent}\s+{percent}\s+[\d,]+\s+[\d,]+$",
+            rf"^plot: {re.escape(str(plot))}$",
+        ],
+    )
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
 def test_hitrate_quick(tmp_path: Path) -> None:
     plot = tmp_path / "hitrate.png"
     run = run_benchmark("hitrate.py", "--quick", "--prefetch", "--plot", str(plot))

@@ -13,6 +13,7 @@ import dns.flags
 import dns.message
 import dns.query
 import dns.rcode
+import dns.rdatatype
 import pytest
 
 from resolver.testing import TestInternet
@@ -100,3 +101,24 @@ def test_query_trace_shows_the_chain_of_trust(files: tuple[Path, Path]) -> None:
     bad = run_resolver("query", "x.sec.", *common[:-1], str(hints))
     assert bad.returncode != 0 and "Traceback" not in bad.stderr
     assert bad.stderr.startswith("resolver: error: dnssec.trust_anchor_file: "), bad.stderr
+
+
+def test_the_daemon_answers_random_names_of_a_signed_zone_from_validated_nsec(
+    signed: TestInternet, files: tuple[Path, Path]
+) -> None:
+    """RFC 8198 end to end: after one validated NXDOMAIN, another random name of the same
+    NSEC range is NXDOMAIN with AD and its proof, and ns.zones.sec. is not asked again."""
+    hints, anchor = files
+    port = free_port()
+    zones = signed.servers["ns.zones.sec."]
+    with running_daemon(hints, [f"127.0.0.1:{port}"], trust_anchor=anchor):
+        first = ask(port, "nx1.nsec.sec.")
+        assert first.rcode() == dns.rcode.NXDOMAIN and first.flags & dns.flags.AD
+        asked = zones.query_count
+        for name in ("nx2.nsec.sec.", "q7z.nsec.sec.", "below.nx1.nsec.sec."):
+            reply = ask(port, name)
+            assert reply.rcode() == dns.rcode.NXDOMAIN and reply.flags & dns.flags.AD, reply
+            assert any(rrset.rdtype == dns.rdatatype.NSEC for rrset in reply.authority)
+        assert zones.query_count == asked
+        outside = ask(port, "zzz.nsec.sec.")
+        assert outside.rcode() == dns.rcode.NXDOMAIN and zones.query_count > asked

@@ -26,6 +26,7 @@ import dns.rrset
 
 from resolver.cache.records import with_ttl
 from resolver.core.actions import Action, Answer, Done, Outcome, SendQuery
+from resolver.core.aggressive import Aggressive, learn
 from resolver.core.chain import Chain, Step
 from resolver.core.exchange import Exchange
 from resolver.core.lookup import CacheLookup
@@ -78,6 +79,7 @@ class Resolution:
         glueless = partial(self._resolve, validate=False)
         self._walk = Walk(self._work, self._lookup, Exchange(self._work), glueless)
         self._validator = Validator(self._work, self._resolve)
+        self._aggressive = Aggressive(self._work)
         self._steps = self._run()
         self._done: Done | None = None
 
@@ -85,6 +87,12 @@ class Resolution:
     def queries_sent(self) -> int:
         """Upstream queries this question has cost so far, sub-questions included."""
         return self._work.queries_sent
+
+    @property
+    def aggressive_answers(self) -> int:
+        """Links of this question answered from validated denials, not upstream (RFC 8198,
+        RFC 8020): counted in the `aggressive_answers` metric."""
+        return self._work.aggressive_answers
 
     @property
     def signature_checks(self) -> int:
@@ -202,6 +210,9 @@ class Resolution:
         for attempt in range(1 + MAX_RETRIES):
             server = None
             step = None if refreshing or attempt else self._lookup.from_cache(name, qtype, depth)
+            fresh_only = refreshing or attempt
+            if step is None and validate and not fresh_only and self._validates(name):
+                step = self._aggressive.answer(name, qtype, depth)  # RFC 8198 / RFC 8020
             if step is None and depth == 0 and not refreshing and not attempt:
                 step = self._from_shared(name)
             if step is None and self._cache_only:
@@ -257,6 +268,7 @@ class Resolution:
             return replace(step, security=Security.INSECURE)
         if step.security is Security.INDETERMINATE:
             step = yield from self._validator.check(step, name, qtype, depth)
+            learn(self._work, step)  # a secure denial's NSEC ranges serve later misses
         return step
 
     def _bogus(self, step: Step, name: dns.name.Name, qtype: int) -> Step:
@@ -266,6 +278,11 @@ class Resolution:
             reason = self._work.ctx.cache.get_bogus(name, qtype) or ServfailReason.DNSSEC_BOGUS
             raise ResolutionFailed(reason)
         return bogus_for_cd(step, self._work.ctx.config.dnssec.bogus_ttl)
+
+    def _validates(self, name: dns.name.Name) -> bool:
+        """Whether the validator judges `name`: a trust anchor above it, not a negative one."""
+        anchor = self._work.ctx.anchor_for(name)
+        return anchor is not None and not anchor.negative
 
     def _iterate_remembering_failure(
         self, name: dns.name.Name, qtype: int, depth: int, named_by: dns.name.Name | None

@@ -15,6 +15,7 @@ import dns.name
 import dns.rrset
 
 from resolver.cache.keys import KeyCache
+from resolver.cache.nsecs import NsecIndex
 from resolver.cache.records import RecordCache, ZoneCut
 from resolver.cache.servers import ServerTable
 from resolver.config import Config, Limits
@@ -65,6 +66,8 @@ class Context:
 
     #: Validated keys per zone (`cache/keys.py`), shared by every resolution.
     keys: KeyCache = field(init=False, repr=False, compare=False)
+    #: Validated NSEC ranges per zone (`cache/nsecs.py`), for aggressive answers (RFC 8198).
+    nsecs: NsecIndex = field(init=False, repr=False, compare=False)
     #: Who wants to see the DNSKEY RRsets of trust anchors' zones (`anchor_keys_seen`).
     anchor_listeners: list[AnchorKeysListener] = field(
         init=False, repr=False, compare=False, default_factory=list
@@ -78,6 +81,7 @@ class Context:
     def __post_init__(self) -> None:
         object.__setattr__(self, "local", LocalData.parse(self.config.local_data))
         object.__setattr__(self, "keys", KeyCache(self.config.dnssec.key_cache_size))
+        object.__setattr__(self, "nsecs", NsecIndex(self.config.dnssec.aggressive_nsec_size))
         if self.config.dnssec.validate:
             anchors = self.anchors
             self._anchors.append(
@@ -120,6 +124,7 @@ class Context:
         """Trust these anchors from now on (RFC 5011 rollovers); the validated keys go."""
         self._anchors[0] = anchors
         self.keys.flush()
+        self.nsecs.flush()
 
     def anchor_keys_seen(
         self,
@@ -152,6 +157,8 @@ class Work:
     avoid: set[str] = field(default_factory=set)
     #: The server that gave the walk's last fresh response (None: none since it was reset).
     answered_by: str | None = None
+    #: Links of this question answered from validated denials (RFC 8198, RFC 8020).
+    aggressive_answers: int = 0
     #: DNSSEC work of this question (signature checks, NSEC3 hashes) against the caps; made
     #: at the first validation, so questions answered from validated data never make one.
     _budget: Budget | None = None

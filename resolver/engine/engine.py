@@ -724,6 +724,7 @@ class Engine:
     def _count_resolution(self, resolution: Resolution, answer: Answer) -> None:
         stats = self.stats
         stats.resolutions += 1
+        stats.aggressive_answers += resolution.aggressive_answers
         if answer.rcode == dns.rcode.SERVFAIL:
             stats.servfails += 1
 

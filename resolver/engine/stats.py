@@ -50,6 +50,9 @@ class Stats:
     # check failed (the server is named in the log and the trace).
     upstream_tls_queries: int = 0
     upstream_tls_failures: int = 0
+    # Client questions (CNAME links) answered from validated NSEC ranges or below a validated
+    # NXDOMAIN without asking upstream (RFC 8198, RFC 8020; `core/aggressive.py`).
+    aggressive_answers: int = 0
 
     def count_transport(self, transport: str) -> None:
         """One more client query over a stream transport ("tcp", "tls" or "https")."""

@@ -267,6 +267,8 @@ class Operations:
         if subtree and name is None:
             raise RequestError("subtree needs a name")
         removed = self.service.cache.flush(name, subtree=subtree)
+        # Aggressive NSEC answers (RFC 8198) are made from these ranges: they go as well.
+        self.service.engine.context.nsecs.flush(name)
         packets = self.service.engine.packets
         cleared = len(packets)
         packets.clear()

@@ -447,6 +447,17 @@ METRICS: tuple[Metric, ...] = (
     ),
 )
 METRICS += _TRANSPORT_METRICS
+# DNSSEC: aggressive use of the validated cache (RFC 8198, RFC 8020; core/aggressive.py).
+METRICS += (
+    Metric(
+        "aggressive_answers",
+        Kind.COUNTER,
+        "Questions answered NXDOMAIN/NODATA from validated NSEC ranges or below a validated "
+        "NXDOMAIN, without asking upstream (RFC 8198, RFC 8020).",
+        lambda p: p.stats.aggressive_answers,
+        "resolver_aggressive_answers",
+    ),
+)
 #: Help of the families whose metrics are told apart by a label (the rows' help is per label).
 FAMILY_HELP = {
     _ENTRIES: "Entries held in the record and packet caches, per kind",

@@ -75,10 +75,14 @@ class TestInternet:
         return cls(DEFAULT_ZONES, DEFAULT_SERVERS, port=port)
 
     @classmethod
-    def signed(cls, port: int = 53) -> TestInternet:
+    def signed(cls, port: int = 53, *, bench: str | None = None) -> TestInternet:
         """The DNSSEC-signed internet of `resolver.testing.signed_topology` (its own addresses,
-        127.53.100.0/24); its root trust anchor is `signed_topology.trust_anchor_text()`."""
-        internet = cls(signed_topology.ZONES, signed_topology.SERVERS, port=port)
+        127.53.100.0/24); its root trust anchor is `signed_topology.trust_anchor_text()`.
+        `bench`: zone-file lines for an extra signed zone `bench.sec.` (`with_bench`)."""
+        zones, servers = signed_topology.ZONES, signed_topology.SERVERS
+        if bench is not None:
+            zones, servers = signed_topology.with_bench(bench)
+        internet = cls(zones, servers, port=port)
         signed_topology.sign(internet.zones)
         internet.anchor_text = signed_topology.trust_anchor_text()
         return internet
