@@ -7,10 +7,14 @@ of the RFC that a client can break is decided (and tested) here, without sockets
 - section 4.1: GET carries the query in `?dns=`, base64url without padding; POST carries it as
   the body, with `Content-Type: application/dns-message` (anything else: 415);
 - a query must be at least a DNS header, at most 65535 octets (413 beyond);
-- any other method is 405, any other path 404; everything else malformed is 400;
+- any other method is 405 (CONNECT too, which has no path), any other path 404; everything else
+  malformed is 400;
 - section 4.2.1: a DNS error (SERVFAIL, NXDOMAIN) is still an HTTP 200, its rcode says it;
 - section 5.1: the freshness lifetime is no longer than the smallest TTL of the answer section,
   and for a negative answer no longer than the SOA's MINIMUM and TTL (RFC 2308 section 5).
+
+`FrameRate` counts the HTTP/2 control frames a client may send at will (SETTINGS, PING): each
+costs us an acknowledgement, so a flood of them would burn the event loop for one connection.
 """
 
 from __future__ import annotations
@@ -19,7 +23,8 @@ import base64
 import binascii
 import re
 import struct
-from dataclasses import dataclass
+from collections import deque
+from dataclasses import dataclass, field
 from urllib.parse import parse_qs, urlsplit
 
 import dns.rdatatype
@@ -49,6 +54,8 @@ def dns_query(
     `target` is the request target (path and query string), `content_type` the header's value
     (None if absent), `body` the request body (the driver stops reading past `MAX_MESSAGE`).
     """
+    if method == "CONNECT":  # no path to look at (HTTP/2's CONNECT has no :path): 405
+        return HttpError(405, "only GET and POST are allowed")
     split = urlsplit(target)
     if split.path != path:
         return HttpError(404, f"no such resource; DNS queries go to {path}")
@@ -139,3 +146,27 @@ def _max_age(wire: bytes) -> int:
             return min(ttl, minimum)
         position = end
     return smallest or 0
+
+
+#: Control frames of one kind a connection may send within `FLOOD_WINDOW` seconds; one more
+#: and it ends (GOAWAY ENHANCE_YOUR_CALM). Real clients send a handful per connection.
+FLOOD_FRAMES = 100
+FLOOD_WINDOW = 1.0
+
+
+@dataclass(slots=True)
+class FrameRate:
+    """A sliding window of the arrival times of one connection's SETTINGS and PING frames."""
+
+    limit: int = FLOOD_FRAMES
+    window: float = FLOOD_WINDOW
+    _seen: dict[str, deque[float]] = field(default_factory=dict)
+
+    def flooded(self, kind: str, now: float) -> bool:
+        """Count one frame of `kind` at `now`; True once more than `limit` of that kind
+        arrived within `window` seconds."""
+        times = self._seen.get(kind)
+        if times is None:
+            times = self._seen[kind] = deque(maxlen=self.limit + 1)
+        times.append(now)
+        return len(times) > self.limit and now - times[0] < self.window

@@ -22,7 +22,7 @@ from resolver.server.operations import Operations
 from resolver.server.privileges import drop_privileges
 from resolver.server.querylog import QueryLog
 from resolver.server.service import ResolverService
-from resolver.server.tls import DOH_ALPN, DOT_ALPN, ReloadableContext, check_forward_zones
+from resolver.server.tls import ServerCertificate, check_forward_zones
 
 log = logging.getLogger(__name__)
 
@@ -73,12 +73,12 @@ async def serve(
             for address, port in config.listen
         ]
         # DNS over TLS and over HTTPS: TCP only, each with a context reloaded on SIGHUP.
-        dot = doh = None
-        if config.tls_certificate is not None and config.tls_key is not None:
-            if config.tls_listen:
-                dot = ReloadableContext(config.tls_certificate, config.tls_key, DOT_ALPN)
-            if config.doh_listen:
-                doh = ReloadableContext(config.tls_certificate, config.tls_key, DOH_ALPN)
+        # Both contexts come from one read of the files (one certificate, each error once).
+        dot = doh = server_certificate = None
+        certificate, key = config.tls_certificate, config.tls_key
+        if certificate is not None and key is not None and (config.tls_listen or config.doh_listen):
+            server_certificate = ServerCertificate(certificate, key)
+            dot, doh = server_certificate.dot, server_certificate.doh
         encrypted = [
             (resources.enter_context(bind_socket(a, p, socket.SOCK_STREAM, shared)), a, p)
             for a, p in (*config.tls_listen, *config.doh_listen)
@@ -135,9 +135,8 @@ async def serve(
                 async for signum in signals:
                     if signum == signal.SIGHUP:
                         # New connections get the new certificate; open ones keep theirs.
-                        for context in (dot, doh):
-                            if context is not None:
-                                context.reload()
+                        if server_certificate is not None:
+                            server_certificate.reload()
                         continue
                     log.info("received %s, stopping", signal.Signals(signum).name)
                     notify("STOPPING=1")

@@ -29,7 +29,7 @@ import trio
 
 from resolver.config import Limits
 from resolver.engine import Client
-from resolver.engine.doh import MEDIA_TYPE, HttpError, dns_query, max_age
+from resolver.engine.doh import MEDIA_TYPE, FrameRate, HttpError, dns_query, max_age
 from resolver.server.service import Awaited, ResolverService
 from resolver.server.wire import MAX_MESSAGE, quick_ack, receive_arrived
 
@@ -193,7 +193,10 @@ async def _serve_h11(
             return
         if request is None:
             return
-        if body is None:
+        refusal = _h11_refusal(request)
+        if refusal is not None:
+            status, headers, content = refusal
+        elif body is None:
             status, headers, content = 413, [], b"a DNS message has at most 65535 octets\n"
             headers.append((b"connection", b"close"))
         else:
@@ -207,6 +210,8 @@ async def _serve_h11(
                 content_type,
                 body,
             )
+            if _switching(request):  # answered, then closed: no other protocol here
+                headers.append((b"connection", b"close"))
         if request.method == b"HEAD":  # the GET's headers, no body (RFC 9110 section 9.3.2)
             await send(_h11_response(status, headers, content))
         else:
@@ -214,6 +219,8 @@ async def _serve_h11(
         await send(h11.EndOfMessage())
         if connection.our_state is not h11.DONE or connection.their_state is not h11.DONE:
             return  # the client asked to close, or left part of its body unread
+        if refusal is not None or _switching(request):
+            return
         connection.start_next_cycle()
 
 
@@ -234,6 +241,11 @@ async def _read_h11_request(
             continue
         if isinstance(event, h11.Request):
             request = event
+            if _h11_refusal(event) is not None or _declared_length(event) > MAX_MESSAGE:
+                return request, None  # answered (and closed) without reading the body
+            if connection.they_are_waiting_for_100_continue:  # RFC 9110 section 10.1.1
+                data = connection.send(h11.InformationalResponse(status_code=100, headers=[]))
+                await _send(stream, data or b"", limits)
         elif isinstance(event, h11.Data):
             body += event.data
             if len(body) > MAX_MESSAGE:
@@ -242,6 +254,36 @@ async def _read_h11_request(
             return request, bytes(body)
         elif isinstance(event, h11.ConnectionClosed) or event is h11.PAUSED:
             return None, None
+
+
+def _h11_refusal(request: h11.Request) -> tuple[int, Headers, bytes] | None:
+    """The response (then the connection closes) to a request not to be read further.
+
+    h11's `max_incomplete_event_size` bounds only a request line and headers still arriving:
+    arrived whole in one read they pass it, so their size is checked here too (the same
+    16 KiB as HTTP/2's MAX_HEADER_LIST). CONNECT gets its 405 at once rather than leaving h11
+    waiting to switch protocols until the idle timeout."""
+    close = (b"connection", b"close")
+    if len(request.target) > MAX_HEADER_LIST:
+        return 414, [close], b"the request target is longer than 16384 octets\n"
+    size = len(request.target) + sum(len(k) + len(v) + 4 for k, v in request.headers)
+    if size > MAX_HEADER_LIST:
+        return 431, [close], b"the request headers are larger than 16384 octets\n"
+    if request.method == b"CONNECT":
+        allow = (b"allow", b"GET, HEAD, POST")
+        return 405, [allow, close], b"only GET and POST are allowed\n"
+    return None
+
+
+def _switching(request: h11.Request) -> bool:
+    """An `Upgrade` (h2c, WebSocket): answered as HTTP/1.1, then the connection is closed
+    (h11 would otherwise hold it waiting for a protocol switch that never comes)."""
+    return _header(request.headers, b"upgrade") is not None
+
+
+def _declared_length(request: h11.Request) -> int:
+    value = _header(request.headers, b"content-length")
+    return int(value) if value is not None and value.isdigit() else 0
 
 
 def _get_for_head(method: str) -> str:
@@ -358,7 +400,6 @@ class _H2:
         except h2.exceptions.ProtocolError:
             # The client reset the stream (StreamClosedError, or StreamIDTooLowError once h2
             # forgot it after a newer stream opened), or the connection is closed (GOAWAY).
-            print("DEBUG reply", status, __import__("traceback").format_exc()[-300:])
             return
         queued()
         await self.flush()
@@ -402,6 +443,14 @@ def _response_headers(status: int, headers: Headers, body: bytes) -> Headers:
         (b"content-length", b"%d" % len(body)),
         (b"server", _SERVER),
     ]
+
+
+#: The control frames `FrameRate` rations, by the h2 event each one gives.
+_CONTROL: dict[type[h2.events.Event], str] = {
+    h2.events.RemoteSettingsChanged: "SETTINGS",
+    h2.events.PingReceived: "PING",
+    h2.events.PingAckReceived: "PING",
+}
 
 
 async def _serve_h2(
@@ -485,6 +534,7 @@ async def _serve_h2(
     # do not keep a connection, and its slot in max_tcp_clients, forever.
     activity = trio.Event()
     deadline = trio.current_time() + limits.tcp_idle_timeout
+    flood = FrameRate()  # SETTINGS and PING frames: each costs an ACK, so they are rationed
     async with trio.open_nursery() as nursery:
         while True:
             if activity.is_set():
@@ -511,6 +561,13 @@ async def _serve_h2(
                 await h2c.flush()  # h2 has queued a GOAWAY
                 break
             for event in events:
+                kind = _CONTROL.get(type(event))
+                if kind is not None and flood.flooded(kind, trio.current_time()):
+                    log.debug("https client %s: more than 100 %s frames a second", peer, kind)
+                    connection.close_connection(h2.errors.ErrorCodes.ENHANCE_YOUR_CALM)
+                    await h2c.flush()
+                    nursery.cancel_scope.cancel()
+                    return
                 if isinstance(event, h2.events.RequestReceived):
                     activity.set()
                     fields = [(bytes(k), bytes(v)) for k, v in event.headers or []]

@@ -11,10 +11,14 @@ CAs (or a CA file), and a pin against the SHA-256 of its SubjectPublicKeyInfo (R
 from __future__ import annotations
 
 import base64
+import contextlib
+import datetime
 import hashlib
 import logging
+import os
 import ssl
-from collections.abc import Sequence
+import tempfile
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from cryptography import x509
@@ -40,14 +44,16 @@ def readable(key: str, path: Path) -> None:
         raise StartupError(f"{key}: cannot read {path}: {error.strerror or error}") from None
 
 
-def server_context(certificate: Path, key: Path, alpn: tuple[str, ...]) -> ssl.SSLContext:
-    """A server context from PEM files; StartupError naming the file when one is unusable."""
+def server_context(
+    certificate: Path, key: Path, alpn: tuple[str, ...], chain: bytes, secret: bytes
+) -> ssl.SSLContext:
+    """A server context from the PEM bytes read from `certificate` and `key` (named in the
+    StartupError when they are unusable)."""
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
-    readable("tls_certificate", certificate)
-    readable("tls_key", key)
     try:
-        context.load_cert_chain(certificate, key)
+        with _in_memory(chain) as chain_path, _in_memory(secret) as key_path:
+            context.load_cert_chain(chain_path, key_path)
     except (OSError, ssl.SSLError) as error:
         raise StartupError(
             f"tls: cannot use tls_certificate {certificate} with tls_key {key}: {error}"
@@ -56,21 +62,93 @@ def server_context(certificate: Path, key: Path, alpn: tuple[str, ...]) -> ssl.S
     return context
 
 
-class ReloadableContext:
-    """The server context a listener uses for each new connection; `reload` (on SIGHUP)
-    replaces it, so new connections get the new certificate and open ones keep theirs."""
+@contextlib.contextmanager
+def _in_memory(data: bytes) -> Iterator[str]:
+    """A path `ssl.load_cert_chain` can open for bytes already read (it takes no bytes): an
+    anonymous memory file on Linux, so the key is never written anywhere; elsewhere a private
+    temporary file, removed at once."""
+    memfd_create = getattr(os, "memfd_create", None)
+    if memfd_create is not None and os.path.isdir("/proc/self/fd"):
+        fd = memfd_create("tls", 0)
+        try:
+            os.write(fd, data)
+            yield f"/proc/self/fd/{fd}"
+        finally:
+            os.close(fd)
+        return
+    with tempfile.TemporaryDirectory() as directory:
+        path = Path(directory) / "pem"
+        path.touch(0o600)
+        path.write_bytes(data)
+        yield str(path)
 
-    def __init__(self, certificate: Path, key: Path, alpn: tuple[str, ...]) -> None:
-        self.certificate, self.key, self.alpn = certificate, key, alpn
-        self.context = server_context(certificate, key, alpn)
+
+def _read(key: str, path: Path) -> bytes:
+    readable(key, path)
+    try:
+        return path.read_bytes()
+    except OSError as error:  # removed between the two
+        raise StartupError(f"{key}: cannot read {path}: {error.strerror or error}") from None
+
+
+def validity_problem(certificate: Path, chain: bytes, now: datetime.datetime) -> str | None:
+    """Why the first (the server's) certificate of `chain` is not valid at `now`, naming the
+    file and its validity dates; None when it is (or cannot be parsed: `ssl` said so then)."""
+    try:
+        leaf = x509.load_pem_x509_certificate(chain)
+    except ValueError:
+        return None
+    start, end = leaf.not_valid_before_utc, leaf.not_valid_after_utc
+    if start <= now <= end:
+        return None
+    state = "has expired" if now > end else "is not valid yet"
+    return (
+        f"tls_certificate {certificate} {state}: valid from {start:%Y-%m-%d %H:%M:%S} to "
+        f"{end:%Y-%m-%d %H:%M:%S} UTC"
+    )
+
+
+class ReloadableContext:
+    """The server context a listener uses for each new connection; `ServerCertificate.reload`
+    (on SIGHUP) replaces it, so new connections get the new certificate and open ones keep
+    theirs."""
+
+    def __init__(self, context: ssl.SSLContext) -> None:
+        self.context = context
+
+
+class ServerCertificate:
+    """The certificate and key of the DoT and DoH listeners. Both contexts are built from ONE
+    read of the two files, so both listeners always hold the same certificate and a bad file
+    is reported once, not once per listener."""
+
+    def __init__(self, certificate: Path, key: Path) -> None:
+        self.certificate, self.key = certificate, key
+        dot, doh, problem = self._load()
+        if problem is not None:  # nothing else to serve at start: serve it, and say so
+            log.warning("%s; clients will refuse it", problem)
+        self.dot, self.doh = ReloadableContext(dot), ReloadableContext(doh)
+
+    def _load(self) -> tuple[ssl.SSLContext, ssl.SSLContext, str | None]:
+        chain = _read("tls_certificate", self.certificate)
+        secret = _read("tls_key", self.key)
+        dot = server_context(self.certificate, self.key, DOT_ALPN, chain, secret)
+        doh = server_context(self.certificate, self.key, DOH_ALPN, chain, secret)
+        now = datetime.datetime.now(datetime.UTC)
+        return dot, doh, validity_problem(self.certificate, chain, now)
 
     def reload(self) -> bool:
-        """Read the files again; on failure keep serving the old certificate (and say why)."""
+        """Read the files again; when they are unusable, or the certificate is expired or not
+        yet valid, keep serving the old one (clients would refuse the new) and say why."""
         try:
-            self.context = server_context(self.certificate, self.key, self.alpn)
+            dot, doh, problem = self._load()
         except StartupError as error:
             log.error("%s; keeping the certificate already loaded", error)
             return False
+        if problem is not None:
+            log.warning("%s; keeping the certificate already loaded", problem)
+            return False
+        self.dot.context, self.doh.context = dot, doh
         log.info("reloaded the TLS certificate %s", self.certificate)
         return True
 
