@@ -142,13 +142,17 @@ def parse_plain_query(wire: bytes) -> ParsedQuestion | None:
     return ParsedQuestion(key, name_end, payload, bits)
 
 
-def _skip_name(wire: bytes, position: int) -> int:
+def skip_name(wire: bytes, position: int) -> int:
+    """Where the (possibly compressed) name at `position` ends; IndexError for bytes that
+    end first or a label type that does not exist (RFC 6891 section 5)."""
     while True:
         length = wire[position]
         if length == 0:
             return position + 1
         if length >= 0xC0:
             return position + 2
+        if length > 63:
+            raise IndexError("not a label")
         position += length + 1
 
 
@@ -157,10 +161,10 @@ def ttl_offsets(wire: bytes) -> tuple[int, ...]:
     _id, _flags, qdcount, ancount, nscount, _arcount = _HEADER.unpack_from(wire)
     position = 12
     for _ in range(qdcount):
-        position = _skip_name(wire, position) + 4
+        position = skip_name(wire, position) + 4
     offsets = []
     for _ in range(ancount + nscount):
-        position = _skip_name(wire, position)
+        position = skip_name(wire, position)
         offsets.append(position + 4)
         (rdlength,) = struct.unpack_from("!H", wire, position + 8)
         position += 10 + rdlength

@@ -29,6 +29,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import dns.rdatatype
 
+from resolver.cache.packets import skip_name
 from resolver.engine.messages import MAX_MESSAGE
 
 MEDIA_TYPE = "application/dns-message"
@@ -110,27 +111,14 @@ def max_age(reply: bytes) -> int:
         return 0  # truncated or otherwise malformed
 
 
-def _skip_name(wire: bytes, position: int) -> int:
-    """Where the (possibly compressed) name at `position` ends."""
-    while True:
-        length = wire[position]
-        if length == 0:
-            return position + 1
-        if length >= 0xC0:
-            return position + 2
-        if length > 63:
-            raise IndexError("not a label")
-        position += length + 1
-
-
 def _max_age(wire: bytes) -> int:
     qdcount, ancount, nscount = struct.unpack_from("!HHH", wire, 4)
     position = _HEADER_SIZE
     for _ in range(qdcount):
-        position = _skip_name(wire, position) + 4
+        position = skip_name(wire, position) + 4
     smallest: int | None = None
     for index in range(ancount + nscount):
-        position = _skip_name(wire, position)
+        position = skip_name(wire, position)
         rdtype, _rdclass, ttl, rdlength = struct.unpack_from("!HHIH", wire, position)
         end = position + 10 + rdlength
         if end > len(wire):

@@ -17,23 +17,14 @@ import dns.edns
 import dns.exception
 import dns.message
 
+from resolver.cache.packets import skip_name
+
 #: RFC 8467 section 4.1: responses padded to a multiple of this many octets.
 RESPONSE_BLOCK = 468
 PADDING = int(dns.edns.OptionType.PADDING)
 _OPT = 41
 _HEADER = struct.Struct("!HHHHHH")
 _RR_FIXED = struct.Struct("!HHIH")  # type, class, TTL, RDLENGTH
-
-
-def _skip_name(wire: bytes, offset: int) -> int:
-    """The offset after a (possibly compressed) name; IndexError on truncated bytes."""
-    while True:
-        length = wire[offset]
-        if length == 0:
-            return offset + 1
-        if length & 0xC0 == 0xC0:
-            return offset + 2
-        offset += length + 1
 
 
 def edns_options(message: bytes) -> Iterator[tuple[int, bytes]]:
@@ -47,9 +38,9 @@ def edns_options(message: bytes) -> Iterator[tuple[int, bytes]]:
         _, _, qdcount, ancount, nscount, arcount = _HEADER.unpack_from(message)
         offset = _HEADER.size
         for _ in range(qdcount):
-            offset = _skip_name(message, offset) + 4
+            offset = skip_name(message, offset) + 4
         for index in range(ancount + nscount + arcount):
-            offset = _skip_name(message, offset)
+            offset = skip_name(message, offset)
             rtype, _, _, rdlength = _RR_FIXED.unpack_from(message, offset)
             offset += _RR_FIXED.size
             end = offset + rdlength
