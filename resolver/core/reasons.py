@@ -5,7 +5,19 @@ from __future__ import annotations
 from enum import Enum
 
 
-class ServfailReason(Enum):
+class _ExtendedError(Enum):
+    """Members valued (short text, RFC 8914 INFO-CODE): the words of the logs and the EDE."""
+
+    @property
+    def text(self) -> str:
+        return self.value[0]
+
+    @property
+    def ede_code(self) -> int:
+        return self.value[1]
+
+
+class ServfailReason(_ExtendedError):
     """Each member's value is (short text, RFC 8914 INFO-CODE)."""
 
     NO_REACHABLE_AUTHORITY = ("no authoritative server answered", 22)
@@ -31,14 +43,6 @@ class ServfailReason(Enum):
     NSEC_MISSING = ("no NSEC/NSEC3 proof of the denial", 12)
 
     @property
-    def text(self) -> str:
-        return self.value[0]
-
-    @property
-    def ede_code(self) -> int:
-        return self.value[1]
-
-    @property
     def authorities_failed(self) -> bool:
         """The servers could not be reached or would not answer, as opposed to a policy cap.
 
@@ -61,21 +65,13 @@ _AUTHORITY_FAILURES = frozenset(
 )
 
 
-class ValidationNote(Enum):
+class ValidationNote(_ExtendedError):
     """An Extended DNS Error that comes with an answer that stands (not a SERVFAIL): why a
     signed zone was treated as insecure. Each member's value is (short text, INFO-CODE)."""
 
     UNSUPPORTED_DNSKEY_ALGORITHM = ("unsupported DNSKEY algorithm", 1)
     UNSUPPORTED_DS_DIGEST = ("unsupported DS digest type", 2)
     NSEC3_ITERATIONS = ("NSEC3 iterations above the limit", 27)
-
-    @property
-    def text(self) -> str:
-        return self.value[0]
-
-    @property
-    def ede_code(self) -> int:
-        return self.value[1]
 
 
 class Lameness(Enum):
