@@ -226,16 +226,10 @@ class Validator:
             entry = yield from self.keys_for(rrset.name, depth)
             return self._unsigned(entry, what, Ede.RRSIGS_MISSING)
         signer = sigs[0].signer
-        if not rrset.name.is_subdomain(signer):
-            return self._verdict(Security.BOGUS, f"{what}: signer {signer} is not above it"), True
-        entry = yield from self.keys_for(signer, depth)
-        if entry is None:
-            return self._verdict(Security.INDETERMINATE, f"{what}: no keys for {signer}"), False
-        if not entry.keys:
-            return self._from_entry(entry, what)
-        if entry.zone != signer:
-            reason = f"{what}: signer {signer} is no zone (its zone is {entry.zone})"
-            return self._verdict(Security.BOGUS, reason), True
+        found = yield from self._signer_keys(rrset.name, signer, what, depth)
+        if not isinstance(found, KeyEntry):
+            return found
+        entry = found
         now = self._work.ctx.cache.now()
         verdict = verify_rrset(
             rrset, sigs, signer, entry.index, now, self._work.budget, self._trace
@@ -254,6 +248,24 @@ class Validator:
         if not verdict.secure:
             return self._must_be_secure(verdict, what), True
         return verdict, True
+
+    def _signer_keys(
+        self, owner: dns.name.Name, signer: dns.name.Name, what: str, depth: int
+    ) -> Generator[SendQuery, Outcome, KeyEntry | tuple[Verdict, bool]]:
+        """The validated keys of the zone `signer` names, or the verdict (and whether to
+        record it) when there are none to check with: a signer not above the data, a signer
+        that is no zone cut, keys unknown, or a zone already insecure or bad."""
+        if not owner.is_subdomain(signer):
+            return self._verdict(Security.BOGUS, f"{what}: signer {signer} is not above it"), True
+        entry = yield from self.keys_for(signer, depth)
+        if entry is None:
+            return self._verdict(Security.INDETERMINATE, f"{what}: no keys for {signer}"), False
+        if not entry.keys:
+            return self._from_entry(entry, what)
+        if entry.zone != signer:
+            reason = f"{what}: signer {signer} is no zone (its zone is {entry.zone})"
+            return self._verdict(Security.BOGUS, reason), True
+        return entry
 
     def _unsigned(self, entry: KeyEntry | None, what: str, missing: Ede) -> tuple[Verdict, bool]:
         """Data without RRSIGs: insecure below an unsigned delegation, bogus in a signed zone."""
@@ -289,15 +301,10 @@ class Validator:
             zone = soa.name if soa is not None and name.is_subdomain(soa.name) else name
             entry = yield from self.keys_for(zone, depth)
             return self._unsigned(entry, what, Ede.NSEC_MISSING)
-        if not name.is_subdomain(signer):
-            return self._verdict(Security.BOGUS, f"{what}: signer {signer} is not above it"), True
-        entry = yield from self.keys_for(signer, depth)
-        if entry is None:
-            return self._verdict(Security.INDETERMINATE, f"{what}: no keys for {signer}"), False
-        if not entry.keys:
-            return self._from_entry(entry, what)
-        if entry.zone != signer:
-            return self._verdict(Security.BOGUS, f"{what}: signer {signer} is no zone"), True
+        found = yield from self._signer_keys(name, signer, what, depth)
+        if not isinstance(found, KeyEntry):
+            return found
+        entry = found
         soa = step.authority
         if soa is not None and soa.rdtype == dns.rdatatype.SOA:
             sigs = signatures_of(soa, step.proof)
