@@ -9,8 +9,8 @@ have come from the timer.
 
 from __future__ import annotations
 
+import socket
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import dns.edns
@@ -22,9 +22,8 @@ import pytest
 import trio
 
 from resolver.config import CacheConfig, UpstreamConfig
-from resolver.core.actions import NetworkError
 from resolver.core.hints import load_root_hints
-from resolver.engine import Send
+from resolver.server import upstream
 from resolver.server.service import ResolverService
 from resolver.testing import Fault, TestInternet
 from resolver.testing.scripted import FakeClock
@@ -156,19 +155,21 @@ async def test_a_crash_in_carrying_a_query_costs_that_query_not_the_service(
     live_internet: TestInternet,
     tmp_path: Path,
     caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     hints = load_root_hints(live_internet.write_hints(tmp_path / "test.hints"))
     service = ResolverService(loopback_config(), hints)
     await nursery.start(service.run)
-    real = service.network.carry
+    real = upstream._connect
     broken_root = live_internet.root_servers[0].address
 
-    async def broken(send: Send, received: Callable[[bytes], None]) -> NetworkError | None:
-        if send.server.address == broken_root:
+    def broken(sock: socket.socket, address: tuple[str, int]) -> None:
+        if address[0] == broken_root:
             raise RuntimeError("a bug")
-        return await real(send, received)
+        real(sock, address)
 
-    service.network.carry = broken  # type: ignore[method-assign]
+    # Where every UDP query is carried (the service's `Datagrams`, as `Network.carry` alone).
+    monkeypatch.setattr(upstream, "_connect", broken)
     answer = await service.resolve(dns.name.from_text(NAME), dns.rdatatype.A)
     assert answer.rcode == dns.rcode.NOERROR and answer.answer  # through the other root
     assert service.in_flight == 0

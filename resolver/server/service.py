@@ -1,12 +1,12 @@
 """The trio carrier of the engine: bytes to and from sockets, and the passing of time.
 
 All DNS logic is in `resolver.engine.Engine`; this module only does what the engine cannot:
-it sends the engine's `Send`s over the network (a task per upstream query, cancelled by the
-engine's `Close`), hands every reply back, sends each `Reply` to its client (through the
-`ReplyTo` the listener gave as the client's token), and calls `tick` when the engine's next
-deadline comes. Once `run` has started (the daemon does it) upstream queries run in the
-service's own nursery and outlive the client that caused them; without it (`resolver query`,
-tests) `resolve` and `respond` run one for the time of the call.
+it sends the engine's `Send`s over the network (plain UDP on the one task of `Datagrams`, TCP
+and TLS a task per query, cancelled by the engine's `Close`), hands every reply back, sends
+each `Reply` to its client (through the `ReplyTo` the listener gave as the client's token),
+and calls `tick` when the engine's next deadline comes. Once `run` has started (the daemon does
+it) upstream queries run in the service's own nursery and outlive the client that caused them;
+without it (`resolver query`, tests) `resolve` and `respond` run one for the time of the call.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ from resolver.engine import (
 )
 from resolver.engine.stats import Stats
 from resolver.server.sharedcache import SharedCacheClient
-from resolver.server.upstream import Network
+from resolver.server.upstream import Datagrams, Network
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +78,10 @@ class ResolverService:
         self.network = network or Network()
         self._nursery: trio.Nursery | None = None
         self._exchanges: dict[int, trio.CancelScope] = {}
-        self._wake = trio.Event()
+        # The carrier of plain UDP queries while running (None: a scripted network's `carry`).
+        self._datagrams: Datagrams | None = None
+        # The scope `_keep_time` sleeps in until the engine's next deadline (`timer` time).
+        self._timer: trio.CancelScope | None = None
         self._timer_at = math.inf
         self._temporary = False
         # The shared cache's client, if configured; opened by `run` (or for one call).
@@ -129,13 +132,26 @@ class ResolverService:
                 task_status.started()
                 await trio.sleep_forever()
             finally:
-                self._nursery = None
+                self._nursery = self._datagrams = None
 
     def _attach(self, nursery: trio.Nursery) -> None:
-        """Give the network the nursery its shared connections (DNS over TLS) live in."""
+        """Give the network the nursery its shared connections (DNS over TLS) live in, and
+        start the carrier of plain UDP queries there."""
         attach = getattr(self.network, "attach", None)
         if attach is not None:
             attach(nursery, self.engine.stats)
+        datagrams = getattr(self.network, "datagrams", None)
+        if datagrams is not None:
+            self._datagrams = datagrams(self._replied, self._failed)
+            if self._datagrams is not None:
+                nursery.start_soon(self._datagrams.run)
+
+    def _replied(self, handle: int, data: bytes) -> None:
+        self.carry(self.engine.upstream_reply(handle, data))
+
+    def _failed(self, handle: int, failure: NetworkError) -> None:
+        reason, unreachable = failure.reason, failure.unreachable
+        self.carry(self.engine.upstream_failed(handle, reason, unreachable=unreachable))
 
     @asynccontextmanager
     async def _running(self) -> AsyncIterator[None]:
@@ -155,7 +171,7 @@ class ResolverService:
             try:
                 yield
             finally:
-                self._nursery, self._temporary = None, False
+                self._nursery, self._temporary, self._datagrams = None, False, None
                 self._shared_open = False
                 nursery.cancel_scope.cancel()
 
@@ -167,6 +183,8 @@ class ResolverService:
 
     def carry(self, outputs: list[Output]) -> None:
         """Carry out what the engine asked for; never blocks."""
+        unsent: list[tuple[int, NetworkError]] | None = None
+        datagrams = self._datagrams
         for output in outputs:
             if isinstance(output, Reply):
                 token: ReplyTo = output.client.token  # type: ignore[assignment]  # ours
@@ -174,9 +192,21 @@ class ResolverService:
             elif isinstance(output, Send):
                 if self._nursery is None:
                     continue  # stopping: the query's deadline ends it at the next start
+                if datagrams is not None and not output.tcp and output.server.tls is None:
+                    try:
+                        failure = datagrams.send(output)
+                    except Exception:  # a bug must cost this query, never the caller
+                        log.exception("carrying a query to %s failed", output.server.address)
+                        failure = NetworkError("internal error")
+                    if failure is not None:  # told after the rest, as a task would have been
+                        unsent = unsent or []
+                        unsent.append((output.handle, failure))
+                    continue
                 scope = self._exchanges[output.handle] = trio.CancelScope()
                 self._nursery.start_soon(self._exchange, output, scope)
             elif isinstance(output, Close):
+                if datagrams is not None and datagrams.close(output.handle):
+                    continue
                 closed = self._exchanges.pop(output.handle, None)
                 if closed is not None:
                     closed.cancel()
@@ -188,9 +218,15 @@ class ResolverService:
             else:
                 assert isinstance(output, SharedStore)
                 self._store(output)
+        if unsent is not None:
+            for handle, failure in unsent:
+                self._failed(handle, failure)
         deadline = self.engine.next_deadline()
         if deadline is not None and deadline < self._timer_at:
-            self._wake.set()
+            self._timer_at = deadline
+            timer = self._timer
+            if timer is not None:  # None: `_keep_time` is ticking, and looks again after
+                timer.deadline = trio.current_time() + (deadline - self.engine.timer())
 
     async def _exchange(self, send: Send, scope: trio.CancelScope) -> None:
         engine, handle, exchanges = self.engine, send.handle, self._exchanges
@@ -257,19 +293,29 @@ class ResolverService:
             self._pending_stores -= 1
 
     async def _keep_time(self) -> None:
-        """Call `tick` at each of the engine's deadlines (woken early by an earlier one)."""
+        """Call `tick` at each of the engine's deadlines.
+
+        The task sleeps in a cancel scope whose deadline is the engine's next one; `carry`
+        brings that deadline forward when the engine has an earlier one, without waking the
+        task (an event and a new scope per such change cost a task switch each, and when the
+        resolver is idle every new query brings the deadline forward).
+        """
         engine = self.engine
-        while True:
-            self._wake = trio.Event()
-            deadline = engine.next_deadline()
-            self._timer_at = math.inf if deadline is None else deadline
-            if deadline is not None:
-                with trio.move_on_after(max(0.0, deadline - engine.timer())):
-                    await self._wake.wait()
-                if not self._wake.is_set():
-                    self.carry(engine.tick())
-            else:
-                await self._wake.wait()
+        try:
+            while True:
+                deadline = engine.next_deadline()
+                with trio.CancelScope() as timer:
+                    if deadline is None:
+                        self._timer_at = math.inf
+                    else:
+                        timer.deadline = trio.current_time() + (deadline - engine.timer())
+                        self._timer_at = deadline
+                    self._timer = timer
+                    await trio.sleep_forever()
+                self._timer, self._timer_at = None, math.inf
+                self.carry(engine.tick())
+        finally:
+            self._timer, self._timer_at = None, math.inf
 
     # -- asking -----------------------------------------------------------------------------------
 

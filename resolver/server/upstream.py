@@ -4,12 +4,19 @@ Each query gets a socket of its own, bound to a kernel-chosen ephemeral port (Li
 random) and connected to the server, so the kernel drops datagrams from any other address or
 port. Every datagram that does arrive goes to the engine, which alone decides whether it
 answers the query (ID, question, 0x20 case) and tells the carrier when to stop listening.
+
+Plain UDP queries, nearly all of them, cost no task of their own: `Datagrams` keeps every
+query's socket in one epoll set of its own, which one long-lived task waits on (a task, a
+cancel scope and a registration with trio's own epoll per query cost more than the system
+calls of the query itself). TCP and DNS over TLS keep a task per query (`Network.carry`).
 """
 
 from __future__ import annotations
 
 import errno
+import logging
 import math
+import select
 import socket
 from collections.abc import Callable
 
@@ -21,6 +28,8 @@ from resolver.engine.stats import Stats
 from resolver.server.dotpool import DotPool
 from resolver.server.wire import MAX_MESSAGE, family_of, framed, receive_framed
 
+log = logging.getLogger(__name__)
+
 #: Errors this host raises before anything is sent: no route to the address's network (an
 #: IPv6 address without IPv6 connectivity), no such family. Waiting for an answer, or asking
 #: the address again, is pointless. ICMP errors that come back later (port or host
@@ -29,8 +38,13 @@ from resolver.server.wire import MAX_MESSAGE, family_of, framed, receive_framed
 _UNREACHABLE = frozenset(
     {errno.ENETUNREACH, errno.EHOSTUNREACH, errno.EADDRNOTAVAIL, errno.EAFNOSUPPORT}
 )
-#: Datagrams read from one query's socket per wake-up.
+#: Datagrams read from one query's socket per wake-up: datagrams flooding one port (a
+#: spoofer's) must not keep every other task of the resolver waiting.
 _DRAIN = 16
+#: Sockets served per wake-up of the carrier's task, before the other tasks get their turn.
+_EVENTS = 64
+#: Non-blocking from birth: one system call fewer than `setblocking(False)` afterwards.
+_DGRAM = socket.SOCK_DGRAM | getattr(socket, "SOCK_NONBLOCK", 0)
 
 
 def _connect(sock: socket.socket, address: tuple[str, int]) -> None:
@@ -42,6 +56,152 @@ def _connect(sock: socket.socket, address: tuple[str, int]) -> None:
 def _undelivered(error: OSError, *, local: bool) -> NetworkError:
     reason = errno.errorcode.get(error.errno or 0, str(error))
     return NetworkError(reason, local and error.errno in _UNREACHABLE)
+
+
+#: What `Datagrams` calls with each datagram that arrives for a query (its handle, the bytes).
+Replied = Callable[[int, bytes], None]
+#: What `Datagrams` calls when a query's socket fails after the send (an ICMP error).
+Failed = Callable[[int, NetworkError], None]
+
+
+class _Exchange:
+    """One UDP query in flight: its socket, and its bytes while the send buffer is full."""
+
+    __slots__ = ("fd", "handle", "sock", "unsent")
+
+    def __init__(self, sock: socket.socket, handle: int, unsent: bytes | None) -> None:
+        self.sock, self.handle, self.unsent = sock, handle, unsent
+        self.fd = sock.fileno()
+
+
+class Datagrams:
+    """Every plain UDP query of one service: a socket each, one epoll set, one task (`run`).
+
+    `send` opens a query's socket, sends and registers it, synchronously; `close` (the
+    engine's `Close`) unregisters and closes it at once. `run` waits for the epoll set to be
+    readable (through trio, so the rest of the process runs meanwhile) and reads what arrived,
+    a bounded number of sockets and datagrams per wake-up, handing each datagram to `replied`
+    (the engine, which says `Close` when it has what it waited for). Deadlines are the
+    engine's: a query whose answer never comes stays open until the engine closes it.
+    """
+
+    def __init__(self, replied: Replied, failed: Failed) -> None:
+        self._replied, self._failed = replied, failed
+        self._epoll = select.epoll()
+        self._by_fd: dict[int, _Exchange] = {}
+        self._by_handle: dict[int, _Exchange] = {}
+
+    def __len__(self) -> int:
+        """Queries whose socket is open."""
+        return len(self._by_handle)
+
+    def fileno(self) -> int:
+        """The epoll set's descriptor: readable when some query's socket is."""
+        return self._epoll.fileno()
+
+    def is_open(self, handle: int) -> bool:
+        return handle in self._by_handle
+
+    def send(self, send: Send) -> NetworkError | None:
+        """Send `send` from a socket of its own; what went wrong if it could not be sent."""
+        server = send.server
+        sock = socket.socket(family_of(server.address), _DGRAM)
+        unsent: bytes | None = None
+        try:
+            if _DGRAM == socket.SOCK_DGRAM:
+                sock.setblocking(False)
+            _connect(sock, (server.address, server.port))
+            try:
+                sock.send(send.wire)
+            except BlockingIOError:  # a full send buffer: wait for room, once (`_serve`)
+                unsent = send.wire
+        except OSError as error:
+            sock.close()
+            return _undelivered(error, local=True)
+        except BaseException:
+            sock.close()
+            raise
+        exchange = _Exchange(sock, send.handle, unsent)
+        self._epoll.register(exchange.fd, select.EPOLLIN if unsent is None else select.EPOLLOUT)
+        self._by_fd[exchange.fd] = self._by_handle[send.handle] = exchange
+        return None
+
+    def close(self, handle: int) -> bool:
+        """Stop listening for `handle` and close its socket; False if it had none open."""
+        exchange = self._by_handle.pop(handle, None)
+        if exchange is None:
+            return False
+        self._drop(exchange)
+        return True
+
+    def _drop(self, exchange: _Exchange) -> None:
+        self._by_handle.pop(exchange.handle, None)
+        del self._by_fd[exchange.fd]
+        self._epoll.unregister(exchange.fd)
+        exchange.sock.close()
+
+    async def run(self) -> None:
+        """Hand over what arrives until cancelled; then close every socket and the set."""
+        try:
+            fileno = self._epoll.fileno()
+            while True:
+                await trio.lowlevel.wait_readable(fileno)
+                self.serve()
+        finally:
+            self.shut()
+
+    def shut(self) -> None:
+        """Close every query's socket and the epoll set (nothing more will be read)."""
+        for exchange in self._by_fd.values():
+            exchange.sock.close()
+        self._by_fd.clear()
+        self._by_handle.clear()
+        self._epoll.close()
+
+    def serve(self) -> None:
+        """Read what has arrived on the sockets that are ready (never blocks)."""
+        by_fd, replied = self._by_fd, self._replied
+        for fd, events in self._epoll.poll(0, _EVENTS):
+            exchange = by_fd.get(fd)
+            if exchange is None:
+                continue
+            if exchange.unsent is not None:
+                if events & (select.EPOLLOUT | select.EPOLLERR):
+                    self._send_late(exchange)
+                continue
+            recv, handle = exchange.sock.recv, exchange.handle
+            for _ in range(_DRAIN):
+                try:
+                    data = recv(MAX_MESSAGE)
+                except BlockingIOError:
+                    break
+                except OSError as error:  # after the send: an ICMP error
+                    self._fail(exchange, _undelivered(error, local=False))
+                    break
+                try:
+                    replied(handle, data)
+                except Exception:  # a bug must cost this query, never the carrier's task
+                    log.exception("handling a reply to upstream query %d failed", handle)
+                    if by_fd.get(fd) is exchange:
+                        self._fail(exchange, NetworkError("internal error"))
+                    break
+                if by_fd.get(fd) is not exchange:
+                    break  # closed by the engine for this reply: read nothing more
+
+    def _send_late(self, exchange: _Exchange) -> None:
+        """Send a query that found the send buffer full, now that there is room."""
+        assert exchange.unsent is not None
+        try:
+            exchange.sock.send(exchange.unsent)
+        except OSError as error:
+            self._fail(exchange, _undelivered(error, local=False))
+            return
+        exchange.unsent = None
+        self._epoll.modify(exchange.fd, select.EPOLLIN)
+
+    def _fail(self, exchange: _Exchange, failure: NetworkError) -> None:
+        self._drop(exchange)
+        self._failed(exchange.handle, failure)
 
 
 class Network:
@@ -64,6 +224,13 @@ class Network:
         """The nursery long-lived connections run in (the service's), and where to count."""
         self.tls.attach(nursery, stats)
 
+    def datagrams(self, replied: Replied, failed: Failed) -> Datagrams | None:
+        """The carrier of a service's plain UDP queries, or None when `carry` is to carry
+        them too: a subclass that replaces `carry` (a scripted network) sees every query."""
+        if type(self).carry is not Network.carry:
+            return None
+        return Datagrams(replied, failed)
+
     async def carry(self, send: Send, received: Callable[[bytes], None]) -> NetworkError | None:
         """Deliver `send` and call `received` with each reply, until cancelled (the engine's
         `Close`). Returns why the query could not be delivered, or None when nothing more
@@ -81,36 +248,28 @@ class Network:
             return _undelivered(error, local=False)
 
     async def _over_udp(self, send: Send, received: Callable[[bytes], None]) -> NetworkError | None:
-        # A plain non-blocking socket and `wait_readable`: a trio socket costs a checkpoint
-        # and a wrapper per call, several times the cost of the system calls themselves.
-        server = send.server
-        sock = socket.socket(family_of(server.address), socket.SOCK_DGRAM)
+        # One query on a carrier of its own (for callers without a service, such as tests);
+        # a service carries all of its UDP queries on one (`datagrams`).
+        failures: list[NetworkError] = []
+
+        def replied(handle: int, data: bytes) -> None:
+            received(data)
+            if trio.current_effective_deadline() == -math.inf:
+                carrier.close(handle)  # cancelled by `received`: see `carry`
+
+        carrier = Datagrams(replied, lambda _handle, failure: failures.append(failure))
         try:
-            sock.setblocking(False)
-            try:
-                _connect(sock, (server.address, server.port))
-                try:
-                    sock.send(send.wire)
-                except BlockingIOError:  # a full send buffer: wait for room, once
-                    await trio.lowlevel.wait_writable(sock)
-                    sock.send(send.wire)
-            except OSError as error:
-                return _undelivered(error, local=True)
-            while True:
-                await trio.lowlevel.wait_readable(sock)
-                # A bounded drain: datagrams flooding this port (a spoofer's) must not keep
-                # every other task of the resolver waiting.
-                for _ in range(_DRAIN):
-                    try:
-                        data = sock.recv(MAX_MESSAGE)
-                    except BlockingIOError:
-                        break
-                    received(data)
-                    if trio.current_effective_deadline() == -math.inf:
-                        return None  # cancelled by `received`: see `carry`
+            failure = carrier.send(send)
+            if failure is not None:
+                return failure
+            while not failures:
+                await trio.lowlevel.wait_readable(carrier.fileno())
+                carrier.serve()
+                if not failures and not carrier.is_open(send.handle):
+                    return None
+            return failures[0]
         finally:
-            trio.lowlevel.notify_closing(sock)
-            sock.close()
+            carrier.shut()
 
     async def _over_tcp(self, send: Send, received: Callable[[bytes], None]) -> NetworkError | None:
         server = send.server

@@ -1,0 +1,231 @@
+"""The carrier of upstream UDP queries (`Datagrams`): one epoll set and one task for all of them.
+
+What it must keep from a task per query: a socket per query connected to the server (the kernel
+drops datagrams from anywhere else, RFC 5452), every socket closed as soon as the engine says
+`Close` (no descriptor left behind, whatever the load), and failures told as before (no route:
+unreachable at once; an ICMP error after the send: an ordinary failure).
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import socket
+
+import dns.message
+import dns.name
+import dns.rcode
+import pytest
+import trio
+
+from resolver.core.actions import NetworkError, SendQuery, Server
+from resolver.core.hints import parse_root_hints
+from resolver.core.reasons import ServfailReason
+from resolver.engine import Close, Send
+from resolver.server import upstream
+from resolver.server.service import ResolverService
+from resolver.server.upstream import Datagrams
+from resolver.testing import TestInternet
+from tests.helpers import loopback_config
+
+
+def open_fds() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+def send_to(address: tuple[str, int], handle: int = 1) -> Send:
+    server = Server(*address)
+    query = dns.message.make_query("www.example.test.", "A", id=4321)
+    return Send(handle, server, query.to_wire(), False, 0.0, SendQuery(server, query, False, 2.0))
+
+
+class Recorder:
+    """The engine's side of a carrier: what each handle received, and how queries failed."""
+
+    def __init__(self) -> None:
+        self.replies: list[tuple[int, bytes]] = []
+        self.failures: list[tuple[int, NetworkError]] = []
+        self.arrived = trio.Event()
+
+    def replied(self, handle: int, data: bytes) -> None:
+        self.replies.append((handle, data))
+        self.arrived.set()
+
+    def failed(self, handle: int, failure: NetworkError) -> None:
+        self.failures.append((handle, failure))
+        self.arrived.set()
+
+
+@pytest.fixture
+def authority() -> socket.socket:
+    """A UDP socket playing an authoritative server on loopback."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.settimeout(2.0)
+    return sock
+
+
+async def test_a_datagram_from_another_port_never_reaches_the_engine(
+    authority: socket.socket,
+) -> None:
+    recorder = Recorder()
+    carrier = Datagrams(recorder.replied, recorder.failed)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(carrier.run)
+        assert carrier.send(send_to(authority.getsockname())) is None
+        query, source = await trio.to_thread.run_sync(authority.recvfrom, 4096)
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as spoofer:  # same address
+            spoofer.bind(("127.0.0.1", 0))
+            spoofer.sendto(b"spoofed", source)
+        authority.sendto(b"genuine", source)
+        with trio.fail_after(2.0):
+            await recorder.arrived.wait()
+        await trio.sleep(0.05)  # anything else that was to come has come
+        nursery.cancel_scope.cancel()
+    assert recorder.replies == [(1, b"genuine")]
+    assert dns.message.from_wire(query).id == 4321
+
+
+async def test_close_closes_the_socket_at_once(authority: socket.socket) -> None:
+    carrier = Datagrams(Recorder().replied, Recorder().failed)
+    baseline = open_fds()
+    assert carrier.send(send_to(authority.getsockname(), handle=5)) is None
+    assert open_fds() == baseline + 1 and len(carrier) == 1
+    assert carrier.close(5)
+    assert open_fds() == baseline and len(carrier) == 0
+    assert not carrier.close(5)  # a second Close (or one for a TCP query) finds nothing
+    carrier.shut()
+
+
+async def test_shutting_down_closes_every_socket(authority: socket.socket) -> None:
+    baseline = open_fds()
+    carrier = Datagrams(Recorder().replied, Recorder().failed)
+    with trio.move_on_after(0.1):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(carrier.run)
+            for handle in range(10):
+                assert carrier.send(send_to(authority.getsockname(), handle)) is None
+    assert open_fds() == baseline  # the sockets and the epoll set
+
+
+@pytest.mark.parametrize("code", [errno.ENETUNREACH, errno.EHOSTUNREACH, errno.EADDRNOTAVAIL])
+async def test_a_route_missing_is_unreachable_and_leaves_no_socket(
+    monkeypatch: pytest.MonkeyPatch, code: int
+) -> None:
+    def unreachable(sock: object, address: object) -> None:
+        raise OSError(code, "unreachable")
+
+    monkeypatch.setattr(upstream, "_connect", unreachable)
+    carrier = Datagrams(Recorder().replied, Recorder().failed)
+    baseline = open_fds()
+    failure = carrier.send(send_to(("127.0.0.1", 9)))
+    assert failure == NetworkError(errno.errorcode[code], unreachable=True)
+    assert open_fds() == baseline and len(carrier) == 0
+    carrier.shut()
+
+
+async def test_an_icmp_error_is_an_ordinary_failure_and_closes_the_socket() -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as closed:
+        closed.bind(("127.0.0.1", 0))
+        address = closed.getsockname()
+    recorder = Recorder()
+    carrier = Datagrams(recorder.replied, recorder.failed)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(carrier.run)
+        assert carrier.send(send_to(address, handle=3)) is None
+        with trio.fail_after(2.0):
+            await recorder.arrived.wait()
+        nursery.cancel_scope.cancel()
+    assert recorder.failures == [(3, NetworkError("ECONNREFUSED", unreachable=False))]
+    assert recorder.replies == [] and len(carrier) == 0
+
+
+async def test_the_service_reports_an_unreachable_address_as_unreachable(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Through the service's carrier: every server unreachable, the engine stops at once
+    (each address asked once) instead of waiting for timeouts."""
+    reported: list[tuple[int, str, bool]] = []
+
+    def unreachable(sock: object, address: object) -> None:
+        raise OSError(errno.ENETUNREACH, "unreachable")
+
+    monkeypatch.setattr(upstream, "_connect", unreachable)
+    hints = parse_root_hints(TestInternet.default().hints_text())
+    service = ResolverService(loopback_config(), hints)
+    failed = service.engine.upstream_failed
+
+    def spy(handle: int, reason: str, *, unreachable: bool = False) -> list[object]:
+        reported.append((handle, reason, unreachable))
+        return failed(handle, reason, unreachable=unreachable)  # type: ignore[return-value]
+
+    monkeypatch.setattr(service.engine, "upstream_failed", spy)
+    baseline = open_fds()
+    with trio.fail_after(2.0):
+        answer = await service.resolve(dns.name.from_text("www.example.test."), 1)
+    assert answer.failure is ServfailReason.NO_REACHABLE_AUTHORITY
+    assert reported and all(r == (r[0], "ENETUNREACH", True) for r in reported)
+    assert open_fds() == baseline
+
+
+async def test_a_thousand_queries_leave_no_descriptor_behind() -> None:
+    """A reply for every query, a Close for every one: no socket stays open, whatever the
+    number of queries in flight together."""
+    queries = 1000
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as server:
+        server.bind(("127.0.0.1", 0))
+        server.setblocking(False)
+        recorder = Recorder()
+        carrier: Datagrams
+
+        def replied(handle: int, data: bytes) -> None:
+            recorder.replied(handle, data)
+            carrier.close(handle)  # the engine's Close for the reply it was handed
+
+        baseline = open_fds()
+        carrier = Datagrams(replied, recorder.failed)
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(carrier.run)
+            answered = 0
+            for start in range(0, queries, 100):  # 100 in flight at a time
+                for handle in range(start, start + 100):
+                    assert carrier.send(send_to(server.getsockname(), handle)) is None
+                with trio.fail_after(5.0):
+                    while answered < start + 100:
+                        await trio.lowlevel.wait_readable(server)
+                        while True:
+                            try:
+                                query, source = server.recvfrom(4096)
+                            except BlockingIOError:
+                                break
+                            server.sendto(query, source)
+                            answered += 1
+            with trio.fail_after(5.0):
+                while len(recorder.replies) < queries:
+                    await trio.sleep(0.01)
+            assert len(carrier) == 0 and open_fds() == baseline + 1  # the epoll set
+            nursery.cancel_scope.cancel()
+        assert open_fds() == baseline  # the epoll set too, once the task has stopped
+    assert sorted(handle for handle, _ in recorder.replies) == list(range(queries))
+
+
+async def test_a_running_service_carries_udp_queries_without_a_task_each(
+    internet: TestInternet,
+) -> None:
+    """A live resolution through a running service: its UDP queries go through the one
+    carrier, and every socket is closed once the answer is in."""
+    hints = parse_root_hints(internet.hints_text())
+    service = ResolverService(loopback_config(), hints)
+    async with internet.running(), trio.open_nursery() as nursery:
+        await nursery.start(service.run)
+        baseline = open_fds()
+        with trio.fail_after(5.0):
+            answer = await service.resolve(dns.name.from_text("www.example.test."), 1)
+            nx = await service.resolve(dns.name.from_text("nx.example.test."), 1)
+        assert answer.rcode == dns.rcode.NOERROR and nx.rcode == dns.rcode.NXDOMAIN
+        assert service.engine.upstream_sent >= 3
+        assert not service._exchanges  # no task was needed
+        assert service._datagrams is not None and len(service._datagrams) == 0
+        assert open_fds() == baseline
+        service.carry([Close(12345)])  # a Close for nothing open is harmless
+        nursery.cancel_scope.cancel()
