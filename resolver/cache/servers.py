@@ -110,10 +110,22 @@ class ServerTable:
 
         The score is the smoothed RTT, or the decayed timeout penalty if that is larger.
         """
-        info = self.info(address)
-        if info is None:
-            return 0.0
-        return max(info.srtt or 0.0, self._penalty(info, self._clock()))
+        return self.scores([address])[0]
+
+    def scores(self, addresses: list[str]) -> list[float]:
+        """`score` of each address, on one reading of the clock (selection asks for several)."""
+        now = self._clock()
+        get = self._servers.get
+        scores = []
+        for address in addresses:
+            info = get(address, now)
+            if info is None:
+                scores.append(0.0)
+            elif not info.penalty:
+                scores.append(info.srtt or 0.0)
+            else:
+                scores.append(max(info.srtt or 0.0, self._penalty(info, now)))
+        return scores
 
     def record_rtt(self, address: str, rtt: float) -> None:
         """A reply came back after `rtt` seconds: every failure mark is cleared."""
@@ -122,10 +134,8 @@ class ServerTable:
         info.failures = 0
         info.held_until = 0.0
         info.probing = False
-        if info.srtt is None:
-            info.srtt = rtt
-        else:
-            info.srtt += self.SMOOTHING * (rtt - info.srtt)
+        srtt = info.srtt
+        info.srtt = rtt if srtt is None else srtt + self.SMOOTHING * (rtt - srtt)
 
     def record_failure(self, address: str, timeout: float) -> None:
         """A timeout or error doubles the server's penalty, so its peers are preferred.
@@ -193,6 +203,11 @@ class ServerTable:
         """The server at `address` answered as one that does not serve `zone` (lame, REFUSED)."""
         now = self._clock()
         self._lame.put((address, zone), now + self._ttl, now)
+
+    def any_lame(self) -> bool:
+        """Whether any lame mark is held (expired or not): when none is, no server of any zone
+        needs checking (`is_lame`)."""
+        return bool(self._lame)
 
     def is_lame(self, address: str, zone: dns.name.Name) -> bool:
         """Whether `address` was found lame for `zone` within the last `infra_ttl` seconds."""

@@ -78,7 +78,10 @@ class Attempts:
 
     def fresh(self, servers: Iterable[Server]) -> list[Server]:
         """The servers not yet asked in this round."""
-        return [s for s in servers if (s.address, s.port) not in self._tried]
+        tried = self._tried
+        if not tried:  # the first choice of a round, most often the only one
+            return list(servers)
+        return [s for s in servers if (s.address, s.port) not in tried]
 
     def asked(self, server: Server) -> None:
         self._tried.add((server.address, server.port))

@@ -414,9 +414,11 @@ class Walk:
             candidates = attempts.fresh(self._servers_of(delegation))
             if self._work.avoid:
                 candidates = [s for s in candidates if s.address not in self._work.avoid]
-            sound = [s for s in candidates if not table.is_lame(s.address, delegation.zone)]
-            if sound or skip_lame:
-                candidates = sound
+            if table.any_lame():
+                zone = delegation.zone
+                sound = [s for s in candidates if not table.is_lame(s.address, zone)]
+                if sound or skip_lame:
+                    candidates = sound
             if not candidates:
                 ns_name = self._next_glueless_name(delegation, looked_up)
                 if ns_name is not None and self._glueless_allowed(looked_up, depth):
