@@ -80,6 +80,8 @@ class ServerTable:
         # mark goes, kept as long as the rest (Unbound's lame marks in its infrastructure
         # cache): one address may be lame for one zone and serve another.
         self._lame: ExpiringLru[tuple[str, dns.name.Name], float] = ExpiringLru(size, _mark_expiry)
+        # When the last "no EDNS" mark set so far runs out: none can be in force after it.
+        self._no_edns_until = 0.0
 
     def __len__(self) -> int:
         return self._servers.size(self._clock())
@@ -196,6 +198,7 @@ class ServerTable:
 
     def set_no_edns(self, address: str) -> None:
         """The server answered FORMERR to EDNS: ask it without EDNS for `infra_ttl` seconds."""
+        self._no_edns_until = self._clock() + self._config.infra_ttl
         info = self._update(address)
         info.no_edns_until = self._clock() + self._config.infra_ttl
 
@@ -215,5 +218,8 @@ class ServerTable:
         return bool(self._lame) and self._lame.get((address, zone), self._clock()) is not None
 
     def no_edns(self, address: str) -> bool:
+        """Whether `address` is asked without EDNS, after its FORMERR (`set_no_edns`)."""
+        if self._clock() >= self._no_edns_until:  # no mark is left: no entry to look up
+            return False
         info = self.info(address)
         return info is not None and self._clock() < info.no_edns_until

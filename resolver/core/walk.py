@@ -121,7 +121,8 @@ class Walk:
         referrals = 0
         while True:
             question = self._next_question(walk, minimiser, target, depth)
-            fallback = target if question != target else None
+            # `_next_question` gives the target itself, or a question that differs from it
+            fallback = target if question is not target else None
             relearning = failed_once is not None and not delegation.zone.is_subdomain(
                 failed_once.zone
             )
