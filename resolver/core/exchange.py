@@ -295,29 +295,30 @@ def make_query(
     query), which is the same for every query with the same payload: it is built once and
     shared; nothing edits a query's OPT record (`use_edns` replaces it).
     """
-    query = UpstreamQuery(id=0)
-    query.flags = flags
-    rrset = dns.rrset.RRset(name, dns.rdataclass.IN, cast(dns.rdatatype.RdataType, qtype))
-    query.question.append(rrset)
-    opt = None
-    if payload is not None:
-        opt = query.opt = _opt(payload, _DO if dnssec else 0)
-        query.request_payload = payload
     name_wire = _name_wire(name.labels)
     if name_wire is None:  # a relative name: nothing to render ahead, dnspython decides
+        query = UpstreamQuery(id=0)
+        query.flags = flags
+        query.question.append(_question(name, qtype))
+        if payload is not None:
+            query.opt = _opt(payload, _DO if dnssec else 0)
+            query.request_payload = payload
         return query
     head, tail = _fixed_parts(flags, qtype, payload, dnssec)
     rest = head + name_wire + tail
     folded_name = name_wire.lower()
-    query.made = (flags, opt, rrset, name)
-    query.rendered = Rendered(
+    rendered = Rendered(
         rest,
         rest if folded_name == name_wire else head + folded_name + tail,
         name_wire,
         folded_name,
         tail[:4],
     )
-    return query
+    return UpstreamQuery.deferred(name, qtype, flags, payload, dnssec, rendered)
+
+
+def _question(name: dns.name.Name, qtype: int) -> dns.rrset.RRset:
+    return dns.rrset.RRset(name, dns.rdataclass.IN, cast(dns.rdatatype.RdataType, qtype))
 
 
 def _name_wire(labels: tuple[bytes, ...]) -> bytes | None:
@@ -390,6 +391,9 @@ def _opt(payload: int, ednsflags: int = 0, keepalive: bool = False) -> dns.rrset
     return template.opt
 
 
+#: The attributes of a query made `deferred` and not used since: id, flags, rendered, _deferred.
+_DEFERRED_STATE = 4
+
 _HEADER = struct.Struct("!HHHHHH")
 _QUESTION_TAIL = struct.Struct("!HH")
 _OPT_RR = struct.Struct("!BHHIH")  # the root name, type, class (payload), TTL (flags), rdlen
@@ -412,12 +416,62 @@ class UpstreamQuery(dns.message.QueryMessage):
     #: What `rendered` was made from: flags, OPT record, question RRset and its name.
     made: tuple[int, dns.rrset.RRset | None, dns.rrset.RRset, dns.name.Name] | None = None
 
+    @classmethod
+    def deferred(
+        cls,
+        name: dns.name.Name,
+        qtype: int,
+        flags: int,
+        payload: int | None,
+        dnssec: bool,
+        rendered: Rendered,
+    ) -> UpstreamQuery:
+        """The query `make_query` describes, as `rendered`, with dnspython's state (its
+        sections, an RRset, a dozen attributes) made only if something reads it.
+
+        The engine reads only the ID and the flags of a query it sends and matches (on the
+        wire form); a test's scripted network reads the rest, and then it is made
+        (`__getattr__`). Making it for every query cost as much as rendering it.
+        """
+        query = cls.__new__(cls)
+        vars(query).update(
+            id=0, flags=flags, rendered=rendered, _deferred=(name, qtype, flags, payload, dnssec)
+        )
+        return query
+
+    def __getattr__(self, attribute: str) -> Any:
+        """Called for an attribute the query does not have: if it was made `deferred` and
+        not used since, dnspython's state is made now, and what was set meanwhile (its ID,
+        say) stays as it was set."""
+        state = vars(self)
+        deferred = state.pop("_deferred", None)
+        if deferred is None:
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {attribute!r}")
+        name, qtype, flags, payload, dnssec = deferred
+        kept = dict(state)
+        dns.message.QueryMessage.__init__(self, id=0)
+        self.flags = flags
+        rrset = _question(name, qtype)
+        self.question.append(rrset)
+        opt = None
+        if payload is not None:
+            opt = self.opt = _opt(payload, _DO if dnssec else 0)
+            self.request_payload = payload
+        self.made = (flags, opt, rrset, name)
+        state.update(kept)
+        return getattr(self, attribute)
+
     def current(self) -> Rendered | None:
         """`rendered`, unless the message has been changed since (then None).
 
         A query is not meant to be edited once made (only its ID is set, by the engine), but a
         test or a carrier may: what it would render then is checked, in a few comparisons.
         """
+        state = vars(self)
+        deferred = state.get("_deferred")
+        if deferred is not None:  # nothing made yet: only what was set since can differ
+            unchanged = len(state) == _DEFERRED_STATE and state["flags"] == deferred[2]
+            return self.rendered if unchanged else None
         made, rendered = self.made, self.rendered
         if made is None or rendered is None:
             return None
