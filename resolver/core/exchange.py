@@ -138,7 +138,8 @@ class Exchange:
         tcp = tls
         # Trace texts are built only when someone listens: a name's text costs microseconds.
         label = rdtype_text = ""
-        if self._work.trace is not None:
+        traced = self._work.trace is not None
+        if traced:
             label = f"{server.name} [{server.address}]" if server.name else server.address
             if server.port != upstream.port:
                 label += f" port {server.port}"
@@ -146,8 +147,11 @@ class Exchange:
         name = question.name
         while True:
             query = self._query(name, question.rdtype, use_edns or tls, recursive, tls)
-            transport = "TLS" if tls else "TCP" if tcp else "UDP"
-            self._work.say(depth, "ask {} for {} {} over {}", label, name, rdtype_text, transport)
+            if traced:
+                transport = "TLS" if tls else "TCP" if tcp else "UDP"
+                self._work.say(
+                    depth, "ask {} for {} {} over {}", label, name, rdtype_text, transport
+                )
             outcome = yield SendQuery(server, query, tcp, timeout, upstream.use_0x20)
             response: dns.message.Message | None
             rcode: int

@@ -79,8 +79,11 @@ def choose_server(candidates: list[Server], table: ServerTable, rng: random.Rand
         return candidates[0]
     scores = table.scores([server.address for server in candidates])
     best = min(scores)
-    tied = [server for server, score in zip(candidates, scores, strict=True) if score == best]
-    return tied[0] if len(tied) == 1 else rng.choice(tied)
+    if scores.count(best) == 1:
+        return candidates[scores.index(best)]
+    return rng.choice(
+        [server for server, score in zip(candidates, scores, strict=True) if score == best]
+    )
 
 
 def choose_in_order(candidates: list[Server], table: ServerTable) -> Server:

@@ -103,7 +103,9 @@ class Walk:
         if route is not None and route.recursive:
             verdict = yield from self._forward(route, Question(name, qtype), depth)
             return conclude(self._work, verdict, qtype, depth)
-        delegation = yield from self._closest_delegation(start, depth, route)
+        delegation = self._cached_delegation(start, depth, route)
+        if delegation is None:
+            delegation = yield from self._root_delegation(depth)
         target = Question(name, qtype)
         minimiser = self._minimiser(name)
 
@@ -298,7 +300,17 @@ class Walk:
     def _closest_delegation(
         self, name: dns.name.Name, depth: int, stub: Route | None = None
     ) -> Generator[SendQuery, Outcome, Delegation]:
-        """Where iteration for `name` starts: the deepest cut we know, else a stub zone or root.
+        """Where iteration for `name` starts: the deepest cut we know, else a stub zone or root."""
+        delegation = self._cached_delegation(name, depth, stub)
+        if delegation is None:
+            delegation = yield from self._root_delegation(depth)
+        return delegation
+
+    def _cached_delegation(
+        self, name: dns.name.Name, depth: int, stub: Route | None
+    ) -> Delegation | None:
+        """The deepest cut we know at or above `name`, or a stub zone's servers; None: start
+        from the root (`_root_delegation`). No generator: nearly every walk starts here.
 
         A stub zone's configured servers replace whatever NS set the cache holds for the zone
         itself or above it; only a cut cached below the stub zone (learnt by following the stub
@@ -307,16 +319,22 @@ class Walk:
         cache = self._work.ctx.cache
         if stub is None:
             cut = cache.closest_cut(name)
-            if cut is not None:
-                self._work.say(depth, "cache: closest delegation is {}", cut.zone)
-                return Delegation.from_cut(cut)
-        else:  # the NS set first: the stub's servers may stand in for it
-            ns = cache.closest_delegation(name)
-            if ns is None or ns.name == stub.zone or not ns.name.is_subdomain(stub.zone):
-                self._work.say(depth, "stub zone {}: asking its configured servers", stub.zone)
-                return Delegation.from_servers(stub.zone, stub.servers)
-            self._work.say(depth, "cache: closest delegation is {}", ns.name)
-            return Delegation.from_ns(ns, cache, from_cache=True)
+            if cut is None:
+                return None
+            self._work.say(depth, "cache: closest delegation is {}", cut.zone)
+            return Delegation.from_cut(cut)
+        # the NS set first: the stub's servers may stand in for it
+        ns = cache.closest_delegation(name)
+        if ns is None or ns.name == stub.zone or not ns.name.is_subdomain(stub.zone):
+            self._work.say(depth, "stub zone {}: asking its configured servers", stub.zone)
+            return Delegation.from_servers(stub.zone, stub.servers)
+        self._work.say(depth, "cache: closest delegation is {}", ns.name)
+        return Delegation.from_ns(ns, cache, from_cache=True)
+
+    def _root_delegation(self, depth: int) -> Generator[SendQuery, Outcome, Delegation]:
+        """The root's servers: the cached root NS set (primed first if there is none, RFC
+        8109) while any of its servers has an address, else the hints."""
+        cache = self._work.ctx.cache
         root_ns = cache.get_rrset(dns.name.root, dns.rdatatype.NS)
         if root_ns is None:
             yield from self._prime(depth)

@@ -252,11 +252,16 @@ def _echoes(
     `exact_case`). True only where `is_response_to` is (the parsed question is those very
     octets); anything else (a compressed question name, say) is left to it."""
     name = rendered.name
-    if not name or len(message.question) != 1 or data[4:6] != b"\x00\x01":
-        return False
-    if not data[2] & 0x80 or (data[2] ^ (int(query.flags) >> 8)) & 0x78:  # QR; opcode
-        return False
     end = 12 + len(name)
-    if data[end : end + 4] != rendered.type_class:
+    echoed = data[12:end]
+    if echoed != name and (exact_case or echoed.lower() != rendered.folded_name):
         return False
-    return data[12:end] == name if exact_case else data[12:end].lower() == rendered.folded_name
+    flags = data[2]  # QR, opcode, AA, TC, RD
+    return (
+        bool(name)
+        and data[end : end + 4] == rendered.type_class
+        and data[4:6] == b"\x00\x01"
+        and flags & 0x80 != 0
+        and not (flags ^ (int(query.flags) >> 8)) & 0x78
+        and len(message.question) == 1
+    )
