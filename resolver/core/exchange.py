@@ -42,6 +42,10 @@ _TC = int(dns.flags.TC)
 _DO = int(dns.flags.DO)
 
 
+#: Outcomes without a reply (a tuple: `Timeout | NetworkError` would make a union per test).
+_LOST = (Timeout, NetworkError)
+
+
 def _rcode(flags: int, ednsflags: int) -> int:
     """`Message.rcode()` as a plain int: the header's four bits and EDNS's upper eight."""
     return (flags & 0x000F) | ((ednsflags >> 20) & 0xFF0)
@@ -160,7 +164,7 @@ class Exchange:
                 response = outcome.message
                 flags = int(response.flags)  # the rcode as a plain int, as `_TC` says
                 truncated, rcode = bool(flags & _TC), _rcode(flags, response.ednsflags)
-            elif isinstance(outcome, Timeout | NetworkError):
+            elif isinstance(outcome, _LOST):
                 return self._undelivered(outcome, server, tcp, timeout, depth)
             else:  # a BareHeader: only the header could be read
                 response = None

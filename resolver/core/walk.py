@@ -161,7 +161,7 @@ class Walk:
                     delegation = yield from self._closest_delegation(parent, depth, route)
                 walk = fresh_walk()
                 continue
-            if asked != target and verdict.kind is not Kind.REFERRAL:
+            if asked is not target and verdict.kind is not Kind.REFERRAL:  # a minimised one
                 if verdict.kind is Kind.NXDOMAIN and asked.name == name:
                     # no such name, whatever the type
                     return conclude(self._work, verdict, qtype, depth)
