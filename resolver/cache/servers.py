@@ -93,8 +93,8 @@ class ServerTable:
     def _update(self, address: str) -> ServerInfo:
         """The entry to change (a new one if none); stored again so its lifetime restarts."""
         now = self._clock()
-        info = self._servers.get(address, now)
-        if info is None:
+        info = self._servers.pop(address)  # `get`, without moving it twice: `put` does it
+        if info is None or info.expires <= now:
             info = ServerInfo()
         info.expires = now + self._ttl
         self._servers.put(address, info, now)
