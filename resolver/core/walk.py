@@ -103,9 +103,8 @@ class Walk:
         if route is not None and route.recursive:
             verdict = yield from self._forward(route, Question(name, qtype), depth)
             return conclude(self._work, verdict, qtype, depth)
-        delegation = self._cached_delegation(start, depth, route)
-        if delegation is None:
-            delegation = yield from self._root_delegation(depth)
+        cached = self._cached_delegation(start, depth, route)
+        delegation = cached if cached is not None else (yield from self._root_delegation(depth))
         target = Question(name, qtype)
         minimiser = self._minimiser(name)
 
