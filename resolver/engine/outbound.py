@@ -5,8 +5,9 @@ section 3: the ID, the question, and with 0x20 the letter case of the name). The
 (sockets, or a script) only delivers what arrived on the socket of one query; the source
 address and port are the kernel's check, since each query has a connected socket of its own.
 
-Identical queries to the same server at the same time (same name, type, transport, EDNS use
-and RD bit) share one packet, as Unbound's serviced queries do: with QNAME minimisation, a burst
+Identical queries to the same server at the same time (the same bytes but for the ID and, unless
+0x20 is on, the name's letter case: name, type, flags and EDNS; and the same transport) share
+one packet, as Unbound's serviced queries do: with QNAME minimisation, a burst
 of cold names in one zone would otherwise ask the root and the TLD once per name. The first
 asker owns the query: only it is told of a timeout as its own (`Timeout(shared=False)`), so one
 lost datagram counts as one failure of the server however many questions waited for it.
