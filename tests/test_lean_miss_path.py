@@ -98,3 +98,34 @@ def test_a_query_changed_after_it_was_made_is_rendered_by_dnspython() -> None:
     reference.use_edns(0, 0, 1232, options=[dns.edns.GenericOption(dns.edns.OptionType.NSID, b"x")])
     reference.additional.append(dns.rrset.from_text("b.test.", 60, "IN", "A", "192.0.2.1"))
     assert query.to_wire() == reference.to_wire()
+
+
+def test_a_query_rendered_before_dnspython_state_is_made_renders_the_same() -> None:
+    """`make_query` defers dnspython's state until something reads it: the engine renders the
+    query (with each ID it is given) before that, a test's network reads it after."""
+    name = dns.name.from_text("WWW.Example.COM.")
+    reference = dns.message.make_query(name, "AAAA", use_edns=0, payload=1232, flags=0, id=0)
+    ours = make_query(name, dns.rdatatype.AAAA, payload=1232)
+    for query_id in (0, 0x1234, 0xFFFF):
+        ours.id = reference.id = query_id
+        assert ours.to_wire() == reference.to_wire()
+    assert ours.id == 0xFFFF and ours.question[0].name.labels == name.labels  # made now
+    assert ours == reference and ours.to_wire() == reference.to_wire()
+
+
+def test_a_deferred_query_changed_before_its_state_is_made_keeps_the_change() -> None:
+    name = dns.name.from_text("a.test.")
+    query = make_query(name, dns.rdatatype.A, payload=1232)
+    query.flags = dns.flags.RD
+    query.pad = 64
+    reference = dns.message.make_query(name, "A", use_edns=0, payload=1232, pad=64, id=0)
+    reference.flags = dns.flags.RD
+    assert query.to_wire() == reference.to_wire()
+    assert query.flags == dns.flags.RD and query.pad == 64 and query.opt is not None
+
+
+def test_a_deferred_query_says_what_it_lacks() -> None:
+    query = make_query(dns.name.from_text("a.test."), dns.rdatatype.A, payload=None)
+    with pytest.raises(AttributeError, match="no_such_thing"):
+        query.no_such_thing  # noqa: B018
+    assert query.opt is None and query.edns == -1

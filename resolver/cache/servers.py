@@ -80,6 +80,8 @@ class ServerTable:
         # mark goes, kept as long as the rest (Unbound's lame marks in its infrastructure
         # cache): one address may be lame for one zone and serve another.
         self._lame: ExpiringLru[tuple[str, dns.name.Name], float] = ExpiringLru(size, _mark_expiry)
+        # When the last "no EDNS" mark set so far runs out: none can be in force after it.
+        self._no_edns_until = 0.0
 
     def __len__(self) -> int:
         return self._servers.size(self._clock())
@@ -91,8 +93,8 @@ class ServerTable:
     def _update(self, address: str) -> ServerInfo:
         """The entry to change (a new one if none); stored again so its lifetime restarts."""
         now = self._clock()
-        info = self._servers.get(address, now)
-        if info is None:
+        info = self._servers.pop(address)  # `get`, without moving it twice: `put` does it
+        if info is None or info.expires <= now:
             info = ServerInfo()
         info.expires = now + self._ttl
         self._servers.put(address, info, now)
@@ -110,10 +112,22 @@ class ServerTable:
 
         The score is the smoothed RTT, or the decayed timeout penalty if that is larger.
         """
-        info = self.info(address)
-        if info is None:
-            return 0.0
-        return max(info.srtt or 0.0, self._penalty(info, self._clock()))
+        return self.scores([address])[0]
+
+    def scores(self, addresses: list[str]) -> list[float]:
+        """`score` of each address, on one reading of the clock (selection asks for several)."""
+        now = self._clock()
+        get = self._servers.get
+        scores = []
+        for address in addresses:
+            info = get(address, now)
+            if info is None:
+                scores.append(0.0)
+            elif not info.penalty:
+                scores.append(info.srtt or 0.0)
+            else:
+                scores.append(max(info.srtt or 0.0, self._penalty(info, now)))
+        return scores
 
     def record_rtt(self, address: str, rtt: float) -> None:
         """A reply came back after `rtt` seconds: every failure mark is cleared."""
@@ -122,10 +136,8 @@ class ServerTable:
         info.failures = 0
         info.held_until = 0.0
         info.probing = False
-        if info.srtt is None:
-            info.srtt = rtt
-        else:
-            info.srtt += self.SMOOTHING * (rtt - info.srtt)
+        srtt = info.srtt
+        info.srtt = rtt if srtt is None else srtt + self.SMOOTHING * (rtt - srtt)
 
     def record_failure(self, address: str, timeout: float) -> None:
         """A timeout or error doubles the server's penalty, so its peers are preferred.
@@ -186,6 +198,7 @@ class ServerTable:
 
     def set_no_edns(self, address: str) -> None:
         """The server answered FORMERR to EDNS: ask it without EDNS for `infra_ttl` seconds."""
+        self._no_edns_until = self._clock() + self._config.infra_ttl
         info = self._update(address)
         info.no_edns_until = self._clock() + self._config.infra_ttl
 
@@ -194,11 +207,19 @@ class ServerTable:
         now = self._clock()
         self._lame.put((address, zone), now + self._ttl, now)
 
+    def any_lame(self) -> bool:
+        """Whether any lame mark is held (expired or not): when none is, no server of any zone
+        needs checking (`is_lame`)."""
+        return bool(self._lame)
+
     def is_lame(self, address: str, zone: dns.name.Name) -> bool:
         """Whether `address` was found lame for `zone` within the last `infra_ttl` seconds."""
         # Most resolvers hold no lame mark at all: skip hashing the zone's name then.
         return bool(self._lame) and self._lame.get((address, zone), self._clock()) is not None
 
     def no_edns(self, address: str) -> bool:
+        """Whether `address` is asked without EDNS, after its FORMERR (`set_no_edns`)."""
+        if self._clock() >= self._no_edns_until:  # no mark is left: no entry to look up
+            return False
         info = self.info(address)
         return info is not None and self._clock() < info.no_edns_until

@@ -12,7 +12,7 @@ import functools
 import struct
 from collections.abc import Generator, Iterable
 from enum import Enum, auto
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 
 import dns.edns
 import dns.flags
@@ -37,8 +37,19 @@ from resolver.core.scrub import randomize_case
 from resolver.core.signatures import attach
 from resolver.core.work import Work
 
-#: TC as a plain int: `&` with dnspython's Flag enum builds an enum member every time.
+#: TC and DO as plain ints: `&` with dnspython's Flag enum builds an enum member every time.
 _TC = int(dns.flags.TC)
+_DO = int(dns.flags.DO)
+
+
+#: Outcomes without a reply (a tuple: `Timeout | NetworkError` would make a union per test).
+_LOST = (Timeout, NetworkError)
+
+
+def _rcode(flags: int, ednsflags: int) -> int:
+    """`Message.rcode()` as a plain int: the header's four bits and EDNS's upper eight."""
+    return (flags & 0x000F) | ((ednsflags >> 20) & 0xFF0)
+
 
 #: Rcodes whose response is classified; any other makes the caller try another server.
 _JUDGED_RCODES = frozenset({dns.rcode.NOERROR, dns.rcode.NXDOMAIN, dns.rcode.YXDOMAIN})
@@ -71,7 +82,10 @@ class Attempts:
 
     def fresh(self, servers: Iterable[Server]) -> list[Server]:
         """The servers not yet asked in this round."""
-        return [s for s in servers if (s.address, s.port) not in self._tried]
+        tried = self._tried
+        if not tried:  # the first choice of a round, most often the only one
+            return list(servers)
+        return [s for s in servers if (s.address, s.port) not in tried]
 
     def asked(self, server: Server) -> None:
         self._tried.add((server.address, server.port))
@@ -128,7 +142,8 @@ class Exchange:
         tcp = tls
         # Trace texts are built only when someone listens: a name's text costs microseconds.
         label = rdtype_text = ""
-        if self._work.trace is not None:
+        traced = self._work.trace is not None
+        if traced:
             label = f"{server.name} [{server.address}]" if server.name else server.address
             if server.port != upstream.port:
                 label += f" port {server.port}"
@@ -136,16 +151,20 @@ class Exchange:
         name = question.name
         while True:
             query = self._query(name, question.rdtype, use_edns or tls, recursive, tls)
-            transport = "TLS" if tls else "TCP" if tcp else "UDP"
-            self._work.say(depth, "ask {} for {} {} over {}", label, name, rdtype_text, transport)
+            if traced:
+                transport = "TLS" if tls else "TCP" if tcp else "UDP"
+                self._work.say(
+                    depth, "ask {} for {} {} over {}", label, name, rdtype_text, transport
+                )
             outcome = yield SendQuery(server, query, tcp, timeout, upstream.use_0x20)
             response: dns.message.Message | None
             rcode: int
             if isinstance(outcome, Response):  # the common case first, in one type test
                 # It answers `query`: the engine matched it (`engine/outbound.py`).
                 response = outcome.message
-                truncated, rcode = bool(int(response.flags) & _TC), response.rcode()
-            elif isinstance(outcome, Timeout | NetworkError):
+                flags = int(response.flags)  # the rcode as a plain int, as `_TC` says
+                truncated, rcode = bool(flags & _TC), _rcode(flags, response.ednsflags)
+            elif isinstance(outcome, _LOST):
                 return self._undelivered(outcome, server, tcp, timeout, depth)
             else:  # a BareHeader: only the header could be read
                 response = None
@@ -231,7 +250,7 @@ class Exchange:
                 harden_glue=harden_glue,
                 rcode=rcode,
             )
-        if self._work.ctx.config.dnssec.validate and response.ednsflags & dns.flags.DO:
+        if self._work.ctx.config.dnssec.validate and response.ednsflags & _DO:
             # A forwarder's records are held to no zone (`classify_recursive`).
             held_to = dns.name.root if recursive else zone
             verdict = attach(verdict, response, question.name, question.rdtype, held_to)
@@ -275,24 +294,77 @@ class Exchange:
 
 def make_query(
     name: dns.name.Name, qtype: int, *, payload: int | None, flags: int = 0, dnssec: bool = False
-) -> dns.message.Message:
+) -> UpstreamQuery:
     """The query `dns.message.make_query` would build (ID 0, EDNS version 0 with `payload`, or
     no EDNS for None; the DO bit with `dnssec` and EDNS), built in a few microseconds instead
-    of about sixty.
+    of about sixty, and rendered with it (`UpstreamQuery`).
 
     `make_query` spends its time on the OPT record (an immutable rdata and an RRset per
     query), which is the same for every query with the same payload: it is built once and
     shared; nothing edits a query's OPT record (`use_edns` replaces it).
     """
-    query = _Query(id=0)
-    query.flags = flags
-    query.question.append(
-        dns.rrset.RRset(name, dns.rdataclass.IN, cast(dns.rdatatype.RdataType, qtype))
+    name_wire = _name_wire(name.labels)
+    if name_wire is None:  # a relative name: nothing to render ahead, dnspython decides
+        query = UpstreamQuery(id=0)
+        query.flags = flags
+        query.question.append(_question(name, qtype))
+        if payload is not None:
+            query.opt = _opt(payload, _DO if dnssec else 0)
+            query.request_payload = payload
+        return query
+    head, tail = _fixed_parts(flags, qtype, payload, dnssec)
+    rest = head + name_wire + tail
+    folded_name = name_wire.lower()
+    rendered = Rendered(
+        rest,
+        rest if folded_name == name_wire else head + folded_name + tail,
+        name_wire,
+        folded_name,
+        tail[:4],
     )
+    return UpstreamQuery.deferred(name, qtype, flags, payload, dnssec, rendered)
+
+
+def _question(name: dns.name.Name, qtype: int) -> dns.rrset.RRset:
+    return dns.rrset.RRset(name, dns.rdataclass.IN, cast(dns.rdatatype.RdataType, qtype))
+
+
+def _name_wire(labels: tuple[bytes, ...]) -> bytes | None:
+    """The uncompressed wire form of an absolute name (None for a relative one): what
+    `Name.to_wire()` gives, in half its time."""
+    if not labels or labels[-1]:
+        return None
+    out = bytearray()
+    for label in labels:
+        out.append(len(label))
+        out += label
+    return bytes(out)
+
+
+@functools.lru_cache(maxsize=256)
+def _fixed_parts(flags: int, qtype: int, payload: int | None, dnssec: bool) -> tuple[bytes, bytes]:
+    """What `make_query` renders around the name, after the ID: the rest of the header, and
+    the question's type and class with the OPT record. The same for every query of one kind,
+    so made once per kind (a few per resolver)."""
+    head = _HEADER.pack(0, flags, 1, 0, 0, 0 if payload is None else 1)[2:]
+    tail = _QUESTION_TAIL.pack(qtype, dns.rdataclass.IN)
     if payload is not None:
-        query.opt = _opt(payload, int(dns.flags.DO) if dnssec else 0)
-        query.request_payload = payload
-    return query
+        opt = _opt(payload, _DO if dnssec else 0)
+        tail += _OPT_RR.pack(0, dns.rdatatype.OPT, opt.rdclass, opt.ttl, 0)
+    return head, tail
+
+
+class Rendered(NamedTuple):
+    """An `UpstreamQuery` in wire form, ID aside, as `make_query` made it: what the engine
+    sends (`rest` after the ID), keys identical queries by (`folded`: the name in lower case,
+    which is how dnspython compares names) and matches replies against (the question section
+    starts at octet 12 of both: the name as sent, in lower case, then type and class)."""
+
+    rest: bytes
+    folded: bytes
+    name: bytes
+    folded_name: bytes
+    type_class: bytes
 
 
 #: RFC 8467 section 4.1: queries over an encrypted transport are padded to blocks of 128 octets.
@@ -311,8 +383,9 @@ def make_tls_query(
     query = make_query(
         name, qtype, payload=payload, flags=dns.flags.RD if recursive else 0, dnssec=dnssec
     )
-    query.opt = _opt(payload, int(dns.flags.DO) if dnssec else 0, keepalive=True)
+    query.opt = _opt(payload, _DO if dnssec else 0, keepalive=True)
     query.pad = QUERY_PADDING_BLOCK
+    query.made = query.rendered = None  # rendered by `_plain_wire`, with its padding
     return query
 
 
@@ -326,20 +399,107 @@ def _opt(payload: int, ednsflags: int = 0, keepalive: bool = False) -> dns.rrset
     return template.opt
 
 
+#: The attributes of a query made `deferred` and not used since: id, flags, rendered, _deferred.
+_DEFERRED_STATE = 4
+
 _HEADER = struct.Struct("!HHHHHH")
 _QUESTION_TAIL = struct.Struct("!HH")
 _OPT_RR = struct.Struct("!BHHIH")  # the root name, type, class (payload), TTL (flags), rdlen
 _OPTION = struct.Struct("!HH")  # an EDNS option's code and length
 
 
-class _Query(dns.message.QueryMessage):
+class UpstreamQuery(dns.message.QueryMessage):
     """An upstream query that renders itself in one pass: header, question, bare OPT record.
 
     dnspython's renderer (a buffer, compression table, reserved space, an rdata object per
     OPT) costs about as much as the rest of the query's trip through the iterator; a plain
-    query needs none of it. Anything else, or any rendering option, goes to dnspython, and
-    the test suite checks that both give the same bytes.
+    query needs none of it. `make_query` renders it as it makes it (`rendered`), so that only
+    the ID is left to add; a query changed since (its flags, EDNS or sections: `current`)
+    renders itself again, and anything else, or any rendering option, goes to dnspython. The
+    test suite checks that all give the same bytes.
     """
+
+    #: What `make_query` rendered: for the engine, while `current` says it still holds.
+    rendered: Rendered | None = None
+    #: What `rendered` was made from: flags, OPT record, question RRset and its name.
+    made: tuple[int, dns.rrset.RRset | None, dns.rrset.RRset, dns.name.Name] | None = None
+
+    @classmethod
+    def deferred(
+        cls,
+        name: dns.name.Name,
+        qtype: int,
+        flags: int,
+        payload: int | None,
+        dnssec: bool,
+        rendered: Rendered,
+    ) -> UpstreamQuery:
+        """The query `make_query` describes, as `rendered`, with dnspython's state (its
+        sections, an RRset, a dozen attributes) made only if something reads it.
+
+        The engine reads only the ID and the flags of a query it sends and matches (on the
+        wire form); a test's scripted network reads the rest, and then it is made
+        (`__getattr__`). Making it for every query cost as much as rendering it.
+        """
+        query = cls.__new__(cls)
+        vars(query).update(
+            id=0, flags=flags, rendered=rendered, _deferred=(name, qtype, flags, payload, dnssec)
+        )
+        return query
+
+    def __getattr__(self, attribute: str) -> Any:
+        """Called for an attribute the query does not have: if it was made `deferred` and
+        not used since, dnspython's state is made now, and what was set meanwhile (its ID,
+        say) stays as it was set."""
+        state = vars(self)
+        deferred = state.pop("_deferred", None)
+        if deferred is None:
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {attribute!r}")
+        name, qtype, flags, payload, dnssec = deferred
+        kept = dict(state)
+        dns.message.QueryMessage.__init__(self, id=0)
+        self.flags = flags
+        rrset = _question(name, qtype)
+        self.question.append(rrset)
+        opt = None
+        if payload is not None:
+            opt = self.opt = _opt(payload, _DO if dnssec else 0)
+            self.request_payload = payload
+        self.made = (flags, opt, rrset, name)
+        state.update(kept)
+        return getattr(self, attribute)
+
+    def current(self) -> Rendered | None:
+        """`rendered`, unless the message has been changed since (then None).
+
+        A query is not meant to be edited once made (only its ID is set, by the engine), but a
+        test or a carrier may: what it would render then is checked, in a few comparisons.
+        """
+        state = vars(self)
+        deferred = state.get("_deferred")
+        if deferred is not None:  # nothing made yet: only what was set since can differ
+            unchanged = len(state) == _DEFERRED_STATE and state["flags"] == deferred[2]
+            return self.rendered if unchanged else None
+        made, rendered = self.made, self.rendered
+        if made is None or rendered is None:
+            return None
+        flags, opt, rrset, name = made
+        sections = self.sections
+        if (
+            self.flags != flags
+            or self.opt is not opt
+            or self.pad
+            or len(sections[0]) != 1
+            or sections[0][0] is not rrset
+            or rrset.name is not name
+            or sections[1]
+            or sections[2]
+            or sections[3]
+            or self.tsig is not None
+            or self.origin is not None
+        ):
+            return None
+        return rendered
 
     def to_wire(
         self,
@@ -352,7 +512,13 @@ class _Query(dns.message.QueryMessage):
         **kw: Any,
     ) -> bytes:
         plain = origin is None and not multi and tsig_ctx is None and not kw
-        wire = self._plain_wire() if plain else None
+        wire = None
+        if plain:
+            rendered = self.current()
+            if rendered is not None:
+                wire = self.id.to_bytes(2, "big") + rendered.rest
+            else:
+                wire = self._plain_wire()
         if wire is None:
             return super().to_wire(
                 origin, max_size, multi, tsig_ctx, prepend_length, prefer_truncation, **kw

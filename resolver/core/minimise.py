@@ -57,7 +57,13 @@ class Minimiser:
         It is the qname itself once no step of the schedule is left between the two.
         """
         have = len(known) - 1
-        count = next((c for c in self._schedule if c > have), len(self.qname) - 1)
+        for count in self._schedule:
+            if count > have:
+                break
+        else:
+            return self.qname
+        if count >= len(self.qname) - 1:  # the whole name: no new name to make
+            return self.qname
         return self.qname.split(count + 1)[1]
 
     def is_qname(self, name: dns.name.Name) -> bool:

@@ -69,10 +69,21 @@ def _address_kind(address: str) -> _Kind | None:
 
 
 def choose_server(candidates: list[Server], table: ServerTable, rng: random.Random) -> Server:
-    """The candidate with the lowest smoothed RTT; unmeasured ones first so each gets tried."""
-    shuffled = list(candidates)
-    rng.shuffle(shuffled)
-    return min(shuffled, key=lambda server: table.score(server.address))
+    """The candidate with the lowest smoothed RTT; unmeasured ones first so each gets tried.
+
+    Ties (unmeasured servers all score 0) go to one of the tied at random, each as likely:
+    what shuffling the list and taking the first lowest gave, for one draw instead of one per
+    candidate, and none at all when one server is ahead.
+    """
+    if len(candidates) == 1:
+        return candidates[0]
+    scores = table.scores([server.address for server in candidates])
+    best = min(scores)
+    if scores.count(best) == 1:
+        return candidates[scores.index(best)]
+    return rng.choice(
+        [server for server, score in zip(candidates, scores, strict=True) if score == best]
+    )
 
 
 def choose_in_order(candidates: list[Server], table: ServerTable) -> Server:
@@ -82,4 +93,5 @@ def choose_in_order(candidates: list[Server], table: ServerTable) -> Server:
     0, so the first listed is asked first, and one that times out is penalised so that the next
     takes over; once measured, the fastest is used, as for authoritative servers.
     """
-    return min(candidates, key=lambda server: table.score(server.address))
+    scores = table.scores([server.address for server in candidates])
+    return candidates[scores.index(min(scores))]

@@ -103,7 +103,8 @@ class Walk:
         if route is not None and route.recursive:
             verdict = yield from self._forward(route, Question(name, qtype), depth)
             return conclude(self._work, verdict, qtype, depth)
-        delegation = yield from self._closest_delegation(start, depth, route)
+        cached = self._cached_delegation(start, depth, route)
+        delegation = cached if cached is not None else (yield from self._root_delegation(depth))
         target = Question(name, qtype)
         minimiser = self._minimiser(name)
 
@@ -121,7 +122,8 @@ class Walk:
         referrals = 0
         while True:
             question = self._next_question(walk, minimiser, target, depth)
-            fallback = target if question != target else None
+            # `_next_question` gives the target itself, or a question that differs from it
+            fallback = target if question is not target else None
             relearning = failed_once is not None and not delegation.zone.is_subdomain(
                 failed_once.zone
             )
@@ -158,7 +160,7 @@ class Walk:
                     delegation = yield from self._closest_delegation(parent, depth, route)
                 walk = fresh_walk()
                 continue
-            if asked != target and verdict.kind is not Kind.REFERRAL:
+            if asked is not target and verdict.kind is not Kind.REFERRAL:  # a minimised one
                 if verdict.kind is Kind.NXDOMAIN and asked.name == name:
                     # no such name, whatever the type
                     return conclude(self._work, verdict, qtype, depth)
@@ -297,7 +299,17 @@ class Walk:
     def _closest_delegation(
         self, name: dns.name.Name, depth: int, stub: Route | None = None
     ) -> Generator[SendQuery, Outcome, Delegation]:
-        """Where iteration for `name` starts: the deepest cut we know, else a stub zone or root.
+        """Where iteration for `name` starts: the deepest cut we know, else a stub zone or root."""
+        delegation = self._cached_delegation(name, depth, stub)
+        if delegation is None:
+            delegation = yield from self._root_delegation(depth)
+        return delegation
+
+    def _cached_delegation(
+        self, name: dns.name.Name, depth: int, stub: Route | None
+    ) -> Delegation | None:
+        """The deepest cut we know at or above `name`, or a stub zone's servers; None: start
+        from the root (`_root_delegation`). No generator: nearly every walk starts here.
 
         A stub zone's configured servers replace whatever NS set the cache holds for the zone
         itself or above it; only a cut cached below the stub zone (learnt by following the stub
@@ -306,16 +318,22 @@ class Walk:
         cache = self._work.ctx.cache
         if stub is None:
             cut = cache.closest_cut(name)
-            if cut is not None:
-                self._work.say(depth, "cache: closest delegation is {}", cut.zone)
-                return Delegation.from_cut(cut)
-        else:  # the NS set first: the stub's servers may stand in for it
-            ns = cache.closest_delegation(name)
-            if ns is None or ns.name == stub.zone or not ns.name.is_subdomain(stub.zone):
-                self._work.say(depth, "stub zone {}: asking its configured servers", stub.zone)
-                return Delegation.from_servers(stub.zone, stub.servers)
-            self._work.say(depth, "cache: closest delegation is {}", ns.name)
-            return Delegation.from_ns(ns, cache, from_cache=True)
+            if cut is None:
+                return None
+            self._work.say(depth, "cache: closest delegation is {}", cut.zone)
+            return Delegation.from_cut(cut)
+        # the NS set first: the stub's servers may stand in for it
+        ns = cache.closest_delegation(name)
+        if ns is None or ns.name == stub.zone or not ns.name.is_subdomain(stub.zone):
+            self._work.say(depth, "stub zone {}: asking its configured servers", stub.zone)
+            return Delegation.from_servers(stub.zone, stub.servers)
+        self._work.say(depth, "cache: closest delegation is {}", ns.name)
+        return Delegation.from_ns(ns, cache, from_cache=True)
+
+    def _root_delegation(self, depth: int) -> Generator[SendQuery, Outcome, Delegation]:
+        """The root's servers: the cached root NS set (primed first if there is none, RFC
+        8109) while any of its servers has an address, else the hints."""
+        cache = self._work.ctx.cache
         root_ns = cache.get_rrset(dns.name.root, dns.rdatatype.NS)
         if root_ns is None:
             yield from self._prime(depth)
@@ -414,9 +432,11 @@ class Walk:
             candidates = attempts.fresh(self._servers_of(delegation))
             if self._work.avoid:
                 candidates = [s for s in candidates if s.address not in self._work.avoid]
-            sound = [s for s in candidates if not table.is_lame(s.address, delegation.zone)]
-            if sound or skip_lame:
-                candidates = sound
+            if table.any_lame():
+                zone = delegation.zone
+                sound = [s for s in candidates if not table.is_lame(s.address, zone)]
+                if sound or skip_lame:
+                    candidates = sound
             if not candidates:
                 ns_name = self._next_glueless_name(delegation, looked_up)
                 if ns_name is not None and self._glueless_allowed(looked_up, depth):

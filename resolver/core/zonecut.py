@@ -6,7 +6,7 @@ NS names at all.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 import dns.name
@@ -32,7 +32,8 @@ class Delegation:
 
     zone: dns.name.Name
     ns_names: tuple[dns.name.Name, ...]
-    addresses: dict[dns.name.Name, tuple[str, ...]] = field(default_factory=dict)
+    #: Read-only: `learn_addresses` replaces it (it may be the cached cut's own mapping).
+    addresses: Mapping[dns.name.Name, tuple[str, ...]] = field(default_factory=dict)
     fixed: tuple[Server, ...] = ()
     configured: bool = False
     from_cache: bool = False
@@ -78,12 +79,13 @@ class Delegation:
 
     @classmethod
     def from_cut(cls, cut: ZoneCut) -> Delegation:
-        """The cached cut `RecordCache.closest_cut` found (its addresses copied: they grow)."""
-        return cls(cut.zone, cut.ns_names, dict(cut.addresses), from_cache=True, cut=cut)
+        """The cached cut `RecordCache.closest_cut` found. Its addresses are shared until a
+        glueless lookup adds some (`learn_addresses` copies them then): most walks add none."""
+        return cls(cut.zone, cut.ns_names, cut.addresses, from_cache=True, cut=cut)
 
     def learn_addresses(self, ns_name: dns.name.Name, addresses: tuple[str, ...]) -> None:
         """The addresses a glueless lookup found for `ns_name`."""
-        self.addresses[ns_name] = addresses
+        self.addresses = {**self.addresses, ns_name: addresses}
         self.cut = None
 
     @classmethod

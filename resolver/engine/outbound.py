@@ -5,8 +5,9 @@ section 3: the ID, the question, and with 0x20 the letter case of the name). The
 (sockets, or a script) only delivers what arrived on the socket of one query; the source
 address and port are the kernel's check, since each query has a connected socket of its own.
 
-Identical queries to the same server at the same time (same name, type, transport, EDNS use
-and RD bit) share one packet, as Unbound's serviced queries do: with QNAME minimisation, a burst
+Identical queries to the same server at the same time (the same bytes but for the ID and, unless
+0x20 is on, the name's letter case: name, type, flags and EDNS; and the same transport) share
+one packet, as Unbound's serviced queries do: with QNAME minimisation, a burst
 of cold names in one zone would otherwise ask the root and the TLD once per name. The first
 asker owns the query: only it is told of a timeout as its own (`Timeout(shared=False)`), so one
 lost datagram counts as one failure of the server however many questions waited for it.
@@ -16,8 +17,11 @@ from __future__ import annotations
 
 import itertools
 import random
+import struct
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
+
+import dns.message
 
 from resolver.core.actions import (
     BareHeader,
@@ -27,7 +31,9 @@ from resolver.core.actions import (
     SendQuery,
     Server,
     Timeout,
+    TlsPeer,
 )
+from resolver.core.exchange import Rendered, UpstreamQuery
 from resolver.core.scrub import bare_header, is_response_to
 from resolver.engine.messages import MAX_MESSAGE, parse
 
@@ -63,14 +69,27 @@ class Close:
     handle: int
 
 
+#: Query IDs drawn at once from a secure generator (`random.SystemRandom`), which makes a
+#: system call per draw whatever its size: 512 octets give 256 IDs for one call.
+_ID_BATCH = 256
+
+
 @dataclass(eq=False, slots=True)
 class _Query(Generic[Asker]):
     handle: int
-    key: tuple[object, ...]
+    key: _Key
     action: SendQuery
+    rendered: Rendered
     sent_at: float
     deadline: float
     askers: list[Asker]
+
+
+#: Identical queries share one packet: the server's address, port and TLS peer, TCP or not,
+#: whether the name's letter case must come back as sent (0x20), and the query's wire form
+#: after the ID, its name in lower case unless the case counts. Bytes, not dnspython names,
+#: which hash label by label in Python on every lookup.
+_Key = tuple[str, int, TlsPeer | None, bool, bool, bytes]
 
 
 class Outbound(Generic[Asker]):
@@ -78,7 +97,10 @@ class Outbound(Generic[Asker]):
 
     def __init__(self, rng: random.Random) -> None:
         self._rng = rng
-        self._by_key: dict[tuple[object, ...], _Query[Asker]] = {}
+        # RFC 5452 wants IDs from a secure generator; it is asked for many at once (`_new_id`).
+        self._batched = isinstance(rng, random.SystemRandom)
+        self._ids: list[int] = []
+        self._by_key: dict[_Key, _Query[Asker]] = {}
         self._by_handle: dict[int, _Query[Asker]] = {}
         self._handles = itertools.count(1)
         #: Packets sent upstream (merged queries count once).
@@ -91,21 +113,33 @@ class Outbound(Generic[Asker]):
         """The handle `asker` waits on, and what to send (None: it joined the identical query
         already on the wire)."""
         query = action.query
-        question = query.question[0]
-        name: object = question.name.labels if action.exact_case else question.name
-        key = (action.server, name, question.rdtype, action.tcp, query.edns, query.flags)
+        rendered = _rendered(query)
+        server, exact = action.server, action.exact_case
+        wire = rendered.rest if exact else rendered.folded
+        key = (server.address, server.port, server.tls, action.tcp, exact, wire)
         pending = self._by_key.get(key)
         if pending is not None:
             pending.askers.append(asker)
             return pending.handle, None
-        query.id = self._rng.getrandbits(16)
-        wire = query.to_wire()
+        query.id = query_id = self._new_id()
+        wire = query_id.to_bytes(2, "big") + rendered.rest
         handle = next(self._handles)
         deadline = now + action.timeout
-        pending = _Query(handle, key, action, now, deadline, [asker])
+        pending = _Query(handle, key, action, rendered, now, deadline, [asker])
         self._by_key[key] = self._by_handle[handle] = pending
         self.sent += 1
-        return handle, Send(handle, action.server, wire, action.tcp, deadline, action)
+        return handle, Send(handle, server, wire, action.tcp, deadline, action)
+
+    def _new_id(self) -> int:
+        """A random query ID. A secure generator's are drawn `_ID_BATCH` at a time: one system
+        call instead of one per query. Any other generator (a test's, seeded to replay a run)
+        is asked once per ID, as it always was."""
+        if not self._batched:
+            return self._rng.getrandbits(16)
+        ids = self._ids
+        if not ids:
+            ids.extend(_IDS.unpack(self._rng.randbytes(_IDS.size)))
+        return ids.pop()
 
     def received(self, handle: int, data: bytes, now: float) -> list[tuple[Asker, Outcome]]:
         """The askers and what to tell them, if `data` answers the query; else nothing.
@@ -117,7 +151,7 @@ class Outbound(Generic[Asker]):
         pending = self._by_handle.get(handle)
         if pending is None:
             return []
-        outcome = match_reply(pending.action, data, now - pending.sent_at)
+        outcome = _match(pending.action, pending.rendered, data, now - pending.sent_at)
         if outcome is None:
             if not pending.action.tcp:
                 return []
@@ -151,7 +185,10 @@ class Outbound(Generic[Asker]):
 
     def _finish(self, pending: _Query[Asker], outcome: Outcome) -> list[tuple[Asker, Outcome]]:
         self._drop(pending)
-        owner, *others = pending.askers
+        askers = pending.askers
+        if len(askers) == 1:  # the common case: nobody joined
+            return [(askers[0], outcome)]
+        owner, *others = askers
         shared: Outcome = Timeout(shared=True) if isinstance(outcome, Timeout) else outcome
         return [(owner, outcome), *((asker, shared) for asker in others)]
 
@@ -161,17 +198,71 @@ class Outbound(Generic[Asker]):
             del self._by_key[pending.key]
 
 
+#: `_ID_BATCH` query IDs from random octets.
+_IDS = struct.Struct(f"!{_ID_BATCH}H")
+
+
+def _rendered(query: dns.message.Message) -> Rendered:
+    """The query's wire form after the ID, as `UpstreamQuery` renders it ahead (any other
+    message, or one changed since it was made, is rendered here, once)."""
+    if isinstance(query, UpstreamQuery):
+        rendered = query.current()
+        if rendered is not None:
+            return rendered
+    rest = query.to_wire()[2:]
+    name = query.question[0].name.to_wire() if len(query.question) == 1 else None
+    if name is None:  # not one question: no reply can echo it (`is_response_to`)
+        return Rendered(rest, rest, b"", b"", b"")
+    folded, end = name.lower(), 10 + len(name)
+    return Rendered(rest, rest[:10] + folded + rest[end:], name, folded, rest[end : end + 4])
+
+
 def match_reply(action: SendQuery, data: bytes, rtt: float) -> Outcome | None:
     """A `Response` or `BareHeader` if `data` answers the query `action` sent, else None.
 
     The one test of whether bytes answer a query; scripted networks that hand outcomes to a
     single resolution use it too.
     """
+    return _match(action, _rendered(action.query), data, rtt)
+
+
+def _match(action: SendQuery, rendered: Rendered, data: bytes, rtt: float) -> Outcome | None:
+    """`match_reply`, given the query's wire form (`_rendered`)."""
     query = action.query
     if len(data) < 2 or int.from_bytes(data[:2], "big") != query.id:
         return None
     message = parse(data) if len(data) <= MAX_MESSAGE else None
-    if message is not None and is_response_to(query, message, exact_case=action.exact_case):
+    if message is not None and (
+        _echoes(query, rendered, data, message, action.exact_case)
+        or is_response_to(query, message, exact_case=action.exact_case)
+    ):
         return Response(message, rtt)
     bare: BareHeader | None = bare_header(data, message)
     return bare
+
+
+def _echoes(
+    query: dns.message.Message,
+    rendered: Rendered,
+    data: bytes,
+    message: dns.message.Message,
+    exact_case: bool,
+) -> bool:
+    """`is_response_to` for the common reply, on the bytes: the header says QR and our opcode,
+    one question, and that question is ours octet for octet (the name in lower case unless
+    `exact_case`). True only where `is_response_to` is (the parsed question is those very
+    octets); anything else (a compressed question name, say) is left to it."""
+    name = rendered.name
+    end = 12 + len(name)
+    echoed = data[12:end]
+    if echoed != name and (exact_case or echoed.lower() != rendered.folded_name):
+        return False
+    flags = data[2]  # QR, opcode, AA, TC, RD
+    return (
+        bool(name)
+        and data[end : end + 4] == rendered.type_class
+        and data[4:6] == b"\x00\x01"
+        and flags & 0x80 != 0
+        and not (flags ^ (int(query.flags) >> 8)) & 0x78
+        and len(message.question) == 1
+    )
