@@ -31,6 +31,7 @@ from resolver.cache.packets import (
     ParsedQuestion,
     parse_plain_query,
     query_bits,
+    ttl_offsets,
 )
 from resolver.config import Config
 from resolver.core.actions import Answer
@@ -44,6 +45,7 @@ log = logging.getLogger(__name__)
 
 HEADER = struct.Struct("!HHHHHH")
 _TYPE_CLASS = struct.Struct("!HH")
+_TTL = struct.Struct("!I")
 _QR = 0x8000
 # Header bits a reply copies from the query: opcode, RD and CD (RFC 1035 4.1.1, RFC 4035 3.2.2).
 _COPIED_FLAGS = 0x7800 | dns.flags.RD | dns.flags.CD
@@ -143,17 +145,22 @@ def extended_errors(answer: Answer) -> list[dns.edns.Option]:
 
 def _render_sections(
     wire: bytes, name_end: int, qname: dns.name.Name, sections: _Sections
-) -> tuple[bytearray, int, int]:
+) -> tuple[bytearray, int, int, tuple[int, ...]]:
     """A blank header, the question and the answer and authority records (`wirewrite`: the
-    bytes of dnspython's rendering, without its cost); the two record counts."""
+    bytes of dnspython's rendering, without its cost); the two record counts, and where the
+    TTL of each record is (for the packet cache, which would otherwise parse them back)."""
     out = bytearray(12)
     compress: wirewrite.Compress = {}
     wirewrite.write_name(out, compress, qname)
     out += wire[name_end : name_end + 4]
     write = wirewrite.write_rrset
-    answers = sum(write(out, compress, rrset) for rrset in sections[0])
-    authority = sum(write(out, compress, rrset) for rrset in sections[1])
-    return out, answers, authority
+    offsets: list[int] = []
+    answers = authority = 0
+    for rrset in sections[0]:
+        answers += write(out, compress, rrset, offsets)
+    for rrset in sections[1]:
+        authority += write(out, compress, rrset, offsets)
+    return out, answers, authority, tuple(offsets)
 
 
 def _render_sections_dnspython(
@@ -348,8 +355,20 @@ class ClientProtocol:
         rendered once there, and the client gets its copy (unless it must be truncated)."""
         plain = admitted.plain
         if plain is not None:
-            if not self._store(wire, plain, admitted.qname, answer):
-                plain = None
+            rendered = self._render_stored(wire, plain, admitted.qname, answer)
+            if rendered is not None:
+                limit = MAX_MESSAGE if tcp else self._udp_limit(plain.edns_payload)
+                stored, offsets, lifetime = rendered
+                copy = self.packets.store_and_answer(
+                    plain.key, stored, offsets, lifetime, wire, plain, limit
+                )
+                if copy is not None:
+                    return copy
+                # Not kept (no TTL, or none left) or too large: an entry kept earlier may still
+                # answer, as it would on the next query; else the full rendering.
+                hit = self.packets.answer(wire, plain, limit)
+                if hit is not None:
+                    return hit[0]
         else:
             query = admitted.query
             question = query.question[0]
@@ -362,11 +381,11 @@ class ClientProtocol:
                 # served to one that asked us to recurse.
                 return self._render(self._response(query, answer), query, tcp)
             plain = self.remember(wire, query, answer)
-        if plain is not None:
-            limit = MAX_MESSAGE if tcp else self._udp_limit(plain.edns_payload)
-            hit = self.packets.answer(wire, plain, limit)
-            if hit is not None:
-                return hit[0]
+            if plain is not None:
+                limit = MAX_MESSAGE if tcp else self._udp_limit(plain.edns_payload)
+                hit = self.packets.answer(wire, plain, limit)
+                if hit is not None:
+                    return hit[0]
         query = admitted.query
         return self._render(self._response(query, answer), query, tcp)
 
@@ -391,8 +410,21 @@ class ClientProtocol:
     def _store(
         self, wire: bytes, question: ParsedQuestion, qname: dns.name.Name, answer: Answer
     ) -> bool:
-        """Render a fresh, complete answer to the plain question of `wire` for the packet
-        cache; False if it is not one, or too large for any message.
+        """Offer a fresh, complete answer to the plain question of `wire` to the packet cache
+        (`_render_stored`); False if it is not one, or too large for any message."""
+        rendered = self._render_stored(wire, question, qname, answer)
+        if rendered is None:
+            return False
+        stored, offsets, lifetime = rendered
+        self.packets.store_rendered(question.key, stored, offsets, lifetime)
+        return True
+
+    def _render_stored(
+        self, wire: bytes, question: ParsedQuestion, qname: dns.name.Name, answer: Answer
+    ) -> tuple[bytes, tuple[int, ...], int] | None:
+        """A fresh, complete answer to the plain question of `wire`, rendered for the packet
+        cache: the bytes, where their TTLs are and the smallest of them; None if it is not
+        one, or too large for any message.
 
         Rendered here rather than by `dns.message.Message.to_wire`: a message built only to be
         rendered costs more than the rendering. The bytes are the same: the query's ID, QR and
@@ -401,31 +433,38 @@ class ClientProtocol:
         (`wirewrite`, which writes them in a fraction of dnspython's time), no OPT.
         """
         if answer.failure is not None or answer.stale or answer.notes:
-            return False  # EDE options: the packet cache writes a bare OPT
-        if answer.security is Security.BOGUS:
-            return False  # only for CD=1 clients (`packets`: why CD is no key)
-        if answer.rcode not in (dns.rcode.NOERROR, dns.rcode.NXDOMAIN):
-            return False
+            return None  # EDE options: the packet cache writes a bare OPT
+        security = answer.security
+        if security is Security.BOGUS:
+            return None  # only for CD=1 clients (`packets`: why CD is no key)
+        rcode = answer.rcode
+        if rcode != dns.rcode.NOERROR and rcode != dns.rcode.NXDOMAIN:
+            return None
         name_end = question.name_end
         parts = sections(answer, question.bits)
+        stored: bytearray | None = None
         if wirewrite.handles(parts[0]) and wirewrite.handles(parts[1]):
             try:
-                stored, answers, authority = _render_sections(wire, name_end, qname, parts)
-            except wirewrite.Unhandled:
-                stored, answers, authority = _render_sections_dnspython(
+                stored, answers, authority, offsets = _render_sections(
                     wire, name_end, qname, parts
                 )
-        else:
+            except wirewrite.Unhandled:
+                pass
+        if stored is None:
             stored, answers, authority = _render_sections_dnspython(wire, name_end, qname, parts)
+            offsets = ()
         if len(stored) > MAX_MESSAGE:
-            return False
-        flags = _QR | dns.flags.RA | answer.rcode
-        if answer.security is Security.SECURE:
+            return None
+        flags = _QR | dns.flags.RA | rcode
+        if security is Security.SECURE:
             flags |= _AD_FLAG  # cleared on a hit for a query with neither DO nor AD
-        HEADER.pack_into(stored, 0, HEADER.unpack_from(wire)[0], flags, 1, answers, authority, 0)
+        HEADER.pack_into(stored, 0, wire[0] << 8 | wire[1], flags, 1, answers, authority, 0)
         stored[12:name_end] = stored[12:name_end].lower()
-        self.packets.store(question.key, bytes(stored))
-        return True
+        rendered = bytes(stored)
+        if not offsets:
+            offsets = ttl_offsets(rendered)  # dnspython's rendering: read them back
+        lifetime = min([_TTL.unpack_from(rendered, offset)[0] for offset in offsets], default=0)
+        return rendered, offsets, lifetime
 
     def failure(self, wire: bytes, tcp: bool) -> bytes | None:
         """SERVFAIL for a query whose handling raised: with its question and an Extended DNS

@@ -128,19 +128,34 @@ def _write_rdata(out: bytearray, compress: Compress, rdtype: int, rd: dns.rdata.
         out += wire
 
 
-def write_rrset(out: bytearray, compress: Compress, rrset: dns.rrset.RRset) -> int:
+def write_rrset(
+    out: bytearray,
+    compress: Compress,
+    rrset: dns.rrset.RRset,
+    ttl_offsets: list[int] | None = None,
+) -> int:
     """Append `rrset` as `rrset.to_wire(out, compress)` does, shuffled alike (the same calls
-    to `random.shuffle`); the number of records. Only for RRsets that `handles` accepts."""
-    rdtype, ttl = rrset.rdtype, rrset.ttl
+    to `random.shuffle`); the number of records. Only for RRsets that `handles` accepts.
+
+    `ttl_offsets`, if given, is told where each record's TTL field is: the packet cache ages
+    the TTLs there, and need not parse the message it was handed to find them.
+    """
+    name, rdtype, rdclass = rrset.name, rrset.rdtype, rrset.rdclass
     if not rrset:
-        write_name(out, compress, rrset.name)
-        out += _RECORD.pack(rdtype, rrset.rdclass, 0, 0)
+        write_name(out, compress, name)
+        if ttl_offsets is not None:
+            ttl_offsets.append(len(out) + 4)
+        out += _RECORD.pack(rdtype, rdclass, 0, 0)
         return 1
     rdatas = list(rrset)
-    random.shuffle(rdatas)
+    if len(rdatas) > 1:  # shuffling one record draws no random number: nothing to skip
+        random.shuffle(rdatas)
+    fixed = _RECORD.pack(rdtype, rdclass, rrset.ttl, 0)  # the RDLENGTH is patched below
     for rd in rdatas:
-        write_name(out, compress, rrset.name)
-        out += _RECORD.pack(rdtype, rrset.rdclass, ttl, 0)
+        write_name(out, compress, name)
+        if ttl_offsets is not None:
+            ttl_offsets.append(len(out) + 4)
+        out += fixed
         start = len(out)
         _write_rdata(out, compress, rdtype, rd)
         length = len(out) - start
