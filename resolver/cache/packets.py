@@ -288,9 +288,7 @@ class PacketCache:
             return made, False
         return bytes(reply), expiring
 
-    def _copy(
-        self, packet: _Packet, query: bytes, question: ParsedQuestion, age: int
-    ) -> bytearray:
+    def _copy(self, packet: _Packet, query: bytes, question: ParsedQuestion, age: int) -> bytearray:
         """The stored response made the client's own, its TTLs lowered by `age` seconds."""
         reply = bytearray(packet.wire)
         reply[0:2] = query[0:2]

@@ -442,15 +442,11 @@ class ClientProtocol:
             return None
         name_end = question.name_end
         parts = sections(answer, question.bits)
-        stored: bytearray | None = None
-        if wirewrite.handles(parts[0]) and wirewrite.handles(parts[1]):
-            try:
-                stored, answers, authority, offsets = _render_sections(
-                    wire, name_end, qname, parts
-                )
-            except wirewrite.Unhandled:
-                pass
-        if stored is None:
+        try:
+            if not (wirewrite.handles(parts[0]) and wirewrite.handles(parts[1])):
+                raise wirewrite.Unhandled("a type or class that wirewrite does not write")
+            stored, answers, authority, offsets = _render_sections(wire, name_end, qname, parts)
+        except wirewrite.Unhandled:
             stored, answers, authority = _render_sections_dnspython(wire, name_end, qname, parts)
             offsets = ()
         if len(stored) > MAX_MESSAGE:
