@@ -151,7 +151,7 @@ def _render_sections(
     TTL of each record is (for the packet cache, which would otherwise parse them back)."""
     out = bytearray(12)
     compress: wirewrite.Compress = {}
-    wirewrite.write_name(out, compress, qname)
+    wirewrite.write_wire_name(out, compress, wire[12:name_end])
     out += wire[name_end : name_end + 4]
     write = wirewrite.write_rrset
     offsets: list[int] = []

@@ -2,8 +2,10 @@
 
 dnspython compresses a name by building a `dns.name.Name` for every suffix of it (each one
 validated as immutable) to look it up in the compression table: for a cache miss that costs
-more than everything else in rendering its reply. Here the table is keyed by tuples of
-lowercased labels instead, and the rdata of the common types is written directly, with the
+more than everything else in rendering its reply. Here the table is keyed by the bytes of each
+suffix in lowercase wire form instead (bytes hash once, in C), the suffixes of a name are
+worked out once per distinct name (`_suffixes`, a bounded memo: the same SOA and NS names recur
+in reply after reply), and the rdata of the common types is written directly, with the
 compression each type gets in dnspython (its `_to_wire`): NS, CNAME, PTR, MX and SOA compress
 their names; DNAME, SRV and the others never do. The rules are dnspython's
 (`dns.name.Name.to_wire`): a suffix of two labels or more is remembered at its offset if that
@@ -24,8 +26,8 @@ import dns.rdataclass
 import dns.rdatatype
 import dns.rrset
 
-#: Suffix (lowercased labels, root included) -> offset of its first label in the message.
-Compress = dict[tuple[bytes, ...], int]
+#: Suffix (in lowercase wire form, root included) -> offset of its first label in the message.
+Compress = dict[bytes, int]
 
 _RECORD = struct.Struct("!HHIH")
 _SOA_INTS = struct.Struct("!IIIII")
@@ -67,26 +69,66 @@ class Unhandled(Exception):
     class it does not know): the caller renders the whole message with dnspython instead."""
 
 
+#: A name's labels -> for each label but the root: the suffix that starts there, in lowercase
+#: wire form (its key in a `Compress` table), and the label as written, after its length byte.
+_Suffixes = tuple[tuple[bytes, bytes], ...]
+_suffixes_made: dict[tuple[bytes, ...], _Suffixes] = {}
+#: Names remembered; forgotten all at once when full (a flood of unique names only refills it).
+_SUFFIXES_MEMO = 4096
+
+
+def _suffixes(labels: tuple[bytes, ...]) -> _Suffixes:
+    suffixes = _suffixes_made.get(labels)
+    if suffixes is None:
+        if not labels or labels[-1]:
+            raise Unhandled("relative name")
+        pieces = [bytes((len(label),)) + label for label in labels[:-1]]
+        # Length bytes are below 64: lowering the whole wire form lowers the labels alone.
+        lowered = b"".join(pieces).lower() + b"\x00"
+        made = []
+        start = 0
+        for piece in pieces:
+            made.append((lowered[start:], piece))
+            start += len(piece)
+        suffixes = tuple(made)
+        if len(_suffixes_made) >= _SUFFIXES_MEMO:
+            _suffixes_made.clear()
+        _suffixes_made[labels] = suffixes
+    return suffixes
+
+
 def write_name(out: bytearray, compress: Compress, name: dns.name.Name) -> None:
     """Append `name`, compressed as `dns.name.Name.to_wire(out, compress)` compresses it."""
-    labels = name.labels
-    if not labels or labels[-1]:
-        raise Unhandled("relative name")
-    lowered = tuple(map(bytes.lower, labels))
-    for i, label in enumerate(labels):
-        if label:
-            suffix = lowered[i:]
-            offset = compress.get(suffix)
-            if offset is not None:
-                out += (_POINTER | offset).to_bytes(2, "big")
-                return
-            here = len(out)
-            if here <= _MAX_POINTER:
-                compress[suffix] = here
-            out.append(len(label))
-            out += label
-        else:
-            out.append(0)  # the root: never remembered, as dnspython remembers only len > 1
+    for suffix, piece in _suffixes(name.labels):
+        offset = compress.get(suffix)
+        if offset is not None:
+            out += (_POINTER | offset).to_bytes(2, "big")
+            return
+        here = len(out)
+        if here <= _MAX_POINTER:
+            compress[suffix] = here  # every suffix but the root, as dnspython remembers them
+        out += piece
+    out.append(0)
+
+
+def write_wire_name(out: bytearray, compress: Compress, name: bytes) -> None:
+    """`write_name` for a name given in uncompressed wire form (a client's question, which
+    `packets.parse_plain_query` vouched for), without making a `dns.name.Name` of it."""
+    lowered = name.lower()
+    start = 0
+    while length := name[start]:
+        suffix = lowered[start:]
+        offset = compress.get(suffix)
+        if offset is not None:
+            out += (_POINTER | offset).to_bytes(2, "big")
+            return
+        here = len(out)
+        if here <= _MAX_POINTER:
+            compress[suffix] = here
+        end = start + 1 + length
+        out += name[start:end]
+        start = end
+    out.append(0)
 
 
 def handles(rrsets: Iterable[dns.rrset.RRset]) -> bool:
