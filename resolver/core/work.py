@@ -102,7 +102,7 @@ class Context:
         name, or a forward or stub zone at or above it. Such answers are this resolver's view
         (split horizon), not the internet's: they are neither shared with a fleet nor taken
         from it (`core/shared.py`)."""
-        if self.local.lookup(name) is not None:
+        if self.local and self.local.lookup(name) is not None:  # no local data: no hashing
             return True
         return self.routes.find(name) is not None
 

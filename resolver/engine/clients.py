@@ -47,6 +47,7 @@ HEADER = struct.Struct("!HHHHHH")
 _TYPE_CLASS = struct.Struct("!HH")
 _TTL = struct.Struct("!I")
 _QR = 0x8000
+_QR_RA = _QR | int(dns.flags.RA)
 # Header bits a reply copies from the query: opcode, RD and CD (RFC 1035 4.1.1, RFC 4035 3.2.2).
 _COPIED_FLAGS = 0x7800 | dns.flags.RD | dns.flags.CD
 # RD as a bit of the header's third byte, for the fast path that reads bytes, not messages.
@@ -146,12 +147,13 @@ def extended_errors(answer: Answer) -> list[dns.edns.Option]:
 def _render_sections(
     wire: bytes, name_end: int, qname: dns.name.Name, sections: _Sections
 ) -> tuple[bytearray, int, int, tuple[int, ...]]:
-    """A blank header, the question and the answer and authority records (`wirewrite`: the
-    bytes of dnspython's rendering, without its cost); the two record counts, and where the
-    TTL of each record is (for the packet cache, which would otherwise parse them back)."""
+    """A blank header, the question (its name in lowercase) and the answer and authority
+    records (`wirewrite`: the bytes of dnspython's rendering, without its cost); the two record
+    counts, and where the TTL of each record is (for the packet cache, which would otherwise
+    parse them back)."""
     out = bytearray(12)
     compress: wirewrite.Compress = {}
-    wirewrite.write_wire_name(out, compress, wire[12:name_end])
+    wirewrite.write_wire_name(out, compress, wire[12:name_end].lower())
     out += wire[name_end : name_end + 4]
     write = wirewrite.write_rrset
     offsets: list[int] = []
@@ -185,6 +187,21 @@ def _allowed(address: str, config: Config) -> bool:
     if ip.version == 6 and ip.ipv4_mapped is not None:
         ip = ip.ipv4_mapped
     return any(ip in network for network in config.allow)
+
+
+#: Type codes seen in plain queries -> the type (`RdataType.make`), or `_METATYPE` for one
+#: that takes the full path: one dict lookup instead of two calls into dnspython's enum
+#: machinery. At most 65,536 small entries, whatever clients send.
+_ORDINARY_TYPES: dict[int, dns.rdatatype.RdataType | int] = {}
+_METATYPE = -1
+
+
+def _ordinary_type(qtype: int) -> dns.rdatatype.RdataType | int:
+    """`RdataType.make(qtype)`, or `_METATYPE` for ANY, AXFR, OPT...; remembered."""
+    metatype = dns.rdatatype.is_metatype(qtype)  # type: ignore[arg-type]  # an int will do
+    made = _METATYPE if metatype else dns.rdatatype.RdataType.make(qtype)
+    _ORDINARY_TYPES[qtype] = made
+    return made
 
 
 def minimal_any(qname: dns.name.Name, answer: Answer) -> Answer:
@@ -339,7 +356,10 @@ class ClientProtocol:
             return None
         name_end = plain.name_end
         qtype, qclass = _TYPE_CLASS.unpack_from(wire, name_end)
-        if qclass != dns.rdataclass.IN or dns.rdatatype.is_metatype(qtype):
+        rdtype = _ORDINARY_TYPES.get(qtype)
+        if rdtype is None:
+            rdtype = _ordinary_type(qtype)
+        if qclass != dns.rdataclass.IN or rdtype == _METATYPE:
             return None  # ANY, zone transfers, other classes: the full path
         if plain.edns_payload is not None and len(wire) != name_end + 4 + 11:
             return None  # EDNS options
@@ -347,7 +367,6 @@ class ClientProtocol:
             qname = name_from_wire(wire, 12)
         except dns.exception.DNSException:
             return None
-        rdtype = dns.rdatatype.RdataType.make(qtype)
         return Admitted(wire, None, qname, rdtype, cache_only=False, plain=plain, bits=plain.bits)
 
     def reply(self, wire: bytes, admitted: Admitted, answer: Answer, tcp: bool) -> bytes:
@@ -448,14 +467,14 @@ class ClientProtocol:
             stored, answers, authority, offsets = _render_sections(wire, name_end, qname, parts)
         except wirewrite.Unhandled:
             stored, answers, authority = _render_sections_dnspython(wire, name_end, qname, parts)
+            stored[12:name_end] = stored[12:name_end].lower()
             offsets = ()
         if len(stored) > MAX_MESSAGE:
             return None
-        flags = _QR | dns.flags.RA | rcode
+        flags = _QR_RA | int(rcode)  # ints: an enum's `|` is a Python call
         if security is Security.SECURE:
             flags |= _AD_FLAG  # cleared on a hit for a query with neither DO nor AD
         HEADER.pack_into(stored, 0, wire[0] << 8 | wire[1], flags, 1, answers, authority, 0)
-        stored[12:name_end] = stored[12:name_end].lower()
         rendered = bytes(stored)
         if not offsets:
             offsets = ttl_offsets(rendered)  # dnspython's rendering: read them back

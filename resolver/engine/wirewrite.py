@@ -33,6 +33,7 @@ _RECORD = struct.Struct("!HHIH")
 _SOA_INTS = struct.Struct("!IIIII")
 _POINTER = 0xC000
 _MAX_POINTER = 0x3FFF
+_IN = dns.rdataclass.IN
 _A = dns.rdatatype.A
 _AAAA = dns.rdatatype.AAAA
 _MX = dns.rdatatype.MX
@@ -133,10 +134,10 @@ def write_wire_name(out: bytearray, compress: Compress, name: bytes) -> None:
 
 def handles(rrsets: Iterable[dns.rrset.RRset]) -> bool:
     """Whether `write_rrset` renders every one of these (class IN, a type it knows)."""
-    return all(
-        rrset.rdtype in _HANDLED and rrset.rdclass == dns.rdataclass.IN and rrset.deleting is None
-        for rrset in rrsets
-    )
+    for rrset in rrsets:
+        if rrset.rdtype not in _HANDLED or rrset.rdclass != _IN or rrset.deleting is not None:
+            return False
+    return True
 
 
 def _write_rdata(out: bytearray, compress: Compress, rdtype: int, rd: dns.rdata.Rdata) -> None:
