@@ -56,6 +56,9 @@ _REFUSED_TYPES = frozenset({dns.rdatatype.AXFR, dns.rdatatype.IXFR})
 MIN_UDP_PAYLOAD = 512
 # Client addresses whose access-list verdict is remembered; forgotten all at once when full.
 _ACCESS_MEMORY = 4096
+# Parsed questions of queries the packet cache could not answer, kept for the full path: more
+# than the carrier holds back between the two (its backlog of misses, 512 datagrams).
+_MISSED_MEMORY = 1024
 # RFC 8914 has no code for "the resolver itself failed": Other (0), with words that say so.
 _INTERNAL_ERROR = dns.edns.EDEOption(
     dns.edns.EDECode.make(ServfailReason.INTERNAL_ERROR.ede_code),
@@ -273,6 +276,10 @@ class ClientProtocol:
         self.config = config
         self.packets = packets
         self._access: dict[str, bool] = {}
+        # Plain queries `from_packet_cache` parsed and missed, by their bytes: the carrier
+        # hands each to the full path (`admit`) next, which takes the parsed question back
+        # instead of parsing it again. Bounded: forgotten all at once when full.
+        self._missed: dict[bytes, ParsedQuestion] = {}
         # RD=0 queries under "refuse" must reach the slow path, which refuses them.
         self._refuse_rd0 = config.non_recursive_queries == "refuse"
 
@@ -309,6 +316,10 @@ class ClientProtocol:
         # `non_recursive_queries` says, RD=0 is never served by `answer_again`).
         hit = self.packets.answer(wire, question, limit, not tcp and bool(recursion_desired))
         if hit is None:
+            missed = self._missed
+            if len(missed) >= _MISSED_MEMORY:
+                missed.clear()
+            missed[wire] = question  # for `admit`, which the carrier calls next
             return None
         reply, expiring = hit
         # Only a client that asked us to recurse may make us ask the authorities.
@@ -351,7 +362,7 @@ class ClientProtocol:
         """
         if not wire[2] & _RD_BYTE:
             return None
-        plain = parse_plain_query(wire)
+        plain = self._missed.pop(wire, None) or parse_plain_query(wire)
         if plain is None:
             return None
         name_end = plain.name_end
