@@ -96,6 +96,9 @@ class Reply:
 
 Output = Reply | Send | Close | SharedLookup | SharedStore
 
+#: The outcome of a query nobody will answer (`upstream_silent`): one frozen value for all.
+_SILENCE = Timeout()
+
 
 class QueryLogSink(Protocol):
     """Where the engine reports each answered client query (the daemon's `--query-log`)."""
@@ -412,7 +415,7 @@ class Engine:
 
     def upstream_silent(self, handle: int) -> list[Output]:
         """No reply will come for `handle` (a scripted network knows it): time out now."""
-        self._settle(handle, self._outbound.ended(handle, Timeout()))
+        self._settle(handle, self._outbound.ended(handle, _SILENCE))
         return self.take_output()
 
     def shared_reply(self, handle: int, value: bytes | None) -> list[Output]:
