@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import NamedTuple
 
 from resolver.cache.lru import ExpiringLru
@@ -76,8 +75,9 @@ def query_bits(header_flags: int, opt_flags_high: int) -> int:
     return (opt_flags_high & DO_BIT) | (header_flags & (_AD | _CD))
 
 
-@dataclass(frozen=True, slots=True)
-class _Packet:
+class _Packet(NamedTuple):
+    """An entry (a named tuple: one is made per miss, at half the cost of a frozen dataclass)."""
+
     wire: bytes  # holds the TTLs as stored, at `ttl_offsets`
     ttl_offsets: tuple[int, ...]
     stored_at: float
@@ -195,14 +195,51 @@ class PacketCache:
         """Keep a response rendered without OPT, its question in lowercase, RD and CD clear
         (AD set if it is to be set for the query bits of `key`)."""
         offsets = ttl_offsets(wire)
+        if offsets:
+            self._keep(key, wire, offsets, min(_TTL.unpack_from(wire, o)[0] for o in offsets))
+
+    def store_rendered(
+        self, key: bytes, wire: bytes, offsets: tuple[int, ...], lifetime: int
+    ) -> None:
+        """`store`, for a response whose renderer knows its TTL fields (`offsets`) and the
+        smallest TTL (`lifetime`): nothing is parsed back."""
+        if offsets:
+            self._keep(key, wire, offsets, lifetime)
+
+    def store_and_answer(
+        self,
+        key: bytes,
+        wire: bytes,
+        offsets: tuple[int, ...],
+        lifetime: int,
+        query: bytes,
+        question: ParsedQuestion,
+        limit: int,
+    ) -> bytes | None:
+        """`store`, for a response whose renderer knows its TTL fields (`offsets`, the smallest
+        TTL `lifetime`), and at once the client's copy that `answer` would return now; None
+        if nothing is kept or the copy is larger than `limit` (the caller renders the reply).
+
+        The response is rendered once and not read back: a cache miss costs no lookup or
+        parse of the bytes it has just written.
+        """
         if not offsets:
-            return  # nothing tells how long it may be kept (e.g. NODATA without SOA)
-        ttls = tuple(_TTL.unpack_from(wire, offset)[0] for offset in offsets)
-        now = self._clock()
-        lifetime = min(ttls)
+            return None  # nothing tells how long it may be kept (e.g. NODATA without SOA)
+        packet = self._keep(key, wire, offsets, lifetime)
+        if packet is None or len(wire) + (len(self._opt) if question.edns_payload else 0) > limit:
+            return None
+        return bytes(self._copy(packet, query, question, 0))
+
+    def _keep(
+        self, key: bytes, wire: bytes, offsets: tuple[int, ...], lifetime: int
+    ) -> _Packet | None:
+        """The entry for `wire`, now the freshest for `key`; None if it may not be kept."""
         if lifetime <= 0:
-            return
-        self._entries.put(key, _Packet(wire, offsets, now, now + lifetime), now)
+            return None
+        now = self._clock()
+        packet = _Packet(wire, offsets, now, now + lifetime)
+        self._entries.put(key, packet, now)
+        return packet
 
     def answer_again(self, query: bytes) -> bytes | None:
         """The reply to an exact repeat (ID aside) of a query `answer` served with `repeatable`,
@@ -235,22 +272,10 @@ class PacketCache:
             return None
         if len(packet.wire) + (len(self._opt) if question.edns_payload else 0) > limit:
             return None  # the full path truncates it
-        reply = bytearray(packet.wire)
-        reply[0:2] = query[0:2]
-        reply[2] |= query[2] & _RD  # RD and CD, copied from the query
-        reply[3] |= query[3] & _CD
-        if not (question.bits & (DO_BIT | _AD)):
-            reply[3] &= ~_AD & 0xFF  # AD only for a client that said it understands it
-        reply[12 : question.name_end] = query[12 : question.name_end]  # the client's case
         stored_at = packet.stored_at
         elapsed = now - stored_at
         age = int(elapsed)
-        for offset in packet.ttl_offsets:
-            (ttl,) = _TTL.unpack_from(reply, offset)
-            _TTL.pack_into(reply, offset, max(0, ttl - age))
-        if question.edns_payload:
-            reply += self._opt_do if question.bits & DO_BIT else self._opt
-            reply[10:12] = b"\x00\x01"
+        reply = self._copy(packet, query, question, age)
         lifetime = packet.expires - stored_at
         expiring = elapsed * 10 >= lifetime * 9
         if repeatable and not expiring and len(query) <= _READY_QUERY_SIZE:
@@ -262,3 +287,21 @@ class PacketCache:
             ready[query[2:]] = _Ready(made[2:], question.key, packet, now, until)
             return made, False
         return bytes(reply), expiring
+
+    def _copy(self, packet: _Packet, query: bytes, question: ParsedQuestion, age: int) -> bytearray:
+        """The stored response made the client's own, its TTLs lowered by `age` seconds."""
+        reply = bytearray(packet.wire)
+        reply[0:2] = query[0:2]
+        reply[2] |= query[2] & _RD  # RD and CD, copied from the query
+        reply[3] |= query[3] & _CD
+        if not (question.bits & (DO_BIT | _AD)):
+            reply[3] &= ~_AD & 0xFF  # AD only for a client that said it understands it
+        reply[12 : question.name_end] = query[12 : question.name_end]  # the client's case
+        if age:
+            for offset in packet.ttl_offsets:
+                (ttl,) = _TTL.unpack_from(reply, offset)
+                _TTL.pack_into(reply, offset, max(0, ttl - age))
+        if question.edns_payload:
+            reply += self._opt_do if question.bits & DO_BIT else self._opt
+            reply[10:12] = b"\x00\x01"
+        return reply

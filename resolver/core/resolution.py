@@ -44,6 +44,23 @@ __all__ = ["Context", "Resolution", "Tracer"]
 class Resolution:
     """Resolve (qname, qtype) iteratively; each instance answers exactly one question."""
 
+    __slots__ = (
+        "_aggressive_made",
+        "_cache_only",
+        "_done",
+        "_lookup",
+        "_refresh",
+        "_shared",
+        "_steps",
+        "_validator_made",
+        "_walk",
+        "_work",
+        "checking_disabled",
+        "private",
+        "qname",
+        "qtype",
+    )
+
     def __init__(
         self,
         qname: dns.name.Name,
@@ -78,10 +95,25 @@ class Resolution:
         # queries, they are not validated (a client asking for them later validates them).
         glueless = partial(self._resolve, validate=False)
         self._walk = Walk(self._work, self._lookup, Exchange(self._work), glueless)
-        self._validator = Validator(self._work, self._resolve)
-        self._aggressive = Aggressive(self._work)
+        # The validator and the aggressive answers are made when a name under a trust anchor
+        # first needs them: most questions (validation off, or no anchor above the name)
+        # never do, and each costs an object per question.
+        self._validator_made: Validator | None = None
+        self._aggressive_made: Aggressive | None = None
         self._steps = self._run()
         self._done: Done | None = None
+
+    @property
+    def _validator(self) -> Validator:
+        if self._validator_made is None:
+            self._validator_made = Validator(self._work, self._resolve)
+        return self._validator_made
+
+    @property
+    def _aggressive(self) -> Aggressive:
+        if self._aggressive_made is None:
+            self._aggressive_made = Aggressive(self._work)
+        return self._aggressive_made
 
     @property
     def queries_sent(self) -> int:

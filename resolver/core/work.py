@@ -102,7 +102,7 @@ class Context:
         name, or a forward or stub zone at or above it. Such answers are this resolver's view
         (split horizon), not the internet's: they are neither shared with a fleet nor taken
         from it (`core/shared.py`)."""
-        if self.local.lookup(name) is not None:
+        if self.local and self.local.lookup(name) is not None:  # no local data: no hashing
             return True
         return self.routes.find(name) is not None
 
@@ -139,29 +139,43 @@ class Context:
             listener(zone, dnskeys, rrsigs, now)
 
 
-@dataclass
 class Work:
     """One client question's running account: its tracer, upstream queries and glueless names.
 
     `in_progress` holds the names of name servers whose addresses are being looked up, so a
     glueless cycle ends instead of recursing; `queries_sent` counts every upstream query of the
     question, sub-questions included, against `limits.max_upstream_queries`.
+
+    A plain class with slots, not a dataclass: one is made per question, and the generated
+    `__init__` with its default factories cost more than the sets it makes.
     """
 
-    ctx: Context
-    trace: Tracer | None = None
-    queries_sent: int = 0
-    in_progress: set[dns.name.Name] = field(default_factory=set)
-    #: Addresses of servers whose responses this question found bogus: server selection skips
-    #: them for the rest of the question (Unbound's val_blacklist; `core/retry.py`).
-    avoid: set[str] = field(default_factory=set)
-    #: The server that gave the walk's last fresh response (None: none since it was reset).
-    answered_by: str | None = None
-    #: Links of this question answered from validated denials (RFC 8198, RFC 8020).
-    aggressive_answers: int = 0
-    #: DNSSEC work of this question (signature checks, NSEC3 hashes) against the caps; made
-    #: at the first validation, so questions answered from validated data never make one.
-    _budget: Budget | None = None
+    __slots__ = (
+        "_budget",
+        "aggressive_answers",
+        "answered_by",
+        "avoid",
+        "ctx",
+        "in_progress",
+        "queries_sent",
+        "trace",
+    )
+
+    def __init__(self, ctx: Context, trace: Tracer | None = None) -> None:
+        self.ctx = ctx
+        self.trace = trace
+        self.queries_sent = 0
+        self.in_progress: set[dns.name.Name] = set()
+        #: Addresses of servers whose responses this question found bogus: server selection
+        #: skips them for the rest of the question (Unbound's val_blacklist; `core/retry.py`).
+        self.avoid: set[str] = set()
+        #: The server that gave the walk's last fresh response (None: none since it was reset).
+        self.answered_by: str | None = None
+        #: Links of this question answered from validated denials (RFC 8198, RFC 8020).
+        self.aggressive_answers = 0
+        # DNSSEC work of this question (signature checks, NSEC3 hashes) against the caps; made
+        # at the first validation, so questions answered from validated data never make one.
+        self._budget: Budget | None = None
 
     @property
     def signature_checks(self) -> int:

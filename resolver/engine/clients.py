@@ -31,6 +31,7 @@ from resolver.cache.packets import (
     ParsedQuestion,
     parse_plain_query,
     query_bits,
+    ttl_offsets,
 )
 from resolver.config import Config
 from resolver.core.actions import Answer
@@ -44,7 +45,9 @@ log = logging.getLogger(__name__)
 
 HEADER = struct.Struct("!HHHHHH")
 _TYPE_CLASS = struct.Struct("!HH")
+_TTL = struct.Struct("!I")
 _QR = 0x8000
+_QR_RA = _QR | int(dns.flags.RA)
 # Header bits a reply copies from the query: opcode, RD and CD (RFC 1035 4.1.1, RFC 4035 3.2.2).
 _COPIED_FLAGS = 0x7800 | dns.flags.RD | dns.flags.CD
 # RD as a bit of the header's third byte, for the fast path that reads bytes, not messages.
@@ -53,6 +56,9 @@ _REFUSED_TYPES = frozenset({dns.rdatatype.AXFR, dns.rdatatype.IXFR})
 MIN_UDP_PAYLOAD = 512
 # Client addresses whose access-list verdict is remembered; forgotten all at once when full.
 _ACCESS_MEMORY = 4096
+# Parsed questions of queries the packet cache could not answer, kept for the full path: more
+# than the carrier holds back between the two (its backlog of misses, 512 datagrams).
+_MISSED_MEMORY = 1024
 # RFC 8914 has no code for "the resolver itself failed": Other (0), with words that say so.
 _INTERNAL_ERROR = dns.edns.EDEOption(
     dns.edns.EDECode.make(ServfailReason.INTERNAL_ERROR.ede_code),
@@ -143,17 +149,23 @@ def extended_errors(answer: Answer) -> list[dns.edns.Option]:
 
 def _render_sections(
     wire: bytes, name_end: int, qname: dns.name.Name, sections: _Sections
-) -> tuple[bytearray, int, int]:
-    """A blank header, the question and the answer and authority records (`wirewrite`: the
-    bytes of dnspython's rendering, without its cost); the two record counts."""
+) -> tuple[bytearray, int, int, tuple[int, ...]]:
+    """A blank header, the question (its name in lowercase) and the answer and authority
+    records (`wirewrite`: the bytes of dnspython's rendering, without its cost); the two record
+    counts, and where the TTL of each record is (for the packet cache, which would otherwise
+    parse them back)."""
     out = bytearray(12)
     compress: wirewrite.Compress = {}
-    wirewrite.write_name(out, compress, qname)
+    wirewrite.write_wire_name(out, compress, wire[12:name_end].lower())
     out += wire[name_end : name_end + 4]
     write = wirewrite.write_rrset
-    answers = sum(write(out, compress, rrset) for rrset in sections[0])
-    authority = sum(write(out, compress, rrset) for rrset in sections[1])
-    return out, answers, authority
+    offsets: list[int] = []
+    answers = authority = 0
+    for rrset in sections[0]:
+        answers += write(out, compress, rrset, offsets)
+    for rrset in sections[1]:
+        authority += write(out, compress, rrset, offsets)
+    return out, answers, authority, tuple(offsets)
 
 
 def _render_sections_dnspython(
@@ -178,6 +190,21 @@ def _allowed(address: str, config: Config) -> bool:
     if ip.version == 6 and ip.ipv4_mapped is not None:
         ip = ip.ipv4_mapped
     return any(ip in network for network in config.allow)
+
+
+#: Type codes seen in plain queries -> the type (`RdataType.make`), or `_METATYPE` for one
+#: that takes the full path: one dict lookup instead of two calls into dnspython's enum
+#: machinery. At most 65,536 small entries, whatever clients send.
+_ORDINARY_TYPES: dict[int, dns.rdatatype.RdataType | int] = {}
+_METATYPE = -1
+
+
+def _ordinary_type(qtype: int) -> dns.rdatatype.RdataType | int:
+    """`RdataType.make(qtype)`, or `_METATYPE` for ANY, AXFR, OPT...; remembered."""
+    metatype = dns.rdatatype.is_metatype(qtype)  # type: ignore[arg-type]  # an int will do
+    made = _METATYPE if metatype else dns.rdatatype.RdataType.make(qtype)
+    _ORDINARY_TYPES[qtype] = made
+    return made
 
 
 def minimal_any(qname: dns.name.Name, answer: Answer) -> Answer:
@@ -249,6 +276,10 @@ class ClientProtocol:
         self.config = config
         self.packets = packets
         self._access: dict[str, bool] = {}
+        # Plain queries `from_packet_cache` parsed and missed, by their bytes: the carrier
+        # hands each to the full path (`admit`) next, which takes the parsed question back
+        # instead of parsing it again. Bounded: forgotten all at once when full.
+        self._missed: dict[bytes, ParsedQuestion] = {}
         # RD=0 queries under "refuse" must reach the slow path, which refuses them.
         self._refuse_rd0 = config.non_recursive_queries == "refuse"
 
@@ -285,6 +316,10 @@ class ClientProtocol:
         # `non_recursive_queries` says, RD=0 is never served by `answer_again`).
         hit = self.packets.answer(wire, question, limit, not tcp and bool(recursion_desired))
         if hit is None:
+            missed = self._missed
+            if len(missed) >= _MISSED_MEMORY:
+                missed.clear()
+            missed[wire] = question  # for `admit`, which the carrier calls next
             return None
         reply, expiring = hit
         # Only a client that asked us to recurse may make us ask the authorities.
@@ -327,12 +362,15 @@ class ClientProtocol:
         """
         if not wire[2] & _RD_BYTE:
             return None
-        plain = parse_plain_query(wire)
+        plain = self._missed.pop(wire, None) or parse_plain_query(wire)
         if plain is None:
             return None
         name_end = plain.name_end
         qtype, qclass = _TYPE_CLASS.unpack_from(wire, name_end)
-        if qclass != dns.rdataclass.IN or dns.rdatatype.is_metatype(qtype):
+        rdtype = _ORDINARY_TYPES.get(qtype)
+        if rdtype is None:
+            rdtype = _ordinary_type(qtype)
+        if qclass != dns.rdataclass.IN or rdtype == _METATYPE:
             return None  # ANY, zone transfers, other classes: the full path
         if plain.edns_payload is not None and len(wire) != name_end + 4 + 11:
             return None  # EDNS options
@@ -340,7 +378,6 @@ class ClientProtocol:
             qname = name_from_wire(wire, 12)
         except dns.exception.DNSException:
             return None
-        rdtype = dns.rdatatype.RdataType.make(qtype)
         return Admitted(wire, None, qname, rdtype, cache_only=False, plain=plain, bits=plain.bits)
 
     def reply(self, wire: bytes, admitted: Admitted, answer: Answer, tcp: bool) -> bytes:
@@ -348,8 +385,20 @@ class ClientProtocol:
         rendered once there, and the client gets its copy (unless it must be truncated)."""
         plain = admitted.plain
         if plain is not None:
-            if not self._store(wire, plain, admitted.qname, answer):
-                plain = None
+            rendered = self._render_stored(wire, plain, admitted.qname, answer)
+            if rendered is not None:
+                limit = MAX_MESSAGE if tcp else self._udp_limit(plain.edns_payload)
+                stored, offsets, lifetime = rendered
+                copy = self.packets.store_and_answer(
+                    plain.key, stored, offsets, lifetime, wire, plain, limit
+                )
+                if copy is not None:
+                    return copy
+                # Not kept (no TTL, or none left) or too large: an entry kept earlier may still
+                # answer, as it would on the next query; else the full rendering.
+                hit = self.packets.answer(wire, plain, limit)
+                if hit is not None:
+                    return hit[0]
         else:
             query = admitted.query
             question = query.question[0]
@@ -362,11 +411,11 @@ class ClientProtocol:
                 # served to one that asked us to recurse.
                 return self._render(self._response(query, answer), query, tcp)
             plain = self.remember(wire, query, answer)
-        if plain is not None:
-            limit = MAX_MESSAGE if tcp else self._udp_limit(plain.edns_payload)
-            hit = self.packets.answer(wire, plain, limit)
-            if hit is not None:
-                return hit[0]
+            if plain is not None:
+                limit = MAX_MESSAGE if tcp else self._udp_limit(plain.edns_payload)
+                hit = self.packets.answer(wire, plain, limit)
+                if hit is not None:
+                    return hit[0]
         query = admitted.query
         return self._render(self._response(query, answer), query, tcp)
 
@@ -391,8 +440,21 @@ class ClientProtocol:
     def _store(
         self, wire: bytes, question: ParsedQuestion, qname: dns.name.Name, answer: Answer
     ) -> bool:
-        """Render a fresh, complete answer to the plain question of `wire` for the packet
-        cache; False if it is not one, or too large for any message.
+        """Offer a fresh, complete answer to the plain question of `wire` to the packet cache
+        (`_render_stored`); False if it is not one, or too large for any message."""
+        rendered = self._render_stored(wire, question, qname, answer)
+        if rendered is None:
+            return False
+        stored, offsets, lifetime = rendered
+        self.packets.store_rendered(question.key, stored, offsets, lifetime)
+        return True
+
+    def _render_stored(
+        self, wire: bytes, question: ParsedQuestion, qname: dns.name.Name, answer: Answer
+    ) -> tuple[bytes, tuple[int, ...], int] | None:
+        """A fresh, complete answer to the plain question of `wire`, rendered for the packet
+        cache: the bytes, where their TTLs are and the smallest of them; None if it is not
+        one, or too large for any message.
 
         Rendered here rather than by `dns.message.Message.to_wire`: a message built only to be
         rendered costs more than the rendering. The bytes are the same: the query's ID, QR and
@@ -401,31 +463,34 @@ class ClientProtocol:
         (`wirewrite`, which writes them in a fraction of dnspython's time), no OPT.
         """
         if answer.failure is not None or answer.stale or answer.notes:
-            return False  # EDE options: the packet cache writes a bare OPT
-        if answer.security is Security.BOGUS:
-            return False  # only for CD=1 clients (`packets`: why CD is no key)
-        if answer.rcode not in (dns.rcode.NOERROR, dns.rcode.NXDOMAIN):
-            return False
+            return None  # EDE options: the packet cache writes a bare OPT
+        security = answer.security
+        if security is Security.BOGUS:
+            return None  # only for CD=1 clients (`packets`: why CD is no key)
+        rcode = answer.rcode
+        if rcode != dns.rcode.NOERROR and rcode != dns.rcode.NXDOMAIN:
+            return None
         name_end = question.name_end
         parts = sections(answer, question.bits)
-        if wirewrite.handles(parts[0]) and wirewrite.handles(parts[1]):
-            try:
-                stored, answers, authority = _render_sections(wire, name_end, qname, parts)
-            except wirewrite.Unhandled:
-                stored, answers, authority = _render_sections_dnspython(
-                    wire, name_end, qname, parts
-                )
-        else:
+        try:
+            if not (wirewrite.handles(parts[0]) and wirewrite.handles(parts[1])):
+                raise wirewrite.Unhandled("a type or class that wirewrite does not write")
+            stored, answers, authority, offsets = _render_sections(wire, name_end, qname, parts)
+        except wirewrite.Unhandled:
             stored, answers, authority = _render_sections_dnspython(wire, name_end, qname, parts)
+            stored[12:name_end] = stored[12:name_end].lower()
+            offsets = ()
         if len(stored) > MAX_MESSAGE:
-            return False
-        flags = _QR | dns.flags.RA | answer.rcode
-        if answer.security is Security.SECURE:
+            return None
+        flags = _QR_RA | int(rcode)  # ints: an enum's `|` is a Python call
+        if security is Security.SECURE:
             flags |= _AD_FLAG  # cleared on a hit for a query with neither DO nor AD
-        HEADER.pack_into(stored, 0, HEADER.unpack_from(wire)[0], flags, 1, answers, authority, 0)
-        stored[12:name_end] = stored[12:name_end].lower()
-        self.packets.store(question.key, bytes(stored))
-        return True
+        HEADER.pack_into(stored, 0, wire[0] << 8 | wire[1], flags, 1, answers, authority, 0)
+        rendered = bytes(stored)
+        if not offsets:
+            offsets = ttl_offsets(rendered)  # dnspython's rendering: read them back
+        lifetime = min([_TTL.unpack_from(rendered, offset)[0] for offset in offsets], default=0)
+        return rendered, offsets, lifetime
 
     def failure(self, wire: bytes, tcp: bool) -> bytes | None:
         """SERVFAIL for a query whose handling raised: with its question and an Extended DNS

@@ -25,9 +25,10 @@ import itertools
 import logging
 import random
 import secrets
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 import dns.name
 import dns.rcode
@@ -95,6 +96,9 @@ class Reply:
 
 Output = Reply | Send | Close | SharedLookup | SharedStore
 
+#: The outcome of a query nobody will answer (`upstream_silent`): one frozen value for all.
+_SILENCE = Timeout()
+
 
 class QueryLogSink(Protocol):
     """Where the engine reports each answered client query (the daemon's `--query-log`)."""
@@ -104,14 +108,14 @@ class QueryLogSink(Protocol):
     ) -> None: ...
 
 
-@dataclass(order=True, slots=True)
-class _Timer:
-    """A deadline in the timer heap; cancelled by dropping `fire`, so that what it would have
-    touched (a finished question, its resolution) is freed now, not when the deadline passes."""
-
-    when: float
-    order: int
-    fire: Callable[[], None] | None = field(compare=False)
+#: A deadline: `[when, order, fire, arg]`, where `fire(arg)` is called once `when` has passed.
+#: A list, not a dataclass: ordered by (when, order) in C, where a dataclass's generated
+#: `__lt__` is a Python call for every comparison a heap operation makes, and every question
+#: sets three of these and pops them all. Cancelled by dropping `fire` and `arg`, so that what
+#: it would have touched (a finished question, its resolution) is freed now, not when the
+#: deadline passes.
+_Timer = list[Any]
+_WHEN, _FIRE, _ARG = 0, 2, 3
 
 
 @dataclass(eq=False, slots=True)
@@ -125,8 +129,24 @@ class _Waiter:
     stale_allowed: bool
 
 
-#: A question in flight: name, type, and whether it may be answered from the cache only.
-_Key = tuple[dns.name.Name, int, bool, bool]  # name, type, cache only (RD=0), CD
+#: A question in flight, as bytes (`_question_key`): its name in lowercase wire form, its type
+#: and whether it may be answered from the cache only (RD=0) and may get bogus data (CD=1).
+#: Bytes hash once and compare in C; a tuple holding a `dns.name.Name` is hashed in Python,
+#: label by label, each time the table is read.
+_Key = bytes
+#: The last byte of a key: 1 for cache only, 2 for CD.
+_KEY_FLAGS = tuple(bytes((flags,)) for flags in range(4))
+
+
+def _question_key(name_wire: bytes, qtype: int, cache_only: bool, checking_disabled: bool) -> _Key:
+    """The key of a question whose name is `name_wire` (lowercased wire form)."""
+    return name_wire + qtype.to_bytes(2, "big") + _KEY_FLAGS[cache_only | checking_disabled << 1]
+
+
+def _name_key(name: dns.name.Name) -> bytes:
+    """`name` in lowercased wire form (of a relative name, its labels alone: no other name
+    is written so, since only the root label is empty)."""
+    return b"".join([bytes((len(label),)) + label.lower() for label in name.labels])
 
 
 @dataclass(eq=False, slots=True)
@@ -192,9 +212,16 @@ class Engine:
         # test passes its own, so that runs replay exactly.
         self._outbound: Outbound[_Question] = Outbound(rng or random.SystemRandom())
         self._questions: dict[_Key, _Question] = {}
+        # Deadlines: a heap for those of any delay (upstream queries), and a queue for each
+        # delay that is the same for every question (the resolution's cap, the stale-client
+        # timer): such deadlines come due in the order they were set, so appending and popping
+        # at the front keeps them in order at no cost (`_after`).
         self._timers: list[_Timer] = []
+        self._out_of_time_queue: deque[_Timer] = deque()
+        self._stale_queue: deque[_Timer] = deque()
+        self._timer_queues = (self._out_of_time_queue, self._stale_queue)
         self._timer_order = itertools.count()
-        self._live_timers = 0
+        self._live_timers = 0  # timers set and neither fired nor cancelled, in all of them
         self._outbox: list[Output] = []
         self._refreshing: set[bytes] = set()
         self._waiting_clients = 0
@@ -220,10 +247,8 @@ class Engine:
 
     def next_deadline(self) -> float | None:
         """When `tick` has work to do next (`timer` time), or None if nothing is waiting."""
-        timers = self._timers
-        while timers and timers[0].fire is None:
-            heapq.heappop(timers)
-        return timers[0].when if timers else None
+        timer = self._next_timer()
+        return None if timer is None else timer[_WHEN]
 
     @property
     def has_output(self) -> bool:
@@ -320,12 +345,19 @@ class Engine:
             self._reply(client, wire, reply, started)
 
         waiter = _Waiter(deliver, stale_allowed=True)
+        checking_disabled = bool(admitted.bits & CD_BIT)
+        plain = admitted.plain
         self._start(
             admitted.qname,
             admitted.qtype,
             waiter,
             cache_only=admitted.cache_only,
-            checking_disabled=bool(admitted.bits & CD_BIT),
+            checking_disabled=checking_disabled,
+            # A plain question's packet-cache key starts with the name in lowercase and the
+            # type: all of the question's key but its last byte (a plain query has RD=1).
+            key=None
+            if plain is None
+            else plain.key[: plain.name_end - 10] + _KEY_FLAGS[checking_disabled << 1],
         )
         return self.take_output()
 
@@ -383,7 +415,7 @@ class Engine:
 
     def upstream_silent(self, handle: int) -> list[Output]:
         """No reply will come for `handle` (a scripted network knows it): time out now."""
-        self._settle(handle, self._outbound.ended(handle, Timeout()))
+        self._settle(handle, self._outbound.ended(handle, _SILENCE))
         return self.take_output()
 
     def shared_reply(self, handle: int, value: bytes | None) -> list[Output]:
@@ -414,15 +446,19 @@ class Engine:
     def tick(self) -> list[Output]:
         """Fire every deadline that has passed by the clock's current time."""
         now = self.timer()
-        timers = self._timers
-        while timers and timers[0].when <= now:
-            timer = heapq.heappop(timers)
-            fire, timer.fire = timer.fire, None
-            if fire is None:
-                continue  # cancelled
+        while (timer := self._next_timer()) is not None and timer[_WHEN] <= now:
+            if self._timers and self._timers[0] is timer:
+                heapq.heappop(self._timers)
+            else:
+                for queue in self._timer_queues:
+                    if queue and queue[0] is timer:
+                        queue.popleft()
+                        break
+            fire, arg = timer[_FIRE], timer[_ARG]
+            timer[_FIRE] = timer[_ARG] = None
             self._live_timers -= 1
             try:
-                fire()
+                fire(arg)
             except Exception:  # a bug must cost one deadline's work, never the carrier's loop
                 self._log_internal_error("at a deadline")
         return self.take_output()
@@ -463,11 +499,18 @@ class Engine:
         refresh: bool = False,
         cache_only: bool = False,
         checking_disabled: bool = False,
+        key: _Key | None = None,
     ) -> None:
+        """Answer `waiter`'s question, joining the same question in flight if there is one.
+
+        `key` is the question's `_question_key` if the caller has it at hand (made here
+        otherwise); a traced question has none and is never shared.
+        """
         # CD=1 and CD=0 askers never share a resolution: only the first may get bogus data.
-        key: _Key | None = None
-        if trace is None:
-            key = (qname, qtype, cache_only, checking_disabled)
+        if trace is not None:
+            key = None
+        elif key is None:
+            key = _question_key(_name_key(qname), qtype, cache_only, checking_disabled)
         pending = self._questions.get(key) if key is not None else None
         if pending is not None:
             # A prefetch in flight means the cached answer is still fresh: nothing is stale.
@@ -495,8 +538,14 @@ class Engine:
             return
         if key is not None:
             self._questions[key] = question
-        deadline = self.timer() + self.config.limits.max_resolution_time
-        question.timers.append(self._at(deadline, lambda: self._out_of_time(question)))
+        question.timers.append(
+            self._after(
+                self._out_of_time_queue,
+                self.config.limits.max_resolution_time,
+                self._out_of_time,
+                question,
+            )
+        )
         self._join(question, waiter)
         shared = self.shared
         if (
@@ -523,9 +572,12 @@ class Engine:
             )
         )
         when = self.timer() + shared.lookup_timeout
-        timer = self._at(when, lambda: self._shared_done(handle, None, failed=True))
+        timer = self._at(when, self._shared_timeout, handle)
         question.timers.append(timer)
         self._shared_waiting[handle] = (question, timer)
+
+    def _shared_timeout(self, handle: int) -> None:
+        self._shared_done(handle, None, failed=True)
 
     def _shared_done(self, handle: int, value: bytes | None, *, failed: bool) -> None:
         """The shared cache answered lookup `handle` (or failed, or ran out of time)."""
@@ -578,8 +630,14 @@ class Engine:
         if waiter.stale_allowed and cache_config.serve_stale:
             # RFC 8767 section 5: a client waiting this long gets stale data, if any is held,
             # while the resolution goes on and refreshes the cache.
-            when = self.timer() + cache_config.stale_client_timeout
-            question.timers.append(self._at(when, lambda: self._stale_timer(question, waiter)))
+            question.timers.append(
+                self._after(
+                    self._stale_queue,
+                    cache_config.stale_client_timeout,
+                    self._stale_timer,
+                    (question, waiter),
+                )
+            )
 
     def _step(self, question: _Question, outcome: Outcome | None) -> Action:
         """The resolution's next action; a bug inside it ends the question in SERVFAIL."""
@@ -596,7 +654,7 @@ class Engine:
         if send is not None:
             self._outbox.append(send)
             # Not cancelled when the reply comes: it holds only the handle, and ends at once.
-            self._at(send.deadline, lambda: self._expire(handle))
+            self._at(send.deadline, self._expire, handle)
 
     def _settle(self, handle: int, outcomes: list[tuple[_Question, Outcome]]) -> None:
         """Hand what became of upstream query `handle` to every question that waited for it."""
@@ -629,7 +687,8 @@ class Engine:
             answer = Answer.servfail(ServfailReason.INTERNAL_ERROR)
         self._end(question, answer)
 
-    def _stale_timer(self, question: _Question, waiter: _Waiter) -> None:
+    def _stale_timer(self, asker: tuple[_Question, _Waiter]) -> None:
+        question, waiter = asker
         if question.done or waiter not in question.waiters:
             return
         stale = question.resolution.stale_answer()
@@ -669,22 +728,56 @@ class Engine:
             if store is not None:
                 self._outbox.append(store)
 
-    def _at(self, when: float, fire: Callable[[], None]) -> _Timer:
-        timer = _Timer(when, next(self._timer_order), fire)
+    def _at(self, when: float, fire: Callable[[Any], None], arg: object) -> _Timer:
+        """Call `fire(arg)` once the timer reaches `when`."""
+        timer = [when, next(self._timer_order), fire, arg]
         heapq.heappush(self._timers, timer)
         self._live_timers += 1
         return timer
 
+    def _after(
+        self, queue: deque[_Timer], delay: float, fire: Callable[[Any], None], arg: object
+    ) -> _Timer:
+        """`_at(now + delay, ...)` for a delay that every timer of `queue` shares: its deadline
+        is the latest yet, so it goes at the back of the queue. (If the clock ever stepped
+        back, or the delay changed, it would not be: then it goes into the heap.)"""
+        when = self.timer() + delay
+        if queue and queue[-1][_WHEN] > when:
+            return self._at(when, fire, arg)
+        timer = [when, next(self._timer_order), fire, arg]
+        queue.append(timer)
+        self._live_timers += 1
+        return timer
+
+    def _next_timer(self) -> _Timer | None:
+        """The earliest timer still set (cancelled ones met on the way are dropped)."""
+        timers = self._timers
+        while timers and timers[0][_FIRE] is None:
+            heapq.heappop(timers)
+        earliest = timers[0] if timers else None
+        for queue in self._timer_queues:
+            while queue and queue[0][_FIRE] is None:
+                queue.popleft()
+            if queue and (earliest is None or queue[0] < earliest):
+                earliest = queue[0]
+        return earliest
+
     def _cancel(self, timer: _Timer) -> None:
-        if timer.fire is None:
+        if timer[_FIRE] is None:
             return
-        timer.fire = None
+        timer[_FIRE] = timer[_ARG] = None
         self._live_timers -= 1
-        if len(self._timers) > 1024 and len(self._timers) > 4 * self._live_timers:
+        timers = self._timers
+        held = len(timers) + len(self._out_of_time_queue) + len(self._stale_queue)
+        if held > 1024 and held > 4 * self._live_timers:
             # Mostly cancelled entries: rebuild, so a flood does not leave a long heap behind.
-            # In place: `tick` may hold this very list while a callback cancels a timer.
-            self._timers[:] = [timer for timer in self._timers if timer.fire is not None]
-            heapq.heapify(self._timers)
+            # In place: `tick` may hold these very containers while a callback cancels a timer.
+            timers[:] = [timer for timer in timers if timer[_FIRE] is not None]
+            heapq.heapify(timers)
+            for queue in self._timer_queues:
+                live = [timer for timer in queue if timer[_FIRE] is not None]
+                queue.clear()
+                queue.extend(live)
 
     # -- prefetch -------------------------------------------------------------------------------
 

@@ -2,8 +2,10 @@
 
 dnspython compresses a name by building a `dns.name.Name` for every suffix of it (each one
 validated as immutable) to look it up in the compression table: for a cache miss that costs
-more than everything else in rendering its reply. Here the table is keyed by tuples of
-lowercased labels instead, and the rdata of the common types is written directly, with the
+more than everything else in rendering its reply. Here the table is keyed by the bytes of each
+suffix in lowercase wire form instead (bytes hash once, in C), the suffixes of a name are
+worked out once per distinct name (`_suffixes`, a bounded memo: the same SOA and NS names recur
+in reply after reply), and the rdata of the common types is written directly, with the
 compression each type gets in dnspython (its `_to_wire`): NS, CNAME, PTR, MX and SOA compress
 their names; DNAME, SRV and the others never do. The rules are dnspython's
 (`dns.name.Name.to_wire`): a suffix of two labels or more is remembered at its offset if that
@@ -24,13 +26,14 @@ import dns.rdataclass
 import dns.rdatatype
 import dns.rrset
 
-#: Suffix (lowercased labels, root included) -> offset of its first label in the message.
-Compress = dict[tuple[bytes, ...], int]
+#: Suffix (in lowercase wire form, root included) -> offset of its first label in the message.
+Compress = dict[bytes, int]
 
 _RECORD = struct.Struct("!HHIH")
 _SOA_INTS = struct.Struct("!IIIII")
 _POINTER = 0xC000
 _MAX_POINTER = 0x3FFF
+_IN = dns.rdataclass.IN
 _A = dns.rdatatype.A
 _AAAA = dns.rdatatype.AAAA
 _MX = dns.rdatatype.MX
@@ -67,34 +70,74 @@ class Unhandled(Exception):
     class it does not know): the caller renders the whole message with dnspython instead."""
 
 
+#: A name's labels -> for each label but the root: the suffix that starts there, in lowercase
+#: wire form (its key in a `Compress` table), and the label as written, after its length byte.
+_Suffixes = tuple[tuple[bytes, bytes], ...]
+_suffixes_made: dict[tuple[bytes, ...], _Suffixes] = {}
+#: Names remembered; forgotten all at once when full (a flood of unique names only refills it).
+_SUFFIXES_MEMO = 4096
+
+
+def _suffixes(labels: tuple[bytes, ...]) -> _Suffixes:
+    suffixes = _suffixes_made.get(labels)
+    if suffixes is None:
+        if not labels or labels[-1]:
+            raise Unhandled("relative name")
+        pieces = [bytes((len(label),)) + label for label in labels[:-1]]
+        # Length bytes are below 64: lowering the whole wire form lowers the labels alone.
+        lowered = b"".join(pieces).lower() + b"\x00"
+        made = []
+        start = 0
+        for piece in pieces:
+            made.append((lowered[start:], piece))
+            start += len(piece)
+        suffixes = tuple(made)
+        if len(_suffixes_made) >= _SUFFIXES_MEMO:
+            _suffixes_made.clear()
+        _suffixes_made[labels] = suffixes
+    return suffixes
+
+
 def write_name(out: bytearray, compress: Compress, name: dns.name.Name) -> None:
     """Append `name`, compressed as `dns.name.Name.to_wire(out, compress)` compresses it."""
-    labels = name.labels
-    if not labels or labels[-1]:
-        raise Unhandled("relative name")
-    lowered = tuple(map(bytes.lower, labels))
-    for i, label in enumerate(labels):
-        if label:
-            suffix = lowered[i:]
-            offset = compress.get(suffix)
-            if offset is not None:
-                out += (_POINTER | offset).to_bytes(2, "big")
-                return
-            here = len(out)
-            if here <= _MAX_POINTER:
-                compress[suffix] = here
-            out.append(len(label))
-            out += label
-        else:
-            out.append(0)  # the root: never remembered, as dnspython remembers only len > 1
+    for suffix, piece in _suffixes(name.labels):
+        offset = compress.get(suffix)
+        if offset is not None:
+            out += (_POINTER | offset).to_bytes(2, "big")
+            return
+        here = len(out)
+        if here <= _MAX_POINTER:
+            compress[suffix] = here  # every suffix but the root, as dnspython remembers them
+        out += piece
+    out.append(0)
+
+
+def write_wire_name(out: bytearray, compress: Compress, name: bytes) -> None:
+    """`write_name` for a name given in uncompressed wire form (a client's question, which
+    `packets.parse_plain_query` vouched for), without making a `dns.name.Name` of it."""
+    lowered = name.lower()
+    start = 0
+    while length := name[start]:
+        suffix = lowered[start:]
+        offset = compress.get(suffix)
+        if offset is not None:
+            out += (_POINTER | offset).to_bytes(2, "big")
+            return
+        here = len(out)
+        if here <= _MAX_POINTER:
+            compress[suffix] = here
+        end = start + 1 + length
+        out += name[start:end]
+        start = end
+    out.append(0)
 
 
 def handles(rrsets: Iterable[dns.rrset.RRset]) -> bool:
     """Whether `write_rrset` renders every one of these (class IN, a type it knows)."""
-    return all(
-        rrset.rdtype in _HANDLED and rrset.rdclass == dns.rdataclass.IN and rrset.deleting is None
-        for rrset in rrsets
-    )
+    for rrset in rrsets:
+        if rrset.rdtype not in _HANDLED or rrset.rdclass != _IN or rrset.deleting is not None:
+            return False
+    return True
 
 
 def _write_rdata(out: bytearray, compress: Compress, rdtype: int, rd: dns.rdata.Rdata) -> None:
@@ -128,19 +171,34 @@ def _write_rdata(out: bytearray, compress: Compress, rdtype: int, rd: dns.rdata.
         out += wire
 
 
-def write_rrset(out: bytearray, compress: Compress, rrset: dns.rrset.RRset) -> int:
+def write_rrset(
+    out: bytearray,
+    compress: Compress,
+    rrset: dns.rrset.RRset,
+    ttl_offsets: list[int] | None = None,
+) -> int:
     """Append `rrset` as `rrset.to_wire(out, compress)` does, shuffled alike (the same calls
-    to `random.shuffle`); the number of records. Only for RRsets that `handles` accepts."""
-    rdtype, ttl = rrset.rdtype, rrset.ttl
+    to `random.shuffle`); the number of records. Only for RRsets that `handles` accepts.
+
+    `ttl_offsets`, if given, is told where each record's TTL field is: the packet cache ages
+    the TTLs there, and need not parse the message it was handed to find them.
+    """
+    name, rdtype, rdclass = rrset.name, rrset.rdtype, rrset.rdclass
     if not rrset:
-        write_name(out, compress, rrset.name)
-        out += _RECORD.pack(rdtype, rrset.rdclass, 0, 0)
+        write_name(out, compress, name)
+        if ttl_offsets is not None:
+            ttl_offsets.append(len(out) + 4)
+        out += _RECORD.pack(rdtype, rdclass, 0, 0)
         return 1
     rdatas = list(rrset)
-    random.shuffle(rdatas)
+    if len(rdatas) > 1:  # shuffling one record draws no random number: nothing to skip
+        random.shuffle(rdatas)
+    fixed = _RECORD.pack(rdtype, rdclass, rrset.ttl, 0)  # the RDLENGTH is patched below
     for rd in rdatas:
-        write_name(out, compress, rrset.name)
-        out += _RECORD.pack(rdtype, rrset.rdclass, ttl, 0)
+        write_name(out, compress, name)
+        if ttl_offsets is not None:
+            ttl_offsets.append(len(out) + 4)
+        out += fixed
         start = len(out)
         _write_rdata(out, compress, rdtype, rd)
         length = len(out) - start
