@@ -108,6 +108,47 @@ async def test_shutting_down_closes_every_socket(authority: socket.socket) -> No
     assert open_fds() == baseline  # the sockets and the epoll set
 
 
+async def test_after_shutting_down_nothing_is_sent(authority: socket.socket) -> None:
+    carrier = Datagrams(Recorder().replied, Recorder().failed)
+    carrier.shut()
+    baseline = open_fds()
+    assert carrier.send(send_to(authority.getsockname())) == NetworkError("stopping")
+    assert open_fds() == baseline
+    authority.settimeout(0.2)
+    with pytest.raises(TimeoutError):
+        authority.recvfrom(4096)  # no query nobody would listen for
+
+
+async def test_a_bug_in_handling_a_failure_costs_that_query_not_the_carrier(
+    authority: socket.socket,
+) -> None:
+    """The engine failing on a reply and then on that failure: logged, the task runs on."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as closed:
+        closed.bind(("127.0.0.1", 0))
+        refused = closed.getsockname()
+    recorder = Recorder()
+
+    def failed(handle: int, failure: NetworkError) -> None:
+        recorder.failed(handle, failure)
+        raise RuntimeError("a bug in the engine's failure path")
+
+    carrier = Datagrams(recorder.replied, failed)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(carrier.run)
+        assert carrier.send(send_to(refused, handle=1)) is None  # an ICMP error comes back
+        with trio.fail_after(2.0):
+            await recorder.arrived.wait()
+        recorder.arrived = trio.Event()
+        assert carrier.send(send_to(authority.getsockname(), handle=2)) is None
+        _query, source = await trio.to_thread.run_sync(authority.recvfrom, 4096)
+        authority.sendto(b"still carried", source)
+        with trio.fail_after(2.0):
+            await recorder.arrived.wait()
+        nursery.cancel_scope.cancel()
+    assert [handle for handle, _ in recorder.failures] == [1]
+    assert recorder.replies == [(2, b"still carried")]
+
+
 @pytest.mark.parametrize("code", [errno.ENETUNREACH, errno.EHOSTUNREACH, errno.EADDRNOTAVAIL])
 async def test_a_route_missing_is_unreachable_and_leaves_no_socket(
     monkeypatch: pytest.MonkeyPatch, code: int

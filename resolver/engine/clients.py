@@ -59,6 +59,9 @@ _ACCESS_MEMORY = 4096
 # Parsed questions of queries the packet cache could not answer, kept for the full path: more
 # than the carrier holds back between the two (its backlog of misses, 512 datagrams).
 _MISSED_MEMORY = 1024
+# The longest query `_admit_plain` takes: header, the longest name, type and class, an OPT
+# without options. Only those are remembered, so the table holds at most about 300 KiB.
+_MAX_PLAIN_QUERY = 12 + 255 + 4 + 11
 # RFC 8914 has no code for "the resolver itself failed": Other (0), with words that say so.
 _INTERNAL_ERROR = dns.edns.EDEOption(
     dns.edns.EDECode.make(ServfailReason.INTERNAL_ERROR.ede_code),
@@ -316,6 +319,8 @@ class ClientProtocol:
         # `non_recursive_queries` says, RD=0 is never served by `answer_again`).
         hit = self.packets.answer(wire, question, limit, not tcp and bool(recursion_desired))
         if hit is None:
+            if not recursion_desired or len(wire) > _MAX_PLAIN_QUERY:
+                return None  # `_admit_plain` would not take it back: never held
             missed = self._missed
             if len(missed) >= _MISSED_MEMORY:
                 missed.clear()

@@ -90,6 +90,7 @@ class Datagrams:
         self._epoll = select.epoll()
         self._by_fd: dict[int, _Exchange] = {}
         self._by_handle: dict[int, _Exchange] = {}
+        self._shut = False
 
     def __len__(self) -> int:
         """Queries whose socket is open."""
@@ -104,6 +105,8 @@ class Datagrams:
 
     def send(self, send: Send) -> NetworkError | None:
         """Send `send` from a socket of its own; what went wrong if it could not be sent."""
+        if self._shut:  # stopping: nobody would read the reply, so send nothing
+            return NetworkError("stopping")
         server = send.server
         sock = socket.socket(family_of(server.address), _DGRAM)
         unsent: bytes | None = None
@@ -152,6 +155,7 @@ class Datagrams:
 
     def shut(self) -> None:
         """Close every query's socket and the epoll set (nothing more will be read)."""
+        self._shut = True
         for exchange in self._by_fd.values():
             exchange.sock.close()
         self._by_fd.clear()
@@ -201,7 +205,10 @@ class Datagrams:
 
     def _fail(self, exchange: _Exchange, failure: NetworkError) -> None:
         self._drop(exchange)
-        self._failed(exchange.handle, failure)
+        try:
+            self._failed(exchange.handle, failure)
+        except Exception:  # as in `serve`: a bug costs this query, never the carrier's task
+            log.exception("handling the failure of upstream query %d failed", exchange.handle)
 
 
 class Network:
