@@ -27,6 +27,7 @@ most 255 octets) and are made as dnspython's immutable wrapper allows its own co
 from __future__ import annotations
 
 import struct
+import sys
 from typing import Any, cast
 
 import dns.edns
@@ -40,7 +41,7 @@ import dns.rdatatype
 import dns.rrset
 import dns.wire
 
-__all__ = ["from_wire", "name_from_wire"]
+__all__ = ["HashedName", "from_wire", "name_from_wire"]
 
 
 class _Unsure(Exception):
@@ -121,6 +122,43 @@ _OPTION = struct.Struct("!HH")  # an EDNS option's code and length
 _new = object.__new__
 _set = object.__setattr__
 _Name = dns.name.Name
+_name_hash = dns.name.Name.__hash__
+_MAX_HASH = sys.maxsize
+
+
+class HashedName(dns.name.Name):
+    """A `dns.name.Name` that works out its hash once, on first use, and keeps it.
+
+    dnspython hashes a name with a Python loop over its letters, growing a big integer (about
+    2 us for a typical name), and does it again at every dict or set lookup: a client's
+    question is looked up about a dozen times on its way through the engine (the table of
+    questions in flight, the queries on the wire, the cache...). The names this module reads
+    are of this class, so each of those lookups after the first costs an attribute read.
+
+    The value is dnspython's: its `__hash__` returns the big integer, which Python folds as
+    `slot_tp_hash` does (kept as it is if it fits a machine word, else `hash()` of it); here
+    the folded value is kept, so the slot passes it through unchanged. Equality, ordering and
+    every method are dnspython's, and those that make a name (`parent`, `relativize`...) make
+    plain `Name`s; a copy or a pickle is a plain `Name` too, so nothing outside the process
+    ever sees this class.
+    """
+
+    __slots__ = ("_hash",)
+
+    def __hash__(self) -> int:
+        try:
+            known: int = self._hash
+        except AttributeError:
+            value = _name_hash(self)
+            known = value if value <= _MAX_HASH else hash(value)
+            _set(self, "_hash", known)
+        return known
+
+    def __reduce__(self) -> tuple[type[dns.name.Name], tuple[tuple[bytes, ...]]]:
+        return (_Name, (self.labels,))
+
+
+_HashedName = HashedName
 _RRset = dns.rrset.RRset
 _QueryMessage = dns.message.QueryMessage
 _Flag = dns.flags.Flag
@@ -234,7 +272,7 @@ def _name(wire: bytes, pos: int, end: int, decompress: bool) -> tuple[dns.name.N
     if len(key) > 255:
         raise _Unsure
     labels.append(b"")
-    name = _new(_Name)
+    name = _new(_HashedName)
     _set(name, "labels", tuple(labels))
     return name, key, after
 
