@@ -21,13 +21,16 @@ same result over thousands of mutated replies of the test internet.
 Names follow dnspython's rules exactly (RFC 1035 section 4.1.4 compression, pointers strictly
 backwards, each followed segment wholly before the one that pointed to it, at most 16 hops, at
 most 255 octets) and are made as dnspython's immutable wrapper allows its own code to make them:
-`Name.__new__` and the `labels` slot set directly.
+`Name.__new__` and the `labels` slot set directly. They are `HashedName`s, dnspython names that
+keep their hash once worked out, since the names of a reply (the question above all, which is
+the client's) are looked up in dicts again and again on their way through the resolver.
 """
 
 from __future__ import annotations
 
 import struct
 import sys
+from collections.abc import Iterable
 from typing import Any, cast
 
 import dns.edns
@@ -122,8 +125,11 @@ _OPTION = struct.Struct("!HH")  # an EDNS option's code and length
 _new = object.__new__
 _set = object.__setattr__
 _Name = dns.name.Name
-_name_hash = dns.name.Name.__hash__
 _MAX_HASH = sys.maxsize
+_hashes: dict[bytes, int] = {}
+_HASHES_MEMO = 4096  # names remembered by `_hash_of`
+#: `HashedName._hash` before the hash is worked out: no hash is -1 (Python reserves it).
+_UNKNOWN = -1
 
 
 class HashedName(dns.name.Name):
@@ -135,22 +141,22 @@ class HashedName(dns.name.Name):
     questions in flight, the queries on the wire, the cache...). The names this module reads
     are of this class, so each of those lookups after the first costs an attribute read.
 
-    The value is dnspython's: its `__hash__` returns the big integer, which Python folds as
-    `slot_tp_hash` does (kept as it is if it fits a machine word, else `hash()` of it); here
-    the folded value is kept, so the slot passes it through unchanged. Equality, ordering and
-    every method are dnspython's, and those that make a name (`parent`, `relativize`...) make
-    plain `Name`s; a copy or a pickle is a plain `Name` too, so nothing outside the process
-    ever sees this class.
+    The value is dnspython's (`_hash_of`). Equality, ordering and every method are
+    dnspython's, and those that make a name (`parent`, `relativize`...) make plain `Name`s; a
+    copy or a pickle is a plain `Name` too, so nothing outside the process sees this class.
     """
 
     __slots__ = ("_hash",)
+    _hash: int
+
+    def __init__(self, labels: Iterable[bytes | str]) -> None:
+        super().__init__(labels)
+        _set(self, "_hash", _UNKNOWN)
 
     def __hash__(self) -> int:
-        try:
-            known: int = self._hash
-        except AttributeError:
-            value = _name_hash(self)
-            known = value if value <= _MAX_HASH else hash(value)
+        known: int = self._hash
+        if known == _UNKNOWN:
+            known = _hash_of(b"".join(self.labels).lower())
             _set(self, "_hash", known)
         return known
 
@@ -158,7 +164,38 @@ class HashedName(dns.name.Name):
         return (_Name, (self.labels,))
 
 
-_HashedName = HashedName
+def _hash_of(letters: bytes) -> int:
+    """`hash(name)` for a `dns.name.Name` whose labels, joined and lower-cased, are `letters`.
+
+    dnspython's `__hash__` runs `h += (h << 3) + c` over those letters (nothing between the
+    labels, so the value depends on nothing else) and returns the big integer, which Python's
+    `slot_tp_hash` folds: kept as it is if it fits a machine word, else `hash()` of it; the
+    folded value is what is returned here. The names of the last few thousand questions are
+    remembered by their letters: the reply to a query repeats its question, and every negative
+    answer of a zone names the zone's SOA, so most names are hashed once, whichever object
+    holds them.
+    """
+    known = _hashes.get(letters)
+    if known is None:
+        value = 0
+        for letter in letters:
+            value += (value << 3) + letter
+        known = value if value <= _MAX_HASH else hash(value)
+        if len(_hashes) >= _HASHES_MEMO:
+            _hashes.clear()
+        _hashes[letters] = known
+    return known
+
+
+def _hashed_name(labels: tuple[bytes, ...]) -> HashedName:
+    """A `HashedName` of labels known to be valid, made as dnspython's immutable wrapper lets
+    its own code make names (`__new__`, then the slots set directly)."""
+    name = _new(HashedName)
+    _set(name, "labels", labels)
+    _set(name, "_hash", _UNKNOWN)
+    return name
+
+
 _RRset = dns.rrset.RRset
 _QueryMessage = dns.message.QueryMessage
 _Flag = dns.flags.Flag
@@ -272,9 +309,7 @@ def _name(wire: bytes, pos: int, end: int, decompress: bool) -> tuple[dns.name.N
     if len(key) > 255:
         raise _Unsure
     labels.append(b"")
-    name = _new(_HashedName)
-    _set(name, "labels", tuple(labels))
-    return name, key, after
+    return _hashed_name(tuple(labels)), key, after
 
 
 def _rdata(rdtype: int, wire: bytes, pos: int, end: int) -> dns.rdata.Rdata:
