@@ -614,3 +614,16 @@ def test_hashed_names_work_with_dnspython() -> None:
         assert hash(made) == hash(name)
     with pytest.raises(TypeError):
         cast(Any, name)._hash = 0  # immutable, as dnspython's
+
+
+def test_names_and_records_made_again_keep_their_letter_case() -> None:
+    """The reader gives again the names and records it made lately from the same bytes: never
+    one that differs, be it only in letter case."""
+    soa = b"\x03ns1\x07example\x04test\x00\x01h\xc0\x10" + struct.pack("!IIIII", 1, 2, 3, 4, 5)
+    upper = soa.replace(b"ns1", b"NS1").replace(b"\x01h", b"\x01H")
+    owner = b"\x07example\x04test\x00"
+    replies = [_message([_rr(owner, _SOA, rdata)], counts=(0, 1, 0)) for rdata in (soa, upper)]
+    replies += [_message([_rr(b"\x07EXAMPLE\x04test\x00", _NS, b"\x03NS1\xc0\x10")])]
+    replies += [_message([_rr(b"\x07example\x04test\x00", _NS, b"\x03ns1\xc0\x10")])]
+    for wire in replies + replies:
+        assert describe(wireparse._read(wire)) == describe(_dnspython(wire)), wire.hex()

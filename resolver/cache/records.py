@@ -197,7 +197,9 @@ def _records(rrset: dns.rrset.RRset) -> tuple[Any, ...]:
     if address_type is not None and rrset.rdclass == dns.rdataclass.IN:
         cls = address_type[0]
         rdatas: list[Any] = list(rrset)
-        if all(type(rdata) is cls and rdata.rdcomment is None for rdata in rdatas):
+        # Any A or AAAA class (the engine's reader makes a subclass that knows its hash): read
+        # back, each record is dnspython's own class again, equal and hashed alike.
+        if all(isinstance(rdata, cls) and rdata.rdcomment is None for rdata in rdatas):
             return tuple(rdata.address for rdata in rdatas)
     return (rrset.items.copy(),)
 
