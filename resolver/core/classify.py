@@ -117,6 +117,8 @@ def _follow_chain(
     the target, and the parent can never overwrite a child's data with its own copy.
     """
     chain: list[dns.rrset.RRset] = []
+    if not answer:
+        return chain, qname, False  # (the common negative answer: nothing to walk)
     name, visited = qname, set()
     while True:
         if not one_link:  # one link is one pass: no loop to guard against (nor names to hash)
