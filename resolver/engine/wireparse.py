@@ -121,6 +121,7 @@ _OPT_CLASS = dns.rdata.get_rdata_class(_IN, dns.rdatatype.OPT)
 _OPT_KNOWN_HASH = _with_known_hash(_OPT_CLASS)
 #: The OPT rdata without options made lately, by payload size (rdata are immutable).
 _empty_opts: dict[int, Any] = {}
+_EMPTY_OPT_HASH = hash(b"")  # dnspython's: of the options as rendered, none
 _GenericOption = dns.edns.GenericOption
 _OPTION = struct.Struct("!HH")  # an EDNS option's code and length
 
@@ -473,7 +474,8 @@ def _opt(
     else:  # no options (nearly every reply): the one made lately for this payload size
         rd = _empty_opts.get(payload)
         if rd is None:
-            rd = _new(_OPT_CLASS)
+            rd = _new(_OPT_KNOWN_HASH)
+            _set(rd, "_known_hash", _EMPTY_OPT_HASH)
             _set(rd, "rdclass", _rdclass(payload))
             _set(rd, "rdtype", _TYPES[_OPT])
             _set(rd, "rdcomment", None)
