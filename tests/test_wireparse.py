@@ -627,3 +627,9 @@ def test_names_and_records_made_again_keep_their_letter_case() -> None:
     replies += [_message([_rr(b"\x07example\x04test\x00", _NS, b"\x03ns1\xc0\x10")])]
     for wire in replies + replies:
         assert describe(wireparse._read(wire)) == describe(_dnspython(wire)), wire.hex()
+
+
+def test_the_hash_is_worked_out_as_dnspython_does() -> None:
+    """`HashedName` computes dnspython's hash itself (falling back on dnspython's own, slower,
+    if a version hashed otherwise): with this dnspython it does."""
+    assert wireparse._same_hash_as_dnspython()
