@@ -13,10 +13,13 @@ hand-built edge cases of the name rules.
 
 from __future__ import annotations
 
+import copy
 import functools
+import io
+import pickle
 import random
 import struct
-from typing import Any
+from typing import Any, cast
 
 import dns.edns
 import dns.exception
@@ -475,7 +478,7 @@ def test_names_behave_as_dnspython_names() -> None:
         (rrset.name for section in slow.sections for rrset in section),
         strict=True,
     ):
-        assert type(ours) is type(theirs) is dns.name.Name
+        assert type(ours) is wireparse.HashedName and type(theirs) is dns.name.Name
         assert ours == theirs and hash(ours) == hash(theirs)
         assert ours.to_text() == theirs.to_text() and ours.to_wire() == theirs.to_wire()
         assert ours == dns.name.from_text(theirs.to_text().upper())
@@ -485,3 +488,148 @@ def test_names_behave_as_dnspython_names() -> None:
         fast.find_rrset(fast.answer, slow.answer[0].name, dns.rdataclass.IN, dns.rdatatype.A)
         is fast.answer[0]
     )
+
+
+# -- the names the reader makes: dnspython's names that keep their hash ----------------------
+
+
+def _random_labels(rng: random.Random) -> tuple[bytes, ...]:
+    """Up to five labels of letters, digits, hyphens and now and then any octet at all."""
+    alphabet = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-"
+    labels = []
+    for _ in range(rng.randint(0, 5)):
+        size = rng.randint(1, 30)
+        if rng.random() < 0.1:
+            labels.append(rng.randbytes(size))
+        else:
+            labels.append(bytes(rng.choice(alphabet) for _ in range(size)))
+    return (*labels, b"")
+
+
+def _recased(labels: tuple[bytes, ...], rng: random.Random) -> tuple[bytes, ...]:
+    """The labels with the case of each ASCII letter flipped at random."""
+    return tuple(
+        bytes(
+            byte ^ 0x20 if 0x61 <= byte | 0x20 <= 0x7A and rng.random() < 0.5 else byte
+            for byte in label
+        )
+        for label in labels
+    )
+
+
+def _assert_hashed_like_dnspython(ours: dns.name.Name, labels: tuple[bytes, ...]) -> None:
+    theirs = dns.name.Name(labels)
+    assert type(ours) is wireparse.HashedName
+    assert ours == theirs and theirs == ours
+    assert hash(ours) == hash(theirs)
+    assert hash(ours) == hash(theirs)  # the kept value, the second time
+    keys: dict[dns.name.Name, int] = {theirs: 1}
+    ours_keys: dict[dns.name.Name, int] = {ours: 1}
+    assert keys[ours] == 1 and ours_keys[theirs] == 1
+
+
+def test_hashed_names_equal_and_hash_as_dnspython_names() -> None:
+    """Random names in random letter case, read from the wire or built: equal to dnspython's
+    name of any other case, and the same hash, whether worked out or remembered."""
+    rng = random.Random(20261201)
+    for _ in range(2000):
+        labels = _random_labels(rng)
+        variant = _recased(labels, rng)
+        if rng.random() < 0.5:
+            wireparse._hashes.clear()  # worked out, not remembered from an earlier name
+        owner = dns.name.Name(labels).to_wire()
+        assert owner is not None
+        wire = b"\x00" * 12 + owner
+        _assert_hashed_like_dnspython(wireparse.name_from_wire(wire, 12), variant)
+        _assert_hashed_like_dnspython(wireparse.HashedName(variant), labels)
+
+
+def test_hashed_names_hash_as_dnspython_folds_its_big_integer() -> None:
+    """dnspython's hash is a big integer that Python folds only when it does not fit a
+    machine word: names whose integer falls below 2**61, between 2**61 and 2**63, and above."""
+    ranges = {"small": False, "word": False, "big": False}
+    rng = random.Random(5)
+    while not all(ranges.values()):
+        labels = (bytes(rng.randrange(256) for _ in range(rng.randint(17, 22))), b"")
+        value = 0
+        for letter in labels[0].lower():
+            value += (value << 3) + letter
+        kind = "small" if value < 2**61 else "word" if value < 2**63 else "big"
+        ranges[kind] = True
+        wireparse._hashes.clear()
+        _assert_hashed_like_dnspython(wireparse.HashedName(labels), labels)
+
+
+def test_hashed_names_of_the_same_letters_split_differently() -> None:
+    """dnspython's hash ignores where labels end (a.bc and ab.c hash alike): remembered by
+    their letters, such names still hash as dnspython hashes each, and are not equal."""
+    one, other = (b"a", b"bc", b""), (b"ab", b"c", b"")
+    assert hash(wireparse.HashedName(one)) == hash(dns.name.Name(one))
+    assert hash(wireparse.HashedName(other)) == hash(dns.name.Name(other))
+    assert wireparse.HashedName(one) != wireparse.HashedName(other)
+
+
+def test_hashed_names_from_compressed_replies() -> None:
+    """Every name of a reply whose names point into each other, and the root."""
+    replies = [wire for wire, _, _ in corpus() if b"\xc0" in wire[12:]][:200]
+    assert replies
+    for wire in replies:
+        fast, slow = wireparse._read(wire), dns.message.from_wire(wire)
+        for section_fast, section_slow in zip(fast.sections, slow.sections, strict=True):
+            for ours, theirs in zip(section_fast, section_slow, strict=True):
+                _assert_hashed_like_dnspython(ours.name, theirs.name.labels)
+                for rd_ours, rd_theirs in zip(ours, theirs, strict=True):
+                    for field in ("target", "mname", "rname", "exchange"):
+                        if hasattr(rd_theirs, field):
+                            labels = getattr(rd_theirs, field).labels
+                            _assert_hashed_like_dnspython(getattr(rd_ours, field), labels)
+    root = wireparse.name_from_wire(b"\x00", 0)
+    _assert_hashed_like_dnspython(root, dns.name.root.labels)
+    assert hash(root) == hash(dns.name.root) == hash(dns.name.empty.concatenate(dns.name.root))
+
+
+def test_hashed_names_work_with_dnspython() -> None:
+    """dnspython's operations take and give back these names as its own; what they make, and a
+    copy or a pickle, is a plain `Name`."""
+    wire = b"\x00" * 12 + b"\x03WwW\x07Example\x04TEST\x00"
+    name = wireparse.name_from_wire(wire, 12)
+    zone = dns.name.from_text("example.test.")
+    assert name.is_subdomain(zone) and not zone.is_subdomain(name)
+    assert name.parent() == zone and type(name.parent()) is dns.name.Name
+    assert name.relativize(zone) == dns.name.from_text("www", None)
+    assert name.relativize(zone).derelativize(zone) == name
+    assert name.to_text() == "WwW.Example.TEST." and str(name) == "WwW.Example.TEST."
+    assert name.to_wire() == wire[12:]
+    assert name.canonicalize().to_wire() == b"\x03www\x07example\x04test\x00"
+    assert name.fullcompare(zone)[0] == dns.name.NAMERELN_SUBDOMAIN
+    assert sorted([name, zone]) == [zone, name]
+    # A name read here finds the plain names in a compression table, and the other way round.
+    compress: dict[dns.name.Name, int] = {}
+    out = io.BytesIO()
+    zone.to_wire(out, compress)
+    name.to_wire(out, compress)
+    assert out.getvalue() == b"\x07example\x04test\x00\x03WwW\xc0\x00"
+    for made in (copy.copy(name), copy.deepcopy(name), pickle.loads(pickle.dumps(name))):
+        assert type(made) is dns.name.Name and made == name and made.labels == name.labels
+        assert hash(made) == hash(name)
+    with pytest.raises(TypeError):
+        cast(Any, name)._hash = 0  # immutable, as dnspython's
+
+
+def test_names_and_records_made_again_keep_their_letter_case() -> None:
+    """The reader gives again the names and records it made lately from the same bytes: never
+    one that differs, be it only in letter case."""
+    soa = b"\x03ns1\x07example\x04test\x00\x01h\xc0\x10" + struct.pack("!IIIII", 1, 2, 3, 4, 5)
+    upper = soa.replace(b"ns1", b"NS1").replace(b"\x01h", b"\x01H")
+    owner = b"\x07example\x04test\x00"
+    replies = [_message([_rr(owner, _SOA, rdata)], counts=(0, 1, 0)) for rdata in (soa, upper)]
+    replies += [_message([_rr(b"\x07EXAMPLE\x04test\x00", _NS, b"\x03NS1\xc0\x10")])]
+    replies += [_message([_rr(b"\x07example\x04test\x00", _NS, b"\x03ns1\xc0\x10")])]
+    for wire in replies + replies:
+        assert describe(wireparse._read(wire)) == describe(_dnspython(wire)), wire.hex()
+
+
+def test_the_hash_is_worked_out_as_dnspython_does() -> None:
+    """`HashedName` computes dnspython's hash itself (falling back on dnspython's own, slower,
+    if a version hashed otherwise): with this dnspython it does."""
+    assert wireparse._same_hash_as_dnspython()

@@ -148,6 +148,8 @@ _ADDRESS_TYPES: dict[int, tuple[type[dns.rdata.Rdata], dns.rdatatype.RdataType]]
     dns.rdatatype.AAAA: (dns.rdtypes.IN.AAAA.AAAA, dns.rdatatype.AAAA),
 }
 _set_slot = object.__setattr__
+_new_object = object.__new__
+_RRset = dns.rrset.RRset
 #: How many zones' SOAs `RecordCache._shared_soa` remembers.
 _SOA_ZONES = 256
 #: How many zone cuts `RecordCache.closest_cut` remembers.
@@ -161,8 +163,20 @@ def with_ttl(rrset: dns.rrset.RRset, ttl: int) -> dns.rrset.RRset:
     """A copy with another TTL (the original may be shared with the cache or a message)."""
     if rrset.ttl == ttl:
         return rrset
-    copy = rrset.copy()
+    if type(rrset) is not _RRset:
+        copy = rrset.copy()
+        copy.ttl = ttl
+        return copy
+    # What `copy` makes (dnspython's clone protocol: a new dict of the same rdatas, which
+    # keeps their hashes, and the attributes), without its chain of `_clone` calls.
+    copy = _new_object(_RRset)
+    copy.items = rrset.items.copy()
+    copy.rdclass = rrset.rdclass
+    copy.rdtype = rrset.rdtype
+    copy.covers = rrset.covers
     copy.ttl = ttl
+    copy.name = rrset.name
+    copy.deleting = rrset.deleting
     return copy
 
 
@@ -197,7 +211,9 @@ def _records(rrset: dns.rrset.RRset) -> tuple[Any, ...]:
     if address_type is not None and rrset.rdclass == dns.rdataclass.IN:
         cls = address_type[0]
         rdatas: list[Any] = list(rrset)
-        if all(type(rdata) is cls and rdata.rdcomment is None for rdata in rdatas):
+        # Any A or AAAA class (the engine's reader makes a subclass that knows its hash): read
+        # back, each record is dnspython's own class again, equal and hashed alike.
+        if all(isinstance(rdata, cls) and rdata.rdcomment is None for rdata in rdatas):
             return tuple(rdata.address for rdata in rdatas)
     return (rrset.items.copy(),)
 
@@ -288,7 +304,7 @@ class RecordCache:
 
     def negative_ttl(self, soa: dns.rrset.RRset) -> int:
         """min(SOA TTL, SOA MINIMUM) (RFC 2308 section 5), within the configured bounds."""
-        ttl = min(soa.ttl, soa[0].minimum, self._config.max_negative_ttl)
+        ttl = min(soa.ttl, _first(soa).minimum, self._config.max_negative_ttl)
         return max(self._config.min_ttl, ttl)
 
     def remaining(self, expires: float) -> int:
@@ -493,7 +509,7 @@ class RecordCache:
         owner = None if text == lowered else name
         deadline = now + ttl if expires is None else expires
         packed = ttl << _SECURITY_BITS | security
-        held_proof = tuple(rrset.copy() for rrset in proof) or None
+        held_proof = tuple(rrset.copy() for rrset in proof) if proof else None
         stored = (deadline, packed, rcode, owner, held_proof, *self._shared_soa(soa))
         self._entries.put(key, stored, now)
         if rdtype is not None:
@@ -506,8 +522,8 @@ class RecordCache:
         and a flood of random names in one zone (water torture) is all negative answers:
         shared, the SOA costs two references per entry instead of about 900 bytes."""
         held = self._soas.get(soa.name.labels)
-        same = held is not None and len(soa) == len(held[1]) == 1
-        if held is not None and same and _same_soa(next(iter(held[1])), soa[0]):
+        same = held is not None and len(soa.items) == len(held[1]) == 1
+        if held is not None and same and _same_soa(next(iter(held[1])), _first(soa)):
             return held
         if len(self._soas) >= _SOA_ZONES:
             self._soas.clear()
@@ -773,10 +789,16 @@ def _aged(rrset: dns.rrset.RRset, ttl: int) -> dns.rrset.RRset:
     return copy
 
 
+def _first(rrset: dns.rrset.RRset) -> Any:
+    """`rrset[0]`, without dnspython's slice-or-index `__getitem__`."""
+    return next(iter(rrset.items))
+
+
 def _same_soa(one: Any, other: Any) -> bool:
     """Whether two SOA rdatas are the same, compared field by field (dnspython compares
-    rdatas by rendering both, tens of microseconds)."""
-    return (
+    rdatas by rendering both, tens of microseconds); the same object when the engine's
+    reader gave the record again (`engine/wireparse.py`)."""
+    return one is other or (
         one.serial == other.serial
         and one.minimum == other.minimum
         and one.mname.labels == other.mname.labels

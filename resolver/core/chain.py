@@ -18,6 +18,8 @@ from resolver.core.actions import Answer
 from resolver.core.reasons import ResolutionFailed, ServfailReason, ValidationNote
 from resolver.core.security import Security, weakest
 
+_CNAME = dns.rdatatype.CNAME
+
 
 @dataclass(frozen=True)
 class Question:
@@ -75,9 +77,10 @@ class Chain:
         self.signatures.extend(step.signatures)
         self.proof.extend(step.proof)
         self.security.append(step.security)
-        self.notes.extend(note for note in step.notes if note not in self.notes)
+        if step.notes:
+            self.notes.extend(note for note in step.notes if note not in self.notes)
         for rrset in step.records:
-            if rrset.rdtype == dns.rdatatype.CNAME:
+            if rrset.rdtype == _CNAME:
                 self._aliases.add(rrset.name)
         if len(self._aliases) > self._limit:
             raise ResolutionFailed(ServfailReason.CNAME_CHAIN_TOO_LONG)

@@ -30,6 +30,7 @@ from resolver.core.scrub import in_bailiwick, is_within, same_name
 
 ADDRESS_TYPES = (dns.rdatatype.A, dns.rdatatype.AAAA)
 _AA, _RA = int(dns.flags.AA), int(dns.flags.RA)
+_SOA, _DNAME = dns.rdatatype.SOA, dns.rdatatype.DNAME
 
 
 class Kind(Enum):
@@ -70,10 +71,17 @@ def _lame(name: dns.name.Name, why: Lameness) -> Classified:
     return Classified(Kind.LAME, name, lameness=why)
 
 
+# The searches below are loops rather than `next()` over a generator: they run on every
+# response, and a generator costs more to make than a short section costs to scan.
+
+
 def _find(
     section: list[dns.rrset.RRset], name: dns.name.Name, rdtype: int
 ) -> dns.rrset.RRset | None:
-    return next((r for r in section if r.rdtype == rdtype and same_name(r.name, name)), None)
+    for rrset in section:
+        if rrset.rdtype == rdtype and same_name(rrset.name, name):
+            return rrset
+    return None
 
 
 def synthesise_cname(dname: dns.rrset.RRset, name: dns.name.Name) -> dns.rrset.RRset | None:
@@ -92,14 +100,10 @@ def synthesise_cname(dname: dns.rrset.RRset, name: dns.name.Name) -> dns.rrset.R
 
 def _dname_above(answer: list[dns.rrset.RRset], name: dns.name.Name) -> dns.rrset.RRset | None:
     """A DNAME in the section whose owner is a proper ancestor of `name`: it redirects `name`."""
-    return next(
-        (
-            r
-            for r in answer
-            if r.rdtype == dns.rdatatype.DNAME and name != r.name and name.is_subdomain(r.name)
-        ),
-        None,
-    )
+    for rrset in answer:
+        if rrset.rdtype == _DNAME and name != rrset.name and name.is_subdomain(rrset.name):
+            return rrset
+    return None
 
 
 def _follow_chain(
@@ -117,6 +121,8 @@ def _follow_chain(
     the target, and the parent can never overwrite a child's data with its own copy.
     """
     chain: list[dns.rrset.RRset] = []
+    if not answer:
+        return chain, qname, False  # (the common negative answer: nothing to walk)
     name, visited = qname, set()
     while True:
         if not one_link:  # one link is one pass: no loop to guard against (nor names to hash)
@@ -155,10 +161,10 @@ def _follow_chain(
 
 
 def _negative_soa(authority: list[dns.rrset.RRset], name: dns.name.Name) -> dns.rrset.RRset | None:
-    return next(
-        (r for r in authority if r.rdtype == dns.rdatatype.SOA and is_within(name, r.name)),
-        None,
-    )
+    for rrset in authority:
+        if rrset.rdtype == _SOA and is_within(name, rrset.name):
+            return rrset
+    return None
 
 
 def glue_for(

@@ -59,8 +59,13 @@ def conclude(work: Work, verdict: Classified, qtype: int, depth: int) -> Step:
     """Cache what the server (or forwarder) said and turn it into a chain step."""
     cache = work.ctx.cache
     cache_verdict(cache, verdict)
-    records = tuple(with_ttl(r, cache.clamp_ttl(r.ttl)) for r in verdict.chain)
-    signatures = tuple(with_ttl(r, cache.clamp_ttl(r.ttl)) for r in verdict.signatures)
+    # (A negative answer has no records: no generator is made for nothing.)
+    records: tuple[dns.rrset.RRset, ...] = ()
+    if verdict.chain:
+        records = tuple(with_ttl(r, cache.clamp_ttl(r.ttl)) for r in verdict.chain)
+    signatures: tuple[dns.rrset.RRset, ...] = ()
+    if verdict.signatures:
+        signatures = tuple(with_ttl(r, cache.clamp_ttl(r.ttl)) for r in verdict.signatures)
     if verdict.kind is Kind.ANSWER:
         if work.trace is not None:
             work.say(depth, "  answer: {}", Records(verdict.chain))

@@ -21,12 +21,20 @@ same result over thousands of mutated replies of the test internet.
 Names follow dnspython's rules exactly (RFC 1035 section 4.1.4 compression, pointers strictly
 backwards, each followed segment wholly before the one that pointed to it, at most 16 hops, at
 most 255 octets) and are made as dnspython's immutable wrapper allows its own code to make them:
-`Name.__new__` and the `labels` slot set directly.
+`Name.__new__` and the `labels` slot set directly. They are `HashedName`s, dnspython names that
+keep their hash once worked out, since the names of a reply (the question above all, which is
+the client's) are looked up in dicts again and again on their way through the resolver.
+
+Names and records with names are immutable, and the same ones come in reply after reply (a
+zone's name, its SOA, its name servers): those made lately are given again when the same
+uncompressed bytes, letter case included, come back, as is the OPT record without options.
 """
 
 from __future__ import annotations
 
 import struct
+import sys
+from collections.abc import Iterable
 from typing import Any, cast
 
 import dns.edns
@@ -40,7 +48,7 @@ import dns.rdatatype
 import dns.rrset
 import dns.wire
 
-__all__ = ["from_wire", "name_from_wire"]
+__all__ = ["HashedName", "from_wire", "name_from_wire"]
 
 
 class _Unsure(Exception):
@@ -103,24 +111,117 @@ def _with_known_hash(base: type[dns.rdata.Rdata]) -> type[dns.rdata.Rdata]:
     return type(base.__name__, (base,), namespace)
 
 
-#: The rdata class made for each fast type in class IN: dnspython's own for addresses (the
-#: record cache keeps those as bare addresses when they are exactly that class), a subclass
-#: with a known hash for those whose hash costs a rendering (`_with_known_hash`).
+#: The rdata class made for each fast type in class IN: a subclass of dnspython's with a known
+#: hash (`_with_known_hash`; the record cache keeps addresses as bare text whatever their class).
 _RDATA_CLASS: dict[int, type[dns.rdata.Rdata]] = {
-    rdtype: dns.rdata.get_rdata_class(_IN, _TYPES[rdtype])
-    if rdtype in (_A, _AAAA)
-    else _with_known_hash(dns.rdata.get_rdata_class(_IN, _TYPES[rdtype]))
-    for rdtype in _FAST
+    rdtype: _with_known_hash(dns.rdata.get_rdata_class(_IN, _TYPES[rdtype])) for rdtype in _FAST
 }
 
 _OPT_CLASS = dns.rdata.get_rdata_class(_IN, dns.rdatatype.OPT)
 _OPT_KNOWN_HASH = _with_known_hash(_OPT_CLASS)
+#: The OPT rdata without options made lately, by payload size (rdata are immutable).
+_empty_opts: dict[int, Any] = {}
+_EMPTY_OPT_HASH = hash(b"")  # dnspython's: of the options as rendered, none
 _GenericOption = dns.edns.GenericOption
 _OPTION = struct.Struct("!HH")  # an EDNS option's code and length
 
 _new = object.__new__
 _set = object.__setattr__
 _Name = dns.name.Name
+_MAX_HASH = sys.maxsize
+_hashes: dict[bytes, int] = {}
+_HASHES_MEMO = 4096  # names remembered by `_hash_of`
+#: `HashedName._hash` before the hash is worked out: no hash is -1 (Python reserves it).
+_UNKNOWN = -1
+
+
+class HashedName(dns.name.Name):
+    """A `dns.name.Name` that works out its hash once, on first use, and keeps it.
+
+    dnspython hashes a name with a Python loop over its letters, growing a big integer (about
+    2 us for a typical name), and does it again at every dict or set lookup: a client's
+    question is looked up about a dozen times on its way through the engine (the table of
+    questions in flight, the queries on the wire, the cache...). The names this module reads
+    are of this class, so each of those lookups after the first costs an attribute read.
+
+    The value is dnspython's (`_hash_of`). Equality, ordering and every method are
+    dnspython's, and those that make a name (`parent`, `relativize`...) make plain `Name`s; a
+    copy or a pickle is a plain `Name` too, so nothing outside the process sees this class.
+    """
+
+    __slots__ = ("_hash",)
+    _hash: int
+
+    def __init__(self, labels: Iterable[bytes | str]) -> None:
+        super().__init__(labels)
+        _set(self, "_hash", _UNKNOWN)
+
+    def __hash__(self) -> int:
+        known: int = self._hash
+        if known == _UNKNOWN:
+            if _SAME_HASH_AS_DNSPYTHON:
+                known = _hash_of(b"".join(self.labels).lower())
+            else:  # (see `_same_hash_as_dnspython`)
+                known = hash(_Name(self.labels))
+            _set(self, "_hash", known)
+        return known
+
+    def __reduce__(self) -> tuple[type[dns.name.Name], tuple[tuple[bytes, ...]]]:
+        return (_Name, (self.labels,))
+
+
+def _hash_of(letters: bytes) -> int:
+    """`hash(name)` for a `dns.name.Name` whose labels, joined and lower-cased, are `letters`.
+
+    dnspython's `__hash__` runs `h += (h << 3) + c` over those letters (nothing between the
+    labels, so the value depends on nothing else) and returns the big integer, which Python's
+    `slot_tp_hash` folds: kept as it is if it fits a machine word, else `hash()` of it; the
+    folded value is what is returned here. The names of the last few thousand questions are
+    remembered by their letters: the reply to a query repeats its question, and every negative
+    answer of a zone names the zone's SOA, so most names are hashed once, whichever object
+    holds them.
+    """
+    known = _hashes.get(letters)
+    if known is None:
+        value = 0
+        for letter in letters:
+            value += (value << 3) + letter
+        known = value if value <= _MAX_HASH else hash(value)
+        if len(_hashes) >= _HASHES_MEMO:
+            _hashes.clear()
+        _hashes[letters] = known
+    return known
+
+
+def _same_hash_as_dnspython() -> bool:
+    """Whether `_hash_of` still computes what dnspython's `Name.__hash__` does, which is no
+    documented API: if a version of dnspython hashed otherwise, `HashedName` would ask it."""
+    samples: tuple[tuple[bytes, ...], ...] = (
+        (b"",),
+        (b"A", b""),
+        (b"www", b"Example", b"COM", b""),
+        (b"x1234567890-Bench-Test" * 2, b"Bench-Test" * 6, b"net", b""),  # a big integer
+        (bytes(range(200, 256)), b""),
+    )
+    for labels in samples:
+        if _hash_of(b"".join(labels).lower()) != hash(dns.name.Name(labels)):
+            return False
+    _hashes.clear()
+    return True
+
+
+_SAME_HASH_AS_DNSPYTHON = _same_hash_as_dnspython()
+
+
+def _hashed_name(labels: tuple[bytes, ...]) -> HashedName:
+    """A `HashedName` of labels known to be valid, made as dnspython's immutable wrapper lets
+    its own code make names (`__new__`, then the slots set directly)."""
+    name = _new(HashedName)
+    _set(name, "labels", labels)
+    _set(name, "_hash", _UNKNOWN)
+    return name
+
+
 _RRset = dns.rrset.RRset
 _QueryMessage = dns.message.QueryMessage
 _Flag = dns.flags.Flag
@@ -129,6 +230,13 @@ _flags_made: dict[int, dns.flags.Flag] = {}
 _FLAGS_MEMO = 1024  # header flag words remembered (hostile ones may try all 65,536)
 _ipv6_text: dict[bytes, str] = {}
 _IPV6_MEMO = 4096  # addresses remembered (the text form is dnspython's, slow to make)
+_names: dict[bytes, HashedName] = {}
+_NAMES_MEMO = 4096  # names remembered by their uncompressed wire form (see `_name`)
+#: The records with names made lately, per type, by their uncompressed wire form.
+_rdatas_made: dict[int, dict[bytes, Any]] = {
+    rdtype: {} for rdtype in (_NS, _CNAME, _PTR, _DNAME, _SOA, _MX, _SRV)
+}
+_RDATAS_MEMO = 1024  # per type
 
 
 def name_from_wire(wire: bytes, pos: int) -> dns.name.Name:
@@ -185,13 +293,18 @@ def _ipv6(address: bytes) -> str:
     return text
 
 
-def _name(wire: bytes, pos: int, end: int, decompress: bool) -> tuple[dns.name.Name, bytes, int]:
-    """The name at `pos` (read no further than `end`), its lower-cased uncompressed wire form
-    (the key that makes names equal as dnspython compares them) and where the record goes on.
+def _name(wire: bytes, pos: int, end: int, decompress: bool) -> tuple[HashedName, bytes, int]:
+    """The name at `pos` (read no further than `end`), its uncompressed wire form as read
+    (letter case included: lower-cased, it is the key that makes names equal as dnspython
+    compares them) and where the record goes on.
 
     dnspython's rules (`dns.name.from_wire_parser`): a pointer must point before the start of
     the segment it is in, the segment it points to must end before that start (so no loop
     can last), at most 16 pointers are followed and the name has at most 255 octets.
+
+    The same names come back in reply after reply (a zone's own name, its name servers, the
+    SOA's names), so the names made lately are remembered by their wire form and given again:
+    names are immutable, and one given again keeps the hash it has worked out.
     """
     labels: list[bytes] = []
     parts: list[bytes] = []
@@ -227,33 +340,48 @@ def _name(wire: bytes, pos: int, end: int, decompress: bool) -> tuple[dns.name.N
             raise _Unsure
     if parts:
         parts.append(wire[start:pos])
-        key = b"".join(parts).lower()
+        raw = b"".join(parts)
     else:
-        key = wire[start:pos].lower()
+        raw = wire[start:pos]
         after = pos
-    if len(key) > 255:
+    if len(raw) > 255:
         raise _Unsure
-    labels.append(b"")
-    name = _new(_Name)
-    _set(name, "labels", tuple(labels))
-    return name, key, after
+    name = _names.get(raw)
+    if name is None:
+        labels.append(b"")
+        name = _hashed_name(tuple(labels))
+        if len(_names) >= _NAMES_MEMO:
+            _names.clear()
+        _names[raw] = name
+    return name, raw, after
+
+
+def _new_rdata(rdtype: int) -> Any:
+    """A new rdata of a fast type in class IN, its fields still to set."""
+    rd = _new(_RDATA_CLASS[rdtype])
+    _set(rd, "rdclass", _IN)
+    _set(rd, "rdtype", _TYPES[rdtype])
+    _set(rd, "rdcomment", None)
+    return rd
 
 
 def _rdata(rdtype: int, wire: bytes, pos: int, end: int) -> dns.rdata.Rdata:
     """The rdata of a fast type in `wire[pos:end]`, as its class's `from_wire_parser` makes it."""
-    rd: Any = _new(_RDATA_CLASS[rdtype])
-    _set(rd, "rdclass", _IN)
-    _set(rd, "rdtype", _TYPES[rdtype])
-    _set(rd, "rdcomment", None)
+    rd: Any
     if rdtype == _A:
         if end - pos != 4:
             raise _Unsure
+        rd = _new_rdata(rdtype)
         _set(rd, "address", f"{wire[pos]}.{wire[pos + 1]}.{wire[pos + 2]}.{wire[pos + 3]}")
+        _set(rd, "_known_hash", hash(wire[pos:end]))  # dnspython's: of the address's octets
         return rd
     if rdtype == _AAAA:
         if end - pos != 16:
             raise _Unsure
-        _set(rd, "address", _ipv6(wire[pos:end]))
+        rd = _new_rdata(rdtype)
+        address = wire[pos:end]
+        _set(rd, "address", _ipv6(address))
+        _set(rd, "_known_hash", hash(address))
         return rd
     start = pos
     if rdtype == _TXT:
@@ -266,16 +394,44 @@ def _rdata(rdtype: int, wire: bytes, pos: int, end: int) -> dns.rdata.Rdata:
             pos = following
         if not strings:
             raise _Unsure  # dnspython refuses a TXT without strings
+        rd = _new_rdata(rdtype)
         _set(rd, "strings", tuple(strings))
         _set(rd, "_known_hash", hash(wire[start:end]))
         return rd
+    # The types with names: the names are read (which checks them), then the record is the
+    # one made lately from the same uncompressed form, if any (rdata are immutable).
     if rdtype == _SOA:
-        mname, mkey, pos = _name(wire, pos, end, True)
-        rname, rkey, pos = _name(wire, pos, end, True)
+        mname, mraw, pos = _name(wire, pos, end, True)
+        rname, rraw, pos = _name(wire, pos, end, True)
         if end - pos != _SOA_TAIL.size:
             raise _Unsure
-        _set(rd, "_known_hash", hash(mkey + rkey + wire[pos:end]))
-        serial, refresh, retry, expire, minimum = _SOA_TAIL.unpack_from(wire, pos)
+        head, names, pos = b"", mraw + rraw, end
+    elif rdtype == _MX:
+        if end - pos < 2:
+            raise _Unsure
+        head = wire[pos : pos + 2]
+        exchange, names, pos = _name(wire, pos + 2, end, True)
+    elif rdtype == _SRV:
+        if end - pos < _SRV_HEAD.size:
+            raise _Unsure
+        head = wire[pos : pos + _SRV_HEAD.size]
+        target, names, pos = _name(wire, pos + _SRV_HEAD.size, end, True)
+    else:  # NS, CNAME, PTR; DNAME's target may not be compressed (RFC 6672 section 2.5)
+        head = b""
+        target, names, pos = _name(wire, pos, end, rdtype != _DNAME)
+    if pos != end:
+        raise _Unsure  # the rdata must be used up exactly
+    tail = wire[end - _SOA_TAIL.size : end] if rdtype == _SOA else b""
+    expanded = head + names + tail
+    made = _rdatas_made[rdtype]
+    rd = made.get(expanded)
+    if rd is not None:
+        return cast(dns.rdata.Rdata, rd)
+    rd = _new_rdata(rdtype)
+    # The hash dnspython computes: of the canonical form, names lower-cased, numbers as read.
+    _set(rd, "_known_hash", hash(head + names.lower() + tail))
+    if rdtype == _SOA:
+        serial, refresh, retry, expire, minimum = _SOA_TAIL.unpack_from(tail)
         _set(rd, "mname", mname)
         _set(rd, "rname", rname)
         _set(rd, "serial", serial)
@@ -283,31 +439,21 @@ def _rdata(rdtype: int, wire: bytes, pos: int, end: int) -> dns.rdata.Rdata:
         _set(rd, "retry", retry)
         _set(rd, "expire", expire)
         _set(rd, "minimum", minimum)
-        return rd
-    if rdtype == _MX:
-        if end - pos < 2:
-            raise _Unsure
-        _set(rd, "preference", (wire[pos] << 8) | wire[pos + 1])
-        exchange, key, pos = _name(wire, pos + 2, end, True)
+    elif rdtype == _MX:
+        _set(rd, "preference", (head[0] << 8) | head[1])
         _set(rd, "exchange", exchange)
-        _set(rd, "_known_hash", hash(wire[start : start + 2] + key))
     elif rdtype == _SRV:
-        if end - pos < _SRV_HEAD.size:
-            raise _Unsure
-        priority, weight, port = _SRV_HEAD.unpack_from(wire, pos)
+        priority, weight, port = _SRV_HEAD.unpack(head)
         _set(rd, "priority", priority)
         _set(rd, "weight", weight)
         _set(rd, "port", port)
-        target, key, pos = _name(wire, pos + _SRV_HEAD.size, end, True)
         _set(rd, "target", target)
-        _set(rd, "_known_hash", hash(wire[start : start + _SRV_HEAD.size] + key))
-    else:  # NS, CNAME, PTR; DNAME's target may not be compressed (RFC 6672 section 2.5)
-        target, key, pos = _name(wire, pos, end, rdtype != _DNAME)
+    else:
         _set(rd, "target", target)
-        _set(rd, "_known_hash", hash(key))
-    if pos != end:
-        raise _Unsure  # the rdata must be used up exactly
-    return rd
+    if len(made) >= _RDATAS_MEMO:
+        made.clear()
+    made[expanded] = rd
+    return cast(dns.rdata.Rdata, rd)
 
 
 def _new_rrset(
@@ -348,8 +494,19 @@ def _opt(
         options = generic
         rd = _new(_OPT_KNOWN_HASH)
         _set(rd, "_known_hash", hash(wire[pos : pos + rdlen]))
-    else:
-        rd = _new(_OPT_CLASS)
+    else:  # no options (nearly every reply): the one made lately for this payload size
+        rd = _empty_opts.get(payload)
+        if rd is None:
+            rd = _new(_OPT_KNOWN_HASH)
+            _set(rd, "_known_hash", _EMPTY_OPT_HASH)
+            _set(rd, "rdclass", _rdclass(payload))
+            _set(rd, "rdtype", _TYPES[_OPT])
+            _set(rd, "rdcomment", None)
+            _set(rd, "options", options)
+            if len(_empty_opts) >= _CLASS_MEMO:
+                _empty_opts.clear()
+            _empty_opts[payload] = rd
+        return _new_rrset(name, rd.rdclass, rd.rdtype, _NONE, ttl, {rd: None})
     _set(rd, "rdclass", _rdclass(payload))
     _set(rd, "rdtype", _TYPES[_OPT])
     _set(rd, "rdcomment", None)
@@ -415,7 +572,8 @@ def _read(wire: bytes) -> dns.message.Message:
     for number, count in ((1, ancount), (2, nscount), (3, arcount)):
         section = message.sections[number]
         for _ in range(count):
-            name, key, pos = _name(wire, pos, size, True)
+            name, raw, pos = _name(wire, pos, size, True)
+            key = raw.lower()
             if pos + 10 > size:
                 raise _Unsure
             rdtype, rdclass, ttl, rdlen = _RR_HEADER.unpack_from(wire, pos)
