@@ -94,7 +94,10 @@ class Resolution:
         # Glueless name servers' addresses only steer the walk: like Unbound's target
         # queries, they are not validated (a client asking for them later validates them).
         glueless = partial(self._resolve, validate=False)
-        self._walk = Walk(self._work, self._lookup, Exchange(self._work), glueless)
+        # The walk and the validator call back into this resolution (a reference cycle, as
+        # is the suspended generator's frame): `_release` breaks them when the question ends,
+        # so that reference counting alone frees a finished question's objects.
+        self._walk: Walk | None = Walk(self._work, self._lookup, Exchange(self._work), glueless)
         # The validator and the aggressive answers are made when a name under a trust anchor
         # first needs them: most questions (validation off, or no anchor above the name)
         # never do, and each costs an object per question.
@@ -153,7 +156,28 @@ class Resolution:
             return self._steps.send(outcome)  # type: ignore[arg-type]  # priming send(None)
         except StopIteration as finished:
             self._done = Done(finished.value)
+            self._release()
             return self._done
+        except BaseException:
+            self._release()  # a bug: the driver ends the question (the generator is finished)
+            raise
+
+    def close(self) -> None:
+        """The driver is done with this question, answered or not (out of time, replaced):
+        its generator, if still suspended, is closed now, as the cyclic garbage collector
+        would close it later, and the objects that point back at this resolution are let go.
+
+        Only reading methods (`give_up`'s answer, `stale_answer`, the counters) may follow.
+        """
+        self._steps.close()
+        self._release()
+
+    def _release(self) -> None:
+        """Break the reference cycles through this resolution (walk and validator hold its
+        `_resolve`): without it, each question left about 25 objects, its answer among them,
+        for the cyclic garbage collector, whose young collections then paused the daemon."""
+        self._walk = None
+        self._validator_made = None
 
     def give_up(self, reason: ServfailReason, detail: str = "") -> Answer:
         """The answer when resolution cannot go on: stale data if allowed and held, else SERVFAIL.
@@ -256,6 +280,7 @@ class Resolution:
                         name, qtype, depth, chain.named_by
                     )
                 else:  # a failure now is no failure of the name: it is not remembered
+                    assert self._walk is not None  # dropped only when the question ended
                     try:
                         step = yield from self._walk.iterate(name, qtype, depth, chain.named_by)
                     except ResolutionFailed as failure:
@@ -336,6 +361,7 @@ class Resolution:
                 dns.rdatatype.RdataType.to_text(qtype),
             )
             raise ResolutionFailed(failed)
+        assert self._walk is not None  # dropped only when the question ended
         try:
             return (yield from self._walk.iterate(name, qtype, depth, named_by))
         except ResolutionFailed as failure:
