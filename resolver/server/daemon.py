@@ -32,11 +32,14 @@ def format_endpoint(address: str, port: int) -> str:
 
 
 #: The collector's thresholds in a serving process (`serve`'s `freeze_gc`): young, middle and
-#: old generations (CPython's defaults: 700, 10, 10). Measured under the unique-name flood
-#: (8 s, `benchmarks/flood.py`): about 30 objects per miss are cyclic garbage that only the
-#: young collection frees (a `Resolution` and the parts holding its bound methods), 1.4 us of
-#: collecting each, about 7% of the CPU; a young threshold of 5,000 spent more on it (0.33 to
-#: 0.37 s against 0.25 to 0.32 s), so the threshold stays.
+#: old generations (CPython's defaults: 700, 10, 10). A finished question leaves no cyclic
+#: garbage (`Resolution.close`, tests/test_reference_cycles.py): its objects are freed by
+#: reference counting, so the young count grows only with what stays (cache entries, questions
+#: in flight) and a collection finds next to nothing to free. Measured under the unique-name
+#: flood (8 s, `benchmarks/flood.py --rate 0`, server CPU per query, on a loaded 2-CPU machine
+#: whose noise is about 10%): the defaults 364 us, (5,000, 20, 100) 344 us, these 321 to
+#: 343 us, (200,000, 20, 100) 336 us: walking the surviving young objects less often still
+#: pays, a larger young generation no more, so these stay.
 _GC_THRESHOLDS = (50_000, 20, 100)
 
 
