@@ -35,7 +35,7 @@ from resolver.core.retry import MAX_RETRIES, avoid
 from resolver.core.security import Security
 from resolver.core.shared import SharedSteps
 from resolver.core.validation import Validator
-from resolver.core.walk import FATAL, Steps, Walk
+from resolver.core.walk import FATAL, Walk
 from resolver.core.work import Context, Tracer, Work
 
 __all__ = ["Context", "Resolution", "Tracer"]
@@ -103,7 +103,10 @@ class Resolution:
         # never do, and each costs an object per question.
         self._validator_made: Validator | None = None
         self._aggressive_made: Aggressive | None = None
-        self._steps = self._run()
+        # The client's question itself; a failure that escapes it becomes `give_up`'s answer
+        # (in `_advance`, not in a wrapping generator: each level costs every query's outcome
+        # one more frame to pass through).
+        self._steps = self._resolve(qname, qtype, 0)
         self._done: Done | None = None
 
     @property
@@ -158,6 +161,10 @@ class Resolution:
             self._done = Done(finished.value)
             self._release()
             return self._done
+        except ResolutionFailed as failure:
+            self._release()
+            self._done = Done(self.give_up(failure.reason, failure.detail))
+            return self._done
         except BaseException:
             self._release()  # a bug: the driver ends the question (the generator is finished)
             raise
@@ -196,12 +203,6 @@ class Resolution:
             return stale
         self._work.say(0, "SERVFAIL: {}", f"{reason.text}: {detail}" if detail else reason.text)
         return Answer.servfail(reason, detail)
-
-    def _run(self) -> Generator[SendQuery, Outcome, Answer]:
-        try:
-            return (yield from self._resolve(self.qname, self.qtype, 0))
-        except ResolutionFailed as failure:
-            return self.give_up(failure.reason, failure.detail)
 
     def stale_answer(self) -> Answer | None:
         """The whole CNAME chain from the cache, expired links included, or None if incomplete.
@@ -276,18 +277,26 @@ class Resolution:
             if step is None:
                 self._work.answered_by = None
                 if attempt == 0:
-                    step = yield from self._iterate_remembering_failure(
-                        name, qtype, depth, chain.named_by
-                    )
-                else:  # a failure now is no failure of the name: it is not remembered
-                    assert self._walk is not None  # dropped only when the question ended
-                    try:
-                        step = yield from self._walk.iterate(name, qtype, depth, chain.named_by)
-                    except ResolutionFailed as failure:
-                        if failure.reason in FATAL or bogus is None:
-                            raise
-                        self._work.say(depth, "  no other server: {}", failure.reason.text)
-                        break
+                    self._raise_remembered_failure(name, qtype, depth)
+                assert self._walk is not None  # dropped only when the question ended
+                # The walk is delegated to here, not through a helper generator: every
+                # upstream query's outcome passes each generator level on its way down.
+                try:
+                    step = yield from self._walk.iterate(name, qtype, depth, chain.named_by)
+                except ResolutionFailed as failure:
+                    if attempt == 0:
+                        # Remembered (RFC 9520) only for the client's own question and the
+                        # links of its chain: a glueless lookup deep inside another question
+                        # may have failed for that question's caps (depth, cycles), not the
+                        # name's own.
+                        if failure.reason.authorities_failed and depth == 0:
+                            self._work.ctx.cache.put_failure(name, qtype, failure.reason)
+                        raise
+                    # A failure now is no failure of the name: it is not remembered.
+                    if failure.reason in FATAL or bogus is None:
+                        raise
+                    self._work.say(depth, "  no other server: {}", failure.reason.text)
+                    break
                 server = self._work.answered_by
             if not validate or step.security is Security.SECURE:
                 return step
@@ -341,18 +350,15 @@ class Resolution:
         anchor = self._work.ctx.anchor_for(name)
         return anchor is not None and not anchor.negative
 
-    def _iterate_remembering_failure(
-        self, name: dns.name.Name, qtype: int, depth: int, named_by: dns.name.Name | None
-    ) -> Steps:
-        """Iterate, unless the same question failed moments ago (RFC 9520 section 3).
+    def _raise_remembered_failure(self, name: dns.name.Name, qtype: int, depth: int) -> None:
+        """Fail at once if the same question failed moments ago (RFC 9520 section 3).
 
-        A failure of the authorities is remembered for `cache.failure_ttl` seconds, so a dead
-        zone costs one client the full wait, not every client; stale data may still answer it.
-        Every question looks remembered failures up, but only the client's own question and
-        the links of its CNAME chain (depth 0) leave one behind.
+        A failure of the authorities is remembered for `cache.failure_ttl` seconds (by
+        `_obtained`), so a dead zone costs one client the full wait, not every client; stale
+        data may still answer it. Every question looks remembered failures up, but only the
+        client's own question and the links of its CNAME chain (depth 0) leave one behind.
         """
-        cache = self._work.ctx.cache
-        failed = cache.get_failure(name, qtype)
+        failed = self._work.ctx.cache.get_failure(name, qtype)
         if failed is not None:
             self._work.say(
                 depth,
@@ -361,15 +367,6 @@ class Resolution:
                 dns.rdatatype.RdataType.to_text(qtype),
             )
             raise ResolutionFailed(failed)
-        assert self._walk is not None  # dropped only when the question ended
-        try:
-            return (yield from self._walk.iterate(name, qtype, depth, named_by))
-        except ResolutionFailed as failure:
-            # Only a question asked for itself: a glueless lookup deep inside another question
-            # may have failed for that question's caps (depth, cycles), not the name's own.
-            if failure.reason.authorities_failed and depth == 0:
-                cache.put_failure(name, qtype, failure.reason)
-            raise
 
 
 def bogus_for_cd(step: Step, bogus_ttl: int) -> Step:
