@@ -53,7 +53,7 @@ class Resolution:
         "_shared",
         "_steps",
         "_validator_made",
-        "_walk",
+        "_walk_made",
         "_work",
         "checking_disabled",
         "private",
@@ -91,16 +91,14 @@ class Resolution:
         self.private = False
         self._work = Work(context, trace)
         self._lookup = CacheLookup(self._work)
-        # Glueless name servers' addresses only steer the walk: like Unbound's target
-        # queries, they are not validated (a client asking for them later validates them).
-        glueless = partial(self._resolve, validate=False)
-        # The walk and the validator call back into this resolution (a reference cycle, as
-        # is the suspended generator's frame): `_release` breaks them when the question ends,
-        # so that reference counting alone frees a finished question's objects.
-        self._walk: Walk | None = Walk(self._work, self._lookup, Exchange(self._work), glueless)
-        # The validator and the aggressive answers are made when a name under a trust anchor
-        # first needs them: most questions (validation off, or no anchor above the name)
-        # never do, and each costs an object per question.
+        # The walk is made when a link first needs iterating (a question answered from the
+        # cache never does), the validator and the aggressive answers when a name under a
+        # trust anchor first needs them: most questions (validation off, or no anchor above
+        # the name) never do, and each costs objects per question. The walk and the validator
+        # call back into this resolution (a reference cycle, as is the suspended generator's
+        # frame): `_release` breaks them when the question ends, so that reference counting
+        # alone frees a finished question's objects.
+        self._walk_made: Walk | None = None
         self._validator_made: Validator | None = None
         self._aggressive_made: Aggressive | None = None
         # The client's question itself; a failure that escapes it becomes `give_up`'s answer
@@ -114,6 +112,15 @@ class Resolution:
         if self._validator_made is None:
             self._validator_made = Validator(self._work, self._resolve)
         return self._validator_made
+
+    @property
+    def _walk(self) -> Walk:
+        if self._walk_made is None:
+            # Glueless name servers' addresses only steer the walk: like Unbound's target
+            # queries, they are not validated (a client asking for them later validates them).
+            glueless = partial(self._resolve, validate=False)
+            self._walk_made = Walk(self._work, self._lookup, Exchange(self._work), glueless)
+        return self._walk_made
 
     @property
     def _aggressive(self) -> Aggressive:
@@ -183,7 +190,7 @@ class Resolution:
         """Break the reference cycles through this resolution (walk and validator hold its
         `_resolve`): without it, each question left about 25 objects, its answer among them,
         for the cyclic garbage collector, whose young collections then paused the daemon."""
-        self._walk = None
+        self._walk_made = None
         self._validator_made = None
 
     def give_up(self, reason: ServfailReason, detail: str = "") -> Answer:
@@ -278,7 +285,6 @@ class Resolution:
                 self._work.answered_by = None
                 if attempt == 0:
                     self._raise_remembered_failure(name, qtype, depth)
-                assert self._walk is not None  # dropped only when the question ended
                 # The walk is delegated to here, not through a helper generator: every
                 # upstream query's outcome passes each generator level on its way down.
                 try:
