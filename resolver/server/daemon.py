@@ -39,9 +39,9 @@ def format_endpoint(address: str, port: int) -> str:
 #: and with the defaults the old generations are walked again and again as the cache grows.
 #: Measured under the unique-name flood (8 s, `benchmarks/flood.py --rate 0`, the daemon's
 #: `gc.callbacks`): with the defaults, 0.6 s of collecting for 22,000 queries (27 us each, the
-#: longest pause 24 ms) and 365 us of CPU per query; with these, 0.11 s in all, startup
-#: included (8 us per query), and 326 us per query. Before misses stopped leaving cycles, these
-#: thresholds collected 280,000 objects in the same run, in pauses of up to 113 ms.
+#: longest pause 24 ms); with these, 0.06 to 0.11 s in all for 13,000 to 24,000 queries,
+#: startup included (3 to 8 us each). Before misses stopped leaving cycles, these thresholds
+#: collected 280,000 to 355,000 objects in such a run, 0.3 to 0.6 s, in pauses of up to 113 ms.
 _GC_THRESHOLDS = (50_000, 20, 100)
 
 
