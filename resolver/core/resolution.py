@@ -35,7 +35,7 @@ from resolver.core.retry import MAX_RETRIES, avoid
 from resolver.core.security import Security
 from resolver.core.shared import SharedSteps
 from resolver.core.validation import Validator
-from resolver.core.walk import FATAL, Steps, Walk
+from resolver.core.walk import FATAL, Walk
 from resolver.core.work import Context, Tracer, Work
 
 __all__ = ["Context", "Resolution", "Tracer"]
@@ -53,7 +53,7 @@ class Resolution:
         "_shared",
         "_steps",
         "_validator_made",
-        "_walk",
+        "_walk_made",
         "_work",
         "checking_disabled",
         "private",
@@ -91,16 +91,20 @@ class Resolution:
         self.private = False
         self._work = Work(context, trace)
         self._lookup = CacheLookup(self._work)
-        # Glueless name servers' addresses only steer the walk: like Unbound's target
-        # queries, they are not validated (a client asking for them later validates them).
-        glueless = partial(self._resolve, validate=False)
-        self._walk = Walk(self._work, self._lookup, Exchange(self._work), glueless)
-        # The validator and the aggressive answers are made when a name under a trust anchor
-        # first needs them: most questions (validation off, or no anchor above the name)
-        # never do, and each costs an object per question.
+        # The walk is made when a link first needs iterating (a question answered from the
+        # cache never does), the validator and the aggressive answers when a name under a
+        # trust anchor first needs them: most questions (validation off, or no anchor above
+        # the name) never do, and each costs objects per question. The walk and the validator
+        # call back into this resolution (a reference cycle, as is the suspended generator's
+        # frame): `_release` breaks them when the question ends, so that reference counting
+        # alone frees a finished question's objects.
+        self._walk_made: Walk | None = None
         self._validator_made: Validator | None = None
         self._aggressive_made: Aggressive | None = None
-        self._steps = self._run()
+        # The client's question itself; a failure that escapes it becomes `give_up`'s answer
+        # (in `_advance`, not in a wrapping generator: each level costs every query's outcome
+        # one more frame to pass through).
+        self._steps = self._resolve(qname, qtype, 0)
         self._done: Done | None = None
 
     @property
@@ -108,6 +112,15 @@ class Resolution:
         if self._validator_made is None:
             self._validator_made = Validator(self._work, self._resolve)
         return self._validator_made
+
+    @property
+    def _walk(self) -> Walk:
+        if self._walk_made is None:
+            # Glueless name servers' addresses only steer the walk: like Unbound's target
+            # queries, they are not validated (a client asking for them later validates them).
+            glueless = partial(self._resolve, validate=False)
+            self._walk_made = Walk(self._work, self._lookup, Exchange(self._work), glueless)
+        return self._walk_made
 
     @property
     def _aggressive(self) -> Aggressive:
@@ -153,7 +166,32 @@ class Resolution:
             return self._steps.send(outcome)  # type: ignore[arg-type]  # priming send(None)
         except StopIteration as finished:
             self._done = Done(finished.value)
+            self._release()
             return self._done
+        except ResolutionFailed as failure:
+            self._release()
+            self._done = Done(self.give_up(failure.reason, failure.detail))
+            return self._done
+        except BaseException:
+            self._release()  # a bug: the driver ends the question (the generator is finished)
+            raise
+
+    def close(self) -> None:
+        """The driver is done with this question, answered or not (out of time, replaced):
+        its generator, if still suspended, is closed now, as the cyclic garbage collector
+        would close it later, and the objects that point back at this resolution are let go.
+
+        Only reading methods (`give_up`'s answer, `stale_answer`, the counters) may follow.
+        """
+        self._steps.close()
+        self._release()
+
+    def _release(self) -> None:
+        """Break the reference cycles through this resolution (walk and validator hold its
+        `_resolve`): without it, each question left about 25 objects, its answer among them,
+        for the cyclic garbage collector, whose young collections then paused the daemon."""
+        self._walk_made = None
+        self._validator_made = None
 
     def give_up(self, reason: ServfailReason, detail: str = "") -> Answer:
         """The answer when resolution cannot go on: stale data if allowed and held, else SERVFAIL.
@@ -172,12 +210,6 @@ class Resolution:
             return stale
         self._work.say(0, "SERVFAIL: {}", f"{reason.text}: {detail}" if detail else reason.text)
         return Answer.servfail(reason, detail)
-
-    def _run(self) -> Generator[SendQuery, Outcome, Answer]:
-        try:
-            return (yield from self._resolve(self.qname, self.qtype, 0))
-        except ResolutionFailed as failure:
-            return self.give_up(failure.reason, failure.detail)
 
     def stale_answer(self) -> Answer | None:
         """The whole CNAME chain from the cache, expired links included, or None if incomplete.
@@ -252,17 +284,25 @@ class Resolution:
             if step is None:
                 self._work.answered_by = None
                 if attempt == 0:
-                    step = yield from self._iterate_remembering_failure(
-                        name, qtype, depth, chain.named_by
-                    )
-                else:  # a failure now is no failure of the name: it is not remembered
-                    try:
-                        step = yield from self._walk.iterate(name, qtype, depth, chain.named_by)
-                    except ResolutionFailed as failure:
-                        if failure.reason in FATAL or bogus is None:
-                            raise
-                        self._work.say(depth, "  no other server: {}", failure.reason.text)
-                        break
+                    self._raise_remembered_failure(name, qtype, depth)
+                # The walk is delegated to here, not through a helper generator: every
+                # upstream query's outcome passes each generator level on its way down.
+                try:
+                    step = yield from self._walk.iterate(name, qtype, depth, chain.named_by)
+                except ResolutionFailed as failure:
+                    if attempt == 0:
+                        # Remembered (RFC 9520) only for the client's own question and the
+                        # links of its chain: a glueless lookup deep inside another question
+                        # may have failed for that question's caps (depth, cycles), not the
+                        # name's own.
+                        if failure.reason.authorities_failed and depth == 0:
+                            self._work.ctx.cache.put_failure(name, qtype, failure.reason)
+                        raise
+                    # A failure now is no failure of the name: it is not remembered.
+                    if failure.reason in FATAL or bogus is None:
+                        raise
+                    self._work.say(depth, "  no other server: {}", failure.reason.text)
+                    break
                 server = self._work.answered_by
             if not validate or step.security is Security.SECURE:
                 return step
@@ -316,18 +356,15 @@ class Resolution:
         anchor = self._work.ctx.anchor_for(name)
         return anchor is not None and not anchor.negative
 
-    def _iterate_remembering_failure(
-        self, name: dns.name.Name, qtype: int, depth: int, named_by: dns.name.Name | None
-    ) -> Steps:
-        """Iterate, unless the same question failed moments ago (RFC 9520 section 3).
+    def _raise_remembered_failure(self, name: dns.name.Name, qtype: int, depth: int) -> None:
+        """Fail at once if the same question failed moments ago (RFC 9520 section 3).
 
-        A failure of the authorities is remembered for `cache.failure_ttl` seconds, so a dead
-        zone costs one client the full wait, not every client; stale data may still answer it.
-        Every question looks remembered failures up, but only the client's own question and
-        the links of its CNAME chain (depth 0) leave one behind.
+        A failure of the authorities is remembered for `cache.failure_ttl` seconds (by
+        `_obtained`), so a dead zone costs one client the full wait, not every client; stale
+        data may still answer it. Every question looks remembered failures up, but only the
+        client's own question and the links of its CNAME chain (depth 0) leave one behind.
         """
-        cache = self._work.ctx.cache
-        failed = cache.get_failure(name, qtype)
+        failed = self._work.ctx.cache.get_failure(name, qtype)
         if failed is not None:
             self._work.say(
                 depth,
@@ -336,14 +373,6 @@ class Resolution:
                 dns.rdatatype.RdataType.to_text(qtype),
             )
             raise ResolutionFailed(failed)
-        try:
-            return (yield from self._walk.iterate(name, qtype, depth, named_by))
-        except ResolutionFailed as failure:
-            # Only a question asked for itself: a glueless lookup deep inside another question
-            # may have failed for that question's caps (depth, cycles), not the name's own.
-            if failure.reason.authorities_failed and depth == 0:
-                cache.put_failure(name, qtype, failure.reason)
-            raise
 
 
 def bogus_for_cd(step: Step, bogus_ttl: int) -> Step:

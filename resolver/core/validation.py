@@ -134,7 +134,9 @@ class Validator:
         records: list[dns.rrset.RRset] = []
         bogus: Verdict | None = None
         previous: dns.rrset.RRset | None = None
-        self._say(depth, "validating {}", _name_type(name, qtype))
+        tracing = self._trace.enabled  # the text of what is said only when it is shown
+        if tracing:
+            self._say(depth, "validating {}", _name_type(name, qtype))
         for rrset in step.records:
             if previous is not None and self._synthesised(previous, rrset):
                 records.append(rrset)  # a DNAME's CNAME: unsigned by nature, the DNAME speaks
@@ -179,7 +181,8 @@ class Validator:
             log.warning(
                 "DNSSEC: %s is bogus: %s (%s)", _name_type(name, qtype), bogus.reason, reason.text
             )
-        self._say(depth, "verdict for {}: {}", _name_type(name, qtype), security.name.lower())
+        if tracing:
+            self._say(depth, "verdict for {}: {}", _name_type(name, qtype), security.name.lower())
         return replace(step, records=tuple(records), security=security, notes=tuple(notes))
 
     @staticmethod

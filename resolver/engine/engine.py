@@ -610,6 +610,7 @@ class Engine:
         else:
             # A fresh resolution of this question answers from the value (validating it),
             # after local data and the record cache.
+            resolution.close()
             question.resolution = Resolution(
                 resolution.qname,
                 resolution.qtype,
@@ -727,6 +728,9 @@ class Engine:
             )
             if store is not None:
                 self._outbox.append(store)
+        # Closed even if answered (then it costs nothing): one that ran out of time is still
+        # suspended, in a reference cycle only the cyclic garbage collector would free.
+        resolution.close()
 
     def _at(self, when: float, fire: Callable[[Any], None], arg: object) -> _Timer:
         """Call `fire(arg)` once the timer reaches `when`."""
