@@ -19,7 +19,6 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 
-import dns.dnssec
 import dns.name
 import dns.rdataset
 import dns.rdatatype
@@ -82,6 +81,8 @@ class KeyEntry:
 
 def ds_matches(ds: DS, owner: dns.name.Name, key: DNSKEY) -> bool:
     """Whether `ds` is the digest of `key` (RFC 4034 section 5.1.4)."""
+    import dns.dnssec  # lazily: dns.dnssec loads cryptography (~8 MiB), needed only when validating
+
     if ds.key_tag != key_tag(key) or ds.algorithm != key.algorithm:
         return False
     try:

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-import dns.dnssec
 import dns.name
 import dns.rdataset
 import dns.rrset
@@ -106,6 +105,8 @@ class ManagedAnchors:
 def _seed_ds(zone: dns.name.Name, seeds: TrustAnchors) -> tuple[DS, ...]:
     """The zone's seeds as DS records: RFC 5011 starts from DS; a DNSKEY seed becomes the
     SHA-256 DS of itself, which matches exactly that key."""
+    import dns.dnssec  # lazily: dns.dnssec loads cryptography (~8 MiB), needed only when validating
+
     keys: tuple[DNSKEY, ...] = seeds.dnskeys.get(zone, ())
     made = tuple(dns.dnssec.make_ds(zone, key, dns.dnssec.DSDigest.SHA256) for key in keys)
     return (*seeds.ds.get(zone, ()), *made)

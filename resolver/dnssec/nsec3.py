@@ -17,7 +17,6 @@ import binascii
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import dns.dnssec
 import dns.name
 import dns.rdatatype
 import dns.rrset
@@ -133,6 +132,8 @@ class Hasher:
                 )
             self.computed += 1
             self.budget.charge_nsec3_hash()
+            import dns.dnssec  # lazily: it loads cryptography, needed only when validating
+
             text = dns.dnssec.nsec3_hash(name, self.salt, self.iterations, SHA1)
             digest = self._cache[name] = base64.b32hexdecode(text)
         return digest

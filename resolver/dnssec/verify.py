@@ -17,13 +17,11 @@ from __future__ import annotations
 import functools
 from collections.abc import Iterable, Sequence
 
-import dns.dnssec
 import dns.exception
 import dns.name
 import dns.rdataset
 import dns.rdatatype
 import dns.rrset
-from dns.dnssecalgs import get_algorithm_cls
 from dns.dnssectypes import Algorithm
 from dns.rdtypes.ANY.DNSKEY import DNSKEY
 from dns.rdtypes.ANY.RRSIG import RRSIG
@@ -43,6 +41,9 @@ def algorithm_supported(algorithm: int) -> bool:
     RSAMD5, DSA and DSA-NSEC3-SHA1 are refused by dnspython's policy (RFC 8624 says not to
     validate them); GOST, PRIVATEDNS and unassigned numbers have no implementation.
     """
+    import dns.dnssec  # lazily: dns.dnssec loads cryptography (~8 MiB), needed only when validating
+    from dns.dnssecalgs import get_algorithm_cls  # lazily, as dns.dnssec
+
     if not dns.dnssec.default_policy.ok_to_validate(_FakeKey(algorithm)):  # type: ignore[arg-type]
         return False
     try:
@@ -60,6 +61,8 @@ class _FakeKey:
 
 
 def key_tag(key: DNSKEY) -> int:
+    import dns.dnssec  # lazily: dns.dnssec loads cryptography (~8 MiB), needed only when validating
+
     return dns.dnssec.key_id(key)
 
 
@@ -277,6 +280,8 @@ def _most_telling(failures: list[Ede]) -> Ede:
 
 def _verifies(rrset: dns.rrset.RRset, rrsig: RRSIG, key: DNSKEY, now: float) -> bool:
     """One public-key operation: dnspython with exactly one candidate key."""
+    import dns.dnssec  # lazily: dns.dnssec loads cryptography (~8 MiB), needed only when validating
+
     keyset = dns.rdataset.Rdataset(key.rdclass, dns.rdatatype.DNSKEY)
     keyset.add(key)
     try:

@@ -21,9 +21,6 @@ import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from cryptography import x509
-from cryptography.hazmat.primitives import serialization
-
 from resolver.config import ForwardZone
 from resolver.core.actions import TlsPeer
 from resolver.server.errors import StartupError
@@ -94,6 +91,8 @@ def _read(key: str, path: Path) -> bytes:
 def validity_problem(certificate: Path, chain: bytes, now: datetime.datetime) -> str | None:
     """Why the first (the server's) certificate of `chain` is not valid at `now`, naming the
     file and its validity dates; None when it is (or cannot be parsed: `ssl` said so then)."""
+    from cryptography import x509  # lazily: cryptography costs MiBs; only for TLS certificates
+
     try:
         leaf = x509.load_pem_x509_certificate(chain)
     except ValueError:
@@ -155,6 +154,9 @@ class ServerCertificate:
 
 def spki_sha256(der_certificate: bytes) -> str:
     """The pin of a certificate: base64 of the SHA-256 of its SubjectPublicKeyInfo."""
+    from cryptography import x509  # lazily: cryptography costs MiBs, needed only for pinned peers
+    from cryptography.hazmat.primitives import serialization
+
     public_key = x509.load_der_x509_certificate(der_certificate).public_key()
     spki = public_key.public_bytes(
         serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
