@@ -30,13 +30,12 @@ from resolver.server.control import ControlError
 from resolver.server.control import request as control_request
 from resolver.server.daemon import format_endpoint
 from resolver.server.daemon import serve as serve_forever
-from resolver.server.errors import StartupError
+from resolver.server.errors import StartupError, WorkerFailed
 from resolver.server.notify import notify
 from resolver.server.operations import SupervisorOperations
 from resolver.server.report import format_text
 from resolver.server.service import ResolverService
 from resolver.server.tls import check_forward_zones
-from resolver.server.workers import Supervisor, WorkerFailed
 
 
 class Endpoint(click.ParamType):
@@ -262,6 +261,9 @@ def serve(
     if config.workers > 1:
         load_root_hints(config.root_hints)  # a bad hints file is one error, not one per worker
         check_forward_zones(config.forward_zones)  # so is a bad tls_ca_file
+        # lazily: multiprocessing and ctypes, for `workers > 1` only
+        from resolver.server.workers import Supervisor
+
         with SupervisorOperations(config) as operations:  # one control socket for all workers
             Supervisor(config, operations.worker_config).run(ready)
     else:

@@ -20,7 +20,6 @@ from resolver.server.listeners import ConnectionCap, TcpListener, UdpListener, b
 from resolver.server.notify import notify
 from resolver.server.operations import Operations
 from resolver.server.privileges import drop_privileges
-from resolver.server.querylog import QueryLog
 from resolver.server.service import ResolverService
 from resolver.server.tls import ServerCertificate, check_forward_zones
 
@@ -94,6 +93,8 @@ async def serve(
         ]
         query_log = None
         if config.query_log is not None:
+            from resolver.server.querylog import QueryLog  # lazily: it loads resolver.hitrate
+
             query_log = resources.enter_context(contextlib.closing(QueryLog(config.query_log)))
         service = ResolverService(config, hints, clock=clock, query_log=query_log)
         anchor_state = AnchorState.open(config, clock)  # RFC 5011 state of the trust anchors

@@ -20,7 +20,6 @@ from resolver.config import Limits
 from resolver.engine import Client
 from resolver.engine.clients import answerable
 from resolver.server.errors import StartupError
-from resolver.server.https import serve_https
 from resolver.server.service import ResolverService
 from resolver.server.tls import ReloadableContext
 from resolver.server.wire import MAX_MESSAGE, FrameReader, family_of, framed, quick_ack
@@ -303,6 +302,8 @@ class TcpListener:
                 await trio.aclose_forcefully(stream)
                 return
             if self.https_path is not None:
+                from resolver.server.https import serve_https  # lazily: h2 and h11, DoH only
+
                 await serve_https(secure, peer, self.service, self.limits, self.https_path)
             else:
                 await serve_stream(secure, peer, self.service, self.limits, "tls")

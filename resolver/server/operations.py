@@ -51,7 +51,6 @@ from resolver.server.control import (
     control_listener,
     request,
 )
-from resolver.server.metrics import metrics_server
 from resolver.server.report import Process, Sample, summarize, take_sample
 from resolver.server.service import ResolverService
 
@@ -202,6 +201,8 @@ class Operations:
             self._listener = resources.enter_context(control_listener(self.config.control_socket))
             log.info("control socket at %s", self.config.control_socket)
         if self.config.metrics is not None:
+            from resolver.server.metrics import metrics_server  # lazily: prometheus_client
+
             token = trio.lowlevel.current_trio_token()
 
             def fetch() -> list[tuple[str, Sample]]:
@@ -389,6 +390,8 @@ class SupervisorOperations:
                 stack.callback(self._stopping.set)
                 log.info("control socket at %s", self.config.control_socket)
             if self.config.metrics is not None:
+                from resolver.server.metrics import metrics_server  # lazily: prometheus_client
+
                 stack.enter_context(metrics_server(self.config.metrics, self._samples))
         except BaseException:
             stack.close()

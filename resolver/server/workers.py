@@ -26,7 +26,7 @@ import trio
 from resolver.config import Config
 from resolver.core.hints import HintsError
 from resolver.server.daemon import serve
-from resolver.server.errors import StartupError
+from resolver.server.errors import StartupError, WorkerFailed
 from resolver.server.notify import notify
 from resolver.server.persist import for_worker
 
@@ -39,10 +39,6 @@ _MAX_RESTARTS = 5
 _RESTART_WINDOW = 10.0
 _STOP_TIMEOUT = 10.0
 _PR_SET_PDEATHSIG = 1
-
-
-class WorkerFailed(Exception):
-    """A worker could not start; the message is the worker's own one-line reason."""
 
 
 def _die_with_parent() -> None:
