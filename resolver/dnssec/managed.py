@@ -105,8 +105,10 @@ class ManagedAnchors:
 def _seed_ds(zone: dns.name.Name, seeds: TrustAnchors) -> tuple[DS, ...]:
     """The zone's seeds as DS records: RFC 5011 starts from DS; a DNSKEY seed becomes the
     SHA-256 DS of itself, which matches exactly that key."""
-    import dns.dnssec  # lazily: dns.dnssec loads cryptography (~8 MiB), needed only when validating
-
     keys: tuple[DNSKEY, ...] = seeds.dnskeys.get(zone, ())
+    if not keys:  # the usual seeds (the bundled root anchors are DS): no digest to make
+        return tuple(seeds.ds.get(zone, ()))
+    import dns.dnssec  # lazily: it loads cryptography (~8 MiB), needed only for DNSKEY seeds
+
     made = tuple(dns.dnssec.make_ds(zone, key, dns.dnssec.DSDigest.SHA256) for key in keys)
     return (*seeds.ds.get(zone, ()), *made)
