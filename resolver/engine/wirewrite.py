@@ -75,7 +75,7 @@ class Unhandled(Exception):
 _Suffixes = tuple[tuple[bytes, bytes], ...]
 _suffixes_made: dict[tuple[bytes, ...], _Suffixes] = {}
 #: Names remembered; forgotten all at once when full (a flood of unique names only refills it).
-_SUFFIXES_MEMO = 4096
+_SUFFIXES_MEMO = 1024
 
 
 def _suffixes(labels: tuple[bytes, ...]) -> _Suffixes:
