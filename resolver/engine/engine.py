@@ -222,6 +222,11 @@ class Engine:
         self._timer_queues = (self._out_of_time_queue, self._stale_queue)
         self._timer_order = itertools.count()
         self._live_timers = 0  # timers set and neither fired nor cancelled, in all of them
+        # The deadline of each upstream query on the wire, by handle: cancelled when a reply
+        # settles the query. Left set, it would fire for nothing a timeout later, and in a
+        # resolver that is not saturated each such firing is a wake-up of its own (the
+        # carrier's timer task, a trip round the event loop) for every query sent.
+        self._send_timers: dict[int, _Timer] = {}
         self._outbox: list[Output] = []
         self._refreshing: set[bytes] = set()
         self._waiting_clients = 0
@@ -654,13 +659,15 @@ class Engine:
         question.handle = handle
         if send is not None:
             self._outbox.append(send)
-            # Not cancelled when the reply comes: it holds only the handle, and ends at once.
-            self._at(send.deadline, self._expire, handle)
+            self._send_timers[handle] = self._at(send.deadline, self._expire, handle)
 
     def _settle(self, handle: int, outcomes: list[tuple[_Question, Outcome]]) -> None:
         """Hand what became of upstream query `handle` to every question that waited for it."""
         if not outcomes:
             return
+        timer = self._send_timers.pop(handle, None)
+        if timer is not None:  # settled before its deadline (else `_expire` took it out)
+            self._cancel(timer)
         self._outbox.append(Close(handle))
         for question, outcome in outcomes:
             if question.done:
@@ -673,6 +680,7 @@ class Engine:
                 self._wait(question, action)
 
     def _expire(self, handle: int) -> None:
+        self._send_timers.pop(handle, None)  # fired: nothing left to cancel
         self._settle(handle, self._outbound.expire(handle, self.timer()))
 
     def _out_of_time(self, question: _Question) -> None:
