@@ -123,3 +123,25 @@ def test_a_worker_killed_at_the_stop_is_an_error_and_the_timeout_grows_with_the_
     plain._workers[3] = stubborn
     assert plain._stop_all() == [3]
     assert not stubborn.is_alive()
+
+
+def test_a_worker_signalled_before_it_resets_its_handlers_dies_silently(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A forked worker still holds the supervisor's handler for a moment: a SIGTERM then (the
+    supervisor stopping the others after one failed to start) must kill it as the default
+    action would, not make it log and act as the supervisor."""
+    from resolver.config import Config
+    from resolver.server.workers import Supervisor
+
+    supervisor = Supervisor(Config())
+    pid = os.fork()
+    if pid == 0:  # the child: as a worker between fork and `_worker`'s own handlers
+        try:
+            supervisor._on_signal(signal.SIGTERM, None)
+        finally:
+            os._exit(3)  # reached only if the handler let the child live
+    _, status = os.waitpid(pid, 0)
+    assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGTERM
+    assert not supervisor._stopping
+    assert "stopping the workers" not in caplog.text

@@ -73,6 +73,7 @@ class Supervisor:
         self._workers: dict[int, multiprocessing.process.BaseProcess] = {}
         self._restarts: deque[float] = deque()
         self._stopping = False
+        self._pid = os.getpid()
 
     def _start_one(self, slot: int) -> multiprocessing.connection.Connection:
         receiver, sender = self._context.Pipe(duplex=False)
@@ -97,6 +98,13 @@ class Supervisor:
             raise WorkerFailed(message)
 
     def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
+        if os.getpid() != self._pid:
+            # A worker just forked, signalled before `_worker` reset its handlers (a worker
+            # that failed to start makes the supervisor stop the others at once): it dies as
+            # the default action would have it, without speaking for the supervisor.
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
+            return
         log.info("received %s, stopping the workers", signal.Signals(signum).name)
         if not self._stopping:
             notify("STOPPING=1")
