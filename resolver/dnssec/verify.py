@@ -15,6 +15,7 @@ otherwise swapping RRSIGs for unknown-algorithm noise would downgrade any answer
 from __future__ import annotations
 
 import functools
+import importlib
 from collections.abc import Iterable, Sequence
 
 import dns.exception
@@ -32,6 +33,33 @@ from resolver.dnssec.verdict import Ede, Security, Trace, Verdict
 ZONE_FLAG = 0x0100  # RFC 4034 section 2.1.1
 REVOKE_FLAG = 0x0080  # RFC 5011 section 2.1
 SEP_FLAG = 0x0001
+
+
+#: What a signature check imports at its first use (cryptography loads its OpenSSL backend
+#: and each key type's module lazily too): see `load_crypto`.
+_CRYPTO_MODULES = (
+    "cryptography.hazmat.backends.openssl",
+    "cryptography.hazmat.primitives.asymmetric.ec",
+    "cryptography.hazmat.primitives.asymmetric.ed448",
+    "cryptography.hazmat.primitives.asymmetric.ed25519",
+    "cryptography.hazmat.primitives.asymmetric.rsa",
+    "dns.dnssec",
+    "dns.dnssecalgs.dsa",
+    "dns.dnssecalgs.ecdsa",
+    "dns.dnssecalgs.eddsa",
+    "dns.dnssecalgs.rsa",
+)
+
+
+def load_crypto() -> None:
+    """Import now everything a signature check would import at its first use.
+
+    Imported lazily, a validating daemon would import it at its first check: after `--user`
+    dropped privileges (a user that cannot read the Python installation would get a
+    ModuleNotFoundError, and every answer would fail) and while a client waits.
+    """
+    for module in _CRYPTO_MODULES:
+        importlib.import_module(module)
 
 
 @functools.lru_cache(maxsize=256)

@@ -689,6 +689,9 @@ class Engine:
             return
         if question.handle is not None and self._outbound.abandon(question.handle, question):
             self._outbox.append(Close(question.handle))
+            timer = self._send_timers.pop(question.handle, None)
+            if timer is not None:  # nobody waits for the query: its deadline would wake us idly
+                self._cancel(timer)
         try:
             answer = question.resolution.give_up(ServfailReason.TIMEOUT)
         except Exception:

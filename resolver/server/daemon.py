@@ -21,7 +21,7 @@ from resolver.server.notify import notify
 from resolver.server.operations import Operations
 from resolver.server.privileges import drop_privileges
 from resolver.server.service import ResolverService
-from resolver.server.tls import ServerCertificate, check_forward_zones
+from resolver.server.tls import ServerCertificate, check_forward_zones, load_pin_tools
 
 log = logging.getLogger(__name__)
 
@@ -102,6 +102,7 @@ async def serve(
             anchor_state.attach(service.engine.context)
         operations = Operations(config, service)
         operations.open(resources)  # control socket and metrics port, bound before --user too
+        import_enabled_features(config)
         if config.user is not None:
             drop_privileges(config.user)
         # Read as the user that will write it at the stop: `persist.load` believes only a
@@ -155,3 +156,20 @@ async def serve(
         if persist_file is not None:
             persist.save(persist_file, service.cache, clock())
         anchor_state.save()
+
+
+def import_enabled_features(config: Config) -> None:
+    """Import the modules of the features that are on, before privileges are dropped.
+
+    They are imported lazily so that a daemon that does not use them does not carry their
+    memory; one that does must have them before `--user` (the new user may be unable to read
+    the Python installation) and before its first client, who would wait for the import.
+    """
+    if config.doh_listen:
+        import resolver.server.https  # noqa: F401
+    if any(zone.tls_pin_sha256 for zone in config.forward_zones):
+        load_pin_tools()
+    if config.dnssec.validate:
+        from resolver.dnssec.verify import load_crypto
+
+        load_crypto()

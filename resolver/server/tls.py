@@ -14,6 +14,7 @@ import base64
 import contextlib
 import datetime
 import hashlib
+import importlib
 import logging
 import os
 import ssl
@@ -150,6 +151,13 @@ class ServerCertificate:
         self.dot.context, self.doh.context = dot, doh
         log.info("reloaded the TLS certificate %s", self.certificate)
         return True
+
+
+def load_pin_tools() -> None:
+    """Import now what `spki_sha256` imports at its first use: the daemon calls it before
+    `--user` drops privileges when a forward zone has pins (see `verify.load_crypto`)."""
+    for module in ("cryptography.hazmat.backends.openssl", "cryptography.x509"):
+        importlib.import_module(module)
 
 
 def spki_sha256(der_certificate: bytes) -> str:
