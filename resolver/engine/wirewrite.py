@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import random
 import struct
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
 import dns.ipv6
 import dns.name
@@ -72,7 +72,8 @@ class Unhandled(Exception):
 
 #: A name's labels -> for each label but the root: the suffix that starts there, in lowercase
 #: wire form (its key in a `Compress` table), and the label as written, after its length byte.
-_Suffixes = tuple[tuple[bytes, bytes], ...]
+_Suffix = tuple[bytes, bytes]  # a suffix lower-cased, in wire form; its first label
+_Suffixes = tuple[_Suffix, ...]
 _suffixes_made: dict[tuple[bytes, ...], _Suffixes] = {}
 #: Names remembered; forgotten all at once when full (a flood of unique names only refills it).
 _SUFFIXES_MEMO = 1024
@@ -100,35 +101,37 @@ def _suffixes(labels: tuple[bytes, ...]) -> _Suffixes:
 
 def write_name(out: bytearray, compress: Compress, name: dns.name.Name) -> None:
     """Append `name`, compressed as `dns.name.Name.to_wire(out, compress)` compresses it."""
-    for suffix, piece in _suffixes(name.labels):
-        offset = compress.get(suffix)
-        if offset is not None:
-            out += (_POINTER | offset).to_bytes(2, "big")
-            return
-        here = len(out)
-        if here <= _MAX_POINTER:
-            compress[suffix] = here  # every suffix but the root, as dnspython remembers them
-        out += piece
-    out.append(0)
+    _write_suffixes(out, compress, _suffixes(name.labels))
 
 
 def write_wire_name(out: bytearray, compress: Compress, name: bytes) -> None:
     """`write_name` for a name given in uncompressed wire form (a client's question, which
     `packets.parse_plain_query` vouched for), without making a `dns.name.Name` of it."""
+    _write_suffixes(out, compress, _wire_suffixes(name))
+
+
+def _wire_suffixes(name: bytes) -> Iterator[tuple[bytes, bytes]]:
+    """As `_suffixes`, for a name in uncompressed wire form."""
     lowered = name.lower()
     start = 0
     while length := name[start]:
-        suffix = lowered[start:]
+        end = start + 1 + length
+        yield lowered[start:], name[start:end]
+        start = end
+
+
+def _write_suffixes(out: bytearray, compress: Compress, suffixes: Iterable[_Suffix]) -> None:
+    """Append a name given as its (lower-cased suffix, label) pairs: a pointer to the longest
+    suffix written before, else the label, remembering every suffix but the root."""
+    for suffix, piece in suffixes:
         offset = compress.get(suffix)
         if offset is not None:
             out += (_POINTER | offset).to_bytes(2, "big")
             return
         here = len(out)
         if here <= _MAX_POINTER:
-            compress[suffix] = here
-        end = start + 1 + length
-        out += name[start:end]
-        start = end
+            compress[suffix] = here  # as dnspython remembers them
+        out += piece
     out.append(0)
 
 
