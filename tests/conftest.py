@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from resolver.testing import TestInternet
+from resolver.testing.certs import TestCA
 from resolver.testing.scripted import ScriptedWorld
 from tests.helpers import loopback_config
 
@@ -19,3 +22,9 @@ def internet() -> TestInternet:
 @pytest.fixture
 def world(internet: TestInternet) -> ScriptedWorld:
     return ScriptedWorld(internet, loopback_config())
+
+
+@pytest.fixture
+def ca(tmp_path: Path) -> TestCA:
+    """A certificate authority of the test's own, for the TLS listeners and forwarders."""
+    return TestCA(tmp_path)

@@ -20,8 +20,7 @@ from resolver.testing import TestInternet
 from resolver.testing.certs import Issued, TestCA
 from tests.frontend_support import query
 from tests.test_encrypted_hardening import DOH, NAME, H2Client, encrypted, open_tls
-from tests.test_encrypted_hardening import ca as ca  # the fixtures
-from tests.test_encrypted_hardening import issued as issued
+from tests.test_encrypted_hardening import issued as issued  # a fixture (`ca`: conftest.py)
 
 #: Long enough that "closed at once" cannot be the idle timeout.
 SLOW = Limits(tcp_idle_timeout=10.0)

@@ -5,12 +5,10 @@ queries in flight with the same 16-bit ID (issue #12)."""
 from __future__ import annotations
 
 import ssl
-from pathlib import Path
 from typing import Any, cast
 
 import dns.message
 import dns.rrset
-import pytest
 import trio
 
 from resolver.core.actions import NetworkError, Server, TlsPeer
@@ -84,11 +82,6 @@ async def ask(pool: DotPool, ca: TestCA, number: int, query_id: int = 1234) -> b
 def address(reply: bytes | NetworkError) -> str:
     assert isinstance(reply, bytes), reply
     return dns.message.from_wire(reply).answer[0][0].to_text()
-
-
-@pytest.fixture
-def ca(tmp_path: Path) -> TestCA:
-    return TestCA(tmp_path)
 
 
 async def test_a_first_handshake_cancelled_by_the_query_does_not_wedge_the_pool(

@@ -48,11 +48,6 @@ E = TypeVar("E", bound=h2.events.Event)
 
 
 @pytest.fixture
-def ca(tmp_path: Path) -> TestCA:
-    return TestCA(tmp_path)
-
-
-@pytest.fixture
 def issued(ca: TestCA) -> Issued:
     return ca.issue("server", (NAME,), (ADDRESS,))
 

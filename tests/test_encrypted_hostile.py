@@ -35,7 +35,7 @@ from tests.frontend_support import RESOLVER, ask, query, start_resolver, tcp_exc
 from tests.test_encrypted_hardening import DOH, DOT, H2Client, encrypted, open_tls
 from tests.test_encrypted_listeners import slow_internet
 
-ca, issued = hardening.ca, hardening.issued  # the fixtures
+issued = hardening.issued  # the fixture (`ca` is in conftest.py)
 
 
 @pytest.fixture

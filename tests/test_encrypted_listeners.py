@@ -33,11 +33,6 @@ NAME = "dns.test"
 
 
 @pytest.fixture
-def ca(tmp_path: Path) -> TestCA:
-    return TestCA(tmp_path)
-
-
-@pytest.fixture
 def issued(ca: TestCA) -> Issued:
     return ca.issue("server", (NAME,), (ADDRESS,))
 

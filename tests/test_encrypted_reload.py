@@ -7,7 +7,6 @@ import datetime
 import logging
 import os
 import signal
-from pathlib import Path
 
 import pytest
 import trio
@@ -19,11 +18,6 @@ from resolver.testing.certs import Issued, TestCA
 from tests.test_encrypted_listeners import DOH, DOT, NAME, client_context, encrypted
 
 __all__ = ["encrypted"]  # the fixture
-
-
-@pytest.fixture
-def ca(tmp_path: Path) -> TestCA:
-    return TestCA(tmp_path)
 
 
 @pytest.fixture

@@ -84,11 +84,6 @@ async def wait_for_unbound() -> None:
             return
 
 
-@pytest.fixture
-def ca(tmp_path: Path) -> TestCA:
-    return TestCA(tmp_path)
-
-
 def zone(ca: TestCA, **tls: object) -> ForwardZone:
     settings: dict[str, object] = {"tls_name": "dot.test", "tls_ca_file": ca.certificate}
     settings.update(tls)

@@ -37,11 +37,6 @@ BATCH = 8  # fewer than the 16 queries one connection may have in progress
 
 
 @pytest.fixture
-def ca(tmp_path: Path) -> TestCA:
-    return TestCA(tmp_path)
-
-
-@pytest.fixture
 def issued(ca: TestCA) -> Issued:
     return ca.issue("server", (NAME,), (ADDRESS,))
 
