@@ -31,6 +31,7 @@ import dns.rdata
 import dns.rdataclass
 import dns.rdatatype
 import dns.rrset
+import dns.wire
 import pytest
 
 from resolver.core.exchange import make_query
@@ -468,6 +469,57 @@ def test_random_bytes_agree_with_dnspython() -> None:
         assert_same(good[:12] + rng.randbytes(rng.randint(0, 40)))
 
 
+def _random_name_wire(rng: random.Random) -> tuple[bytes, list[int]]:
+    """A run of random labels, pointers (backwards, forwards, to themselves), root labels,
+    reserved label types and stray octets: the stuff of names good and bad; and where each
+    of these starts."""
+    wire = bytearray()
+    starts = []
+    while len(wire) < rng.randint(2, 300):
+        starts.append(len(wire))
+        kind = rng.random()
+        if kind < 0.45:
+            size = rng.choice((1, 3, rng.randint(1, 63)))
+            wire += bytes([size]) + bytes(rng.choice(b"aZ-09") for _ in range(size))
+        elif kind < 0.7:
+            target = rng.randrange(len(wire) + 3)
+            wire += bytes([0xC0 | target >> 8 | rng.choice((0, 0, 0, 0x3F)), target & 0xFF])
+        elif kind < 0.85:
+            wire += b"\x00"
+        else:
+            wire += bytes([rng.choice((0x40, 0x80, 0xBF, rng.randrange(256)))])
+    return bytes(wire), starts
+
+
+def test_names_read_as_dnspython_reads_them() -> None:
+    """At any offset of random name-like bytes, `_name` gives dnspython's name and stops where
+    dnspython's parser stops, or refuses what dnspython refuses (loops, forward pointers,
+    labels past the end, too many hops, more than 255 octets), compressed or not."""
+    rng = random.Random(1035)
+    read = refused = 0
+    for _ in range(3000):
+        wire, starts = _random_name_wire(rng)
+        pos = rng.choice(starts) if rng.random() < 0.8 else rng.randrange(len(wire))
+        try:
+            parser = dns.wire.Parser(wire, pos)
+            labels = dns.name.from_wire_parser(parser, decompress=True).labels
+            expected: tuple[tuple[bytes, ...], int] | None = (labels, parser.current)
+        except dns.exception.FormError:
+            expected = None
+        if rng.random() < 0.5:
+            wireparse._names.clear()  # made, not remembered from an earlier name
+        try:
+            name, raw, after = wireparse._name(wire, pos, len(wire), True)
+        except wireparse._Unsure:
+            assert expected is None, (wire.hex(), pos)
+            refused += 1
+            continue
+        assert expected == (name.labels, after), (wire.hex(), pos)
+        assert type(name) is wireparse.HashedName and raw == name.to_wire()
+        read += 1
+    assert read > 500 and refused > 500, (read, refused)
+
+
 def test_names_behave_as_dnspython_names() -> None:
     """Names made by the fast reader compare, hash and print as dnspython's own."""
     wire = EDGE_CASES["records in every section"]
@@ -558,6 +610,32 @@ def test_hashed_names_hash_as_dnspython_folds_its_big_integer() -> None:
         ranges[kind] = True
         wireparse._hashes.clear()
         _assert_hashed_like_dnspython(wireparse.HashedName(labels), labels)
+
+
+class _Looped:
+    """Letters hashed by dnspython's loop, the big integer folded by Python as dnspython's is."""
+
+    def __init__(self, letters: bytes) -> None:
+        self.letters = letters
+
+    def __hash__(self) -> int:
+        value = 0
+        for letter in self.letters.lower():
+            value += (value << 3) + letter
+        return value
+
+
+def test_the_hash_read_in_base_nine_is_dnspythons_loop() -> None:
+    """`_hash_of` reads dnspython's sum in base 9 rather than running its loop: the same value
+    for any octets, letters of either case, up to a name's 255, and for none (the root)."""
+    rng = random.Random(729)
+    letters = [b"", bytes(range(256))[:255], b"\xff" * 255, b"AZaz@[`{"]
+    letters += [rng.randbytes(rng.randint(1, 255)) for _ in range(3000)]
+    for each in letters:
+        wireparse._hashes.clear()
+        assert wireparse._hash_of(each.lower()) == hash(_Looped(each))
+        wireparse._hashes.clear()
+        assert wireparse._hash_of(each) == hash(_Looped(each))  # the letter case does not count
 
 
 def test_hashed_names_of_the_same_letters_split_differently() -> None:

@@ -170,22 +170,41 @@ class HashedName(dns.name.Name):
         return (_Name, (self.labels,))
 
 
+def _base_nine_digit(place: int) -> bytes:
+    """A `bytes.translate` table from each octet to its base-9 digit of `place` (81, 9 or 1)
+    as an ASCII digit, an upper-case letter read as its lower-case one (as `bytes.lower`)."""
+    return bytes(ord("0") + (c + 32 if 65 <= c <= 90 else c) // place % 9 for c in range(256))
+
+
+_DIGIT_81, _DIGIT_9, _DIGIT_1 = (_base_nine_digit(place) for place in (81, 9, 1))
+
+
 def _hash_of(letters: bytes) -> int:
     """`hash(name)` for a `dns.name.Name` whose labels, joined and lower-cased, are `letters`.
 
     dnspython's `__hash__` runs `h += (h << 3) + c` over those letters (nothing between the
     labels, so the value depends on nothing else) and returns the big integer, which Python's
     `slot_tp_hash` folds: kept as it is if it fits a machine word, else `hash()` of it; the
-    folded value is what is returned here. The names of the last few thousand questions are
-    remembered by their letters: the reply to a query repeats its question, and every negative
-    answer of a zone names the zone's SOA, so most names are hashed once, whichever object
-    holds them.
+    folded value is what is returned here.
+
+    That loop makes the sum of each letter times 9 to the power of the number of letters after
+    it. A letter (below 729) is three digits in base 9, so the sum is the three numbers written
+    with the letters' 81s, 9s and units digits, weighted 81, 9 and 1: `int` reads each in C,
+    where the loop grew a big integer letter by letter (the root, with no letters, is 0).
+
+    The names of the last few thousand questions are remembered by their letters: the reply to
+    a query repeats its question, and every negative answer of a zone names the zone's SOA, so
+    most names are hashed once, whichever object holds them.
     """
     known = _hashes.get(letters)
     if known is None:
-        value = 0
-        for letter in letters:
-            value += (value << 3) + letter
+        value = (
+            int(letters.translate(_DIGIT_81), 9) * 81
+            + int(letters.translate(_DIGIT_9), 9) * 9
+            + int(letters.translate(_DIGIT_1), 9)
+            if letters
+            else 0
+        )
         known = value if value <= _MAX_HASH else hash(value)
         if len(_hashes) >= _HASHES_MEMO:
             _hashes.clear()
@@ -309,24 +328,18 @@ def _name(wire: bytes, pos: int, end: int, decompress: bool) -> tuple[HashedName
     SOA's names), so the names made lately are remembered by their wire form and given again:
     names are immutable, and one given again keeps the hash it has worked out.
     """
-    labels: list[bytes] = []
-    parts: list[bytes] = []
+    raw = b""  # the name's uncompressed form: the segments read so far, each up to its pointer
     start = pos  # the start of the segment being read
     after = -1  # where the record goes on: after the first pointer, or after the name
     hops = 0
     while True:
-        if pos >= end:
+        if pos >= end:  # (a label running past `end` is caught here, at its next step)
             raise _Unsure
         length = wire[pos]
-        if length == 0:
-            pos += 1
-            break
         if length < 64:
-            following = pos + 1 + length
-            if following > end:
-                raise _Unsure
-            labels.append(wire[pos + 1 : following])
-            pos = following
+            if not length:
+                break
+            pos += length + 1
         elif length >= 0xC0 and decompress:
             if pos + 2 > end:
                 raise _Unsure
@@ -334,29 +347,39 @@ def _name(wire: bytes, pos: int, end: int, decompress: bool) -> tuple[HashedName
             hops += 1
             if target >= start or hops > _MAX_HOPS:
                 raise _Unsure
-            parts.append(wire[start:pos])
+            raw += wire[start:pos]
             if after < 0:
                 after = pos + 2
             end = start
             pos = start = target
         else:
             raise _Unsure
-    if parts:
-        parts.append(wire[start:pos])
-        raw = b"".join(parts)
-    else:
-        raw = wire[start:pos]
+    pos += 1  # the root label
+    raw += wire[start:pos]
+    if after < 0:
         after = pos
-    if len(raw) > 255:
-        raise _Unsure
+    # Only checked names are remembered: one found is no longer than 255 octets.
     name = _names.get(raw)
     if name is None:
-        labels.append(b"")
-        name = _hashed_name(tuple(labels))
+        if len(raw) > 255:
+            raise _Unsure
+        name = _hashed_name(_labels(raw))
         if len(_names) >= _NAMES_MEMO:
             _names.clear()
         _names[raw] = name
     return name, raw, after
+
+
+def _labels(raw: bytes) -> tuple[bytes, ...]:
+    """The labels of an uncompressed name already checked, the root's empty one last."""
+    labels = []
+    pos = 0
+    while length := raw[pos]:
+        pos += 1
+        labels.append(raw[pos : pos + length])
+        pos += length
+    labels.append(b"")
+    return tuple(labels)
 
 
 def _new_rdata(rdtype: int) -> Any:
