@@ -34,8 +34,8 @@ from __future__ import annotations
 
 import struct
 import sys
-from collections.abc import Iterable
-from typing import Any, cast
+from collections.abc import Callable, Iterable
+from typing import Any, TypeVar, cast
 
 import dns.edns
 import dns.flags
@@ -65,16 +65,44 @@ _SRV_HEAD = struct.Struct("!HHH")
 _MAX_HOPS = dns.name.MAX_COMPRESSION_POINTER_CHAIN
 _TTL_LIMIT = 0x7FFFFFFF  # larger TTLs are read as 0 (RFC 2181 section 8), as dnspython does
 
+_Key = TypeVar("_Key")
+_Value = TypeVar("_Value")
+
+
+class _Made(dict[_Key, _Value]):
+    """Values made from keys and remembered: `made[key]`, for a key seen lately or one of the
+    `fixed` ones, is one dict lookup in C (no Python call); another key's value is made by
+    `make`, and at most `size` of those are remembered (hostile replies may try every value)."""
+
+    def __init__(
+        self, make: Callable[[_Key], _Value], size: int, fixed: dict[_Key, _Value] | None = None
+    ) -> None:
+        self._fixed = dict(fixed or {})
+        super().__init__(self._fixed)
+        self._make = make
+        self._limit = len(self._fixed) + size
+
+    def __missing__(self, key: _Key) -> _Value:
+        if len(self) >= self._limit:
+            self.clear()
+            self.update(self._fixed)
+        made = self[key] = self._make(key)
+        return made
+
+
 _IN = dns.rdataclass.IN
 _NONE = dns.rdatatype.NONE
 _OPT = int(dns.rdatatype.OPT)
 _TSIG = int(dns.rdatatype.TSIG)
 _SECTIONS = tuple(dns.message.MessageSection)
-#: The enum members by value, so that reading a known type or class costs a dict lookup.
-_TYPES: dict[int, dns.rdatatype.RdataType] = {int(t): t for t in dns.rdatatype.RdataType}
-_KNOWN_CLASSES = {int(c): c for c in dns.rdataclass.RdataClass}
-_CLASSES: dict[int, dns.rdataclass.RdataClass] = dict(_KNOWN_CLASSES)
-_CLASS_MEMO = 1024
+_MEMBERS_MEMO = 1024  # members of unknown value remembered (an OPT's payload sizes as classes)
+#: The enum members by value: the known ones, and others made by dnspython as it would.
+_TYPES: _Made[int, dns.rdatatype.RdataType] = _Made(
+    dns.rdatatype.RdataType.make, _MEMBERS_MEMO, {int(t): t for t in dns.rdatatype.RdataType}
+)
+_CLASSES: _Made[int, dns.rdataclass.RdataClass] = _Made(
+    dns.rdataclass.RdataClass.make, _MEMBERS_MEMO, {int(c): c for c in dns.rdataclass.RdataClass}
+)
 _SINGLETONS = frozenset(int(t) for t in dns.rdatatype.RdataType if dns.rdatatype.is_singleton(t))
 
 _A = int(dns.rdatatype.A)
@@ -119,8 +147,9 @@ _RDATA_CLASS: dict[int, type[dns.rdata.Rdata]] = {
 
 _OPT_CLASS = dns.rdata.get_rdata_class(_IN, dns.rdatatype.OPT)
 _OPT_KNOWN_HASH = _with_known_hash(_OPT_CLASS)
-#: The OPT rdata without options made lately, by payload size (rdata are immutable).
-_empty_opts: dict[int, Any] = {}
+#: The items of an OPT RRset without options made lately, by payload size: its one rdata
+#: (immutable) with its hash, which a copy of the dict keeps (no Python `__hash__` call).
+_empty_opts: dict[int, dict[Any, None]] = {}
 _EMPTY_OPT_HASH = hash(b"")  # dnspython's: of the options as rendered, none
 _GenericOption = dns.edns.GenericOption
 _OPTION = struct.Struct("!HH")  # an EDNS option's code and length
@@ -241,6 +270,7 @@ def _hashed_name(labels: tuple[bytes, ...]) -> HashedName:
     return name
 
 
+_ROOT = _hashed_name((b"",))
 _RRset = dns.rrset.RRset
 _QueryMessage = dns.message.QueryMessage
 _Flag = dns.flags.Flag
@@ -248,10 +278,10 @@ _Flag = dns.flags.Flag
 # The memos below hold the names and records that repeat across replies (the question echoed,
 # a zone's SOA and NS names): 1,024 recent ones cover those, and a process with 10,000 names
 # cached is 2.6 MiB smaller than with 4,096 (`benchmarks/memory.py`), at no measurable CPU.
-_flags_made: dict[int, dns.flags.Flag] = {}
-_FLAGS_MEMO = 1024  # header flag words remembered (hostile ones may try all 65,536)
-_ipv6_text: dict[bytes, str] = {}
-_IPV6_MEMO = 1024  # addresses remembered (the text form is dnspython's, slow to make)
+#: The header's flags by flag word (hostile replies may try all 65,536).
+_FLAGS: _Made[int, dns.flags.Flag] = _Made(_Flag, 1024)
+#: Addresses in text by their octets (the text form is dnspython's, slow to make).
+_IPV6_TEXT: _Made[bytes, str] = _Made(dns.ipv6.inet_ntoa, 1024)
 _names: dict[bytes, HashedName] = {}
 _NAMES_MEMO = 1024  # names remembered by their uncompressed wire form (see `_name`)
 #: The records with names made lately, per type, by their uncompressed wire form.
@@ -280,39 +310,6 @@ def from_wire(wire: bytes) -> dns.message.Message:
         except Exception:  # any doubt at all, even a bug here: dnspython's reader decides
             pass
     return dns.message.from_wire(wire)
-
-
-def _flags(value: int) -> dns.flags.Flag:
-    flags = _flags_made.get(value)
-    if flags is None:
-        if len(_flags_made) >= _FLAGS_MEMO:
-            _flags_made.clear()
-        flags = _flags_made[value] = _Flag(value)
-    return flags
-
-
-def _rdtype(value: int) -> dns.rdatatype.RdataType:
-    made = _TYPES.get(value)
-    return dns.rdatatype.RdataType.make(value) if made is None else made
-
-
-def _rdclass(value: int) -> dns.rdataclass.RdataClass:
-    made = _CLASSES.get(value)
-    if made is None:  # an OPT's payload size, or an odd class: remember the pseudo-member
-        if len(_CLASSES) >= _CLASS_MEMO:
-            _CLASSES.clear()
-            _CLASSES.update(_KNOWN_CLASSES)
-        made = _CLASSES[value] = dns.rdataclass.RdataClass.make(value)
-    return made
-
-
-def _ipv6(address: bytes) -> str:
-    text = _ipv6_text.get(address)
-    if text is None:
-        if len(_ipv6_text) >= _IPV6_MEMO:
-            _ipv6_text.clear()
-        text = _ipv6_text[address] = dns.ipv6.inet_ntoa(address)
-    return text
 
 
 def _name(wire: bytes, pos: int, end: int, decompress: bool) -> tuple[HashedName, bytes, int]:
@@ -406,7 +403,7 @@ def _rdata(rdtype: int, wire: bytes, pos: int, end: int) -> dns.rdata.Rdata:
             raise _Unsure
         rd = _new_rdata(rdtype)
         address = wire[pos:end]
-        _set(rd, "address", _ipv6(address))
+        _set(rd, "address", _IPV6_TEXT[address])
         _set(rd, "_known_hash", hash(address))
         return rd
     start = pos
@@ -520,20 +517,20 @@ def _opt(
         options = generic
         rd = _new(_OPT_KNOWN_HASH)
         _set(rd, "_known_hash", hash(wire[pos : pos + rdlen]))
-    else:  # no options (nearly every reply): the one made lately for this payload size
-        rd = _empty_opts.get(payload)
-        if rd is None:
+    else:  # no options (nearly every reply): the rdata made lately for this payload size
+        items = _empty_opts.get(payload)
+        if items is None:
             rd = _new(_OPT_KNOWN_HASH)
             _set(rd, "_known_hash", _EMPTY_OPT_HASH)
-            _set(rd, "rdclass", _rdclass(payload))
+            _set(rd, "rdclass", _CLASSES[payload])
             _set(rd, "rdtype", _TYPES[_OPT])
             _set(rd, "rdcomment", None)
             _set(rd, "options", options)
-            if len(_empty_opts) >= _CLASS_MEMO:
+            if len(_empty_opts) >= _MEMBERS_MEMO:
                 _empty_opts.clear()
-            _empty_opts[payload] = rd
-        return _new_rrset(name, rd.rdclass, rd.rdtype, _NONE, ttl, {rd: None})
-    _set(rd, "rdclass", _rdclass(payload))
+            items = _empty_opts[payload] = {rd: None}
+        return _new_rrset(name, _CLASSES[payload], _TYPES[_OPT], _NONE, ttl, items.copy())
+    _set(rd, "rdclass", _CLASSES[payload])
     _set(rd, "rdtype", _TYPES[_OPT])
     _set(rd, "rdcomment", None)
     _set(rd, "options", options)
@@ -576,7 +573,7 @@ def _read(wire: bytes) -> dns.message.Message:
     if flags & 0x7800:  # not opcode QUERY: another message class, another reader
         raise _Unsure
     message = _QueryMessage(id=ident)
-    message.flags = _flags(flags)
+    message.flags = _FLAGS[flags]
     message.wire = wire
     index = message.index
     pos = _HEADER.size
@@ -589,7 +586,7 @@ def _read(wire: bytes) -> dns.message.Message:
             raise _Unsure
         rdtype, rdclass = _QUESTION.unpack_from(wire, pos)
         pos += 4
-        rrset = _new_rrset(name, _rdclass(rdclass), _rdtype(rdtype), _NONE, 0, {})
+        rrset = _new_rrset(name, _CLASSES[rdclass], _TYPES[rdtype], _NONE, 0, {})
         question.append(rrset)
         index[(section_number, name, rrset.rdclass, rrset.rdtype, _NONE, None)] = rrset
 
@@ -598,7 +595,10 @@ def _read(wire: bytes) -> dns.message.Message:
     for number, count in ((1, ancount), (2, nscount), (3, arcount)):
         section = message.sections[number]
         for _ in range(count):
-            name, raw, pos = _name(wire, pos, size, True)
+            if wire[pos]:
+                name, raw, pos = _name(wire, pos, size, True)
+            else:  # the root (an OPT's owner, in nearly every reply): nothing to walk
+                name, raw, pos = _ROOT, b"\x00", pos + 1
             key = raw.lower()
             if pos + 10 > size:
                 raise _Unsure
@@ -617,17 +617,17 @@ def _read(wire: bytes) -> dns.message.Message:
                 raise _Unsure
             if rdclass == 1 and rdtype in _FAST:
                 rd = _rdata(rdtype, wire, pos, end)
-                covers = 0
+                covers = _NONE
             else:
                 rd = _generic_rdata(wire, pos, rdclass, rdtype, rdlen)
-                covers = int(rd.covers())
+                covers = _TYPES[int(rd.covers())]
             pos = end
             if ttl > _TTL_LIMIT:
                 ttl = 0
             entry = found.get((number, key, rdclass, rdtype, covers))
             if entry is None:
                 items: dict[Any, None] = {}
-                rrset = _new_rrset(name, rd.rdclass, rd.rdtype, _rdtype(covers), ttl, items)
+                rrset = _new_rrset(name, rd.rdclass, rd.rdtype, covers, ttl, items)
                 section.append(rrset)
                 found[(number, key, rdclass, rdtype, covers)] = (rrset, items)
                 index[
