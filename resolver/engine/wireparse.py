@@ -25,8 +25,8 @@ most 255 octets) and are made as dnspython's immutable wrapper allows its own co
 keep their hash once worked out, since the names of a reply (the question above all, which is
 the client's) are looked up in dicts again and again on their way through the resolver.
 
-Names and records with names are immutable, and the same ones come in reply after reply (a
-zone's name, its SOA, its name servers): those made lately are given again when the same
+Names and records are immutable, and the same ones come in reply after reply (a zone's name,
+its SOA, its name servers and their addresses): those made lately are given again when the same
 uncompressed bytes, letter case included, come back, as is the OPT record without options.
 """
 
@@ -39,6 +39,7 @@ from typing import Any, TypeVar, cast
 
 import dns.edns
 import dns.flags
+import dns.ipv4
 import dns.ipv6
 import dns.message
 import dns.name
@@ -280,8 +281,6 @@ _Flag = dns.flags.Flag
 # cached is 2.6 MiB smaller than with 4,096 (`benchmarks/memory.py`), at no measurable CPU.
 #: The header's flags by flag word (hostile replies may try all 65,536).
 _FLAGS: _Made[int, dns.flags.Flag] = _Made(_Flag, 1024)
-#: Addresses in text by their octets (the text form is dnspython's, slow to make).
-_IPV6_TEXT: _Made[bytes, str] = _Made(dns.ipv6.inet_ntoa, 1024)
 _names: dict[bytes, HashedName] = {}
 _NAMES_MEMO = 1024  # names remembered by their uncompressed wire form (see `_name`)
 #: The records with names made lately, per type, by their uncompressed wire form.
@@ -388,24 +387,35 @@ def _new_rdata(rdtype: int) -> Any:
     return rd
 
 
+def _address_maker(rdtype: int, text: Callable[[bytes], str]) -> Callable[[bytes], Any]:
+    """What makes the A or AAAA rdata of an address's octets, as dnspython makes it."""
+
+    def make(octets: bytes) -> Any:
+        rd = _new_rdata(rdtype)
+        _set(rd, "address", text(octets))
+        _set(rd, "_known_hash", hash(octets))  # dnspython's: of the address's octets
+        return rd
+
+    return make
+
+
+#: The address records made lately, by their octets (rdata are immutable): the addresses of
+#: name servers come in referral after referral, and an IPv6 address's text is slow to make.
+_A_MADE: _Made[bytes, Any] = _Made(_address_maker(_A, dns.ipv4.inet_ntoa), _RDATAS_MEMO)
+_AAAA_MADE: _Made[bytes, Any] = _Made(_address_maker(_AAAA, dns.ipv6.inet_ntoa), _RDATAS_MEMO)
+
+
 def _rdata(rdtype: int, wire: bytes, pos: int, end: int) -> dns.rdata.Rdata:
     """The rdata of a fast type in `wire[pos:end]`, as its class's `from_wire_parser` makes it."""
     rd: Any
     if rdtype == _A:
         if end - pos != 4:
             raise _Unsure
-        rd = _new_rdata(rdtype)
-        _set(rd, "address", f"{wire[pos]}.{wire[pos + 1]}.{wire[pos + 2]}.{wire[pos + 3]}")
-        _set(rd, "_known_hash", hash(wire[pos:end]))  # dnspython's: of the address's octets
-        return rd
+        return cast(dns.rdata.Rdata, _A_MADE[wire[pos:end]])
     if rdtype == _AAAA:
         if end - pos != 16:
             raise _Unsure
-        rd = _new_rdata(rdtype)
-        address = wire[pos:end]
-        _set(rd, "address", _IPV6_TEXT[address])
-        _set(rd, "_known_hash", hash(address))
-        return rd
+        return cast(dns.rdata.Rdata, _AAAA_MADE[wire[pos:end]])
     start = pos
     if rdtype == _TXT:
         strings = []
