@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import random
+
 import dns.name
 import dns.rcode
 import dns.rdatatype
 import dns.rrset
 
-from resolver.cache.records import Rank, RecordCache
+from resolver.cache.records import CachedNegative, Rank, RecordCache, Signed
 from resolver.config import CacheConfig
 from resolver.core.reasons import ServfailReason
 from resolver.testing.scripted import FakeClock
@@ -310,3 +312,90 @@ def test_closest_cut_is_the_closest_delegation_with_its_addresses_while_they_hol
     replaced = cache.closest_cut(name)
     assert replaced is not None and replaced.ns_names == (dns.name.from_text("ns3.example.test."),)
     assert cache.closest_cut(dns.name.from_text("www.other.test.")) is None
+
+
+def _looked_up_one_by_one(
+    cache: RecordCache, name: dns.name.Name, qtype: int, stale: bool
+) -> object:
+    """What `answer` gives, asked as three lookups in RFC 1034 5.3.3's order (as
+    `CacheLookup.from_cache` did before `answer` existed)."""
+    if stale:
+        fresh_denial = cache.get_negative(name, qtype)
+        if fresh_denial is not None:
+            return fresh_denial
+    rank = Rank.NONAUTH_ANSWER
+    found = cache.get_signed(name, qtype, min_rank=rank, stale=stale)
+    if found is None and qtype != dns.rdatatype.CNAME:
+        found = cache.get_signed(name, dns.rdatatype.CNAME, min_rank=rank, stale=stale)
+    return found if found is not None else cache.get_negative(name, qtype, stale=stale)
+
+
+def _described(found: object) -> object:
+    """A comparable account of a lookup's result, TTLs and owners' letter case included."""
+    if isinstance(found, Signed):
+        sigs = None if found.signatures is None else found.signatures.to_text()
+        return ("signed", found.rrset.to_text(), found.rrset.name.labels, sigs, found.security)
+    if isinstance(found, CachedNegative):
+        return ("negative", found.rcode, found.soa.to_text(), found.expires, found.security)
+    assert found is None
+    return None
+
+
+def test_answer_finds_what_the_three_lookups_it_replaces_find() -> None:
+    """`answer` spells the name once and reads the clock once for the RRset, CNAME and denial
+    lookups of a miss: on random contents (every kind, rank and age, serve-stale or not) it
+    must give exactly what they give, in their order."""
+    rng = random.Random(5)
+    clock = FakeClock()
+    cache = make(clock, CacheConfig(max_stale=600))
+    names = [dns.name.from_text(f"{label}.example.test.") for label in ("a", "B", "c", "d")]
+    types = (dns.rdatatype.A, dns.rdatatype.AAAA, dns.rdatatype.CNAME, dns.rdatatype.MX)
+    records = {
+        dns.rdatatype.A: "192.0.2.1",
+        dns.rdatatype.AAAA: "2001:db8::1",
+        dns.rdatatype.CNAME: "target.example.test.",
+        dns.rdatatype.MX: "10 mx.example.test.",
+    }
+    kinds = list(zip(types, records.values(), strict=True))
+    compared = found = 0
+    for _step in range(3_000):
+        name = rng.choice(names)
+        action = rng.random()
+        if action < 0.3:
+            rdtype, data = rng.choice(kinds)
+            text = dns.rdatatype.to_text(rdtype)
+            held = dns.rrset.from_text(name, rng.choice((60, 300)), "IN", text, data)
+            cache.put_rrset(held, rng.choice(list(Rank)))
+        elif action < 0.45:
+            denied = rng.choice((None, *types))
+            rcode = dns.rcode.NXDOMAIN if denied is None else dns.rcode.NOERROR
+            cache.put_negative(name, denied, rcode, SOA)
+        elif action < 0.5:
+            clock.advance(rng.choice((30, 200, 500)))
+        else:
+            qtype, stale = rng.choice(types), rng.random() < 0.3
+            # The lookups move entries in the LRU order and drop the expired, never changing
+            # what a second lookup finds: each is asked of the same contents.
+            expected = _described(_looked_up_one_by_one(cache, name, qtype, stale))
+            assert _described(cache.answer(name, qtype, stale=stale)) == expected
+            compared += 1
+            found += expected is not None
+    assert compared > 1_000 and found > 300  # most kinds of result were met
+
+
+def test_a_failure_is_found_while_any_failure_put_may_still_be_held() -> None:
+    """`get_failure` looks nothing up once every failure put has expired: a shorter one put
+    after a longer one must not hide the longer one."""
+    clock = FakeClock()
+    cache = make(clock)
+    cache.put_failure(WWW, dns.rdatatype.A, ServfailReason.TIMEOUT, ttl=60)
+    cache.put_failure(WWW, dns.rdatatype.MX, ServfailReason.TIMEOUT, ttl=5)
+    clock.advance(30)
+    assert cache.get_failure(WWW, dns.rdatatype.A) is ServfailReason.TIMEOUT
+    assert cache.get_failure(WWW, dns.rdatatype.MX) is None
+    clock.advance(30)
+    assert cache.get_failure(WWW, dns.rdatatype.A) is None
+    cache.put_failure(WWW, dns.rdatatype.TXT, ServfailReason.NO_REACHABLE_AUTHORITY, ttl=5)
+    assert cache.get_failure(WWW, dns.rdatatype.TXT) is ServfailReason.NO_REACHABLE_AUTHORITY
+    cache.put_rrset(rrset("www.example.test. 300 TXT hello"), Rank.ANSWER)
+    assert cache.get_failure(WWW, dns.rdatatype.TXT) is None  # an answer still removes it

@@ -95,7 +95,16 @@ class ExpiringLru(Generic[K, V]):
         if deadline <= now:
             return
         data[key] = value
-        self._file(key, deadline)
+        # Filed in its expiry bucket, which is nearly always there already: that case is
+        # written out here, as a put is on every miss and a call costs more than the append.
+        keys = self._buckets.get(int(deadline // GRANULARITY))
+        if keys is None:
+            self._into_bucket(key, deadline)
+        else:
+            keys.append(key)
+        self._filed += 1
+        if self._filed >= self._prune_at:
+            self._prune()
         if len(data) > self._maxsize:
             self._evict()
 
@@ -125,12 +134,6 @@ class ExpiringLru(Generic[K, V]):
         heap = self._bucket_heap
         if heap and heap[0] * GRANULARITY <= now:  # the bucket `now` is in: check it one by one
             self._drop_expired(self._buckets[heap[0]], now)
-
-    def _file(self, key: K, deadline: float) -> None:
-        self._into_bucket(key, deadline)
-        self._filed += 1
-        if self._filed >= self._prune_at:
-            self._prune()
 
     def _into_bucket(self, key: K, deadline: float) -> None:
         bucket = int(deadline // GRANULARITY)

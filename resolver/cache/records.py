@@ -27,6 +27,7 @@ below, about 550.
 
 from __future__ import annotations
 
+import math
 import struct
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -209,12 +210,15 @@ def _records(rrset: dns.rrset.RRset) -> tuple[Any, ...]:
     keeps their hashes; a copy, so that the caller may still change its RRset)."""
     address_type = _ADDRESS_TYPES.get(rrset.rdtype)
     if address_type is not None and rrset.rdclass == dns.rdataclass.IN:
-        cls = address_type[0]
-        rdatas: list[Any] = list(rrset)
-        # Any A or AAAA class (the engine's reader makes a subclass that knows its hash): read
-        # back, each record is dnspython's own class again, equal and hashed alike.
-        if all(isinstance(rdata, cls) and rdata.rdcomment is None for rdata in rdatas):
-            return tuple(rdata.address for rdata in rdatas)
+        cls: type[Any] = address_type[0]  # (so that the type checker knows `address`)
+        addresses = []
+        for rdata in rrset.items:
+            # Any A or AAAA class (the engine's reader makes a subclass that knows its hash):
+            # read back, each record is dnspython's own class again, equal and hashed alike.
+            if not isinstance(rdata, cls) or rdata.rdcomment is not None:
+                return (rrset.items.copy(),)
+            addresses.append(rdata.address)
+        return tuple(addresses)
     return (rrset.items.copy(),)
 
 
@@ -249,6 +253,11 @@ class RecordCache:
 
     def __init__(self, config: CacheConfig, clock: Clock, bogus_ttl: int = 60) -> None:
         self._config = config
+        # The bounds every put applies, read once (the configuration is frozen).
+        self._min_ttl = config.min_ttl
+        self._max_ttl = config.max_ttl
+        self._max_delegation_ttl = config.max_delegation_ttl
+        self._max_negative_ttl = config.max_negative_ttl
         self._clock = clock
         self._bogus_ttl = bogus_ttl
         # Expired entries are kept for the serve-stale window, then dropped. Failures are never
@@ -273,6 +282,10 @@ class RecordCache:
         # Whether a DNAME was ever stored: until then no miss needs to look for one above the
         # name (most resolvers never meet one), which saves a lookup per label on every miss.
         self.holds_dnames = False
+        # The latest expiry of a failure put here: from then on none is held, so a miss needs
+        # to look none up (`get_failure`), nor an answer to remove one (most of the time, in a
+        # resolver whose authorities answer).
+        self._failing_until = -math.inf
 
     def __len__(self) -> int:
         return self._entries.size(self._clock())
@@ -299,13 +312,12 @@ class RecordCache:
 
     def clamp_ttl(self, ttl: int, *, delegation: bool = False) -> int:
         """The TTL the cache would keep for a record: cache-min-ttl, cache-max-ttl, the NS cap."""
-        ceiling = self._config.max_delegation_ttl if delegation else self._config.max_ttl
-        return max(self._config.min_ttl, min(ttl, ceiling))
+        ceiling = self._max_delegation_ttl if delegation else self._max_ttl
+        return max(self._min_ttl, min(ttl, ceiling))
 
     def negative_ttl(self, soa: dns.rrset.RRset) -> int:
         """min(SOA TTL, SOA MINIMUM) (RFC 2308 section 5), within the configured bounds."""
-        ttl = min(soa.ttl, _first(soa).minimum, self._config.max_negative_ttl)
-        return max(self._config.min_ttl, ttl)
+        return max(self._min_ttl, min(soa.ttl, _first(soa).minimum, self._max_negative_ttl))
 
     def remaining(self, expires: float) -> int:
         return max(0, int(expires - self._clock()))
@@ -331,12 +343,14 @@ class RecordCache:
         times data goes round between caches), only cut by the ceilings; in the past, it is
         stored as stale (kept for serve-stale only, never answered as fresh).
         """
-        if not rrset or rrset.rdtype == dns.rdatatype.RRSIG:
+        rdtype = rrset.rdtype
+        if not rrset.items or rdtype == dns.rdatatype.RRSIG:
             return False
         text, flag, lowered = self._spell(rrset.name)
         now = self._clock()
-        key = lowered + _SUFFIX.pack(rrset.rdtype, _RRSET | flag)
-        held = self._entries.get(key, now)
+        entries = self._entries
+        key = lowered + _SUFFIX.pack(rdtype, _RRSET | flag)
+        held = entries.get(key, now)
         if held is not None and held[1] & _RANK_MASK > rank and held[0] > now:
             return False
         if expires is None:
@@ -345,22 +359,21 @@ class RecordCache:
                 return False
             expires = now + ttl
         else:
-            ceiling = self._config.max_delegation_ttl if delegation else self._config.max_ttl
+            ceiling = self._max_delegation_ttl if delegation else self._max_ttl
             expires = min(expires, now + ceiling)
             ttl = max(1, int(expires - now))
         owner = None if text == lowered else rrset.name
         sigs = signatures.items.copy() if signatures else None
         packed = ttl << _TTL_SHIFT | security << _RANK_BITS | rank
-        stored = (expires, packed, owner, sigs, *_records(rrset))
-        self._entries.put(key, stored, now)
-        if rrset.rdtype == dns.rdatatype.DNAME:
+        entries.put(key, (expires, packed, owner, sigs, *_records(rrset)), now)
+        if rdtype == dns.rdatatype.DNAME:
             self.holds_dnames = True
         if rank >= Rank.NONAUTH_ANSWER:
             # Fresh authoritative data supersedes what we believed about its absence, and a
             # failure to find it.
-            self._entries.pop(lowered + _SUFFIX.pack(rrset.rdtype, _NODATA | flag))
-            self._entries.pop(lowered + _SUFFIX.pack(0, _NXDOMAIN | flag))
-            self._entries.pop(lowered + _SUFFIX.pack(rrset.rdtype, _FAILURE | flag))
+            entries.pop(lowered + _SUFFIX.pack(rdtype, _NODATA | flag))
+            entries.pop(lowered + _SUFFIX.pack(0, _NXDOMAIN | flag))
+            self._forget_failure(lowered, flag, rdtype, now)
         return True
 
     def _aged_ttl(self, expires: float, now: float, stale: bool) -> int | None:
@@ -399,10 +412,35 @@ class RecordCache:
         ttl = self._aged_ttl(stored[0], now, stale)
         if ttl is None:
             return None
-        owner = _owner(stored[2], name, text, lowered, flag)
-        rrset = _rrset(owner, rdtype, stored[4:], ttl)
-        sigs = None if stored[3] is None else _rrset(owner, dns.rdatatype.RRSIG, (stored[3],), ttl)
-        return Signed(rrset, sigs, _SECURITIES[stored[1] >> _RANK_BITS & _SECURITY_MASK])
+        return _signed(stored, _owner(stored[2], name, text, lowered, flag), rdtype, ttl)
+
+    def answer(
+        self, name: dns.name.Name, qtype: int, *, stale: bool = False
+    ) -> Signed | CachedNegative | None:
+        """What the cache answers a client for (name, qtype), in the order RFC 1034 5.3.3
+        looks: the RRset of that type, else a CNAME (a `Signed` of another type than `qtype`:
+        an alias to follow), else an NXDOMAIN or NODATA; answer data only (rank
+        NONAUTH_ANSWER and up). `get_signed` for `qtype` and for CNAME, then `get_negative`,
+        in one: every miss asks all three, for a name spelt once, on one reading of the clock.
+
+        With `stale` (RFC 8767), a fresh denial comes first, then each of the three, expired
+        or not: what is known now beats what was known before.
+        """
+        text, flag, lowered = self._spell(name)
+        now = self._clock()
+        if stale:
+            negative = self._denial(lowered, flag, qtype, now, False)
+            if negative is not None:
+                return negative
+        get = self._entries.get
+        for rdtype in (qtype,) if qtype == dns.rdatatype.CNAME else (qtype, dns.rdatatype.CNAME):
+            stored = get(lowered + _SUFFIX.pack(rdtype, _RRSET | flag), now)
+            if stored is not None and stored[1] & _RANK_MASK >= Rank.NONAUTH_ANSWER:
+                ttl = self._aged_ttl(stored[0], now, stale)
+                if ttl is not None:
+                    owner = _owner(stored[2], name, text, lowered, flag)
+                    return _signed(stored, owner, rdtype, ttl)
+        return self._denial(lowered, flag, qtype, now, stale)
 
     def set_security(
         self,
@@ -500,7 +538,7 @@ class RecordCache:
             if ttl <= 0:
                 return False
         else:
-            expires = min(expires, now + self._config.max_negative_ttl)
+            expires = min(expires, now + self._max_negative_ttl)
             ttl = max(1, int(expires - now))
         if rdtype is None:
             key = lowered + _SUFFIX.pack(0, _NXDOMAIN | flag)
@@ -513,7 +551,7 @@ class RecordCache:
         stored = (deadline, packed, rcode, owner, held_proof, *self._shared_soa(soa))
         self._entries.put(key, stored, now)
         if rdtype is not None:
-            self._entries.pop(lowered + _SUFFIX.pack(rdtype, _FAILURE | flag))
+            self._forget_failure(lowered, flag, rdtype, now)
         return True
 
     def _shared_soa(self, soa: dns.rrset.RRset) -> tuple[dns.name.Name, dict[Any, None]]:
@@ -536,7 +574,12 @@ class RecordCache:
     ) -> CachedNegative | None:
         """A cached NXDOMAIN for the name, else a cached NODATA for (name, rdtype); SOA TTL aged."""
         _text, flag, lowered = self._spell(name)
-        now = self._clock()
+        return self._denial(lowered, flag, rdtype, self._clock(), stale)
+
+    def _denial(
+        self, lowered: bytes, flag: int, rdtype: int, now: float, stale: bool
+    ) -> CachedNegative | None:
+        """`get_negative` for a name already spelt, at `now`."""
         for suffix in (_SUFFIX.pack(0, _NXDOMAIN | flag), _SUFFIX.pack(rdtype, _NODATA | flag)):
             stored = self._entries.get(lowered + suffix, now)
             if stored is not None:
@@ -562,14 +605,22 @@ class RecordCache:
         now = self._clock()
         key = lowered + _SUFFIX.pack(rdtype, _FAILURE | flag)
         self._entries.put(key, (now + ttl, reason), now)
+        self._failing_until = max(self._failing_until, now + ttl)
         return True
 
     def get_failure(self, name: dns.name.Name, rdtype: int) -> ServfailReason | None:
         """Why resolving (name, rdtype) failed, if that was less than its failure TTL ago."""
-        _text, flag, lowered = self._spell(name)
         now = self._clock()
+        if now >= self._failing_until:
+            return None  # every failure ever put has expired
+        _text, flag, lowered = self._spell(name)
         stored = self._entries.get(lowered + _SUFFIX.pack(rdtype, _FAILURE | flag), now)
         return stored[1] if stored is not None and stored[0] > now else None
+
+    def _forget_failure(self, lowered: bytes, flag: int, rdtype: int, now: float) -> None:
+        """Remove the failure of (name, rdtype), spelt: an answer or a denial supersedes it."""
+        if now < self._failing_until:  # else any failure held has expired: nothing to remove
+            self._entries.pop(lowered + _SUFFIX.pack(rdtype, _FAILURE | flag))
 
     def _fresh(self, name: dns.name.Name, rdtype: int) -> dns.rrset.RRset | None:
         """The RRset with its stored TTL (not aged) if unexpired: for the iterator's own use on
@@ -675,12 +726,13 @@ class RecordCache:
 
     def _held(self, keys: tuple[bytes, ...], held: tuple[_Stored | None, ...], now: float) -> bool:
         """Whether each key still holds the entry it held (None: nothing fresh)."""
-        entries = self._entries
+        get = self._entries.get
         for key, was in zip(keys, held, strict=True):
-            entry = entries.get(key, now)
-            if entry is not None and entry[0] <= now:
-                entry = None
-            if entry is not was:
+            entry = get(key, now)
+            if entry is None or entry[0] <= now:  # nothing fresh
+                if was is not None:
+                    return False
+            elif entry is not was:
                 return False
         return True
 
@@ -780,6 +832,13 @@ def _negative(stored: _Stored, ttl: int) -> CachedNegative:
         return CachedNegative(stored[2], soa, stored[0], security)
     proof = tuple(_aged(rrset, ttl) for rrset in stored[4])
     return CachedNegative(stored[2], soa, stored[0], security, proof)
+
+
+def _signed(stored: _Stored, owner: dns.name.Name, rdtype: int, ttl: int) -> Signed:
+    """The RRset of a stored tuple, its RRSIGs and security status, with `ttl`."""
+    rrset = _rrset(owner, rdtype, stored[4:], ttl)
+    sigs = None if stored[3] is None else _rrset(owner, dns.rdatatype.RRSIG, (stored[3],), ttl)
+    return Signed(rrset, sigs, _SECURITIES[stored[1] >> _RANK_BITS & _SECURITY_MASK])
 
 
 def _aged(rrset: dns.rrset.RRset, ttl: int) -> dns.rrset.RRset:

@@ -31,13 +31,15 @@ def follow_referral(cache: RecordCache, verdict: Classified) -> Delegation:
 def cache_verdict(cache: RecordCache, verdict: Classified) -> None:
     """Remember a verdict's records: AA answers at rank ANSWER, others one rank below."""
     rank = Rank.ANSWER if verdict.authoritative else Rank.NONAUTH_ANSWER
+    signatures = verdict.signatures
     previous = None
     for rrset in verdict.chain:
         # A CNAME synthesised from the DNAME before it is not kept: the cached DNAME gives it
         # again, with the DNAME in the answer as RFC 6672 wants (Unbound does the same).
         synthesised = rrset.rdtype == dns.rdatatype.CNAME and previous == dns.rdatatype.DNAME
         if not synthesised:
-            cache.put_rrset(rrset, rank, signatures=signatures_of(rrset, verdict.signatures))
+            sigs = signatures_of(rrset, signatures) if signatures else None  # unsigned: none
+            cache.put_rrset(rrset, rank, signatures=sigs)
         previous = rrset.rdtype
     for glue in verdict.glue:
         cache.put_rrset(glue, Rank.GLUE)
@@ -58,14 +60,15 @@ def cache_negative(cache: RecordCache, verdict: Classified, qtype: int) -> dns.r
 def conclude(work: Work, verdict: Classified, qtype: int, depth: int) -> Step:
     """Cache what the server (or forwarder) said and turn it into a chain step."""
     cache = work.ctx.cache
-    cache_verdict(cache, verdict)
-    # (A negative answer has no records: no generator is made for nothing.)
+    # (A negative answer has no records: nothing is cached or copied for nothing.)
+    if verdict.chain or verdict.glue:
+        cache_verdict(cache, verdict)
     records: tuple[dns.rrset.RRset, ...] = ()
     if verdict.chain:
-        records = tuple(with_ttl(r, cache.clamp_ttl(r.ttl)) for r in verdict.chain)
+        records = tuple([with_ttl(r, cache.clamp_ttl(r.ttl)) for r in verdict.chain])
     signatures: tuple[dns.rrset.RRset, ...] = ()
     if verdict.signatures:
-        signatures = tuple(with_ttl(r, cache.clamp_ttl(r.ttl)) for r in verdict.signatures)
+        signatures = tuple([with_ttl(r, cache.clamp_ttl(r.ttl)) for r in verdict.signatures])
     if verdict.kind is Kind.ANSWER:
         if work.trace is not None:
             work.say(depth, "  answer: {}", Records(verdict.chain))

@@ -81,31 +81,22 @@ class CacheLookup:
     def from_cache(
         self, name: dns.name.Name, qtype: int, depth: int, stale: bool = False
     ) -> Step | None:
+        """The link for `name` from the cache (`RecordCache.answer`: the data, an alias or a
+        denial), else from a DNAME above it; None when it must be asked upstream."""
         cache = self._work.ctx.cache
-        if stale:  # what is known now beats what was known before: a fresh denial first
-            negative = cache.get_negative(name, qtype)
-            if negative is not None:
-                return _negative_step(negative)
-        found = cache.get_signed(name, qtype, min_rank=Rank.NONAUTH_ANSWER, stale=stale)
+        found = cache.answer(name, qtype, stale=stale)
+        if isinstance(found, CachedNegative):
+            self._work.say(depth, "cache: {} {} (negative)", name, dns.rcode.to_text(found.rcode))
+            return _negative_step(found)
         if found is not None:
-            self._work.say(
-                depth, "cache: {} {} answered", name, dns.rdatatype.RdataType.to_text(qtype)
-            )
-            return _signed_step(found)
-        if qtype != dns.rdatatype.CNAME:
-            cname = cache.get_signed(
-                name, dns.rdatatype.CNAME, min_rank=Rank.NONAUTH_ANSWER, stale=stale
-            )
-            if cname is not None:
-                target = cname.rrset[0].target
-                self._work.say(depth, "cache: {} is an alias for {}", name, target)
-                return _signed_step(cname, next_name=target)
-        negative = cache.get_negative(name, qtype, stale=stale)
-        if negative is not None:
-            self._work.say(
-                depth, "cache: {} {} (negative)", name, dns.rcode.to_text(negative.rcode)
-            )
-            return _negative_step(negative)
+            if found.rrset.rdtype == qtype:
+                self._work.say(
+                    depth, "cache: {} {} answered", name, dns.rdatatype.RdataType.to_text(qtype)
+                )
+                return _signed_step(found)
+            target = found.rrset[0].target
+            self._work.say(depth, "cache: {} is an alias for {}", name, target)
+            return _signed_step(found, next_name=target)
         if qtype != dns.rdatatype.DNAME and cache.holds_dnames:
             return self._from_cached_dname(name, qtype, depth, stale)
         return None
