@@ -21,7 +21,7 @@ from resolver.core.security import Security, weakest
 _CNAME = dns.rdatatype.CNAME
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Question:
     """A name and type as sent upstream (the client's own, or a minimised one on the way)."""
 
@@ -29,7 +29,7 @@ class Question:
     rdtype: int
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Step:
     """What one name in a CNAME chain resolved to; `next_name` is set when the chain goes on.
 
@@ -58,48 +58,60 @@ class Step:
 
 
 class Chain:
-    """The CNAME chain being followed for one question: its records so far and where it is."""
+    """The CNAME chain being followed for one question: its links so far and where it is.
+
+    The answer is put together from the links once the last one is in: most chains have one
+    link, whose parts (tuples already) then become the answer's as they are.
+    """
 
     def __init__(self, qname: dns.name.Name, limit: int) -> None:
         self.name = qname
         self.named_by: dns.name.Name | None = None  # see `Step.named_by`
-        self.records: list[dns.rrset.RRset] = []
-        self.signatures: list[dns.rrset.RRset] = []
-        self.proof: list[dns.rrset.RRset] = []
-        self.security: list[Security] = []
-        self.notes: list[ValidationNote] = []
-        self._aliases: set[dns.name.Name] = set()
+        self._aliases: list[Step] = []  # the links before the last, each ending in an alias
+        self._owners: set[dns.name.Name] = set()  # the names of the chain's CNAME records
         self._limit = limit
 
     def extend(self, step: Step) -> Answer | None:
         """Add one link (which may hold several CNAMEs); the answer, or None while it goes on."""
-        self.records.extend(step.records)
-        self.signatures.extend(step.signatures)
-        self.proof.extend(step.proof)
-        self.security.append(step.security)
-        if step.notes:
-            self.notes.extend(note for note in step.notes if note not in self.notes)
+        owners = self._owners
         for rrset in step.records:
             if rrset.rdtype == _CNAME:
-                self._aliases.add(rrset.name)
-        if len(self._aliases) > self._limit:
+                owners.add(rrset.name)
+        if len(owners) > self._limit:
             raise ResolutionFailed(ServfailReason.CNAME_CHAIN_TOO_LONG)
         if step.next_name is None:
-            authority = (step.authority,) if step.authority is not None else ()
-            return Answer(
-                step.rcode,
-                tuple(self.records),
-                authority,
-                signatures=tuple(self.signatures),
-                proof=tuple(self.proof),
-                security=weakest(self.security),
-                notes=tuple(self.notes),
-            )
-        if step.next_name in self._aliases:
+            return self._answer(step)
+        if step.next_name in owners:
             raise ResolutionFailed(ServfailReason.CNAME_LOOP)
+        self._aliases.append(step)
         self.name = step.next_name
         self.named_by = step.named_by
         return None
+
+    def _answer(self, last: Step) -> Answer:
+        """The answer whose last link is `last`: every link's records, signatures and proof in
+        order, the weakest status of them, and their notes, each once."""
+        authority = (last.authority,) if last.authority is not None else ()
+        if not self._aliases:
+            return Answer(
+                last.rcode,
+                last.records,
+                authority,
+                signatures=last.signatures,
+                proof=last.proof,
+                security=last.security,
+                notes=tuple(dict.fromkeys(last.notes)) if last.notes else (),
+            )
+        links = [*self._aliases, last]
+        return Answer(
+            last.rcode,
+            tuple([rrset for link in links for rrset in link.records]),
+            authority,
+            signatures=tuple([rrset for link in links for rrset in link.signatures]),
+            proof=tuple([rrset for link in links for rrset in link.proof]),
+            security=weakest([link.security for link in links]),
+            notes=tuple(dict.fromkeys([note for link in links for note in link.notes])),
+        )
 
 
 class Records:

@@ -43,7 +43,7 @@ class Kind(Enum):
     LAME = auto()
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Classified:
     """The verdict on a response, holding only in-bailiwick records.
 

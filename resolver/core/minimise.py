@@ -47,26 +47,30 @@ class Minimiser:
     name stays within `max_count` however the walk goes.
     """
 
+    __slots__ = ("_labels", "_schedule", "qname")
+
     def __init__(self, qname: dns.name.Name, max_count: int, one_label: int) -> None:
         self.qname = qname
-        self._schedule = label_schedule(len(qname) - 1, max_count, one_label)
+        # Labels counted once, on the tuple: `len()` of a name is a Python call each time.
+        self._labels = len(qname.labels)
+        self._schedule = label_schedule(self._labels - 1, max_count, one_label)
 
     def next_name(self, known: dns.name.Name) -> dns.name.Name:
         """The next name to ask below `known` (the qname or one of its ancestors).
 
         It is the qname itself once no step of the schedule is left between the two.
         """
-        have = len(known) - 1
+        have = len(known.labels) - 1
         for count in self._schedule:
             if count > have:
                 break
         else:
             return self.qname
-        if count >= len(self.qname) - 1:  # the whole name: no new name to make
+        if count >= self._labels - 1:  # the whole name: no new name to make
             return self.qname
         return self.qname.split(count + 1)[1]
 
     def is_qname(self, name: dns.name.Name) -> bool:
         """Whether `name`, given by `next_name`, is the qname itself: it is a tail of the
         qname's labels, so the number of labels tells (and no name is compared)."""
-        return len(name) == len(self.qname)
+        return len(name.labels) == self._labels

@@ -37,6 +37,7 @@ from resolver.core.shared import SharedSteps
 from resolver.core.validation import Validator
 from resolver.core.walk import FATAL, Walk
 from resolver.core.work import Context, Tracer, Work
+from resolver.dnssec import Anchor
 
 __all__ = ["Context", "Resolution", "Tracer"]
 
@@ -307,7 +308,9 @@ class Resolution:
             if not validate or step.security is Security.SECURE:
                 return step
             fresh = step.security is Security.INDETERMINATE
-            step = yield from self._validated(step, name, qtype, depth)
+            anchor = self._anchor_over(step, name)
+            if anchor is not None:  # else nothing to validate: no generator to make and run
+                step = yield from self._validated(step, anchor, name, qtype, depth)
             if step.security is not Security.BOGUS:
                 return step
             bogus = step
@@ -319,20 +322,23 @@ class Resolution:
         assert bogus is not None
         return self._bogus(bogus, name, qtype)
 
+    def _anchor_over(self, step: Step, name: dns.name.Name) -> Anchor | None:
+        """The trust anchor (or negative one) that the DNSSEC hook judges `step` under, or None
+        when the hook leaves the step as it is: a referral answering RD=0 (nothing to
+        validate), or no trust anchor above the name (indeterminate)."""
+        if step.authority is not None and step.authority.rdtype == dns.rdatatype.NS:
+            return None
+        return self._work.ctx.anchor_for(name)
+
     def _validated(
-        self, step: Step, name: dns.name.Name, qtype: int, depth: int
+        self, step: Step, anchor: Anchor, name: dns.name.Name, qtype: int, depth: int
     ) -> Generator[SendQuery, Outcome, Step]:
-        """The DNSSEC hook: `step` with its status, when validation applies to `name`.
+        """The DNSSEC hook: `step` with its status under `anchor` (`_anchor_over`).
 
         A cached status stands (validated once per cached RRset, not once per client); only
         INDETERMINATE steps are validated. Below a negative trust anchor everything is
         insecure. A bogus step is returned as such: `_obtained` asks again or calls `_bogus`.
         """
-        if step.authority is not None and step.authority.rdtype == dns.rdatatype.NS:
-            return step  # a referral answering RD=0: nothing to validate
-        anchor = self._work.ctx.anchor_for(name)
-        if anchor is None:
-            return step  # no trust anchor above the name: indeterminate
         if anchor.negative:
             self._work.say(
                 depth, "dnssec: {} is below the negative trust anchor {}", name, anchor.zone

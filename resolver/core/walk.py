@@ -46,7 +46,7 @@ _ROOT_LABELS = dns.name.root.labels
 _SERVER_LISTS = 1024
 
 
-@dataclass
+@dataclass(slots=True)
 class _Minimisation:
     """Where QNAME minimisation stands in one zone: the deepest name known to exist there
     (the zone's apex at first) and whether names are still being minimised."""
@@ -466,7 +466,8 @@ class Walk:
             verdict = yield from self._exchange.ask(
                 server, question, delegation.zone, depth, attempts.timeout
             )
-            if verdict in (Miss.REJECTED, Miss.LAME) and fallback is not None:
+            # `is`, not `in (...)`: a verdict compared with `==` runs its dataclass `__eq__`
+            if fallback is not None and (verdict is Miss.REJECTED or verdict is Miss.LAME):
                 self._work.say(depth, "  minimised question not answered; asking for the full name")
                 question, fallback = fallback, None
                 verdict = yield from self._exchange.ask(
