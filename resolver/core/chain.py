@@ -29,7 +29,7 @@ class Question:
     rdtype: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Step:
     """What one name in a CNAME chain resolved to; `next_name` is set when the chain goes on.
 
@@ -37,6 +37,12 @@ class Step:
     the NS set of the referral that answers a non-recursive (RD=0) question the cache cannot.
     `named_by` is the zone whose servers gave the alias to `next_name`: they know that name
     already, so there is nothing to hide from them by minimising it.
+
+    A value: nothing changes a step once it is made (`dataclasses.replace` makes a changed
+    copy). Not frozen all the same, as `classify.Classified` is not: a frozen dataclass sets
+    each field through `object.__setattr__`, which made one of ten fields cost five times as
+    much to build, and one is built for every link of every question. (The engine's inputs
+    and outputs, `actions.py`, are frozen: they cross to the carrier.)
     """
 
     rcode: dns.rcode.Rcode

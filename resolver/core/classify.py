@@ -43,7 +43,7 @@ class Kind(Enum):
     LAME = auto()
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Classified:
     """The verdict on a response, holding only in-bailiwick records.
 
@@ -51,6 +51,10 @@ class Classified:
     DNAME is followed by the CNAME it synthesises; the chain ends with the answer itself for
     ANSWER); `final_name` is where that path ends, i.e. the name an NXDOMAIN or NODATA speaks
     of, or the alias target still to resolve. `lameness` says why a LAME server was not believed.
+
+    A value, never changed once made (`dataclasses.replace` makes a changed copy), but not a
+    frozen dataclass: one is made for every response, and setting ten fields through
+    `object.__setattr__`, as a frozen one does, cost five times as much (see `chain.Step`).
     """
 
     kind: Kind
