@@ -201,9 +201,14 @@ def _cut_below(
 
 
 def _misdirection(authority: list[dns.rrset.RRset], zone: dns.name.Name) -> Lameness | None:
-    """An NS set in the authority section pointing anywhere but down: up the tree or sideways."""
+    """An NS set (class IN) in the authority section pointing anywhere but down: up the tree
+    or sideways."""
     for rrset in authority:
-        if rrset.rdtype != dns.rdatatype.NS or same_name(rrset.name, zone):
+        if (
+            rrset.rdtype != dns.rdatatype.NS
+            or rrset.rdclass != dns.rdataclass.IN
+            or same_name(rrset.name, zone)
+        ):
             continue
         if zone.is_subdomain(rrset.name):
             return Lameness.UPWARD_REFERRAL
@@ -251,8 +256,7 @@ def classify(
     if rcode is None:
         rcode = response.rcode()
     answer = in_bailiwick(response.answer, zone)
-    authority_all = [r for r in response.authority if r.rdclass == dns.rdataclass.IN]
-    authority = in_bailiwick(authority_all, zone)
+    authority = in_bailiwick(response.authority, zone)
     chain, final_name, answered = _follow_chain(answer, qname, qtype, one_link=True)
     if flags & _RA and not aa:
         alias_only = len(chain) == 1 and chain[0].rdtype == dns.rdatatype.CNAME
@@ -287,7 +291,7 @@ def classify(
     if cut is not None:
         glue = glue_for(cut, response.additional, glue_zone)
         return Classified(Kind.REFERRAL, final_name, delegation=cut, glue=glue)
-    misdirection = _misdirection(authority_all, zone)
+    misdirection = _misdirection(response.authority, zone)
     if misdirection is not None:
         return _lame(final_name, misdirection)
     if aa:

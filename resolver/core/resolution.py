@@ -278,8 +278,8 @@ class Resolution:
             fresh_only = refreshing or attempt
             if step is None and validate and not fresh_only and self._validates(name):
                 step = self._aggressive.answer(name, qtype, depth)  # RFC 8198 / RFC 8020
-            if step is None and depth == 0 and not refreshing and not attempt:
-                step = self._from_shared(name)
+            if step is None and self._shared is not None and depth == 0 and not refreshing:
+                step = None if attempt else self._from_shared(name)
             if step is None and self._cache_only:
                 step = self._lookup.referral(name, depth)
             if step is None:

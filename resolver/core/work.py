@@ -205,6 +205,7 @@ class Work:
         "avoid",
         "ctx",
         "in_progress",
+        "limits",
         "queries_sent",
         "trace",
     )
@@ -212,6 +213,8 @@ class Work:
     def __init__(self, ctx: Context, trace: Tracer | None = None) -> None:
         self.ctx = ctx
         self.trace = trace
+        #: `ctx.config.limits`, read on every query (the context and its config never change).
+        self.limits: Limits = ctx.config.limits
         self.queries_sent = 0
         self.in_progress: set[dns.name.Name] = set()
         #: Addresses of servers whose responses this question found bogus: server selection
@@ -240,10 +243,6 @@ class Work:
         if self._budget is None:
             self._budget = Budget(validation_limits(self.ctx.config))
         return self._budget
-
-    @property
-    def limits(self) -> Limits:
-        return self.ctx.config.limits
 
     def say(self, depth: int, template: str, *args: object) -> None:
         """Report a step to the tracer; the text is only built when someone is listening."""
