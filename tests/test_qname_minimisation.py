@@ -7,6 +7,7 @@ in the order it is sent; one runs the real front end over sockets and reads the 
 from __future__ import annotations
 
 import dataclasses
+import random
 from pathlib import Path
 
 import dns.message
@@ -326,6 +327,24 @@ def test_minimiser_steps_from_any_known_ancestor() -> None:
     full = dns.name.from_text("a.b.c.example.test.")
     assert minimiser.next_name(dns.name.from_text("b.c.example.test.")) == full
     assert minimiser.next_name(full) == full
+
+
+def test_is_qname_is_name_equality_for_the_qname_and_its_ancestors() -> None:
+    """`is_qname` counts labels instead of comparing names: for the qname and its ancestors,
+    in any letter case, it must say what `==` says."""
+    rng = random.Random(9156)
+    for _ in range(300):
+        labels = ["".join(rng.choice("aBc-9") for _ in range(rng.randint(1, 5)))]
+        labels += [
+            rng.choice(["x", "Y", "zz", "example", "TEST"]) for _ in range(rng.randint(0, 6))
+        ]
+        qname = dns.name.from_text(".".join(labels) + ".")
+        minimiser = Minimiser(qname, 10, 4)
+        for count in range(1, len(qname.labels) + 1):  # the root to the qname
+            ancestor = dns.name.Name(
+                [label.swapcase() if rng.random() < 0.5 else label for label in qname.labels]
+            ).split(count)[1]
+            assert minimiser.is_qname(ancestor) == (ancestor == qname)
 
 
 def test_the_limit_of_steps_is_configurable(internet: TestInternet) -> None:

@@ -203,7 +203,7 @@ class Walk:
             return target
         if not minimiser.is_qname(child):  # the target's own name, as `_minimiser` made it
             return Question(child, MINIMISED_TYPE)
-        if target.rdtype in _UNHIDDEN_TYPES or walk.known == target.name:
+        if target.rdtype in _UNHIDDEN_TYPES or minimiser.is_qname(walk.known):
             return target
         if self._lookup.known_to_exist(target.name):
             walk.known = target.name
