@@ -14,7 +14,7 @@ import dns.rdatatype
 import dns.rrset
 import pytest
 
-from resolver.cache.packets import PacketCache, parse_plain_query
+from resolver.cache.packets import PacketCache, parse_plain_query, ttl_offsets
 from resolver.config import Config
 from resolver.core.actions import Answer
 from resolver.engine import clients, wirewrite
@@ -220,3 +220,60 @@ def test_store_keeps_the_bytes_of_the_dnspython_rendering(answer: Answer) -> Non
     expected, _, _ = clients._render_sections_dnspython(wire, question.name_end, qname, sections)
     assert stored is not None
     assert stored[0][question.name_end :] == bytes(expected[question.name_end :])
+
+
+def test_stored_renderings_match_dnspython_for_random_questions() -> None:
+    """`ClientProtocol._render_stored` (the question from the packet cache's key, the owner
+    that is the question's name as a pointer, `wirewrite.start_message`) against dnspython's
+    rendering of the same question and records, over random names, letter cases and types."""
+    rng = random.Random(1234)
+    labels = ["www", "a", "Mail", "example", "COM", "net", "x-y", "b" * 63, "t"]
+
+    def name() -> str:
+        chosen = [rng.choice(labels) for _ in range(rng.randrange(0, 5))]
+        cased = ["".join(c.upper() if rng.random() < 0.3 else c for c in x) for x in chosen]
+        return ".".join(cased) + "." if cased else "."
+
+    def recased(text: str) -> str:
+        return "".join(c.swapcase() if rng.random() < 0.2 else c for c in text)
+
+    types = {
+        "A": lambda: f"192.0.2.{rng.randrange(256)}",
+        "AAAA": lambda: f"2001:db8::{rng.randrange(65536):x}",
+        "CNAME": name,
+        "NS": name,
+        "MX": lambda: f"{rng.randrange(65536)} {name()}",
+        "SOA": lambda: f"{name()} {name()} 1 2 3 4 5",
+        "TXT": lambda: '"' + "z" * rng.randrange(40) + '"',
+        "SRV": lambda: f"1 2 3 {name()}",
+    }
+    protocol = ClientProtocol(Config(), PacketCache(100, lambda: 1000.0, our_payload=1232))
+    for seed in range(400):
+        qname_text = name()
+        wire = dns.message.make_query(qname_text, "A", use_edns=rng.choice([None, 0])).to_wire()
+        question = parse_plain_query(wire)
+        assert question is not None
+        qname = dns.name.from_text(qname_text)
+        sections: tuple[list[dns.rrset.RRset], list[dns.rrset.RRset]] = ([], [])
+        for _ in range(rng.randrange(1, 6)):
+            rdtype = rng.choice(sorted(types))
+            rdatas = {types[rdtype]() for _ in range(rng.randrange(1, 4))}
+            # The question's own name (as written, or recased) owns most answers.
+            owner = rng.choice([qname_text, recased(qname_text), name()])
+            ttl = rng.randrange(1, 1 << 31)
+            sections[rng.randrange(2)].append(rrset(owner, rdtype, *sorted(rdatas), ttl=ttl))
+        answer = Answer(dns.rcode.NOERROR, tuple(sections[0]), tuple(sections[1]))
+        random.seed(seed)
+        rendered = protocol._render_stored(wire, question, qname, answer)
+        random.seed(seed)
+        parts = (answer.answer, answer.authority)
+        expected, answers, authority = clients._render_sections_dnspython(
+            wire, question.name_end, qname, parts
+        )
+        expected[12 : question.name_end] = expected[12 : question.name_end].lower()
+        assert rendered is not None
+        stored, offsets, lifetime = rendered
+        assert stored[12:] == expected[12:], qname_text
+        assert stored[6:10] == answers.to_bytes(2, "big") + authority.to_bytes(2, "big")
+        assert offsets == ttl_offsets(bytes(stored))
+        assert lifetime == min(r.ttl for r in sections[0] + sections[1])

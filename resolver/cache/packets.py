@@ -209,7 +209,7 @@ class PacketCache:
     def store_and_answer(
         self,
         key: bytes,
-        wire: bytes,
+        rendered: bytearray,
         offsets: tuple[int, ...],
         lifetime: int,
         query: bytes,
@@ -221,14 +221,17 @@ class PacketCache:
         if nothing is kept or the copy is larger than `limit` (the caller renders the reply).
 
         The response is rendered once and not read back: a cache miss costs no lookup or
-        parse of the bytes it has just written.
+        parse of the bytes it has just written, and `rendered`, once kept as bytes, becomes
+        the client's copy in place (it may be changed, whatever is returned).
         """
         if not offsets:
             return None  # nothing tells how long it may be kept (e.g. NODATA without SOA)
+        wire = bytes(rendered)
         packet = self._keep(key, wire, offsets, lifetime)
         if packet is None or len(wire) + (len(self._opt) if question.edns_payload else 0) > limit:
             return None
-        return bytes(self._copy(packet, query, question, 0))
+        self._make_own(rendered, query, question)  # not aged: it was stored just now
+        return bytes(rendered)
 
     def _keep(
         self, key: bytes, wire: bytes, offsets: tuple[int, ...], lifetime: int
@@ -291,17 +294,23 @@ class PacketCache:
     def _copy(self, packet: _Packet, query: bytes, question: ParsedQuestion, age: int) -> bytearray:
         """The stored response made the client's own, its TTLs lowered by `age` seconds."""
         reply = bytearray(packet.wire)
+        if age:
+            for offset in packet.ttl_offsets:
+                (ttl,) = _TTL.unpack_from(reply, offset)
+                _TTL.pack_into(reply, offset, max(0, ttl - age))
+        self._make_own(reply, query, question)
+        return reply
+
+    def _make_own(self, reply: bytearray, query: bytes, question: ParsedQuestion) -> None:
+        """Make a copy of a stored response the reply to `query`: its ID, RD and CD, AD only
+        if the client understands it, the question in the client's letter case, and an OPT
+        record if the client sent one."""
         reply[0:2] = query[0:2]
         reply[2] |= query[2] & _RD  # RD and CD, copied from the query
         reply[3] |= query[3] & _CD
         if not (question.bits & (DO_BIT | _AD)):
             reply[3] &= ~_AD & 0xFF  # AD only for a client that said it understands it
         reply[12 : question.name_end] = query[12 : question.name_end]  # the client's case
-        if age:
-            for offset in packet.ttl_offsets:
-                (ttl,) = _TTL.unpack_from(reply, offset)
-                _TTL.pack_into(reply, offset, max(0, ttl - age))
         if question.edns_payload:
             reply += self._opt_do if question.bits & DO_BIT else self._opt
             reply[10:12] = b"\x00\x01"
-        return reply

@@ -151,16 +151,13 @@ def extended_errors(answer: Answer) -> list[dns.edns.Option]:
 
 
 def _render_sections(
-    wire: bytes, name_end: int, qname: dns.name.Name, sections: _Sections
-) -> tuple[bytearray, int, int, tuple[int, ...]]:
-    """A blank header, the question (its name in lowercase) and the answer and authority
-    records (`wirewrite`: the bytes of dnspython's rendering, without its cost); the two record
-    counts, and where the TTL of each record is (for the packet cache, which would otherwise
-    parse them back)."""
-    out = bytearray(12)
-    compress: wirewrite.Compress = {}
-    wirewrite.write_wire_name(out, compress, wire[12:name_end].lower())
-    out += wire[name_end : name_end + 4]
+    question: ParsedQuestion, qname: dns.name.Name, sections: _Sections
+) -> tuple[bytearray, int, int, list[int]]:
+    """A blank header, the question (its name in lowercase, as the packet cache's key holds
+    it) and the answer and authority records (`wirewrite`: the bytes of dnspython's rendering,
+    without its cost); the two record counts, and where the TTL of each record is (for the
+    packet cache, which would otherwise parse them back)."""
+    out, compress = wirewrite.start_message(question.key[: question.name_end - 8], qname.labels)
     write = wirewrite.write_rrset
     offsets: list[int] = []
     answers = authority = 0
@@ -168,7 +165,7 @@ def _render_sections(
         answers += write(out, compress, rrset, offsets)
     for rrset in sections[1]:
         authority += write(out, compress, rrset, offsets)
-    return out, answers, authority, tuple(offsets)
+    return out, answers, authority, offsets
 
 
 def _render_sections_dnspython(
@@ -451,15 +448,16 @@ class ClientProtocol:
         if rendered is None:
             return False
         stored, offsets, lifetime = rendered
-        self.packets.store_rendered(question.key, stored, offsets, lifetime)
+        self.packets.store_rendered(question.key, bytes(stored), offsets, lifetime)
         return True
 
     def _render_stored(
         self, wire: bytes, question: ParsedQuestion, qname: dns.name.Name, answer: Answer
-    ) -> tuple[bytes, tuple[int, ...], int] | None:
+    ) -> tuple[bytearray, tuple[int, ...], int] | None:
         """A fresh, complete answer to the plain question of `wire`, rendered for the packet
-        cache: the bytes, where their TTLs are and the smallest of them; None if it is not
-        one, or too large for any message.
+        cache: the bytes (not yet copied to `bytes`: the packet cache may make them the
+        client's reply in place), where their TTLs are and the smallest of them; None if it is
+        not one, or too large for any message.
 
         Rendered here rather than by `dns.message.Message.to_wire`: a message built only to be
         rendered costs more than the rendering. The bytes are the same: the query's ID, QR and
@@ -475,27 +473,27 @@ class ClientProtocol:
         rcode = answer.rcode
         if rcode != dns.rcode.NOERROR and rcode != dns.rcode.NXDOMAIN:
             return None
-        name_end = question.name_end
         parts = sections(answer, question.bits)
+        offsets: list[int] | tuple[int, ...] | None
         try:
             if not (wirewrite.handles(parts[0]) and wirewrite.handles(parts[1])):
                 raise wirewrite.Unhandled("a type or class that wirewrite does not write")
-            stored, answers, authority, offsets = _render_sections(wire, name_end, qname, parts)
+            stored, answers, authority, offsets = _render_sections(question, qname, parts)
         except wirewrite.Unhandled:
+            name_end = question.name_end
             stored, answers, authority = _render_sections_dnspython(wire, name_end, qname, parts)
             stored[12:name_end] = stored[12:name_end].lower()
-            offsets = ()
+            offsets = None
         if len(stored) > MAX_MESSAGE:
             return None
         flags = _QR_RA | int(rcode)  # ints: an enum's `|` is a Python call
         if security is Security.SECURE:
             flags |= _AD_FLAG  # cleared on a hit for a query with neither DO nor AD
         HEADER.pack_into(stored, 0, wire[0] << 8 | wire[1], flags, 1, answers, authority, 0)
-        rendered = bytes(stored)
-        if not offsets:
-            offsets = ttl_offsets(rendered)  # dnspython's rendering: read them back
-        lifetime = min([_TTL.unpack_from(rendered, offset)[0] for offset in offsets], default=0)
-        return rendered, offsets, lifetime
+        if offsets is None:
+            offsets = ttl_offsets(bytes(stored))  # dnspython's rendering: read them back
+        lifetime = min([_TTL.unpack_from(stored, offset)[0] for offset in offsets], default=0)
+        return stored, tuple(offsets), lifetime
 
     def failure(self, wire: bytes, tcp: bool) -> bytes | None:
         """SERVFAIL for a query whose handling raised: with its question and an Extended DNS

@@ -5,9 +5,11 @@ validated as immutable) to look it up in the compression table: for a cache miss
 more than everything else in rendering its reply. Here the table is keyed by the bytes of each
 suffix in lowercase wire form instead (bytes hash once, in C), the suffixes of a name are
 worked out once per distinct name (`_suffixes`, a bounded memo: the same SOA and NS names recur
-in reply after reply), and the rdata of the common types is written directly, with the
-compression each type gets in dnspython (its `_to_wire`): NS, CNAME, PTR, MX and SOA compress
-their names; DNAME, SRV and the others never do. The rules are dnspython's
+in reply after reply; the question's name, the owner of most answers, is not even worked out:
+`start_message` fills the table from the question's bytes and maps its labels to a pointer to
+it), and the rdata of the common types is written directly, with the compression each type
+gets in dnspython (its `_to_wire`): NS, CNAME, PTR, MX and SOA compress their names; DNAME, SRV
+and the others never do. The rules are dnspython's
 (`dns.name.Name.to_wire`): a suffix of two labels or more is remembered at its offset if that
 is below 0x4000, the longest known suffix becomes a pointer, matching ignores ASCII case and
 written labels keep theirs. `tests/test_wirewrite.py` holds the bytes to `Message.to_wire`'s.
@@ -17,7 +19,7 @@ from __future__ import annotations
 
 import random
 import struct
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable
 
 import dns.ipv6
 import dns.name
@@ -26,11 +28,14 @@ import dns.rdataclass
 import dns.rdatatype
 import dns.rrset
 
-#: Suffix (in lowercase wire form, root included) -> offset of its first label in the message.
-Compress = dict[bytes, int]
+#: Suffix (in lowercase wire form, root included) -> offset of its first label in the message;
+#: and the question's name, by its labels as given to `start_message`, -> 12, where that suffix
+#: of it starts: the owner of most answers is found so, its suffixes not worked out at all.
+Compress = dict[bytes | tuple[bytes, ...], int]
 
 _RECORD = struct.Struct("!HHIH")
 _SOA_INTS = struct.Struct("!IIIII")
+_LENGTH = struct.Struct("!H")
 _POINTER = 0xC000
 _MAX_POINTER = 0x3FFF
 _IN = dns.rdataclass.IN
@@ -104,20 +109,26 @@ def write_name(out: bytearray, compress: Compress, name: dns.name.Name) -> None:
     _write_suffixes(out, compress, _suffixes(name.labels))
 
 
-def write_wire_name(out: bytearray, compress: Compress, name: bytes) -> None:
-    """`write_name` for a name given in uncompressed wire form (a client's question, which
-    `packets.parse_plain_query` vouched for), without making a `dns.name.Name` of it."""
-    _write_suffixes(out, compress, _wire_suffixes(name))
+def start_message(question: bytes, labels: tuple[bytes, ...]) -> tuple[bytearray, Compress]:
+    """A blank header, then `question` (a name in uncompressed wire form and lowercase, then
+    type and class: the packet cache's key holds it so), and the compression table dnspython
+    has after writing it there. `labels` are that name's (in any letter case).
 
-
-def _wire_suffixes(name: bytes) -> Iterator[tuple[bytes, bytes]]:
-    """As `_suffixes`, for a name in uncompressed wire form."""
-    lowered = name.lower()
+    No name precedes the question, so dnspython writes it whole and remembers each of its
+    suffixes (at offsets far below 0x4000): the table is filled from the label lengths, with no
+    lookup and no copy of a label.
+    """
+    out = bytearray(12)
+    out += question
+    compress: Compress = {}
+    end = len(question) - 4
     start = 0
-    while length := name[start]:
-        end = start + 1 + length
-        yield lowered[start:], name[start:end]
-        start = end
+    while length := question[start]:
+        compress[question[start:end]] = 12 + start
+        start += length + 1
+    if start:  # not the root, which is never compressed
+        compress[labels] = 12
+    return out, compress
 
 
 def _write_suffixes(out: bytearray, compress: Compress, suffixes: Iterable[_Suffix]) -> None:
@@ -148,12 +159,12 @@ def _write_rdata(out: bytearray, compress: Compress, rdtype: int, rd: dns.rdata.
         # Canonical dotted quad (dnspython makes it so), 4 decimal bytes: no socket here.
         out += bytes(map(int, rd.address.split(".")))  # type: ignore[attr-defined]
     elif rdtype in _ONE_NAME:
-        write_name(out, compress, rd.target)  # type: ignore[attr-defined]
+        _write_suffixes(out, compress, _suffixes(rd.target.labels))  # type: ignore[attr-defined]
     elif rdtype == _AAAA:
         out += dns.ipv6.inet_aton(rd.address)  # type: ignore[attr-defined]
     elif rdtype == _SOA:
-        write_name(out, compress, rd.mname)  # type: ignore[attr-defined]
-        write_name(out, compress, rd.rname)  # type: ignore[attr-defined]
+        _write_suffixes(out, compress, _suffixes(rd.mname.labels))  # type: ignore[attr-defined]
+        _write_suffixes(out, compress, _suffixes(rd.rname.labels))  # type: ignore[attr-defined]
         out += _SOA_INTS.pack(
             rd.serial,  # type: ignore[attr-defined]
             rd.refresh,  # type: ignore[attr-defined]
@@ -163,7 +174,7 @@ def _write_rdata(out: bytearray, compress: Compress, rdtype: int, rd: dns.rdata.
         )
     elif rdtype == _MX:
         out += rd.preference.to_bytes(2, "big")  # type: ignore[attr-defined]
-        write_name(out, compress, rd.exchange)  # type: ignore[attr-defined]
+        _write_suffixes(out, compress, _suffixes(rd.exchange.labels))  # type: ignore[attr-defined]
     elif rdtype in _TEXT:
         for string in rd.strings:  # type: ignore[attr-defined]
             out.append(len(string))
@@ -186,19 +197,33 @@ def write_rrset(
     `ttl_offsets`, if given, is told where each record's TTL field is: the packet cache ages
     the TTLs there, and need not parse the message it was handed to find them.
     """
-    name, rdtype, rdclass = rrset.name, rrset.rdtype, rrset.rdclass
-    if not rrset:
-        write_name(out, compress, name)
+    rdtype, rdclass, labels = rrset.rdtype, rrset.rdclass, rrset.name.labels
+    # The owner as a pointer if it is the question's name (`Compress`), else as its suffixes,
+    # worked out once for all the records.
+    known = compress.get(labels)
+    pointer = None if known is None else (_POINTER | known).to_bytes(2, "big")
+    owner = _suffixes(labels) if pointer is None else ()
+    # The records as `len(rrset)` and `iter(rrset)` read them (`items`, a dict in their order),
+    # without the Python call each of those costs.
+    rdatas: Collection[dns.rdata.Rdata] = rrset.items
+    if not rdatas:
+        if pointer is None:
+            _write_suffixes(out, compress, owner)
+        else:
+            out += pointer
         if ttl_offsets is not None:
             ttl_offsets.append(len(out) + 4)
         out += _RECORD.pack(rdtype, rdclass, 0, 0)
         return 1
-    rdatas = list(rrset)
     if len(rdatas) > 1:  # shuffling one record draws no random number: nothing to skip
+        rdatas = list(rdatas)
         random.shuffle(rdatas)
     fixed = _RECORD.pack(rdtype, rdclass, rrset.ttl, 0)  # the RDLENGTH is patched below
     for rd in rdatas:
-        write_name(out, compress, name)
+        if pointer is None:
+            _write_suffixes(out, compress, owner)
+        else:
+            out += pointer
         if ttl_offsets is not None:
             ttl_offsets.append(len(out) + 4)
         out += fixed
@@ -207,5 +232,5 @@ def write_rrset(
         length = len(out) - start
         if length > 0xFFFF:
             raise Unhandled("rdata too long")  # dnspython raises; let it
-        out[start - 2 : start] = length.to_bytes(2, "big")
+        _LENGTH.pack_into(out, start - 2, length)
     return len(rdatas)
