@@ -32,6 +32,10 @@ from resolver.cache.lru import ExpiringLru
 _HEADER = struct.Struct("!HHHHHH")
 _TTL = struct.Struct("!I")
 _OPT_TYPE = 41
+# An OPT record without its options: name "." (a zero octet), TYPE 41, CLASS the UDP payload
+# size, extended RCODE and version (two octets, both 0 for us), the flags' first octet (DO) and
+# second, RDLENGTH (the options' length).
+_OPT = struct.Struct("!BHHHBxH")
 _MIN_UDP = 512
 # The header bits a response copies from its query: RD in byte 2, CD in byte 3 (RFC 4035
 # 3.2.2). Of the query bits that change a reply's bytes (`query_bits`), DO is part of the key
@@ -103,14 +107,15 @@ def parse_plain_query(wire: bytes) -> ParsedQuestion | None:
     lowercased name plus type and class, and one more byte if the query set DO: those get
     replies of their own (see `_CD` above for CD and AD).
     """
-    if len(wire) < 17:
+    size = len(wire)
+    if size < 17:
         return None
     _id, flags, qdcount, ancount, nscount, arcount = _HEADER.unpack_from(wire)
     if flags & 0xF800 or qdcount != 1 or ancount or nscount or arcount > 1:
         return None
     position = 12
     while True:
-        if position >= len(wire):
+        if position >= size:
             return None
         length = wire[position]
         if length == 0:
@@ -120,20 +125,25 @@ def parse_plain_query(wire: bytes) -> ParsedQuestion | None:
         position += length + 1
     name_end = position + 1
     question_end = name_end + 4
-    if question_end > len(wire) or name_end - 12 > 255:
+    if question_end > size or name_end - 12 > 255:
         return None
     payload = None
     opt_flags = 0
     if arcount:
-        # name ".", TYPE OPT, CLASS = UDP payload, extended RCODE 0, version 0, flags, options
-        opt = wire[question_end:]
-        if len(opt) < 11 or opt[0] != 0 or opt[1:3] != b"\x00\x29" or opt[5:7] != b"\x00\x00":
+        if size - question_end < _OPT.size:
             return None
-        if struct.unpack_from("!H", opt, 9)[0] != len(opt) - 11:
+        owner, rdtype, payload, rcode_version, opt_flags, rdlength = _OPT.unpack_from(
+            wire, question_end
+        )
+        if (
+            owner
+            or rdtype != _OPT_TYPE
+            or rcode_version
+            or rdlength != size - _OPT.size - question_end
+        ):
             return None
-        payload = max(_MIN_UDP, struct.unpack_from("!H", opt, 3)[0])
-        opt_flags = opt[7]
-    elif question_end != len(wire):
+        payload = max(_MIN_UDP, payload)
+    elif question_end != size:
         return None
     key = wire[12:name_end].lower() + wire[name_end:question_end]
     bits = query_bits(flags & 0xFF, opt_flags)

@@ -229,7 +229,7 @@ def match_reply(action: SendQuery, data: bytes, rtt: float) -> Outcome | None:
 def _match(action: SendQuery, rendered: Rendered, data: bytes, rtt: float) -> Outcome | None:
     """`match_reply`, given the query's wire form (`_rendered`)."""
     query = action.query
-    if len(data) < 2 or int.from_bytes(data[:2], "big") != query.id:
+    if len(data) < 2 or (data[0] << 8 | data[1]) != query.id:  # no slice, no call
         return None
     message = parse(data) if len(data) <= MAX_MESSAGE else None
     if message is not None and (
