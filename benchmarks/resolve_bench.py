@@ -30,7 +30,10 @@ and Unbound with one thread. Per resolver:
 5. unloaded latency: one query at a time from the Python load client: the service time of a hit;
 6. low load (one-process resolvers): a stream at a fixed modest rate (200 qps), names drawn by a
    Zipf law from a few thousand in bench.test. (some NXDOMAIN, some with short TTLs), a mix of
-   hits and misses: the resolver's CPU time over the stream, and per miss.
+   hits and misses: the resolver's CPU time over the stream, per miss and per datagram received;
+   and the same stream played to `trio_echo.py`, a trio server that only sends each query back:
+   its CPU per datagram is what waking a trio process costs on this machine at this rate, the
+   floor under our figure.
 
 Then the targets (CPU per cold name and per miss at low load, cold wall time and upstream
 queries against Unbound's, cache-hit throughput against Unbound's, p99 at 5,000 qps of hits),
@@ -108,6 +111,7 @@ OURS = "ours"
 SIGNED_ZONE = "bench.sec."
 OURS_NO_VALIDATION = "ours no-val"
 UNBOUND_NO_VALIDATION = "unbound no-val"
+ECHO = "trio echo"
 
 
 @dataclass(frozen=True)
@@ -143,7 +147,8 @@ class Settings:
             + 3 * 60  # dnsperf's own margin per phase, stopping, reading its output
         )
         warm_passes = MAX_WARM_PASSES * (2 + self.names / 2000)  # passes of mostly hits
-        return math.ceil(60 + resolvers * per_resolver + warm_passes)
+        floor = self.lowload_seconds + LOWLOAD_TIMEOUT + benchlib.STARTUP_TIMEOUT
+        return math.ceil(60 + resolvers * per_resolver + warm_passes + floor)
 
 
 QUICK = Settings(
@@ -522,6 +527,25 @@ def measure(server: benchlib.Server, ctx: Context, *, cold: bool) -> Result:
     return result
 
 
+def lowload_floor(settings: Settings, pinning: benchlib.Pinning | None, workdir: Path) -> Floor:
+    """The low-load stream, at its rate, sent to `trio_echo.py` pinned as the resolvers were."""
+    benchlib.progress(f"trio echo: the low-load stream, {settings.lowload_seconds:g} s")
+    port = benchlib.free_port()
+    command = [sys.executable, str(Path(__file__).with_name("trio_echo.py")), str(port)]
+    if pinning is not None:
+        command = pinning.command(command)
+    with benchlib.running(ECHO, command, port, workdir / "echo.log") as server:
+        stream = lowload_stream(settings)
+        cpu = server.cpu_seconds()
+        run = benchlib.udp_load(
+            server.port,
+            stream,
+            times=[k / settings.lowload_rate for k in range(len(stream))],
+            timeout=LOWLOAD_TIMEOUT,
+        )
+        return Floor(run, delta(server.cpu_seconds(), cpu))
+
+
 # -- the report -------------------------------------------------------------------------------
 
 
@@ -545,13 +569,63 @@ def cpu_per_miss(result: Result) -> float | None:
     return per_query_us(result.lowload_cpu, result.lowload_upstream or 0)
 
 
+def datagrams_per_miss(result: Result) -> float | None:
+    """Datagrams the resolver received per miss of the low-load stream: the client's queries
+    (hits among them) and the authorities' replies, each a wake-up of an idle process."""
+    run, misses = result.lowload, result.lowload_upstream
+    return None if run is None or not misses else (run.answered + misses) / misses
+
+
+def cpu_per_datagram(result: Result) -> float | None:
+    """The low-load stream's CPU per datagram received: comparable with the echo's floor."""
+    run, misses = result.lowload, result.lowload_upstream
+    if run is None or misses is None:
+        return None
+    return per_query_us(result.lowload_cpu, run.answered + misses)
+
+
+@dataclass
+class Floor:
+    """The low-load stream played to `trio_echo.py`: what waking a trio process costs here."""
+
+    run: benchlib.LoadResult
+    cpu: float | None
+
+    def per_datagram_us(self) -> float | None:
+        return per_query_us(self.cpu, self.run.answered)
+
+    def per_miss_us(self, result: Result) -> float | None:
+        """The floor of `result`'s CPU per miss: the echo's cost for as many datagrams."""
+        per_datagram, datagrams = self.per_datagram_us(), datagrams_per_miss(result)
+        return None if per_datagram is None or datagrams is None else per_datagram * datagrams
+
+
+def floor_lines(results: Sequence[Result], floor: Floor | None) -> list[str]:
+    """Below the low-load figures: the echo's CPU per datagram, and what that makes per miss."""
+    per_datagram = None if floor is None else floor.per_datagram_us()
+    if floor is None or per_datagram is None:
+        return []
+    per_miss = ", ".join(
+        f"{result.label} {figure:,.0f} us"
+        for result in results
+        if (figure := floor.per_miss_us(result)) is not None
+    )
+    return [
+        f"  floor: trio_echo.py on the same stream, {per_datagram:,.0f} us CPU per datagram "
+        f"({floor.run.answered:,} answered)",
+        f"  floor per miss (x datagrams received per miss): {per_miss}",
+    ]
+
+
 def failures(run: benchlib.LoadResult | None) -> str | None:
     if run is None:
         return None
     return f"{run.rcodes.get('SERVFAIL', 0)} / {run.lost}"
 
 
-def rows_for(results: Sequence[Result], settings: Settings) -> list[benchlib.Row | str]:
+def rows_for(
+    results: Sequence[Result], settings: Settings, floor: Floor | None
+) -> list[benchlib.Row | str]:
     """The table, section by section (a str is a section heading)."""
 
     def row(label: str, get: Getter, fmt: str = "{:,.0f}", ratio: bool = True) -> benchlib.Row:
@@ -668,6 +742,8 @@ def rows_for(results: Sequence[Result], settings: Settings) -> list[benchlib.Row
         row("hits (%)", hit_share, "{:.1f}"),
         row("server CPU (s)", lambda r: r.lowload_cpu, "{:.2f}"),
         row("server CPU per miss (us)", cpu_per_miss, "{:,.0f}"),
+        row("CPU per datagram received (us)", cpu_per_datagram, "{:,.0f}"),
+        *floor_lines(results, floor),
         *percentiles("lowload", hit_percentiles),
         latency_max("lowload"),
         row("SERVFAIL / lost", lambda r: failures(r.lowload), ratio=False),
@@ -675,7 +751,7 @@ def rows_for(results: Sequence[Result], settings: Settings) -> list[benchlib.Row
     return [*rows, *(lowload if settings.lowload_phase else []), *process_rows]
 
 
-def target_lines(results: Sequence[Result], settings: Settings) -> list[str]:
+def target_lines(results: Sequence[Result], settings: Settings, floor: Floor | None) -> list[str]:
     """The targets, each met or missed, with the margin."""
     by_label = {r.label: r for r in results}
     ours, unbound = by_label.get(OURS), by_label.get(UNBOUND)
@@ -698,6 +774,9 @@ def target_lines(results: Sequence[Result], settings: Settings) -> list[str]:
     if cpu is not None:
         theirs = None if unbound is None else cpu_per_miss(unbound)
         beside = "" if theirs is None else f" (Unbound {theirs:,.0f} us)"
+        floor_us = None if floor is None else floor.per_miss_us(ours)
+        if floor_us is not None:
+            beside += f"; a trio echo's floor for as many datagrams: {floor_us:,.0f} us"
         lines.append(
             target(
                 f"CPU per miss at {settings.lowload_rate} qps <= {TARGET_CPU_PER_MISS_US} us: "
@@ -924,6 +1003,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     report = benchlib.Report("resolve_bench", args.quick)
     results: list[Result] = []
     failed: list[str] = []
+    floor: Floor | None = None
     try:
         with (
             benchlib.time_budget(settings.budget(len(todo))),
@@ -965,6 +1045,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                         if plan.label == OURS:
                             raise
                         failed.append(f"{plan.label}: {error}")
+            if any(result.lowload is not None for result in results):
+                floor = lowload_floor(settings, pinning, workdir)
     except benchlib.BenchError as error:
         print(f"resolve_bench: {error}", file=sys.stderr)
         return 1
@@ -978,18 +1060,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         versions.append(f"pinned: resolvers on CPU {pinning.server}, clients on {pinning.clients}")
     if args.profile:
         report.add("ours ran under cProfile: its figures are not comparable", "")
-    report.figures([r.label for r in results], rows_for(results, settings))
+    report.figures([r.label for r in results], rows_for(results, settings, floor))
     if any(r.label == UNBOUND for r in results):
         report.add(
             "",
             "X/unbound: above 1 means X takes more (time, CPU, queries, memory); below 1 means"
             " X does less (qps).",
         )
-    report.add("", *target_lines(results, settings))
+    report.add("", *target_lines(results, settings, floor))
     for failure in failed:
         report.add("", failure)
     report.data["settings"] = asdict(settings)
     report.data["results"] = [result.summary() for result in results]
+    if floor is not None:
+        report.data["lowload_floor"] = {"cpu": floor.cpu, **floor.run.summary()}
     report.emit(versions, args.json)
     if args.profile:
         print_profile(args.profile)
