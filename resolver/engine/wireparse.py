@@ -222,9 +222,9 @@ def _hash_of(letters: bytes) -> int:
     with the letters' 81s, 9s and units digits, weighted 81, 9 and 1: `int` reads each in C,
     where the loop grew a big integer letter by letter (the root, with no letters, is 0).
 
-    The names of the last few thousand questions are remembered by their letters: the reply to
-    a query repeats its question, and every negative answer of a zone names the zone's SOA, so
-    most names are hashed once, whichever object holds them.
+    Up to `_HASHES_MEMO` recent names are remembered by their letters (the memo is emptied when
+    full): the reply to a query repeats its question, and every negative answer of a zone names
+    the zone's SOA, so most names are hashed once, whichever object holds them.
     """
     known = _hashes.get(letters)
     if known is None:
