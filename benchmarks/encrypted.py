@@ -290,9 +290,6 @@ def ms(seconds: float | None) -> float | None:
 
 
 def rows(results: Sequence[Result], settings: Settings) -> list[benchlib.Row | str]:
-    def each(pick: object) -> tuple[float | str | None, ...]:
-        return tuple(pick(result) for result in results)  # type: ignore[operator]
-
     table: list[benchlib.Row | str] = []
     for mode, title in (("dot", "DNS over TLS"), ("doh", "DNS over HTTPS (HTTP/2, POST)")):
         table.append(
@@ -317,7 +314,7 @@ def rows(results: Sequence[Result], settings: Settings) -> list[benchlib.Row | s
             ),
             benchlib.Row(
                 "CPU per query (us)",
-                each(lambda r, m=mode: r.cpu.get(m)),
+                tuple(r.cpu.get(mode) for r in results),
                 "{:,.0f}",
             ),
         ]
@@ -330,7 +327,7 @@ def rows(results: Sequence[Result], settings: Settings) -> list[benchlib.Row | s
             table.append(
                 benchlib.Row(
                     f"forwarded over {label}, {name} (ms)",
-                    each(lambda r, t=transport, f=fraction: ms(r.cold[t].percentile(f))),
+                    tuple(ms(r.cold[transport].percentile(fraction)) for r in results),
                     "{:.2f}",
                 )
             )
@@ -338,14 +335,14 @@ def rows(results: Sequence[Result], settings: Settings) -> list[benchlib.Row | s
         table.append(
             benchlib.Row(
                 f"CPU per miss over {label} (us)",
-                each(lambda r, t=transport: r.cpu.get(t)),
+                tuple(r.cpu.get(transport) for r in results),
                 "{:,.0f}",
             )
         )
     table.append(
         benchlib.Row(
             "DoT minus UDP, p50 (ms)",
-            each(lambda r: added(r, 0.5)),
+            tuple(added(r, 0.5) for r in results),
             "{:+.2f}",
             ratio=False,
         )
@@ -353,7 +350,7 @@ def rows(results: Sequence[Result], settings: Settings) -> list[benchlib.Row | s
     table.append(
         benchlib.Row(
             "DoT minus UDP, p99 (ms)",
-            each(lambda r: added(r, 0.99)),
+            tuple(added(r, 0.99) for r in results),
             "{:+.2f}",
             ratio=False,
         )
@@ -361,7 +358,7 @@ def rows(results: Sequence[Result], settings: Settings) -> list[benchlib.Row | s
     table.append(
         benchlib.Row(
             "cold names not answered",
-            each(lambda r: sum(run.sent - run.answered for run in r.cold.values())),
+            tuple(sum(run.sent - run.answered for run in r.cold.values()) for r in results),
             "{:,.0f}",
             ratio=False,
         )

@@ -71,7 +71,7 @@ UPSTREAM = UpstreamConfig(query_loopback=True, timeout=0.3)
 UNSIGNED = DnssecConfig(validate=False)
 CONFIGS = (
     Config(upstream=UPSTREAM, dnssec=UNSIGNED),
-    Config(upstream=UPSTREAM, dnssec=UNSIGNED, **ROUTED),  # type: ignore[arg-type]
+    Config(upstream=UPSTREAM, dnssec=UNSIGNED, **ROUTED),
 )
 
 #: Distinct failures kept in full (by kind, exception type and the line that raised); the rest

@@ -30,6 +30,7 @@ import random
 import sys
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import benchlib
 import dns.exception
@@ -208,12 +209,21 @@ STAGES: dict[str, tuple[tuple[str, str], ...]] = {
 OTHER = "other (the walk, resolution, chain)"
 
 
+@dataclass(slots=True)
+class _Frame:
+    """A stage being timed: when it started, and the time spent in stages nested in it."""
+
+    stage: str
+    started: float
+    nested: float = 0.0
+
+
 class StageClock:
     """Wraps each stage's entry functions with a timer; time in nested stages is their own."""
 
     def __init__(self) -> None:
         self.seconds = dict.fromkeys(STAGES, 0.0)
-        self._stack: list[list[object]] = []  # [stage, started, time of nested stages]
+        self._stack: list[_Frame] = []
         self._undo: list[Callable[[], None]] = []
 
     def install(self) -> None:
@@ -248,18 +258,18 @@ class StageClock:
 
         @functools.wraps(function)
         def timed(*args: object, **kwargs: object) -> object:
-            if stack and stack[-1][0] == stage:  # nested in its own stage: counted already
+            if stack and stack[-1].stage == stage:  # nested in its own stage: counted already
                 return function(*args, **kwargs)
-            frame: list[object] = [stage, clock(), 0.0]
+            frame = _Frame(stage, clock())
             stack.append(frame)
             try:
                 return function(*args, **kwargs)
             finally:
                 stack.pop()
-                spent = clock() - frame[1]  # type: ignore[operator]
-                seconds[stage] += spent - frame[2]  # type: ignore[operator]
+                spent = clock() - frame.started
+                seconds[stage] += spent - frame.nested
                 if stack:
-                    stack[-1][2] += spent  # type: ignore[operator]
+                    stack[-1].nested += spent
 
         return timed
 

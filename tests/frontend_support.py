@@ -6,6 +6,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import dns.message
 import pytest
@@ -80,12 +81,15 @@ async def resolver(
     return await start_resolver(nursery, live_internet, tmp_path)
 
 
-def query(name: str, rdtype: str = "A", **options: object) -> dns.message.Message:
-    return dns.message.make_query(name, rdtype, **options)  # type: ignore[arg-type]
+def query(name: str, rdtype: str = "A", **options: Any) -> dns.message.Message:
+    """`make_query`'s options (use_edns, payload, want_dnssec...) passed on as they are."""
+    return dns.message.make_query(name, rdtype, **options)
 
 
-async def ask(message: dns.message.Message, **options: object) -> dns.message.Message:
-    reply = await udp_exchange(message.to_wire(), **options)  # type: ignore[arg-type]
+async def ask(
+    message: dns.message.Message, *, source: str = "127.0.0.1", timeout: float = 3.0
+) -> dns.message.Message:
+    reply = await udp_exchange(message.to_wire(), source=source, timeout=timeout)
     assert reply is not None, "no reply"
     return dns.message.from_wire(reply)
 

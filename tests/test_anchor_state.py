@@ -71,7 +71,8 @@ def trusted(managed: ManagedAnchors) -> set[int]:
 def test_a_rollover_over_simulated_months_survives_a_save_and_load() -> None:
     managed = ManagedAnchors(SEEDS)
     # Before any observation the seeds themselves are the anchor.
-    assert managed.trust_anchors().closest(ROOT).ds == SEEDS.ds[ROOT]  # type: ignore[union-attr]
+    seeded = managed.trust_anchors().closest(ROOT)
+    assert seeded is not None and seeded.ds == SEEDS.ds[ROOT]
     now = float(NOW)
     assert managed.observe(ROOT, *root_keys(OLD, ZSK, signers=[OLD]), now)
     assert trusted(managed) == {OLD.tag}
@@ -118,7 +119,8 @@ def test_dnskey_seeds_negative_anchors_and_foreign_state_lines() -> None:
     managed = ManagedAnchors(seeds, foreign, "state")
     assert list(managed.zones) == [ROOT], "a zone that is no seed is dropped"
     anchors = managed.trust_anchors([dns.name.from_text("broken.sec.")])
-    assert anchors.closest(ROOT).dnskeys == (key,)  # type: ignore[union-attr]
+    anchor = anchors.closest(ROOT)
+    assert anchor is not None and anchor.dnskeys == (key,)
     assert anchors.is_negative(dns.name.from_text("www.broken.sec."))
     # A DNSKEY seed is followed too: its own DS starts RFC 5011.
     root = make_key(".")  # signed_topology's root KSK

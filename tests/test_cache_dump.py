@@ -14,6 +14,7 @@ import dns.rrset
 import pytest
 
 from resolver.cache.dump import (
+    DumpedRRset,
     DumpError,
     Restored,
     format_dump,
@@ -257,7 +258,8 @@ def test_comments_blank_lines_and_split_rrsets_are_fine() -> None:
     )
     assert dump.written_at == 100.0
     (entry,) = dump.entries
-    assert entry.ttl == 200 and len(entry.rrset) == 2  # type: ignore[union-attr]
+    assert isinstance(entry, DumpedRRset)
+    assert entry.ttl == 200 and len(entry.rrset) == 2
 
 
 def test_a_restore_does_not_lengthen_ttls_again_with_min_ttl() -> None:

@@ -222,7 +222,9 @@ def test_dump_and_load_across_a_restart_keep_ttls_counting(
         succeed("cache", "flush", *arguments)
         dump_file.write_text(shift_time(text, 1000), encoding="utf-8")
         loaded = succeed("cache", "load", str(dump_file), *arguments)
-        expired = int(re.search(r"(\d+) expired", loaded.stdout).group(1))  # type: ignore[union-attr]
+        counted = re.search(r"(\d+) expired", loaded.stdout)
+        assert counted is not None, loaded.stdout
+        expired = int(counted.group(1))
         assert expired >= 2  # www's A record and the NXDOMAIN, at least
         tld, example = served(internet, TLD_SERVERS), served(internet, EXAMPLE_SERVERS)
         assert ask(port, "www.example.test.").answer

@@ -8,6 +8,7 @@ running `python -m mypy` or `ruff check .` by hand at the repository root checks
 from __future__ import annotations
 
 import importlib.util
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -43,3 +44,20 @@ def test_ruff_finds_nothing() -> None:
 
 def test_ruff_format_would_change_nothing() -> None:
     _run("ruff", "format", "--check", ".")
+
+
+#: `# type: ignore[code]` followed on the same line by `# ` and the reason it is needed.
+_EXPLAINED_IGNORE = re.compile(r"# type: ignore\[[a-z-]+(?:, *[a-z-]+)*\]  # \S")
+
+
+@pytest.mark.parametrize("tree", ["resolver", "benchmarks"])
+def test_every_type_ignore_names_its_error_and_gives_a_reason(tree: str) -> None:
+    """A silenced type error says which error it silences and why, on the same line, so that a
+    reader can judge it and mypy still reports any other error on that line."""
+    unexplained = [
+        f"{path.relative_to(ROOT)}:{number}: {line.strip()}"
+        for path in sorted((ROOT / tree).rglob("*.py"))
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+        if "type: ignore" in line and not _EXPLAINED_IGNORE.search(line)
+    ]
+    assert not unexplained, "\n".join(unexplained)

@@ -21,7 +21,7 @@ import trio
 from resolver.core.actions import NetworkError, SendQuery, Server
 from resolver.core.hints import parse_root_hints
 from resolver.core.reasons import ServfailReason
-from resolver.engine import Close, Send
+from resolver.engine import Close, Output, Send
 from resolver.server import upstream
 from resolver.server.service import ResolverService
 from resolver.server.upstream import Datagrams
@@ -196,9 +196,9 @@ async def test_the_service_reports_an_unreachable_address_as_unreachable(
     service = ResolverService(loopback_config(), hints)
     failed = service.engine.upstream_failed
 
-    def spy(handle: int, reason: str, *, unreachable: bool = False) -> list[object]:
+    def spy(handle: int, reason: str, *, unreachable: bool = False) -> list[Output]:
         reported.append((handle, reason, unreachable))
-        return failed(handle, reason, unreachable=unreachable)  # type: ignore[return-value]
+        return failed(handle, reason, unreachable=unreachable)
 
     monkeypatch.setattr(service.engine, "upstream_failed", spy)
     baseline = open_fds()

@@ -34,6 +34,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Generator
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
 import dns.name
 import dns.rcode
@@ -61,6 +62,10 @@ from resolver.dnssec import (
     validate_dnskeys,
     verify_rrset,
 )
+
+if TYPE_CHECKING:  # for annotations only: the trust anchors' record types
+    from dns.rdtypes.ANY.DNSKEY import DNSKEY
+    from dns.rdtypes.ANY.DS import DS
 
 log = logging.getLogger("resolver.dnssec")
 
@@ -432,8 +437,8 @@ class Validator:
     def _anchor_keys(
         self,
         zone: dns.name.Name,
-        ds: tuple[object, ...],
-        dnskeys: tuple[object, ...],
+        ds: tuple[DS, ...],
+        dnskeys: tuple[DNSKEY, ...],
         depth: int,
     ) -> Generator[SendQuery, Outcome, KeyEntry]:
         """The DNSKEY RRset of a trust anchor's zone, checked against the anchor."""
@@ -446,11 +451,11 @@ class Validator:
             zone,
             keyset,
             sigs,
-            ds,  # type: ignore[arg-type]
+            ds,
             now,
             self._work.budget,
             self._trace,
-            anchor_keys=dnskeys,  # type: ignore[arg-type]
+            anchor_keys=dnskeys,
         )
         self._show(depth)
         if keyset is not None:

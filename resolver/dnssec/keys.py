@@ -30,6 +30,7 @@ from dns.rdtypes.ANY.RRSIG import RRSIG
 from resolver.dnssec.budget import Budget
 from resolver.dnssec.verdict import Ede, Security, Trace, Verdict
 from resolver.dnssec.verify import (
+    DNSSEC_PROTOCOL,
     REVOKE_FLAG,
     ZONE_FLAG,
     KeyIndex,
@@ -207,7 +208,7 @@ def _entry_keys(
     for ds in usable:
         tried = 0
         for key in index.get(ds.key_tag, ds.algorithm):
-            if not key.flags & ZONE_FLAG or key.protocol != 3:
+            if not key.flags & ZONE_FLAG or key.protocol != DNSSEC_PROTOCOL:
                 continue
             if tried >= budget.limits.key_tag_collisions:
                 trace.add("DS %d: more than %d keys share its tag", ds.key_tag, tried)

@@ -20,6 +20,7 @@ from collections.abc import Iterable, Sequence
 
 import dns.exception
 import dns.name
+import dns.rdataclass
 import dns.rdataset
 import dns.rdatatype
 import dns.rrset
@@ -33,6 +34,7 @@ from resolver.dnssec.verdict import Ede, Security, Trace, Verdict
 ZONE_FLAG = 0x0100  # RFC 4034 section 2.1.1
 REVOKE_FLAG = 0x0080  # RFC 5011 section 2.1
 SEP_FLAG = 0x0001
+DNSSEC_PROTOCOL = 3  # RFC 4034 section 2.1.2: the only valid value
 
 
 #: What a signature check imports at its first use (cryptography loads its OpenSSL backend
@@ -72,20 +74,16 @@ def algorithm_supported(algorithm: int) -> bool:
     import dns.dnssec  # lazily: dns.dnssec loads cryptography (~8 MiB), needed only when validating
     from dns.dnssecalgs import get_algorithm_cls  # lazily, as dns.dnssec
 
-    if not dns.dnssec.default_policy.ok_to_validate(_FakeKey(algorithm)):  # type: ignore[arg-type]
+    probe = DNSKEY(
+        dns.rdataclass.IN, dns.rdatatype.DNSKEY, ZONE_FLAG, DNSSEC_PROTOCOL, algorithm, b""
+    )
+    if not dns.dnssec.default_policy.ok_to_validate(probe):  # it reads only the algorithm
         return False
     try:
         get_algorithm_cls(algorithm)
     except dns.exception.UnsupportedAlgorithm:
         return False
     return True
-
-
-class _FakeKey:
-    """Just enough of a DNSKEY for `Policy.ok_to_validate`, which reads only the algorithm."""
-
-    def __init__(self, algorithm: int) -> None:
-        self.algorithm = algorithm
 
 
 def key_tag(key: DNSKEY) -> int:
@@ -159,7 +157,7 @@ def candidate_keys(rrsig: RRSIG, keys: KeyIndex, rdtype: int) -> list[DNSKEY]:
         key
         for key in keys.get(rrsig.key_tag, rrsig.algorithm)
         if key.flags & ZONE_FLAG
-        and key.protocol == 3
+        and key.protocol == DNSSEC_PROTOCOL
         and (not key.flags & REVOKE_FLAG or rdtype == dns.rdatatype.DNSKEY)
     ]
 

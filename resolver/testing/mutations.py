@@ -40,7 +40,7 @@ import struct
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypedDict, TypeVar
 
 import dns.edns
 import dns.exception
@@ -1007,13 +1007,21 @@ QUESTIONS: tuple[tuple[str, str], ...] = (
     ("alias.example.test.", "CNAME"),
 )
 
+
 #: Forward and stub zones over the test internet, so that fuzzing reaches `_forward` and
 #: `classify_recursive` (the other.test. authority standing in for a forwarder) and the stub
 #: path (deep.test. asked of its own server, not found through the root).
-ROUTED = {
-    "forward_zones": (ForwardZone("other.test.", ("127.53.3.1",)),),
-    "stub_zones": (StubZone("deep.test.", ("127.53.7.1",)),),
-}
+class Routes(TypedDict):
+    """The `Config` fields of `ROUTED`, typed so that `Config(**ROUTED)` is checked."""
+
+    forward_zones: tuple[ForwardZone, ...]
+    stub_zones: tuple[StubZone, ...]
+
+
+ROUTED = Routes(
+    forward_zones=(ForwardZone("other.test.", ("127.53.3.1",)),),
+    stub_zones=(StubZone("deep.test.", ("127.53.7.1",)),),
+)
 
 #: The rcodes a client may get from a resolver facing broken authorities.
 CLIENT_RCODES = (dns.rcode.NOERROR, dns.rcode.NXDOMAIN, dns.rcode.SERVFAIL)

@@ -200,8 +200,9 @@ def sign_zone(zone: dns.zone.Zone, signing: Signing) -> None:
     authoritative RRset (not for delegation NS sets or glue, RFC 4035 2.2)."""
     origin = zone.origin
     assert origin is not None
-    ttl = zone.get_rdataset(origin, dns.rdatatype.SOA).ttl  # type: ignore[union-attr]
-    minimum = zone.get_rdataset(origin, dns.rdatatype.SOA)[0].minimum  # type: ignore[index]
+    soa = zone.get_rdataset(origin, dns.rdatatype.SOA)
+    assert soa is not None
+    ttl, minimum = soa.ttl, soa[0].minimum
     dnskeys = [key.dnskey for key in (*signing.keys, *signing.publish_only)]
     zone.replace_rdataset(origin, _rdataset(dns.rdatatype.DNSKEY, ttl, dnskeys))
     cuts, secure, below_cut = _classify_names(zone, origin)
