@@ -390,20 +390,21 @@ class RecordCache:
 
         With `stale`, an expired RRset still inside the serve-stale window is returned too.
         """
-        text, flag, lowered = self._spell(name)
-        now = self._clock()
-        stored = self._entries.get(lowered + _SUFFIX.pack(rdtype, _RRSET | flag), now)
-        if stored is None or stored[1] & _RANK_MASK < min_rank:
-            return None
-        ttl = self._aged_ttl(stored[0], now, stale)
-        if ttl is None:
-            return None
-        return _rrset(_owner(stored[2], name, text, lowered, flag), rdtype, stored[4:], ttl)
+        held = self._held_rrset(name, rdtype, min_rank, stale)
+        return None if held is None else _rrset(held[1], rdtype, held[0][4:], held[2])
 
     def get_signed(
         self, name: dns.name.Name, rdtype: int, *, min_rank: Rank = Rank.GLUE, stale: bool = False
     ) -> Signed | None:
         """`get_rrset` with the RRset's RRSIGs (same aged TTL) and its security status."""
+        held = self._held_rrset(name, rdtype, min_rank, stale)
+        return None if held is None else _signed(held[0], held[1], rdtype, held[2])
+
+    def _held_rrset(
+        self, name: dns.name.Name, rdtype: int, min_rank: Rank, stale: bool
+    ) -> tuple[_Stored, dns.name.Name, int] | None:
+        """The stored RRset entry, its owner and its aged TTL, if it is trusted enough and still
+        fresh (or, with `stale`, inside the serve-stale window)."""
         text, flag, lowered = self._spell(name)
         now = self._clock()
         stored = self._entries.get(lowered + _SUFFIX.pack(rdtype, _RRSET | flag), now)
@@ -412,7 +413,7 @@ class RecordCache:
         ttl = self._aged_ttl(stored[0], now, stale)
         if ttl is None:
             return None
-        return _signed(stored, _owner(stored[2], name, text, lowered, flag), rdtype, ttl)
+        return stored, _owner(stored[2], name, text, lowered, flag), ttl
 
     def answer(
         self, name: dns.name.Name, qtype: int, *, stale: bool = False
