@@ -11,7 +11,7 @@ import sys
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar, cast
 
 import click
 import dns.exception
@@ -21,7 +21,7 @@ import dns.rdatatype
 import trio
 from click.core import ParameterSource
 
-from resolver.config import CacheConfig, Config, IPNetwork, parse_metrics_endpoint
+from resolver.config import CacheConfig, Config, parse_metrics_endpoint
 from resolver.configfile import ConfigError, build, parse_endpoint, parse_network
 from resolver.core.hints import HintsError, load_root_hints
 from resolver.core.security import Security
@@ -37,34 +37,24 @@ from resolver.server.report import format_text
 from resolver.server.service import ResolverService
 from resolver.server.tls import check_forward_zones
 
+T = TypeVar("T")
 
-class Endpoint(click.ParamType):
-    """ADDR, ADDR:PORT or [IPv6]:PORT; the port defaults to 53."""
 
-    name = "ADDR:PORT"
+class Parsed(click.ParamType, Generic[T]):
+    """An option's value read by the parser that reads the same key in the config file, so that
+    both accept the same spellings; the parser's ValueError becomes click's usage error, which
+    names the option. A value that is already a `kind` (a default) is kept as it is."""
 
-    def convert(
-        self, value: object, param: click.Parameter | None, ctx: click.Context | None
-    ) -> tuple[str, int]:
-        if isinstance(value, tuple):
-            return value
-        # The same parser reads endpoints in the config file, so both accept the same spellings.
+    def __init__(self, name: str, parse: Callable[[str], T], kind: type | tuple[type, ...]):
+        self.name = name
+        self._parse = parse
+        self._kind = kind
+
+    def convert(self, value: object, param: click.Parameter | None, ctx: click.Context | None) -> T:
+        if isinstance(value, self._kind):
+            return cast(T, value)  # a default, already parsed
         try:
-            return parse_endpoint(str(value))
-        except ValueError as error:
-            self.fail(str(error), param, ctx)
-
-
-class Network(click.ParamType):
-    name = "CIDR"
-
-    def convert(
-        self, value: object, param: click.Parameter | None, ctx: click.Context | None
-    ) -> IPNetwork:
-        if isinstance(value, ipaddress.IPv4Network | ipaddress.IPv6Network):
-            return value
-        try:
-            return parse_network(str(value))
+            return self._parse(str(value))
         except ValueError as error:
             self.fail(str(error), param, ctx)
 
@@ -98,22 +88,6 @@ def dnssec_options(command: Callable[..., None]) -> Callable[..., None]:
         default=True,
         help="DNSSEC validation (on by default; key dnssec.validate).",
     )(command)
-
-
-class MetricsEndpoint(click.ParamType):
-    """ADDR:PORT or [IPv6]:PORT, the port required (the same parser as the `metrics` key)."""
-
-    name = "ADDR:PORT"
-
-    def convert(
-        self, value: object, param: click.Parameter | None, ctx: click.Context | None
-    ) -> tuple[str, int]:
-        if isinstance(value, tuple):
-            return value
-        try:
-            return parse_metrics_endpoint(str(value))
-        except ValueError as error:
-            self.fail(str(error), param, ctx)
 
 
 control_socket_option = click.option(
@@ -174,14 +148,14 @@ def cli(log_level: str) -> None:
 @click.option(
     "--listen",
     "listen",
-    type=Endpoint(),
+    type=Parsed("ADDR:PORT", parse_endpoint, tuple),  # ADDR, ADDR:PORT, [IPv6]:PORT; port 53
     multiple=True,
     help="Address to answer on, repeatable (default: 127.0.0.1:53 and [::1]:53).",
 )
 @root_hints_option
 @click.option(
     "--allow",
-    type=Network(),
+    type=Parsed("CIDR", parse_network, (ipaddress.IPv4Network, ipaddress.IPv6Network)),
     multiple=True,
     help="Client network to serve, repeatable (default: loopback only).",
 )
@@ -209,7 +183,7 @@ def cli(log_level: str) -> None:
 @control_socket_option
 @click.option(
     "--metrics",
-    type=MetricsEndpoint(),
+    type=Parsed("ADDR:PORT", parse_metrics_endpoint, tuple),  # the port required
     default=None,
     help="Serve Prometheus metrics at http://ADDR:PORT/metrics (off unless set).",
 )

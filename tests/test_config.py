@@ -28,7 +28,7 @@ import dns.rdatatype
 import pytest
 
 from resolver import configfile
-from resolver.cli import Endpoint
+from resolver.cli import serve
 from resolver.config import Config, IPNetwork, bundled_root_hints
 from resolver.configfile import ConfigError, build, keys, load_config, parse_endpoint
 from resolver.testing import TestInternet
@@ -375,7 +375,8 @@ def test_listen_flag_and_file_share_one_parser(text: str, tmp_path: Path) -> Non
     with pytest.raises(ValueError) as parsed:
         parse_endpoint(text)
     with pytest.raises(click.BadParameter) as flag:
-        Endpoint().convert(text, None, None)
+        listen = next(option for option in serve.params if option.name == "listen")
+        listen.type.convert(text, None, None)
     with pytest.raises(ConfigError) as loaded:
         load_config(write(tmp_path / "c.toml", f"listen = [{text!r}]\n".replace("'", '"')))
     assert str(parsed.value) in flag.value.format_message()
