@@ -17,7 +17,7 @@ def loopback_config(**changes: object) -> Config:
     """
     changes.setdefault("upstream", UpstreamConfig(query_loopback=True, timeout=0.3))
     changes.setdefault("dnssec", DnssecConfig(validate=False))
-    return Config(**changes)  # type: ignore[arg-type]
+    return Config(**changes)  # type: ignore[arg-type]  # Config's fields, checked by Config
 
 
 def signed_config(**changes: object) -> Config:

@@ -50,7 +50,7 @@ def test_anchor_for_agrees_with_closest_as_anchors_change() -> None:
     assert_agree(world)
     ntas = world.context.negative_trust_anchors
     ntas.add(dns.name.from_text("NTA.sec."))
-    assert world.context.anchor_for(dns.name.from_text("x.nta.sec.")).negative  # type: ignore[union-attr]
+    assert world.context.anchor_for(dns.name.from_text("x.nta.sec.")).negative  # type: ignore[union-attr]  # an anchor covers it
     assert_agree(world)
     ntas.add(dns.name.from_text("."))  # an NTA at the anchor's own zone wins the tie
     assert_agree(world)
@@ -65,7 +65,7 @@ def test_anchor_for_agrees_with_closest_as_anchors_change() -> None:
     else:
         more = TrustAnchors(anchors.ds, {**anchors.dnskeys, sec: anchors.dnskeys[dns.name.root]})
     world.context.replace_trust_anchors(more)
-    assert world.context.anchor_for(dns.name.from_text("www.sec.")).zone == sec  # type: ignore[union-attr]
+    assert world.context.anchor_for(dns.name.from_text("www.sec.")).zone == sec  # type: ignore[union-attr]  # an anchor covers it
     assert_agree(world)
     world.context.replace_trust_anchors(TrustAnchors())
     assert world.context.anchor_for(dns.name.from_text("www.sec.")) is None

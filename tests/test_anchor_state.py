@@ -169,7 +169,7 @@ def test_a_crash_mid_write_leaves_the_old_file(tmp_path: Path) -> None:
     state = changed_state(tmp_path)
     pid = os.fork()
     if pid == 0:  # the child dies while writing, after the data and before the rename
-        os.fsync = lambda _fd: os._exit(9)  # type: ignore[assignment]
+        os.fsync = lambda _fd: os._exit(9)  # type: ignore[assignment]  # a crash in the child
         state.save()
         os._exit(0)
     _, status = os.waitpid(pid, 0)

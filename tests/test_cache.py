@@ -73,11 +73,11 @@ def test_ttls_are_clamped_to_the_configured_bounds() -> None:
     cache.put_rrset(
         rrset("example.test. 604800 NS ns1.example.test."), Rank.REFERRAL, delegation=True
     )
-    assert cache.get_rrset(WWW, dns.rdatatype.A).ttl == 3600  # type: ignore[union-attr]
+    assert cache.get_rrset(WWW, dns.rdatatype.A).ttl == 3600  # type: ignore[union-attr]  # put just above
     mail = dns.name.from_text("mail.example.test.")
-    assert cache.get_rrset(mail, dns.rdatatype.A).ttl == 60  # type: ignore[union-attr]
+    assert cache.get_rrset(mail, dns.rdatatype.A).ttl == 60  # type: ignore[union-attr]  # put just above
     zone = dns.name.from_text("example.test.")
-    assert cache.get_rrset(zone, dns.rdatatype.NS).ttl == 172_800  # type: ignore[union-attr]
+    assert cache.get_rrset(zone, dns.rdatatype.NS).ttl == 172_800  # type: ignore[union-attr]  # put just above
 
 
 def test_zero_ttl_records_are_not_kept() -> None:

@@ -13,7 +13,7 @@ import pytest
 
 from resolver.testing import TestInternet
 from tests.daemon_support import free_port, run_resolver, running_daemon
-from tests.test_daemon import dig, dig_path
+from tests.test_daemon import Record, dig, dig_path
 
 __all__ = ["dig_path"]
 
@@ -45,8 +45,8 @@ def short_dir() -> Iterator[Path]:
         shutil.rmtree(directory, ignore_errors=True)
 
 
-def types_of(records: tuple[object, ...]) -> list[str]:
-    return [record.rdtype for record in records]  # type: ignore[attr-defined]
+def types_of(records: tuple[Record, ...]) -> list[str]:
+    return [record.rdtype for record in records]
 
 
 def test_dig_dnssec_gets_rrsigs_and_plain_dig_does_not(

@@ -69,7 +69,7 @@ def sent_queries(world: ScriptedWorld, to: str | None = None) -> list[dns.messag
             seen.append(send.action.query)
         return original(send)
 
-    world.network = network  # type: ignore[method-assign]
+    world.network = network  # type: ignore[method-assign]  # a scripted stand-in
     return seen
 
 
@@ -85,7 +85,7 @@ def test_upstream_queries_carry_do_only_when_validating(signed: TestInternet) ->
     off.resolve("www.nsec.sec.")
     assert plain and not any(query.ednsflags & dns.flags.DO for query in plain)
     # Without DO nothing DNSSEC reaches the cache.
-    assert off.cache.get_signed(WWW, dns.rdatatype.A).signatures is None  # type: ignore[union-attr]
+    assert off.cache.get_signed(WWW, dns.rdatatype.A).signatures is None  # type: ignore[union-attr]  # cached just above
 
 
 def test_forwarders_are_asked_with_do_and_cd(signed: TestInternet) -> None:
@@ -257,7 +257,7 @@ def test_several_extended_errors_in_one_answer(world: ScriptedWorld) -> None:
     world.resolve("www.nsec.sec.")
     answer = Answer(
         dns.rcode.NOERROR,
-        (world.cache.get_rrset(WWW, dns.rdatatype.A),),  # type: ignore[arg-type]
+        (world.cache.get_rrset(WWW, dns.rdatatype.A),),  # type: ignore[arg-type]  # cached
         notes=(ValidationNote.UNSUPPORTED_DNSKEY_ALGORITHM, ValidationNote.NSEC3_ITERATIONS),
         security=Security.INSECURE,
     )

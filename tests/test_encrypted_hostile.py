@@ -87,7 +87,7 @@ async def test_an_exception_in_one_connection_does_not_kill_the_daemon(
         calls += 1
         if calls == 1:
             raise RuntimeError("injected")
-        await original(*args, **kwargs)  # type: ignore[arg-type]
+        await original(*args, **kwargs)  # type: ignore[arg-type]  # the wrapped call's own
 
     monkeypatch.setattr(listeners, "serve_stream", broken)
     await encrypted(nursery, live_internet, tmp_path, issued)

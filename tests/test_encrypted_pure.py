@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 from collections import deque
 from collections.abc import Callable
+from typing import Any
 
 import dns.edns
 import dns.message
@@ -24,8 +25,8 @@ from resolver.testing import TestInternet
 from resolver.testing.scripted import ScriptedWorld
 
 
-def wire(name: str = "www.example.test.", **options: object) -> bytes:
-    message = dns.message.make_query(name, "A", **options)  # type: ignore[arg-type]
+def wire(name: str = "www.example.test.", **options: Any) -> bytes:
+    message = dns.message.make_query(name, "A", **options)  # make_query's own options
     message.id = 0
     return message.to_wire()
 
@@ -74,8 +75,8 @@ def test_malformed_requests_get_an_http_error(
 def response(rcode: dns.rcode.Rcode, answer: list[str], authority: list[str]) -> bytes:
     message = dns.message.make_response(dns.message.make_query("www.example.test.", "A"))
     message.set_rcode(rcode)
-    message.answer = [dns.rrset.from_text(*line.split(maxsplit=4)) for line in answer]  # type: ignore[arg-type]
-    message.authority = [dns.rrset.from_text(*line.split(maxsplit=4)) for line in authority]  # type: ignore[arg-type]
+    message.answer = [dns.rrset.from_text(*line.split(maxsplit=4)) for line in answer]  # type: ignore[arg-type]  # str parts
+    message.authority = [dns.rrset.from_text(*line.split(maxsplit=4)) for line in authority]  # type: ignore[arg-type]  # str parts
     return message.to_wire()
 
 

@@ -87,7 +87,7 @@ async def wait_for_unbound() -> None:
 def zone(ca: TestCA, **tls: object) -> ForwardZone:
     settings: dict[str, object] = {"tls_name": "dot.test", "tls_ca_file": ca.certificate}
     settings.update(tls)
-    return ForwardZone("fwd.test.", (UNBOUND,), tls=True, **settings)  # type: ignore[arg-type]
+    return ForwardZone("fwd.test.", (UNBOUND,), tls=True, **settings)  # type: ignore[arg-type]  # each a ForwardZone field
 
 
 async def forwarded_answer(

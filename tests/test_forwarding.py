@@ -330,7 +330,7 @@ def log_flags(internet: TestInternet) -> list[tuple[str, str, bool]]:
         sent.append((internet.server_at(address).name, query.question[0].name.to_text(), rd))
         return original(address, query, tcp)
 
-    internet.respond = respond  # type: ignore[method-assign]
+    internet.respond = respond  # type: ignore[method-assign]  # a scripted stand-in
     return sent
 
 
@@ -401,7 +401,7 @@ def record_upstream(service: ResolverService) -> list[SendQuery]:
         sent.extend(output.action for output in outputs if isinstance(output, Send))
         original(outputs)
 
-    service.carry = carry  # type: ignore[method-assign]
+    service.carry = carry  # type: ignore[method-assign]  # a scripted stand-in
     return sent
 
 

@@ -204,7 +204,7 @@ async def test_a_broken_packet_cache_sends_the_query_down_the_full_path(
         calls += 1
         if calls == 1:
             raise RuntimeError("a bug in the packet cache")
-        return real_answer(*args)  # type: ignore[arg-type]
+        return real_answer(*args)  # type: ignore[arg-type]  # the wrapped call's own
 
     monkeypatch.setattr(handler.engine.packets, "answer", broken_once)
     request = query("doomed.example.test.")

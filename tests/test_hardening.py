@@ -8,6 +8,7 @@ test_spoofing.py.
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 import dns.name
 import dns.rcode
@@ -82,7 +83,9 @@ def test_0x20_rejects_a_response_that_changes_the_case(internet: TestInternet) -
     world = ScriptedWorld(internet, dataclasses.replace(loopback_config(), upstream=upstream))
     original = internet.respond
 
-    def lowercasing(address: str, query, tcp: bool = False):  # type: ignore[no-untyped-def]
+    def lowercasing(  # the responder's own signature, whatever it returns
+        address: str, query: dns.message.Message, tcp: bool = False
+    ) -> Any:
         reply = original(address, query, tcp)
         if reply is not None and not isinstance(reply, bytes):
             asked = reply.question[0]  # shared with the query: replace it, do not mutate it
@@ -90,7 +93,7 @@ def test_0x20_rejects_a_response_that_changes_the_case(internet: TestInternet) -
             reply.question = [dns.rrset.RRset(lowered, asked.rdclass, asked.rdtype)]
         return reply
 
-    internet.respond = lowercasing  # type: ignore[method-assign]
+    internet.respond = lowercasing  # type: ignore[method-assign]  # a scripted stand-in
     assert world.resolve("www.example.test.").rcode == dns.rcode.SERVFAIL
 
 

@@ -149,7 +149,7 @@ def test_link_layers_of_real_captures(tmp_path: Path, link: int, wrap: object, f
         return
     client, server = ("2001:db8::10", "2001:db8::53") if family == "v6" else (CLIENT, RESOLVER)
     query, reply = exchange()
-    records = [(when, wrap(p)) for when, p in udp_pair(T0, query, reply, client, server)]  # type: ignore[operator]
+    records = [(when, wrap(p)) for when, p in udp_pair(T0, query, reply, client, server)]  # type: ignore[operator]  # wrap is set per link
     trace = read(tmp_path, pcap_file(records, link))
     assert [(q.client, q.name, q.ttl) for q in trace.queries] == [(client, "a.test.", 300)]
     assert trace.queries[0].latency == pytest.approx(0.004, abs=1e-5)

@@ -9,6 +9,7 @@ the secret, or one that was fed a spoofed answer, could store): the point is wha
 from __future__ import annotations
 
 import struct
+from collections.abc import Sequence
 
 import dns.message
 import dns.name
@@ -50,7 +51,7 @@ def plant(
     qname: str,
     qtype: str,
     answer: list[str],
-    authority: list[str] = (),  # type: ignore[assignment]
+    authority: Sequence[str] = (),
     rcode: int = 0,
 ) -> None:
     """Store a well-formed, sealed value for (qname, qtype), stored now, for a day."""
@@ -123,7 +124,7 @@ def test_a_planted_ns_set_does_not_steer_iteration(internet: TestInternet) -> No
         sent.append(send.server.address)
         return real(send)
 
-    w.network = network  # type: ignore[method-assign]
+    w.network = network  # type: ignore[method-assign]  # a scripted stand-in
     answer = w.resolve("brandnew.other.test.")
     assert answer.rcode == dns.rcode.NXDOMAIN
     assert sent and "127.53.2.1" not in sent

@@ -331,8 +331,8 @@ def test_a_value_rewritten_without_the_secret_is_dropped_and_counted(
     first = shared_world(internet, store, clock)
     first.resolve("www.example.test.")
     first.resolve("www.other.test.")
-    key = first.engine.shared.key(WWW, A)  # type: ignore[union-attr]
-    other = first.engine.shared.key(dns.name.from_text("www.other.test."), A)  # type: ignore[union-attr]
+    key = first.engine.shared.key(WWW, A)  # type: ignore[union-attr]  # configured: shared
+    other = first.engine.shared.key(dns.name.from_text("www.other.test."), A)  # type: ignore[union-attr]  # configured: shared
     genuine = store[key]
     assert decode(genuine[:-MAC_SIZE], WWW, A, clock.now, max_chain=12) is not Rejected.MALFORMED
     forged = message_value(
@@ -422,7 +422,7 @@ def test_a_lookup_that_never_comes_back_times_out_on_the_engine_clock(
     sends = engine.tick()
     assert [type(o).__name__ for o in sends] == ["Send"], "iterates after the lookup timeout"
     assert engine.stats.shared_errors == 1
-    late = engine.shared_reply(outputs[0].handle, positive())  # type: ignore[union-attr]
+    late = engine.shared_reply(outputs[0].handle, positive())  # type: ignore[union-attr]  # a SharedLookup
     assert late == [] and engine.stats.shared_hits == 0, "a late value is ignored"
 
 
@@ -432,7 +432,7 @@ def fleet_world(
     from resolver.config import CacheConfig
 
     config = loopback_config(
-        cache=CacheConfig(**cache),  # type: ignore[arg-type]
+        cache=CacheConfig(**cache),  # type: ignore[arg-type]  # CacheConfig's fields
         shared_cache=SharedCacheConfig(url="redis://127.0.0.1:1", secret=SECRET),
     )
     return ScriptedWorld(internet, config, clock=clock, shared=store)
