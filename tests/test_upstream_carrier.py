@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import errno
 import os
+import select
 import socket
 
 import dns.message
@@ -106,6 +107,58 @@ async def test_shutting_down_closes_every_socket(authority: socket.socket) -> No
             for handle in range(10):
                 assert carrier.send(send_to(authority.getsockname(), handle)) is None
     assert open_fds() == baseline  # the sockets and the epoll set
+
+
+def wakes(carrier: Datagrams, timeout: float) -> bool:
+    """Whether the carrier's task would be woken within `timeout` seconds."""
+    return bool(select.select([carrier.fileno()], [], [], timeout)[0])
+
+
+async def test_a_reused_fd_number_gets_no_stale_events(authority: socket.socket) -> None:
+    """A socket closed while another descriptor still refers to it (a process forked
+    meanwhile, a dup) stays in the epoll set under its old fd number, which the next query's
+    socket gets: what arrives for the old socket must neither reach the new query nor wake
+    the carrier over and over."""
+    recorder = Recorder()
+    carrier = Datagrams(recorder.replied, recorder.failed)
+    assert carrier.send(send_to(authority.getsockname(), handle=1)) is None
+    _query, old_source = authority.recvfrom(4096)
+    old_fd = carrier._by_handle[1].fd
+    duplicate = os.dup(old_fd)  # what a forked process would hold
+    try:
+        assert carrier.close(1)
+        assert carrier.send(send_to(authority.getsockname(), handle=2)) is None
+        assert carrier._by_handle[2].fd == old_fd  # the number is reused at once
+        _query, new_source = authority.recvfrom(4096)
+        authority.sendto(b"late, for the closed query", old_source)
+        if wakes(carrier, 0.5):  # once at most, for the old socket's registration
+            carrier.serve()
+        assert not wakes(carrier, 0.2) and recorder.replies == []
+        authority.sendto(b"genuine", new_source)
+        assert wakes(carrier, 2.0)
+        carrier.serve()
+        assert recorder.replies == [(2, b"genuine")] and recorder.failures == []
+    finally:
+        os.close(duplicate)
+        carrier.shut()
+
+
+async def test_a_query_still_open_after_a_datagram_hears_the_next(
+    authority: socket.socket,
+) -> None:
+    """A datagram the engine does not accept leaves the query open (no `Close`): the socket's
+    one-shot registration is re-armed, and the next datagram, in a later wake-up, arrives."""
+    recorder = Recorder()
+    carrier = Datagrams(recorder.replied, recorder.failed)
+    assert carrier.send(send_to(authority.getsockname(), handle=7)) is None
+    _query, source = authority.recvfrom(4096)
+    for number, data in enumerate([b"not accepted", b"accepted"], 1):
+        authority.sendto(data, source)
+        assert wakes(carrier, 2.0)
+        carrier.serve()
+        assert len(recorder.replies) == number and not wakes(carrier, 0.05)
+    assert recorder.replies == [(7, b"not accepted"), (7, b"accepted")]
+    carrier.shut()
 
 
 async def test_after_shutting_down_nothing_is_sent(authority: socket.socket) -> None:

@@ -45,6 +45,11 @@ _DRAIN = 16
 _EVENTS = 64
 #: Non-blocking from birth: one system call fewer than `setblocking(False)` afterwards.
 _DGRAM = socket.SOCK_DGRAM | getattr(socket, "SOCK_NONBLOCK", 0)
+#: How a query's socket waits in the epoll set: for its reply, and for room to send when the
+#: send buffer was full. One-shot: a registration reports once and then stays silent until
+#: re-armed (`Datagrams.serve`), which lets `close` skip `epoll.unregister` (see `_drop`).
+_READ = select.EPOLLIN | select.EPOLLONESHOT
+_WRITE = select.EPOLLOUT | select.EPOLLONESHOT
 
 
 def _connect(sock: socket.socket, address: tuple[str, int]) -> None:
@@ -78,7 +83,7 @@ class Datagrams:
     """Every plain UDP query of one service: a socket each, one epoll set, one task (`run`).
 
     `send` opens a query's socket, sends and registers it, synchronously; `close` (the
-    engine's `Close`) unregisters and closes it at once. `run` waits for the epoll set to be
+    engine's `Close`) closes it at once. `run` waits for the epoll set to be
     readable (through trio, so the rest of the process runs meanwhile) and reads what arrived,
     a bounded number of sockets and datagrams per wake-up, handing each datagram to `replied`
     (the engine, which says `Close` when it has what it waited for). Deadlines are the
@@ -125,7 +130,7 @@ class Datagrams:
             sock.close()
             raise
         exchange = _Exchange(sock, send.handle, unsent)
-        self._epoll.register(exchange.fd, select.EPOLLIN if unsent is None else select.EPOLLOUT)
+        self._epoll.register(exchange.fd, _READ if unsent is None else _WRITE)
         self._by_fd[exchange.fd] = self._by_handle[send.handle] = exchange
         return None
 
@@ -138,9 +143,14 @@ class Datagrams:
         return True
 
     def _drop(self, exchange: _Exchange) -> None:
+        # No `epoll.unregister` (a system call per query): closing the socket takes it out of
+        # the set. Not quite always: the kernel keeps the registration while another
+        # descriptor refers to the same socket (a process forked meanwhile, a `dup`), and
+        # reports its events under this fd number, which the next socket may get. Being
+        # one-shot, such a stale registration reports at most once (`serve` then reads the
+        # new socket, if any, and finds nothing), instead of waking the task in a loop.
         self._by_handle.pop(exchange.handle, None)
         del self._by_fd[exchange.fd]
-        self._epoll.unregister(exchange.fd)
         exchange.sock.close()
 
     async def run(self) -> None:
@@ -168,7 +178,7 @@ class Datagrams:
         for fd, events in self._epoll.poll(0, _EVENTS):
             exchange = by_fd.get(fd)
             if exchange is None:
-                continue
+                continue  # a stale registration (`_drop`): silent from now on
             if exchange.unsent is not None:
                 if events & (select.EPOLLOUT | select.EPOLLERR):
                     self._send_late(exchange)
@@ -191,6 +201,10 @@ class Datagrams:
                     break
                 if by_fd.get(fd) is not exchange:
                     break  # closed by the engine for this reply: read nothing more
+            if by_fd.get(fd) is exchange:
+                # Still waiting (a datagram it did not accept, more than `_DRAIN` of them):
+                # re-armed. A reply closes the query nearly always, and costs no re-arming.
+                self._epoll.modify(fd, _READ)
 
     def _send_late(self, exchange: _Exchange) -> None:
         """Send a query that found the send buffer full, now that there is room."""
@@ -201,7 +215,7 @@ class Datagrams:
             self._fail(exchange, _undelivered(error, local=False))
             return
         exchange.unsent = None
-        self._epoll.modify(exchange.fd, select.EPOLLIN)
+        self._epoll.modify(exchange.fd, _READ)
 
     def _fail(self, exchange: _Exchange, failure: NetworkError) -> None:
         self._drop(exchange)
