@@ -12,6 +12,7 @@ import errno
 import os
 import select
 import socket
+from typing import TYPE_CHECKING
 
 import dns.message
 import dns.name
@@ -28,6 +29,9 @@ from resolver.server.service import ResolverService
 from resolver.server.upstream import Datagrams
 from resolver.testing import TestInternet
 from tests.helpers import loopback_config
+
+if TYPE_CHECKING:
+    from _typeshed import ReadableBuffer
 
 
 def open_fds() -> int:
@@ -158,6 +162,38 @@ async def test_a_query_still_open_after_a_datagram_hears_the_next(
         carrier.serve()
         assert len(recorder.replies) == number and not wakes(carrier, 0.05)
     assert recorder.replies == [(7, b"not accepted"), (7, b"accepted")]
+    carrier.shut()
+
+
+async def test_a_full_send_buffer_delays_the_query_until_there_is_room(
+    authority: socket.socket, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A send that finds the buffer full waits for room (EPOLLOUT) and is sent then; a wake-up
+    that finds no room after all (a stale registration's) waits again, failing nothing."""
+
+    class Full(socket.socket):
+        refusals = 2  # the send from `Datagrams.send`, and the first late one
+
+        def send(self, data: ReadableBuffer, flags: int = 0, /) -> int:
+            if Full.refusals:
+                Full.refusals -= 1
+                raise BlockingIOError(errno.EAGAIN, "full")
+            return super().send(data, flags)
+
+    monkeypatch.setattr(upstream.socket, "socket", Full)
+    recorder = Recorder()
+    carrier = Datagrams(recorder.replied, recorder.failed)
+    assert carrier.send(send_to(authority.getsockname(), handle=4)) is None
+    monkeypatch.undo()
+    for _ in range(2):
+        assert wakes(carrier, 2.0)  # room to send (a loopback socket's buffer is empty)
+        carrier.serve()
+    query, source = authority.recvfrom(4096)
+    assert dns.message.from_wire(query).id == 4321 and Full.refusals == 0
+    authority.sendto(b"reply", source)
+    assert wakes(carrier, 2.0)
+    carrier.serve()
+    assert recorder.replies == [(4, b"reply")] and recorder.failures == []
     carrier.shut()
 
 

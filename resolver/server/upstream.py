@@ -211,6 +211,9 @@ class Datagrams:
         assert exchange.unsent is not None
         try:
             exchange.sock.send(exchange.unsent)
+        except BlockingIOError:  # no room after all (woken by a stale registration: `_drop`)
+            self._epoll.modify(exchange.fd, _WRITE)
+            return
         except OSError as error:
             self._fail(exchange, _undelivered(error, local=False))
             return
