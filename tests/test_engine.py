@@ -177,8 +177,8 @@ def test_the_resolution_deadline_ends_a_question_in_servfail(internet: TestInter
     assert closed == [outputs[0].handle], "the query nobody waits for any more is closed"
     assert clock.now == started + 3.0
     [answer] = answers
-    assert answer.rcode == dns.rcode.SERVFAIL  # type: ignore[attr-defined]
-    assert answer.failure is ServfailReason.TIMEOUT  # type: ignore[attr-defined]
+    assert answer.rcode == dns.rcode.SERVFAIL  # type: ignore[attr-defined]  # the answer to the client
+    assert answer.failure is ServfailReason.TIMEOUT  # type: ignore[attr-defined]  # the answer to the client
     # Nothing left to wake for: the abandoned query's deadline went with the question.
     assert engine.in_flight == 0 and engine.next_deadline() is None
 

@@ -60,7 +60,7 @@ class Hang(Network):
 
 def hanging_service(**limits: object) -> ResolverService:
     hints = parse_root_hints(TestInternet.default().hints_text())
-    config = loopback_config(limits=Limits(**limits))  # type: ignore[arg-type]
+    config = loopback_config(limits=Limits(**limits))  # type: ignore[arg-type]  # Limits' fields
     return ResolverService(config, hints, network=Hang())
 
 

@@ -62,7 +62,7 @@ def test_a_hit_takes_the_clients_id_rd_case_and_aged_ttl() -> None:
     packets = PacketCache(100, clock, our_payload=1232)
     stored = stored_response()
     assert ttl_offsets(stored) == (len(stored) - 10,)
-    key = parse_plain_query(wire_of("www.example.test.")).key  # type: ignore[union-attr]
+    key = parse_plain_query(wire_of("www.example.test.")).key  # type: ignore[union-attr]  # a plain query: it parses
     packets.store(key, stored)
     clock.advance(100.5)
     request = query("WwW.eXaMpLe.TeSt.", use_edns=0, payload=4096)
@@ -89,7 +89,7 @@ def test_a_hit_copies_cd_and_never_sets_ad() -> None:
     """RFC 4035 3.2.2: CD is copied from the query; AD stays clear (nothing is validated)."""
     packets = PacketCache(100, FakeClock(), our_payload=1232)
     stored = stored_response()
-    key = parse_plain_query(wire_of("www.example.test.")).key  # type: ignore[union-attr]
+    key = parse_plain_query(wire_of("www.example.test.")).key  # type: ignore[union-attr]  # a plain query: it parses
     packets.store(key, stored)
     for flags, expected in [
         (dns.flags.RD | dns.flags.CD | dns.flags.AD, (0x81, 0x90)),

@@ -49,7 +49,7 @@ def log_queries(internet: TestInternet) -> list[Sent]:
         sent.append((server, asked.name.to_text(), dns.rdatatype.to_text(asked.rdtype)))
         return original(address, query, tcp)
 
-    internet.respond = respond  # type: ignore[method-assign]
+    internet.respond = respond  # type: ignore[method-assign]  # a scripted stand-in
     return sent
 
 
@@ -229,7 +229,7 @@ def test_a_server_denying_empty_non_terminals_still_resolves(world: ScriptedWorl
             reply.set_rcode(dns.rcode.NXDOMAIN)
         return reply
 
-    internet.respond = deny_ents  # type: ignore[method-assign]
+    internet.respond = deny_ents  # type: ignore[method-assign]  # a scripted stand-in
     world.resolve("www.example.test.")
     sent = log_queries(internet)
     answer = world.resolve("a.b.c.example.test.")
@@ -258,7 +258,7 @@ def test_a_server_rejecting_minimised_names_gets_the_full_name(
             return rejection
         return original(address, query, tcp)
 
-    internet.respond = reject_minimised  # type: ignore[method-assign]
+    internet.respond = reject_minimised  # type: ignore[method-assign]  # a scripted stand-in
     sent = log_queries(internet)
     answer = world.resolve("a.b.c.example.test.")
     assert texts(answer.answer) == ["a.b.c.example.test. 3600 IN A 192.0.2.3"]

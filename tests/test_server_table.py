@@ -17,7 +17,7 @@ PEER = "127.53.0.2"
 
 
 def table(clock: FakeClock, size: int = 100, **changes: object) -> ServerTable:
-    return ServerTable(size, clock, UpstreamConfig(**changes))  # type: ignore[arg-type]
+    return ServerTable(size, clock, UpstreamConfig(**changes))  # type: ignore[arg-type]  # its fields
 
 
 def fail(servers: ServerTable, times: int, address: str = ADDRESS) -> None:
