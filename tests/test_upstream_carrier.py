@@ -254,6 +254,31 @@ async def test_a_route_missing_is_unreachable_and_leaves_no_socket(
     carrier.shut()
 
 
+class Crowded:
+    """An epoll set that can take no more sockets (the kernel's max_user_watches reached)."""
+
+    def __init__(self, real: select.epoll) -> None:
+        self.real = real
+
+    def register(self, fd: int, mask: int) -> None:
+        raise OSError(errno.ENOSPC, "no space left on device")
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.real, name)
+
+
+async def test_a_full_epoll_set_fails_the_query_and_leaks_no_socket(
+    authority: socket.socket,
+) -> None:
+    carrier = Datagrams(Recorder().replied, Recorder().failed)
+    carrier._epoll = Crowded(carrier._epoll)  # type: ignore[assignment]  # a stand-in, duck-typed
+    baseline = open_fds()
+    failure = carrier.send(send_to(authority.getsockname()))
+    assert failure == NetworkError("ENOSPC", unreachable=False)
+    assert open_fds() == baseline and len(carrier) == 0
+    carrier.shut()
+
+
 async def test_an_icmp_error_is_an_ordinary_failure_and_closes_the_socket() -> None:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as closed:
         closed.bind(("127.0.0.1", 0))

@@ -121,8 +121,11 @@ class Datagrams:
             _connect(sock, (server.address, server.port))
             try:
                 sock.send(send.wire)
-            except BlockingIOError:  # a full send buffer: wait for room, once (`_serve`)
+            except BlockingIOError:  # a full send buffer: wait for room (`serve`)
                 unsent = send.wire
+            # Inside the `try`: a set that cannot take one more socket (the kernel's
+            # max_user_watches) fails this query, and leaks no descriptor.
+            self._epoll.register(sock.fileno(), _READ if unsent is None else _WRITE)
         except OSError as error:
             sock.close()
             return _undelivered(error, local=True)
@@ -130,7 +133,6 @@ class Datagrams:
             sock.close()
             raise
         exchange = _Exchange(sock, send.handle, unsent)
-        self._epoll.register(exchange.fd, _READ if unsent is None else _WRITE)
         self._by_fd[exchange.fd] = self._by_handle[send.handle] = exchange
         return None
 
@@ -175,13 +177,16 @@ class Datagrams:
     def serve(self) -> None:
         """Read what has arrived on the sockets that are ready (never blocks)."""
         by_fd, replied = self._by_fd, self._replied
-        for fd, events in self._epoll.poll(0, _EVENTS):
+        # An event is looked up by fd number, and may not be the current socket's: a stale
+        # registration (`_drop`), or, within one batch, the engine closing one query's socket
+        # for a reply and opening the next on the same number. So an event is only a hint:
+        # every read and late send below tolerates EAGAIN and re-arms.
+        for fd, _events in self._epoll.poll(0, _EVENTS):
             exchange = by_fd.get(fd)
             if exchange is None:
                 continue  # a stale registration (`_drop`): silent from now on
             if exchange.unsent is not None:
-                if events & (select.EPOLLOUT | select.EPOLLERR):
-                    self._send_late(exchange)
+                self._send_late(exchange)  # room, an error, or a hangup: the send tells which
                 continue
             recv, handle = exchange.sock.recv, exchange.handle
             for _ in range(_DRAIN):
@@ -211,7 +216,7 @@ class Datagrams:
         assert exchange.unsent is not None
         try:
             exchange.sock.send(exchange.unsent)
-        except BlockingIOError:  # no room after all (woken by a stale registration: `_drop`)
+        except BlockingIOError:  # no room after all (woken by another socket's event: `serve`)
             self._epoll.modify(exchange.fd, _WRITE)
             return
         except OSError as error:
