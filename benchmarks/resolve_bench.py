@@ -31,9 +31,10 @@ and Unbound with one thread. Per resolver:
 6. low load (one-process resolvers): a stream at a fixed modest rate (200 qps), names drawn by a
    Zipf law from a few thousand in bench.test. (some NXDOMAIN, some with short TTLs), a mix of
    hits and misses: the resolver's CPU time over the stream, per miss and per datagram received;
-   and the same stream played to `trio_echo.py`, a trio server that only sends each query back:
-   its CPU per datagram is what waking a trio process costs on this machine at this rate, the
-   floor under our figure.
+   and the same stream played to `echo.py`, a server that only sends each query back, once
+   under trio and once as a plain blocking loop: its CPU per datagram is what waking a trio
+   process, and any Python process, costs on this machine at this rate, the floor under our
+   figure.
 
 Then the targets (CPU per cold name and per miss at low load, cold wall time and upstream
 queries against Unbound's, cache-hit throughput against Unbound's, p99 at 5,000 qps of hits),
@@ -111,7 +112,9 @@ OURS = "ours"
 SIGNED_ZONE = "bench.sec."
 OURS_NO_VALIDATION = "ours no-val"
 UNBOUND_NO_VALIDATION = "unbound no-val"
-ECHO = "trio echo"
+#: The floors of the low-load stream: `echo.py` under trio, as our listener waits, and as a
+#: plain blocking loop (any Python server's floor).
+ECHOES = {"trio echo": [], "blocking echo": ["--blocking"]}
 
 
 @dataclass(frozen=True)
@@ -147,8 +150,8 @@ class Settings:
             + 3 * 60  # dnsperf's own margin per phase, stopping, reading its output
         )
         warm_passes = MAX_WARM_PASSES * (2 + self.names / 2000)  # passes of mostly hits
-        floor = self.lowload_seconds + LOWLOAD_TIMEOUT + benchlib.STARTUP_TIMEOUT
-        return math.ceil(60 + resolvers * per_resolver + warm_passes + floor)
+        floors = len(ECHOES) * (self.lowload_seconds + LOWLOAD_TIMEOUT + benchlib.STARTUP_TIMEOUT)
+        return math.ceil(60 + resolvers * per_resolver + warm_passes + floors)
 
 
 QUICK = Settings(
@@ -527,14 +530,17 @@ def measure(server: benchlib.Server, ctx: Context, *, cold: bool) -> Result:
     return result
 
 
-def lowload_floor(settings: Settings, pinning: benchlib.Pinning | None, workdir: Path) -> Floor:
-    """The low-load stream, at its rate, sent to `trio_echo.py` pinned as the resolvers were."""
-    benchlib.progress(f"trio echo: the low-load stream, {settings.lowload_seconds:g} s")
+def lowload_floor(
+    label: str, settings: Settings, pinning: benchlib.Pinning | None, workdir: Path
+) -> Floor:
+    """The low-load stream, at its rate, sent to `echo.py` pinned as the resolvers were."""
+    benchlib.progress(f"{label}: the low-load stream, {settings.lowload_seconds:g} s")
     port = benchlib.free_port()
-    command = [sys.executable, str(Path(__file__).with_name("trio_echo.py")), str(port)]
+    command = [sys.executable, str(Path(__file__).with_name("echo.py")), str(port), *ECHOES[label]]
     if pinning is not None:
         command = pinning.command(command)
-    with benchlib.running(ECHO, command, port, workdir / "echo.log") as server:
+    log = workdir / f"{label.replace(' ', '-')}.log"
+    with benchlib.running(label, command, port, log) as server:
         stream = lowload_stream(settings)
         cpu = server.cpu_seconds()
         run = benchlib.udp_load(
@@ -543,7 +549,7 @@ def lowload_floor(settings: Settings, pinning: benchlib.Pinning | None, workdir:
             times=[k / settings.lowload_rate for k in range(len(stream))],
             timeout=LOWLOAD_TIMEOUT,
         )
-        return Floor(run, delta(server.cpu_seconds(), cpu))
+        return Floor(label, run, delta(server.cpu_seconds(), cpu))
 
 
 # -- the report -------------------------------------------------------------------------------
@@ -586,8 +592,9 @@ def cpu_per_datagram(result: Result) -> float | None:
 
 @dataclass
 class Floor:
-    """The low-load stream played to `trio_echo.py`: what waking a trio process costs here."""
+    """The low-load stream played to `echo.py`: what waking an idle process costs here."""
 
+    label: str  # a key of ECHOES
     run: benchlib.LoadResult
     cpu: float | None
 
@@ -600,21 +607,25 @@ class Floor:
         return None if per_datagram is None or datagrams is None else per_datagram * datagrams
 
 
-def floor_lines(results: Sequence[Result], floor: Floor | None) -> list[str]:
-    """Below the low-load figures: the echo's CPU per datagram, and what that makes per miss."""
-    per_datagram = None if floor is None else floor.per_datagram_us()
-    if floor is None or per_datagram is None:
-        return []
-    per_miss = ", ".join(
-        f"{result.label} {figure:,.0f} us"
-        for result in results
-        if (figure := floor.per_miss_us(result)) is not None
-    )
-    return [
-        f"  floor: trio_echo.py on the same stream, {per_datagram:,.0f} us CPU per datagram "
-        f"({floor.run.answered:,} answered)",
-        f"  floor per miss (x datagrams received per miss): {per_miss}",
-    ]
+def floor_lines(results: Sequence[Result], floors: Sequence[Floor]) -> list[str]:
+    """Below the low-load figures: each echo's CPU per datagram, and what that makes per miss."""
+    lines = []
+    for floor in floors:
+        per_datagram = floor.per_datagram_us()
+        if per_datagram is None:
+            continue
+        per_miss = ", ".join(
+            f"{result.label} {figure:,.0f} us"
+            for result in results
+            if (figure := floor.per_miss_us(result)) is not None
+        )
+        lines += [
+            f"  floor, {floor.label} ({' '.join(['echo.py', *ECHOES[floor.label]])}) on the "
+            f"same stream: {per_datagram:,.0f} us CPU per datagram ({floor.run.answered:,} "
+            "answered)",
+            f"    per miss (x datagrams received per miss): {per_miss}",
+        ]
+    return lines
 
 
 def failures(run: benchlib.LoadResult | None) -> str | None:
@@ -624,7 +635,7 @@ def failures(run: benchlib.LoadResult | None) -> str | None:
 
 
 def rows_for(
-    results: Sequence[Result], settings: Settings, floor: Floor | None
+    results: Sequence[Result], settings: Settings, floors: Sequence[Floor]
 ) -> list[benchlib.Row | str]:
     """The table, section by section (a str is a section heading)."""
 
@@ -743,7 +754,7 @@ def rows_for(
         row("server CPU (s)", lambda r: r.lowload_cpu, "{:.2f}"),
         row("server CPU per miss (us)", cpu_per_miss, "{:,.0f}"),
         row("CPU per datagram received (us)", cpu_per_datagram, "{:,.0f}"),
-        *floor_lines(results, floor),
+        *floor_lines(results, floors),
         *percentiles("lowload", hit_percentiles),
         latency_max("lowload"),
         row("SERVFAIL / lost", lambda r: failures(r.lowload), ratio=False),
@@ -751,7 +762,9 @@ def rows_for(
     return [*rows, *(lowload if settings.lowload_phase else []), *process_rows]
 
 
-def target_lines(results: Sequence[Result], settings: Settings, floor: Floor | None) -> list[str]:
+def target_lines(
+    results: Sequence[Result], settings: Settings, floors: Sequence[Floor]
+) -> list[str]:
     """The targets, each met or missed, with the margin."""
     by_label = {r.label: r for r in results}
     ours, unbound = by_label.get(OURS), by_label.get(UNBOUND)
@@ -774,9 +787,13 @@ def target_lines(results: Sequence[Result], settings: Settings, floor: Floor | N
     if cpu is not None:
         theirs = None if unbound is None else cpu_per_miss(unbound)
         beside = "" if theirs is None else f" (Unbound {theirs:,.0f} us)"
-        floor_us = None if floor is None else floor.per_miss_us(ours)
-        if floor_us is not None:
-            beside += f"; a trio echo's floor for as many datagrams: {floor_us:,.0f} us"
+        under = ", ".join(
+            f"{floor.label} {figure:,.0f} us"
+            for floor in floors
+            if (figure := floor.per_miss_us(ours)) is not None
+        )
+        if under:
+            beside += f"; the floor for as many datagrams: {under}"
         lines.append(
             target(
                 f"CPU per miss at {settings.lowload_rate} qps <= {TARGET_CPU_PER_MISS_US} us: "
@@ -1003,7 +1020,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     report = benchlib.Report("resolve_bench", args.quick)
     results: list[Result] = []
     failed: list[str] = []
-    floor: Floor | None = None
+    floors: list[Floor] = []
     try:
         with (
             benchlib.time_budget(settings.budget(len(todo))),
@@ -1046,7 +1063,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                             raise
                         failed.append(f"{plan.label}: {error}")
             if any(result.lowload is not None for result in results):
-                floor = lowload_floor(settings, pinning, workdir)
+                floors = [lowload_floor(label, settings, pinning, workdir) for label in ECHOES]
     except benchlib.BenchError as error:
         print(f"resolve_bench: {error}", file=sys.stderr)
         return 1
@@ -1060,20 +1077,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         versions.append(f"pinned: resolvers on CPU {pinning.server}, clients on {pinning.clients}")
     if args.profile:
         report.add("ours ran under cProfile: its figures are not comparable", "")
-    report.figures([r.label for r in results], rows_for(results, settings, floor))
+    report.figures([r.label for r in results], rows_for(results, settings, floors))
     if any(r.label == UNBOUND for r in results):
         report.add(
             "",
             "X/unbound: above 1 means X takes more (time, CPU, queries, memory); below 1 means"
             " X does less (qps).",
         )
-    report.add("", *target_lines(results, settings, floor))
+    report.add("", *target_lines(results, settings, floors))
     for failure in failed:
         report.add("", failure)
     report.data["settings"] = asdict(settings)
     report.data["results"] = [result.summary() for result in results]
-    if floor is not None:
-        report.data["lowload_floor"] = {"cpu": floor.cpu, **floor.run.summary()}
+    report.data["lowload_floors"] = {
+        floor.label: {"cpu": floor.cpu, **floor.run.summary()} for floor in floors
+    }
     report.emit(versions, args.json)
     if args.profile:
         print_profile(args.profile)
