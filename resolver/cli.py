@@ -21,8 +21,15 @@ import dns.rdatatype
 import trio
 from click.core import ParameterSource
 
-from resolver.config import CacheConfig, Config, parse_metrics_endpoint
-from resolver.configfile import ConfigError, build, parse_endpoint, parse_network
+from resolver.config import (
+    CacheConfig,
+    Config,
+    ConfigError,
+    parse_endpoint,
+    parse_metrics_endpoint,
+    parse_network,
+)
+from resolver.configfile import build
 from resolver.core.hints import HintsError, load_root_hints
 from resolver.core.security import Security
 from resolver.core.trust import load_trust_anchors

@@ -391,6 +391,49 @@ def parse_server_address(text: str) -> tuple[str, int | None]:
     return str(address), int(port)
 
 
+def parse_endpoint(text: str, default_port: int = 53) -> tuple[str, int]:
+    """`ADDR`, `ADDR:PORT` or `[IPv6]:PORT` as (address, port); ValueError says what is wrong.
+
+    Shared by `--listen` and every endpoint key of the file, so both accept exactly the same
+    spellings and reject the same typos.
+    """
+    address, port = parse_server_address(text)
+    return address, default_port if port is None else port
+
+
+def parse_network(text: str) -> IPNetwork:
+    """An address or CIDR network; host bits are allowed (`10.1.2.3/8` means 10.0.0.0/8).
+
+    Non-strict because operators write a host's own address with its prefix length; refusing that
+    would be pedantry, and the meaning is not in doubt.
+    """
+    try:
+        return ipaddress.ip_network(text, strict=False)
+    except ValueError:
+        raise ValueError(f"{text!r} is not an address or network like 10.0.0.0/8") from None
+
+
+def config_problem(config: Config) -> str | None:
+    """The first rule about two keys at once that `config` breaks, or None.
+
+    Checked once the file and the flags are both applied, not in `__post_init__`: the loader
+    builds a `Config` one table or flag at a time, and a half-built one may break a rule that the
+    whole does not.
+    """
+    if (low := config.cache.min_ttl) > (high := config.cache.max_ttl):
+        return f"cache.min_ttl: must not exceed cache.max_ttl ({high}), got {low}"
+    shared = config.shared_cache
+    if shared.url is not None and (shared.secret is None or len(shared.secret) < 16):
+        return "shared_cache.secret: needs 16 or more characters when shared_cache.url is set"
+    encrypted = "tls_listen" if config.tls_listen else "doh_listen" if config.doh_listen else None
+    for needed in ("tls_certificate", "tls_key") if encrypted is not None else ():
+        if getattr(config, needed) is None:
+            return f"{encrypted}: needs {needed} (a PEM file) as well"
+    if not config.doh_path.startswith("/"):
+        return f"doh_path: must start with '/', got {config.doh_path!r}"
+    return None
+
+
 @dataclass(frozen=True)
 class ZoneServers:
     """A zone and the servers to ask for it: the shape shared by forward and stub zones.

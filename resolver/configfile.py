@@ -1,19 +1,19 @@
 """The configuration file: TOML read into a `Config`, with errors that name the key.
 
-The loader walks the dataclasses of `resolver/config.py` and knows no setting by name (but one
-cross-check), so a new field is a key at once, checked and documented by the same rules (the docs
-test fails until docs/configuration.md lists it). A nested dataclass is a table (`[cache]`), a
-tuple of them an array of tables (`[[forward_zones]]`). It reads just the types the settings use
-(see `describe`): another type is a TypeError, so supporting one is a deliberate line here.
-Numbers are `>= 0` unless the metadata bounds them (an operator never means a negative size or
-timeout), and relative paths start at the file's directory, whatever the daemon's own.
+The loader walks the dataclasses of `resolver/config.py` and knows no setting by name (the rules
+about two keys at once are config.py's `config_problem`), so a new field is a key at once, checked
+and documented by the same rules (the docs test fails until docs/configuration.md lists it). A
+nested dataclass is a table (`[cache]`), a tuple of them an array of tables (`[[forward_zones]]`).
+It reads just the types the settings use (see `describe`): another type is a TypeError, so
+supporting one is a deliberate line here. Numbers are `>= 0` unless the metadata bounds them (an
+operator never means a negative size or timeout), and relative paths start at the file's directory,
+whatever the daemon's own.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import difflib
-import ipaddress
 import json
 import math
 import re
@@ -32,7 +32,9 @@ from resolver.config import (
     HttpsEndpoint,
     IPNetwork,
     TlsEndpoint,
-    parse_server_address,
+    config_problem,
+    parse_endpoint,
+    parse_network,
     redact_url,
 )
 
@@ -41,28 +43,6 @@ if TYPE_CHECKING:
 
 # A config dataclass: `dataclasses.replace` accepts only dataclass instances.
 D = TypeVar("D", bound="DataclassInstance")
-
-
-def parse_endpoint(text: str, default_port: int = 53) -> tuple[str, int]:
-    """`ADDR`, `ADDR:PORT` or `[IPv6]:PORT` as (address, port); ValueError says what is wrong.
-
-    Shared by `--listen` and every endpoint key of the file, so both accept exactly the same
-    spellings and reject the same typos.
-    """
-    address, port = parse_server_address(text)
-    return address, default_port if port is None else port
-
-
-def parse_network(text: str) -> IPNetwork:
-    """An address or CIDR network; host bits are allowed (`10.1.2.3/8` means 10.0.0.0/8).
-
-    Non-strict because operators write a host's own address with its prefix length; refusing that
-    would be pedantry, and the meaning is not in doubt.
-    """
-    try:
-        return ipaddress.ip_network(text, strict=False)
-    except ValueError:
-        raise ValueError(f"{text!r} is not an address or network like 10.0.0.0/8") from None
 
 
 #: Types written as a TOML string: their parser, what messages say is expected, and whether the
@@ -270,24 +250,10 @@ def _unknown(name: str, table: str, fields: Mapping[str, Key]) -> ConfigError:
     return ConfigError(f"{name}: unknown key{guess}; allowed {where}: {listing}")
 
 
-def _cross_check(config: Config, where: str, after: str = "") -> Config:
-    """Rules about two keys at once, which no single key's type can express."""
-    if (low := config.cache.min_ttl) > (high := config.cache.max_ttl):
-        message = f"cache.min_ttl: must not exceed cache.max_ttl ({high}), got {low}"
-        raise ConfigError(f"{where}{message}{after}")
-    shared = config.shared_cache
-    if shared.url is not None and (shared.secret is None or len(shared.secret) < 16):
-        message = "shared_cache.secret: needs 16 or more characters when shared_cache.url is set"
-        raise ConfigError(f"{where}{message}{after}")
-    encrypted = "tls_listen" if config.tls_listen else "doh_listen" if config.doh_listen else None
-    if encrypted is not None:
-        for needed in ("tls_certificate", "tls_key"):
-            if getattr(config, needed) is None:
-                message = f"{encrypted}: needs {needed} (a PEM file) as well"
-                raise ConfigError(f"{where}{message}{after}")
-    if not config.doh_path.startswith("/"):
-        message = f"doh_path: must start with '/', got {config.doh_path!r}"
-        raise ConfigError(f"{where}{message}{after}")
+def _checked(config: Config, where: str, after: str = "") -> Config:
+    """`config` if it keeps the rules about two keys at once; else their error, placed."""
+    if (problem := config_problem(config)) is not None:
+        raise ConfigError(f"{where}{problem}{after}")
     return config
 
 
@@ -343,7 +309,7 @@ def _toml_position(error: tomllib.TOMLDecodeError, text: str) -> str:
 def load_config(path: Path, base: Config | None = None) -> Config:
     """The settings of the TOML file at `path`, on top of `base` (the defaults if None)."""
     config = from_mapping(read_toml(path), base or Config(), origin=str(path), base_dir=path.parent)
-    return _cross_check(config, f"{path}: ")
+    return _checked(config, f"{path}: ")
 
 
 def override(config: D, changes: Mapping[str, object]) -> D:
@@ -365,6 +331,4 @@ def build(path: Path | None, changes: Mapping[str, object]) -> Config:
     tries `--listen 127.0.0.1:5353` without editing the file the service normally uses.
     """
     config = override(load_config(path) if path is not None else Config(), changes)
-    return _cross_check(
-        config, "" if path is None else f"{path}: ", " (after the command-line flags)"
-    )
+    return _checked(config, "" if path is None else f"{path}: ", " (after the command-line flags)")

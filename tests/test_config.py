@@ -29,8 +29,8 @@ import pytest
 
 from resolver import configfile
 from resolver.cli import serve
-from resolver.config import Config, IPNetwork, bundled_root_hints
-from resolver.configfile import ConfigError, build, keys, load_config, parse_endpoint
+from resolver.config import Config, IPNetwork, bundled_root_hints, parse_endpoint
+from resolver.configfile import ConfigError, build, keys, load_config
 from resolver.testing import TestInternet
 from tests.daemon_support import (
     STOPPED_MARKER,
