@@ -6,7 +6,9 @@ test can shrink) any bound without reading the algorithm.
 Every field is also a key of the TOML configuration file: `resolver/configfile.py` walks these
 dataclasses (a nested one is a table), so a new field of a type the settings already use needs no
 loader code, only a row in docs/configuration.md (a test fails until it has one); a field of a
-new type fails a test until the loader reads it.
+new type fails a test until the loader reads it. What no single field's type can say lives here
+too: the rules about two keys at once (`config_problem`), and the parsers of addresses and
+networks that the command line and the file share.
 """
 
 from __future__ import annotations
@@ -426,9 +428,10 @@ def config_problem(config: Config) -> str | None:
     if shared.url is not None and (shared.secret is None or len(shared.secret) < 16):
         return "shared_cache.secret: needs 16 or more characters when shared_cache.url is set"
     encrypted = "tls_listen" if config.tls_listen else "doh_listen" if config.doh_listen else None
-    for needed in ("tls_certificate", "tls_key") if encrypted is not None else ():
-        if getattr(config, needed) is None:
-            return f"{encrypted}: needs {needed} (a PEM file) as well"
+    if encrypted is not None:
+        for needed in ("tls_certificate", "tls_key"):
+            if getattr(config, needed) is None:
+                return f"{encrypted}: needs {needed} (a PEM file) as well"
     if not config.doh_path.startswith("/"):
         return f"doh_path: must start with '/', got {config.doh_path!r}"
     return None

@@ -10,6 +10,7 @@ Resolution only happens against the loopback test internet.
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import re
 import signal
@@ -29,7 +30,7 @@ import pytest
 
 from resolver import configfile
 from resolver.cli import serve
-from resolver.config import Config, IPNetwork, bundled_root_hints, parse_endpoint
+from resolver.config import Config, IPNetwork, bundled_root_hints, config_problem, parse_endpoint
 from resolver.configfile import ConfigError, build, keys, load_config
 from resolver.testing import TestInternet
 from tests.daemon_support import (
@@ -362,6 +363,14 @@ def test_flags_override_the_file_and_leave_the_rest(tmp_path: Path) -> None:
     assert config.cache.max_entries == 99
     assert config.cache.max_ttl == 60  # not named by a flag: the file's value stays
     assert build(None, {"upstream.query_loopback": True}).upstream.query_loopback is True
+
+
+def test_the_defaults_keep_the_rules_about_two_keys_and_a_broken_one_is_named() -> None:
+    assert config_problem(Config()) is None
+    shared = dataclasses.replace(Config().shared_cache, url="redis://127.0.0.1:6379")
+    assert config_problem(dataclasses.replace(Config(), shared_cache=shared)) == (
+        "shared_cache.secret: needs 16 or more characters when shared_cache.url is set"
+    )
 
 
 def test_a_cross_check_also_applies_after_the_flags(tmp_path: Path) -> None:
