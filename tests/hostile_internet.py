@@ -2,7 +2,7 @@
 
 Built like `resolver.testing.signed_topology` (same root, same root key, so its trust anchor
 applies; same addresses, scripted only, never served on sockets) with second-level zones that
-each reproduce one attack of the review against Unbound 1.17 (issue #10):
+each reproduce one attack of a hostile review of the validator against Unbound 1.17:
 
 | zone | what the attacker did |
 | --- | --- |

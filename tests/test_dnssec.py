@@ -133,7 +133,7 @@ def test_skew_is_a_tenth_of_the_validity_clamped_to_the_minimum() -> None:
 
 def test_an_unsupported_rrsig_algorithm_is_bogus_with_validated_keys() -> None:
     """Only the DS/DNSKEY level may call a zone insecure for its algorithms: with validated
-    keys, an RRSIG in an algorithm we cannot check proves nothing (the downgrade of #10)."""
+    keys, an RRSIG in an algorithm we cannot check proves nothing (an algorithm downgrade)."""
     sig = cast(RRSIG, sign(A, ZSK, "example.").replace(algorithm=253))
     verdict = verify(A, sig)
     assert verdict.security is Security.BOGUS and verdict.ede is Ede.RRSIGS_MISSING

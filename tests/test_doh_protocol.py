@@ -1,4 +1,4 @@
-"""DoH protocol corners from issue #12's review: `Expect: 100-continue`, CONNECT and
+"""DoH protocol corners from a hostile review: `Expect: 100-continue`, CONNECT and
 `Upgrade: h2c` over HTTP/1.1, the header limit when a request arrives whole, CONNECT over
 HTTP/2, and floods of HTTP/2 SETTINGS or PING frames."""
 

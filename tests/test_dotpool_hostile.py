@@ -1,6 +1,6 @@
 """The DoT forwarder pool (`resolver/server/dotpool.py`) against a fake DoT server that
 misbehaves on purpose: a slow first handshake that the query's deadline cancels, and two
-queries in flight with the same 16-bit ID (issue #12)."""
+queries in flight with the same 16-bit ID."""
 
 from __future__ import annotations
 

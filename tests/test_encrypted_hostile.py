@@ -1,4 +1,4 @@
-"""Hostile DoH/DoT clients and forwarders (issue #12's review): whatever one connection does,
+"""Hostile DoH/DoT clients and forwarders (found by a hostile review): whatever one connection does,
 the daemon keeps answering everyone else.
 
 Each test here reproduces one way a single client (or a forwarder) could once kill the whole
@@ -41,7 +41,8 @@ issued = hardening.issued  # the fixture (`ca` is in conftest.py)
 @pytest.fixture
 def no_last_resort(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
     """Fails the test if a connection ended in the listener's last-resort handler (an
-    exception nothing else expected: before issue #12 it killed the daemon)."""
+    exception nothing else expected: before encrypted transports were hardened it killed
+    the daemon)."""
     yield
     records = caplog.get_records("call")  # caplog.records would be the teardown's
     errors = [r.getMessage() for r in records if r.levelno >= logging.ERROR]

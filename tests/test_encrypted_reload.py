@@ -1,4 +1,4 @@
-"""SIGHUP with a certificate clients would refuse (issue #12's review): the DoT and DoH
+"""SIGHUP with a certificate clients would refuse (found by a hostile review): the DoT and DoH
 listeners keep the one already loaded, and the operator reads why, once."""
 
 from __future__ import annotations

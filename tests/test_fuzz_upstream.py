@@ -1,4 +1,4 @@
-"""Hostile authoritative responses never make an exception escape the resolver (issue 8).
+"""Hostile authoritative responses never make an exception escape the resolver.
 
 Every upstream response of a resolution may be replaced by a mutation of what the test internet
 would really have said (`resolver.testing.mutations`): broken flags and rcodes, RRsets dropped,

@@ -1,6 +1,6 @@
 """Interoperability: right answers from servers that misbehave as deployed ones do (no sockets).
 
-Each test breaks some test-internet servers the way real authorities break (issue 8: no AA,
+Each test breaks some test-internet servers the way real authorities break (no AA,
 recursive resolvers and interceptors in front of an address, AA referrals, upward and sideways
 referrals, NXDOMAIN after a CNAME, DNAME without the CNAME, unparseable truncation, EDNS
 intolerance, a dead child-side address, expired server addresses, a lost datagram, servers that

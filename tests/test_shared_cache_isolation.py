@@ -1,4 +1,4 @@
-"""A shared-cache value answers the question it was stored under and nothing else (issue #11).
+"""A shared-cache value answers the question it was stored under and nothing else.
 
 The hostile review's shapes, on the scripted internet with a dict for Redis: a value whose
 CNAME chain carries another name's data, an NS set or an address on the way, or an NXDOMAIN for

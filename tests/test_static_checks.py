@@ -62,3 +62,21 @@ def test_every_type_ignore_names_its_error_and_gives_a_reason(tree: str) -> None
         if "type: ignore" in line and not _EXPLAINED_IGNORE.search(line)
     ]
     assert not unexplained, "\n".join(unexplained)
+
+
+#: "issue 8", "issue #10", "(#11)", "the #12 review": a tracker's numbers, which mean nothing to a
+#: reader of the code (or of a program's output) once the tracker is gone or renumbered.
+_ISSUE_NUMBER = re.compile(r"\bissues?\s*#?\s*\d+|(?<![\w/&#])#\d{1,2}\b", re.IGNORECASE)
+
+
+@pytest.mark.parametrize("tree", ["resolver", "benchmarks", "tests"])
+def test_no_code_names_an_issue_by_its_number(tree: str) -> None:
+    """Code says what a rule is for, in words, not which issue asked for it."""
+    numbered = [
+        f"{path.relative_to(ROOT)}:{number}: {line.strip()}"
+        for path in sorted((ROOT / tree).rglob("*.py"))
+        if path != Path(__file__).resolve()  # this file spells the pattern out
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+        if _ISSUE_NUMBER.search(line)
+    ]
+    assert not numbered, "\n".join(numbered)

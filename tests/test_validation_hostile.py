@@ -1,4 +1,4 @@
-"""The validator against an on-path attacker and hostile zones (issue #10's review against
+"""The validator against an on-path attacker and hostile zones (a hostile review against
 Unbound 1.17): downgrades by unsupported-algorithm RRSIGs, a lame server serving an unsigned
 copy, deep names in NSEC3 and unsigned zones, KeyTrap-sized RRsets, CD and the bogus TTL.
 Scripted on a fake clock (`tests/hostile_internet.py`); counts, never timings."""

@@ -31,8 +31,8 @@ zone), is dropped and counted (`Dump.dropped`), and so is the entry it follows: 
 signatures a signed entry would be judged bogus, while a missing one is simply asked again.
 
 No validation status is written, and none is read: every loaded entry is INDETERMINATE, and is
-validated again when it is first used to answer a client (issue #10: a load "never turns
-unvalidated data into secure data"; whoever can edit the file cannot make an answer secure).
+validated again when it is first used to answer a client (a load never turns unvalidated data
+into secure data: whoever can edit the file cannot make an answer secure).
 A line whose first word is a status (`secure ...`) is skipped and counted. Bogus entries are not
 dumped at all: they are kept for `dnssec.bogus_ttl` only, to be asked again.
 

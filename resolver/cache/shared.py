@@ -37,7 +37,7 @@ It is parsed by the engine's one-pass reader, after its header's record count (a
 `MAX_RECORDS`) and its size (at most `MAX_MESSAGE`) are checked. What it returns answers the
 question it was stored under and nothing else (`core/shared.py`: it never enters the record
 cache), and is INDETERMINATE: the validator checks it again locally before it answers a client,
-so whoever can write to Redis cannot make an answer secure (issue #11).
+so whoever can write to Redis cannot make an answer secure.
 """
 
 from __future__ import annotations

@@ -1,16 +1,16 @@
 """A shared-cache value as the links of the one question it was stored under, and nothing more.
 
-A value from the shared cache (`cache/shared.py`) is what another member, or whoever can write
-to that Redis, says about one question: (qname, qtype). Put into the record cache, its records
-would answer other questions too: the CNAME target's data would answer a later question for the
-target itself, an NS set or an address on the chain would replace a delegation or glue and steer
-iteration, and an NXDOMAIN for the chain's last name would deny every type of that name (issue
-#11). So it never enters the record cache. The resolution of that very question holds it
-(`SharedSteps`), and only its own chain at depth 0 reads it, after local data and the record
-cache (what this member learnt itself wins) and before iterating. Each link is `detached`: the
-validator checks it as it would a cached link, but writes no verdict into the record cache,
-whose entry for the same name and type is other data. The answer it makes reaches the packet
-cache, keyed by the question, as every answer does: that is its one home on this member.
+A value from the shared cache (`cache/shared.py`) is what another member, or whoever can write to
+that Redis, says about one question: (qname, qtype). Put into the record cache, its records would
+answer other questions too: the CNAME target's data would answer a later question for the target
+itself, an NS set or an address on the chain would replace a delegation or glue and steer
+iteration, and an NXDOMAIN for the chain's last name would deny every type of that name. So it
+never enters the record cache. The resolution of that very question holds it (`SharedSteps`), and
+only its own chain at depth 0 reads it, after local data and the record cache (what this member
+learnt itself wins) and before iterating. Each link is `detached`: the validator checks it as it
+would a cached link, but writes no verdict into the record cache, whose entry for the same name and
+type is other data. The answer it makes reaches the packet cache, keyed by the question, as every
+answer does: that is its one home on this member.
 
 Unbound's cachedb does the same in effect: a value from Redis is a message for its query, used
 as the reply to that query, not spread over the rrset cache under ranks.

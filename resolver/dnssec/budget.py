@@ -48,8 +48,8 @@ class ValidationLimits:
     bad_key_ttl: int = 60
     #: RRSIGs examined for one RRset, whether a key matches them or not: an RRset with
     #: thousands of RRSIGs whose tags match nothing costs no public-key operation but still
-    #: costs a look at each (the KeyTrap variant of the #10 review). An honest RRset has one
-    #: or two per algorithm, a few more during a rollover.
+    #: costs a look at each (a KeyTrap variant that a review of the validator tried). An
+    #: honest RRset has one or two per algorithm, a few more during a rollover.
     rrsigs_per_rrset: int = 16
     #: RRSIGs examined in one resolution (every RRset, the whole chain of trust).
     rrsigs_per_resolution: int = 256

@@ -1,6 +1,6 @@
 """Hostile authoritative responses, made by mutating what the test internet would really say.
 
-The resolver must survive anything an authority can send (issue 8: no exception from one query's
+The resolver must survive anything an authority can send (no exception from one query's
 handling reaches a listener). This module makes that testable: it starts from the genuine reply
 of a `TestInternet` server to the very query the resolver sent and breaks it on purpose, at two
 levels:
@@ -1133,7 +1133,7 @@ def answer_problem(qname: dns.name.Name, answer: actions.Answer, guarded: bool) 
 class CaughtErrors(logging.Handler):
     """Collects what the resolver's safety nets caught and logged with a traceback.
 
-    The handler and the service end a query in SERVFAIL when something raises (issue 8), so no
+    The handler and the service end a query in SERVFAIL when something raises, so no
     exception escapes them; but each such log record is still a bug a hostile server found, and
     the fuzzers count it as one. Install with `with CaughtErrors() as caught:`.
     """
