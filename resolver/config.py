@@ -418,9 +418,9 @@ def parse_network(text: str) -> IPNetwork:
 def config_problem(config: Config) -> str | None:
     """The first rule about two keys at once that `config` breaks, or None.
 
-    Checked once the file and the flags are both applied, not in `__post_init__`: the loader
-    builds a `Config` one table or flag at a time, and a half-built one may break a rule that the
-    whole does not.
+    Checked on a whole `Config` (after the file, and again after the flags), not in
+    `__post_init__`: the loader builds one a table or a flag at a time, and a half-built one may
+    break a rule that the whole does not.
     """
     if (low := config.cache.min_ttl) > (high := config.cache.max_ttl):
         return f"cache.min_ttl: must not exceed cache.max_ttl ({high}), got {low}"
