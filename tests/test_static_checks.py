@@ -11,6 +11,7 @@ import importlib.util
 import re
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -50,18 +51,25 @@ def test_ruff_format_would_change_nothing() -> None:
 _EXPLAINED_IGNORE = re.compile(r"# type: ignore\[[a-z-]+(?:, *[a-z-]+)*\]  # \S")
 
 
+def _lines_where(tree: str, wrong: Callable[[str], object]) -> str:
+    """`path:number: line` of every line of `tree`'s Python files that is `wrong`, one a line."""
+    return "\n".join(
+        f"{path.relative_to(ROOT)}:{number}: {line.strip()}"
+        for path in sorted((ROOT / tree).rglob("*.py"))
+        if path != Path(__file__).resolve()  # this file spells the patterns out
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+        if wrong(line)
+    )
+
+
 @pytest.mark.parametrize("tree", ["resolver", "benchmarks", "tests"])
 def test_every_type_ignore_names_its_error_and_gives_a_reason(tree: str) -> None:
     """A silenced type error says which error it silences and why, on the same line, so that a
     reader can judge it and mypy still reports any other error on that line."""
-    unexplained = [
-        f"{path.relative_to(ROOT)}:{number}: {line.strip()}"
-        for path in sorted((ROOT / tree).rglob("*.py"))
-        if path != Path(__file__).resolve()  # this file spells the pattern out
-        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
-        if "type: ignore" in line and not _EXPLAINED_IGNORE.search(line)
-    ]
-    assert not unexplained, "\n".join(unexplained)
+    unexplained = _lines_where(
+        tree, lambda line: "type: ignore" in line and not _EXPLAINED_IGNORE.search(line)
+    )
+    assert not unexplained, unexplained
 
 
 #: "issue 8", "issue #10", "(#11)", "the #12 review": a tracker's numbers, which mean nothing to a
@@ -72,11 +80,5 @@ _ISSUE_NUMBER = re.compile(r"\bissues?\s*#?\s*\d+|(?<![\w/&#])#\d{1,2}\b", re.IG
 @pytest.mark.parametrize("tree", ["resolver", "benchmarks", "tests"])
 def test_no_code_names_an_issue_by_its_number(tree: str) -> None:
     """Code says what a rule is for, in words, not which issue asked for it."""
-    numbered = [
-        f"{path.relative_to(ROOT)}:{number}: {line.strip()}"
-        for path in sorted((ROOT / tree).rglob("*.py"))
-        if path != Path(__file__).resolve()  # this file spells the pattern out
-        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
-        if _ISSUE_NUMBER.search(line)
-    ]
-    assert not numbered, "\n".join(numbered)
+    numbered = _lines_where(tree, _ISSUE_NUMBER.search)
+    assert not numbered, numbered
